@@ -1,0 +1,276 @@
+//! `mssante mailbox …`: create, list, show, delete, grant and revoke.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::{report, status};
+use crate::config::Config;
+use crate::store::{DirectoryFields, Grant, Mailbox, MailboxKind, NewMailbox, Store, StoreError};
+
+#[derive(Subcommand, Debug)]
+pub enum MailboxCommand {
+    /// Create a mailbox with its default folders (INBOX, Sent, Drafts, Trash, Junk).
+    Create(CreateArgs),
+    /// List every mailbox.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one mailbox, its grants and folders.
+    Show {
+        address: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a mailbox and all its mail.
+    Delete { address: String },
+    /// Let a professional or a certificate open a mailbox.
+    Grant(GrantArgs),
+    /// Take a grant back.
+    Revoke(GrantArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    pub address: String,
+    /// personal, organisational or applicative.
+    #[arg(long, value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<MailboxKind>()))]
+    pub kind: MailboxKind,
+    /// The holder's IdNat (required for personal mailboxes).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Creation date, for mailboxes migrated from another operator (RFC 3339).
+    #[arg(long, value_parser = parse_rfc3339)]
+    pub created_at: Option<DateTime<Utc>>,
+    /// Never publish this mailbox in the Annuaire Santé (liste rouge).
+    #[arg(long)]
+    pub red_list: bool,
+    /// Directory: description of the mailbox.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Directory: responsible person (organisational and applicative mailboxes).
+    #[arg(long)]
+    pub responsible: Option<String>,
+    /// Directory: service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Directory: telephone.
+    #[arg(long)]
+    pub telephone: Option<String>,
+    /// Directory: the mailbox accepts dematerialised documents.
+    #[arg(long)]
+    pub dematerialisation: bool,
+    /// Where to send lifecycle notices besides the mailbox itself.
+    #[arg(long)]
+    pub contact: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false, id = "holder")]
+pub struct GrantArgs {
+    pub address: String,
+    /// A professional's IdNat (organisational mailboxes).
+    #[arg(long, group = "holder")]
+    pub idnat: Option<String>,
+    /// A certificate's SHA-256 fingerprint (hex, colons allowed) to pin.
+    #[arg(long, group = "holder")]
+    pub certificate: Option<String>,
+}
+
+pub fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 date (e.g. 2025-01-31T00:00:00Z): {e}"))
+}
+
+/// A mailbox as `show` and `list --json` print it.
+#[derive(Serialize)]
+struct MailboxView {
+    #[serde(flatten)]
+    mailbox: Mailbox,
+    grants: Vec<Grant>,
+}
+
+pub async fn run(config: &Config, cmd: MailboxCommand) -> ExitCode {
+    let store = match Store::open(&config.server.data_dir).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot open the store in {}: {e}", config.server.data_dir.display());
+            return ExitCode::from(status::FAILURE);
+        }
+    };
+    report(dispatch(config, &store, cmd).await)
+}
+
+async fn dispatch(config: &Config, store: &Store, cmd: MailboxCommand) -> anyhow::Result<()> {
+    match cmd {
+        MailboxCommand::Create(a) => create(config, store, a).await,
+        MailboxCommand::List { json } => {
+            for m in store.mailboxes().await? {
+                if json {
+                    let grants = store.grants(m.id).await?;
+                    println!("{}", serde_json::to_string(&MailboxView { mailbox: m, grants })?);
+                } else {
+                    println!(
+                        "{:<40} {:<15} {:<14} {}",
+                        m.address,
+                        m.kind,
+                        m.owner.as_deref().unwrap_or("-"),
+                        m.last_authenticated_at
+                            .map(|d| d.to_rfc3339())
+                            .unwrap_or_else(|| "never".into())
+                    );
+                }
+            }
+            Ok(())
+        }
+        MailboxCommand::Show { address, json } => {
+            let m = find(store, &address).await?;
+            let grants = store.grants(m.id).await?;
+            let folders = store.folders(m.id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&MailboxView { mailbox: m, grants })?);
+                return Ok(());
+            }
+            println!("address:               {}", m.address);
+            println!("kind:                  {}", m.kind);
+            println!("owner:                 {}", m.owner.as_deref().unwrap_or("-"));
+            println!("name:                  {}", m.display_name.as_deref().unwrap_or("-"));
+            println!("created_at:            {}", m.created_at.to_rfc3339());
+            println!(
+                "last_authenticated_at: {}",
+                m.last_authenticated_at.map(|d| d.to_rfc3339()).unwrap_or_else(|| "never".into())
+            );
+            println!("published:             {}", m.published);
+            println!("red_list:              {}", m.red_list);
+            println!("hold:                  {}", m.hold);
+            println!("grants:");
+            for g in grants {
+                match g {
+                    Grant::Idnat { idnat } => println!("  idnat {idnat}"),
+                    Grant::CertificateSubject { subject, issuer } => {
+                        println!("  certificate subject {subject} (issuer {issuer})")
+                    }
+                    Grant::CertificatePin { fingerprint } => {
+                        println!("  certificate pinned sha256:{fingerprint}")
+                    }
+                }
+            }
+            println!("folders:");
+            for f in folders {
+                let counts = store.counts(f.id).await?;
+                println!("  {:<20} {} messages", f.name, counts.messages);
+            }
+            Ok(())
+        }
+        MailboxCommand::Delete { address } => {
+            if store.delete_mailbox(&address).await? {
+                println!("deleted {address}");
+                Ok(())
+            } else {
+                bail!("no mailbox {address}")
+            }
+        }
+        MailboxCommand::Grant(a) => {
+            let m = find(store, &a.address).await?;
+            let grant = grant_from(&a, &m)?;
+            store.add_grant(&m.address, grant.clone()).await?;
+            println!("granted {} on {}", describe(&grant), m.address);
+            Ok(())
+        }
+        MailboxCommand::Revoke(a) => {
+            let m = find(store, &a.address).await?;
+            let grant = grant_from(&a, &m)?;
+            if store.revoke_grant(&m.address, grant.clone()).await? {
+                println!("revoked {} on {}", describe(&grant), m.address);
+                Ok(())
+            } else {
+                bail!("{} holds no such grant on {}", describe(&grant), m.address)
+            }
+        }
+    }
+}
+
+async fn find(store: &Store, address: &str) -> anyhow::Result<Mailbox> {
+    store
+        .mailbox(address)
+        .await?
+        .with_context(|| format!("no mailbox {address}"))
+}
+
+fn describe(g: &Grant) -> String {
+    match g {
+        Grant::Idnat { idnat } => format!("IdNat {idnat}"),
+        Grant::CertificateSubject { subject, .. } => format!("certificate {subject}"),
+        Grant::CertificatePin { fingerprint } => format!("certificate sha256:{fingerprint}"),
+    }
+}
+
+fn grant_from(a: &GrantArgs, m: &Mailbox) -> anyhow::Result<Grant> {
+    if let Some(idnat) = &a.idnat {
+        if m.kind != MailboxKind::Organisational {
+            bail!(
+                "{} is {}: IdNat grants are for organisational mailboxes (a personal mailbox opens to its holder only)",
+                m.address,
+                m.kind
+            );
+        }
+        return Ok(Grant::Idnat { idnat: idnat.trim().to_owned() });
+    }
+    if let Some(cert) = &a.certificate {
+        if m.kind != MailboxKind::Applicative {
+            bail!("{} is {}: certificates open applicative mailboxes only", m.address, m.kind);
+        }
+        let hex: String = cert.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            bail!("`{cert}` is not a SHA-256 fingerprint (64 hex digits)");
+        }
+        return Ok(Grant::CertificatePin { fingerprint: hex });
+    }
+    bail!("say --idnat or --certificate")
+}
+
+async fn create(config: &Config, store: &Store, a: CreateArgs) -> anyhow::Result<()> {
+    let domain = a.address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    if !config.is_local_domain(domain) {
+        bail!(
+            "{} is not in a domain hosted here (server.domains: {})",
+            a.address,
+            config.server.domains.join(", ")
+        );
+    }
+    if a.kind == MailboxKind::Personal && a.owner.is_none() {
+        bail!("a personal mailbox needs its holder's IdNat: --owner IDNAT");
+    }
+    let new = NewMailbox {
+        address: a.address,
+        kind: a.kind,
+        owner: a.owner,
+        display_name: a.name,
+        created_at: a.created_at.unwrap_or_else(Utc::now),
+        red_list: a.red_list,
+        directory: DirectoryFields {
+            description: a.description,
+            responsible: a.responsible,
+            service: a.service,
+            telephone: a.telephone,
+            dematerialisation: a.dematerialisation,
+            contact_address: a.contact,
+        },
+    };
+    match store.create_mailbox(new).await {
+        Ok(m) => {
+            println!("created {} ({})", m.address, m.kind);
+            Ok(())
+        }
+        Err(StoreError::MailboxExists(a)) => bail!("mailbox {a} already exists"),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,167 @@
+//! The operator interface. Its commands and flags are a contract: operators and test
+//! harnesses script against them, so they are extended, never renamed.
+
+mod mailbox;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, LogFormat};
+
+#[derive(Parser, Debug)]
+#[command(name = "mssante", version, about = "MSSanté operator mail server")]
+pub struct Args {
+    /// Configuration file.
+    #[arg(long, short, global = true, env = "MSSANTE_CONFIG", default_value = "/etc/mssante/config.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every configured listener and the job scheduler.
+    Serve,
+    /// Check the configuration and print it as it will be used (secrets masked).
+    CheckConfig,
+    /// Manage mailboxes (BAL) and who may open them.
+    #[command(subcommand)]
+    Mailbox(mailbox::MailboxCommand),
+    /// Show the audit trail of authentication decisions.
+    Audit {
+        /// Only decisions about this mailbox.
+        #[arg(long)]
+        mailbox: Option<String>,
+        /// How many of the most recent records.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Exit statuses scripts can rely on.
+pub mod status {
+    /// The operation failed (e.g. unknown mailbox).
+    pub const FAILURE: u8 = 1;
+    /// The configuration or the command line is wrong.
+    pub const USAGE: u8 = 2;
+}
+
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(status::FAILURE);
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(status::USAGE)
+    })
+}
+
+/// Logs go to stderr; `serve` uses the configured level, one-shot commands stay quiet.
+pub fn init_logging(config: Option<&Config>) {
+    let (level, format) = match config {
+        Some(c) => (c.log.level.as_str(), c.log.format),
+        None => ("warn", LogFormat::Text),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn run(args: Args) -> ExitCode {
+    match args.command {
+        Command::CheckConfig => match Config::load(&args.config) {
+            Ok(c) => {
+                print!("{}", c.to_display_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(status::USAGE)
+            }
+        },
+        Command::Serve => {
+            let config = match load_config(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging(Some(&config));
+            match crate::server::serve(config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(status::FAILURE)
+                }
+            }
+        }
+        Command::Mailbox(cmd) => {
+            init_logging(None);
+            let config = match load_config(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            mailbox::run(&config, cmd).await
+        }
+        Command::Audit { mailbox, limit, json } => {
+            init_logging(None);
+            let config = match load_config(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            report(audit(&config, mailbox.as_deref(), limit, json).await)
+        }
+    }
+}
+
+/// Prints an error the operator can act on and turns it into an exit status.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(status::FAILURE)
+        }
+    }
+}
+
+async fn audit(config: &Config, mailbox: Option<&str>, limit: u32, json: bool) -> anyhow::Result<()> {
+    let store = crate::store::Store::open(&config.server.data_dir).await?;
+    for r in store.audit_records(mailbox, limit).await? {
+        if json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            let e = &r.entry;
+            println!(
+                "{} {:<10} {:<8} {:<11} mailbox={} identity={} peer={} {}",
+                e.at.to_rfc3339(),
+                e.protocol,
+                serde_json::to_value(e.outcome)?.as_str().unwrap_or("?"),
+                e.mechanism.as_deref().unwrap_or("-"),
+                e.mailbox.as_deref().unwrap_or("-"),
+                e.identity.as_deref().unwrap_or("-"),
+                e.peer.as_deref().unwrap_or("-"),
+                e.reason.as_deref().unwrap_or(""),
+            );
+        }
+    }
+    Ok(())
+}

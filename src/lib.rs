@@ -1,0 +1,12 @@
+//! mssante: an MSSanté operator mail server.
+//!
+//! IMAP and SMTP for health professionals' mail software, authenticated by Pro Santé
+//! Connect tokens or IGC-Santé client certificates, with mail kept in SQLite.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod store;
+pub mod cli;
+pub mod server;
+pub mod auth;

@@ -1,0 +1,82 @@
+//! `serve`: every configured listener and the job scheduler, one shutdown path.
+//!
+//! A `CancellationToken` tells every task to stop (SIGTERM, Ctrl-C); a `TaskTracker`
+//! tells us when the last connection has drained.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::{self, SharedClock};
+use crate::config::Config;
+use crate::store::Store;
+
+/// What every connection and job shares.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub clock: SharedClock,
+}
+
+/// The running server: stop it with `shutdown` and wait with `wait`.
+pub struct Running {
+    pub context: Context,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+impl Running {
+    /// Stops accepting, asks every connection to finish, and waits for them.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// Opens the store and starts every configured listener.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let store = Store::open(&config.server.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
+    let context = Context {
+        config: Arc::new(config),
+        store,
+        clock: clock::system(),
+    };
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    Ok(Running {
+        context,
+        shutdown,
+        tasks,
+    })
+}
+
+/// Runs until SIGTERM or Ctrl-C, then drains.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    tracing::info!("mssante started");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

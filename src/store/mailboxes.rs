@@ -1,0 +1,562 @@
+//! Mailboxes, their grants and folders.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::types::from_unix;
+use super::{
+    DEFAULT_FOLDERS, DirectoryFields, Folder, Grant, Mailbox, MailboxKind, NewMailbox, Store,
+    StoreError,
+};
+
+macro_rules! mailbox_columns {
+    () => {
+        "id, address, kind, owner_idnat, display_name, created_at, last_authenticated_at, \
+         published, unpublished_at, hold, deletion_warned_at, red_list, description, \
+         responsible, service, telephone, dematerialisation, contact_address"
+    };
+}
+
+macro_rules! m_mailbox_columns {
+    () => {
+        "m.id, m.address, m.kind, m.owner_idnat, m.display_name, m.created_at, \
+         m.last_authenticated_at, m.published, m.unpublished_at, m.hold, \
+         m.deletion_warned_at, m.red_list, m.description, m.responsible, m.service, \
+         m.telephone, m.dematerialisation, m.contact_address"
+    };
+}
+
+fn mailbox_from_row(r: &SqliteRow) -> Result<Mailbox, StoreError> {
+    let kind: String = r.try_get("kind")?;
+    Ok(Mailbox {
+        id: r.try_get("id")?,
+        address: r.try_get("address")?,
+        kind: kind.parse().map_err(StoreError::Invalid)?,
+        owner: r.try_get("owner_idnat")?,
+        display_name: r.try_get("display_name")?,
+        created_at: from_unix(r.try_get("created_at")?),
+        last_authenticated_at: r
+            .try_get::<Option<i64>, _>("last_authenticated_at")?
+            .map(from_unix),
+        published: r.try_get("published")?,
+        unpublished_at: r.try_get::<Option<i64>, _>("unpublished_at")?.map(from_unix),
+        hold: r.try_get("hold")?,
+        deletion_warned_at: r
+            .try_get::<Option<i64>, _>("deletion_warned_at")?
+            .map(from_unix),
+        red_list: r.try_get("red_list")?,
+        directory: DirectoryFields {
+            description: r.try_get("description")?,
+            responsible: r.try_get("responsible")?,
+            service: r.try_get("service")?,
+            telephone: r.try_get("telephone")?,
+            dematerialisation: r.try_get("dematerialisation")?,
+            contact_address: r.try_get("contact_address")?,
+        },
+    })
+}
+
+pub(super) fn folder_from_row(r: &SqliteRow) -> Result<Folder, StoreError> {
+    Ok(Folder {
+        id: r.try_get("id")?,
+        mailbox_id: r.try_get("mailbox_id")?,
+        name: r.try_get("name")?,
+        special_use: r.try_get("special_use")?,
+        uidvalidity: u32::try_from(r.try_get::<i64, _>("uidvalidity")?).unwrap_or(1),
+        uidnext: u32::try_from(r.try_get::<i64, _>("uidnext")?).unwrap_or(u32::MAX),
+        highestmodseq: u64::try_from(r.try_get::<i64, _>("highestmodseq")?).unwrap_or(0),
+        subscribed: r.try_get("subscribed")?,
+    })
+}
+
+macro_rules! folder_columns {
+    () => {
+        "id, mailbox_id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed"
+    };
+}
+
+/// A UIDVALIDITY that differs for a folder re-created under the same name.
+fn new_uidvalidity(now: DateTime<Utc>, salt: i64) -> i64 {
+    let base = now.timestamp().rem_euclid(1 << 31);
+    (base + salt).rem_euclid(i64::from(u32::MAX) - 1) + 1
+}
+
+/// Checks the address shape the store relies on: one `@`, a domain with a dot.
+pub fn normalise_address(address: &str) -> Result<String, StoreError> {
+    let a = address.trim();
+    let (local, domain) = a
+        .rsplit_once('@')
+        .ok_or_else(|| StoreError::Invalid(format!("`{a}` is not a mail address")))?;
+    if local.is_empty()
+        || domain.is_empty()
+        || !domain.contains('.')
+        || a.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+    {
+        return Err(StoreError::Invalid(format!("`{a}` is not a mail address")));
+    }
+    Ok(format!("{local}@{}", domain.to_ascii_lowercase()))
+}
+
+impl Store {
+    /// Creates a mailbox with its default folders, in one transaction.
+    pub async fn create_mailbox(&self, new: NewMailbox) -> Result<Mailbox, StoreError> {
+        let address = normalise_address(&new.address)?;
+        if new.kind == MailboxKind::Personal && new.owner.as_deref().is_none_or(str::is_empty) {
+            return Err(StoreError::Invalid(
+                "a personal mailbox needs its holder's IdNat (--owner)".into(),
+            ));
+        }
+        let addr = address.clone();
+        let result = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let created = new.created_at.timestamp();
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO mailboxes (address, kind, owner_idnat, display_name, created_at,
+                            red_list, description, responsible, service, telephone,
+                            dematerialisation, contact_address)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    )
+                    .bind(&addr)
+                    .bind(new.kind.as_str())
+                    .bind(&new.owner)
+                    .bind(&new.display_name)
+                    .bind(created)
+                    .bind(new.red_list)
+                    .bind(&new.directory.description)
+                    .bind(&new.directory.responsible)
+                    .bind(&new.directory.service)
+                    .bind(&new.directory.telephone)
+                    .bind(new.directory.dematerialisation)
+                    .bind(&new.directory.contact_address)
+                    .fetch_one(&mut *c)
+                    .await?;
+                    let now = Utc::now();
+                    for (i, (name, special)) in DEFAULT_FOLDERS.iter().enumerate() {
+                        sqlx::query(
+                            "INSERT INTO folders (mailbox_id, name, special_use, uidvalidity)
+                             VALUES (?, ?, ?, ?)",
+                        )
+                        .bind(id)
+                        .bind(name)
+                        .bind(special)
+                        .bind(new_uidvalidity(now, i as i64))
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    Ok(id)
+                })
+            })
+            .await;
+        match result {
+            Ok(_) => self
+                .mailbox(&address)
+                .await?
+                .ok_or(StoreError::NoMailbox(address)),
+            Err(e) if e.is_unique_violation() => Err(StoreError::MailboxExists(address)),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn mailbox(&self, address: &str) -> Result<Option<Mailbox>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ", mailbox_columns!(), " FROM mailboxes WHERE address = ?"
+        ))
+        .bind(address.trim())
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref().map(mailbox_from_row).transpose()
+    }
+
+    pub async fn mailbox_by_id(&self, id: i64) -> Result<Option<Mailbox>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", mailbox_columns!(), " FROM mailboxes WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(mailbox_from_row).transpose()
+    }
+
+    pub async fn mailboxes(&self) -> Result<Vec<Mailbox>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ", mailbox_columns!(), " FROM mailboxes ORDER BY address"
+        ))
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(mailbox_from_row)
+        .collect()
+    }
+
+    /// Personal mailboxes whose holder is `idnat`.
+    pub async fn mailboxes_owned_by(&self, idnat: &str) -> Result<Vec<Mailbox>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ", mailbox_columns!(), " FROM mailboxes WHERE owner_idnat = ? ORDER BY address"
+        ))
+        .bind(idnat)
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(mailbox_from_row)
+        .collect()
+    }
+
+    /// Deletes a mailbox, its folders and messages, and the bodies nothing else uses.
+    pub async fn delete_mailbox(&self, address: &str) -> Result<bool, StoreError> {
+        let address = address.trim().to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                let Some(id): Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM mailboxes WHERE address = ?")
+                        .bind(&address)
+                        .fetch_optional(&mut *c)
+                        .await?
+                else {
+                    return Ok(false);
+                };
+                let bodies: Vec<i64> = sqlx::query_scalar(
+                    "SELECT DISTINCT m.body_id FROM messages m JOIN folders f ON f.id = m.folder_id
+                     WHERE f.mailbox_id = ?",
+                )
+                .bind(id)
+                .fetch_all(&mut *c)
+                .await?;
+                sqlx::query("DELETE FROM mailboxes WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                super::messages::delete_orphan_bodies(c, &bodies).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    pub async fn add_grant(&self, address: &str, grant: Grant) -> Result<(), StoreError> {
+        let mailbox = self
+            .mailbox(address)
+            .await?
+            .ok_or_else(|| StoreError::NoMailbox(address.to_owned()))?;
+        let result = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let (idnat, subject, issuer, pin) = match grant {
+                        Grant::Idnat { idnat } => (Some(idnat), None, None, None),
+                        Grant::CertificateSubject { subject, issuer } => {
+                            (None, Some(subject), Some(issuer), None)
+                        }
+                        Grant::CertificatePin { fingerprint } => {
+                            (None, None, None, Some(fingerprint.to_ascii_lowercase()))
+                        }
+                    };
+                    sqlx::query(
+                        "INSERT INTO grants (mailbox_id, idnat, cert_subject, cert_issuer,
+                            cert_fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(mailbox.id)
+                    .bind(idnat)
+                    .bind(subject)
+                    .bind(issuer)
+                    .bind(pin)
+                    .bind(Utc::now().timestamp())
+                    .execute(&mut *c)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await;
+        match result {
+            Err(e) if e.is_unique_violation() => Ok(()),
+            other => other,
+        }
+    }
+
+    pub async fn revoke_grant(&self, address: &str, grant: Grant) -> Result<bool, StoreError> {
+        let mailbox = self
+            .mailbox(address)
+            .await?
+            .ok_or_else(|| StoreError::NoMailbox(address.to_owned()))?;
+        self.write(move |c| {
+            Box::pin(async move {
+                let q = match &grant {
+                    Grant::Idnat { idnat } => {
+                        sqlx::query("DELETE FROM grants WHERE mailbox_id = ? AND idnat = ?")
+                            .bind(mailbox.id)
+                            .bind(idnat.clone())
+                    }
+                    Grant::CertificateSubject { subject, issuer } => sqlx::query(
+                        "DELETE FROM grants WHERE mailbox_id = ? AND cert_subject = ? AND cert_issuer = ?",
+                    )
+                    .bind(mailbox.id)
+                    .bind(subject.clone())
+                    .bind(issuer.clone()),
+                    Grant::CertificatePin { fingerprint } => sqlx::query(
+                        "DELETE FROM grants WHERE mailbox_id = ? AND cert_fingerprint = ?",
+                    )
+                    .bind(mailbox.id)
+                    .bind(fingerprint.to_ascii_lowercase()),
+                };
+                Ok(q.execute(&mut *c).await?.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    pub async fn grants(&self, mailbox_id: i64) -> Result<Vec<Grant>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT idnat, cert_subject, cert_issuer, cert_fingerprint FROM grants
+             WHERE mailbox_id = ? ORDER BY id",
+        )
+        .bind(mailbox_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let idnat: Option<String> = r.try_get("idnat")?;
+                let subject: Option<String> = r.try_get("cert_subject")?;
+                let issuer: Option<String> = r.try_get("cert_issuer")?;
+                let pin: Option<String> = r.try_get("cert_fingerprint")?;
+                Ok(match (idnat, subject, issuer, pin) {
+                    (Some(idnat), ..) => Grant::Idnat { idnat },
+                    (None, Some(subject), Some(issuer), _) => {
+                        Grant::CertificateSubject { subject, issuer }
+                    }
+                    (.., Some(fingerprint)) => Grant::CertificatePin { fingerprint },
+                    _ => return Err(StoreError::Invalid("grant row without a holder".into())),
+                })
+            })
+            .collect()
+    }
+
+    /// Mailboxes on which `idnat` holds a grant.
+    pub async fn mailboxes_granted_to(&self, idnat: &str) -> Result<Vec<Mailbox>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ", m_mailbox_columns!(), " FROM mailboxes m JOIN grants g ON g.mailbox_id = m.id
+             WHERE g.idnat = ? ORDER BY m.address"
+        ))
+        .bind(idnat)
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(mailbox_from_row)
+        .collect()
+    }
+
+    /// Mailboxes bound to a certificate, by subject+issuer or by its fingerprint.
+    pub async fn mailboxes_bound_to_certificate(
+        &self,
+        subject: &str,
+        issuer: &str,
+        fingerprint: &str,
+    ) -> Result<Vec<Mailbox>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT DISTINCT ", m_mailbox_columns!(), " FROM mailboxes m JOIN grants g ON g.mailbox_id = m.id
+             WHERE (g.cert_subject = ? AND g.cert_issuer = ?) OR g.cert_fingerprint = ?
+             ORDER BY m.address"
+        ))
+        .bind(subject)
+        .bind(issuer)
+        .bind(fingerprint.to_ascii_lowercase())
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(mailbox_from_row)
+        .collect()
+    }
+
+    /// Records a successful authentication (Référentiel #1 counts inactivity from it).
+    pub async fn record_authentication(
+        &self,
+        mailbox_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE mailboxes SET last_authenticated_at = MAX(COALESCE(last_authenticated_at, 0), ?),
+                        deletion_warned_at = NULL WHERE id = ?",
+                )
+                .bind(at.timestamp())
+                .bind(mailbox_id)
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub async fn set_hold(&self, address: &str, hold: bool) -> Result<bool, StoreError> {
+        let address = address.trim().to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                Ok(sqlx::query("UPDATE mailboxes SET hold = ? WHERE address = ?")
+                    .bind(hold)
+                    .bind(&address)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected()
+                    > 0)
+            })
+        })
+        .await
+    }
+
+    // ---- folders ----
+
+    pub async fn folders(&self, mailbox_id: i64) -> Result<Vec<Folder>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ", folder_columns!(), " FROM folders WHERE mailbox_id = ? ORDER BY name"
+        ))
+        .bind(mailbox_id)
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(folder_from_row)
+        .collect()
+    }
+
+    /// A folder by name; `INBOX` matches in any case, as IMAP requires.
+    pub async fn folder(&self, mailbox_id: i64, name: &str) -> Result<Option<Folder>, StoreError> {
+        let name = if name.eq_ignore_ascii_case("INBOX") {
+            "INBOX"
+        } else {
+            name
+        };
+        let row = sqlx::query(concat!(
+            "SELECT ", folder_columns!(), " FROM folders WHERE mailbox_id = ? AND name = ?"
+        ))
+        .bind(mailbox_id)
+        .bind(name)
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref().map(folder_from_row).transpose()
+    }
+
+    pub async fn folder_by_id(&self, folder_id: i64) -> Result<Option<Folder>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", folder_columns!(), " FROM folders WHERE id = ?"))
+            .bind(folder_id)
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(folder_from_row).transpose()
+    }
+
+    pub async fn create_folder(&self, mailbox_id: i64, name: &str) -> Result<Folder, StoreError> {
+        if name.is_empty() || name.eq_ignore_ascii_case("INBOX") {
+            return Err(StoreError::FolderExists(name.to_owned()));
+        }
+        let owned = name.to_owned();
+        let result = self
+            .write(move |c| {
+                Box::pin(async move {
+                    // Distinct from any earlier folder of that name: max id as salt.
+                    let salt: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM folders")
+                        .fetch_one(&mut *c)
+                        .await?;
+                    let row = sqlx::query(concat!(
+                        "INSERT INTO folders (mailbox_id, name, uidvalidity) VALUES (?, ?, ?)
+                         RETURNING ", folder_columns!(), ""
+                    ))
+                    .bind(mailbox_id)
+                    .bind(&owned)
+                    .bind(new_uidvalidity(Utc::now(), salt + 1))
+                    .fetch_one(&mut *c)
+                    .await?;
+                    folder_from_row(&row)
+                })
+            })
+            .await;
+        match result {
+            Err(e) if e.is_unique_violation() => Err(StoreError::FolderExists(name.to_owned())),
+            other => other,
+        }
+    }
+
+    /// Deletes a folder and its messages; bodies nothing else uses go too.
+    pub async fn delete_folder(&self, folder_id: i64) -> Result<(), StoreError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                let bodies: Vec<i64> =
+                    sqlx::query_scalar("SELECT DISTINCT body_id FROM messages WHERE folder_id = ?")
+                        .bind(folder_id)
+                        .fetch_all(&mut *c)
+                        .await?;
+                let n = sqlx::query("DELETE FROM folders WHERE id = ?")
+                    .bind(folder_id)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Err(StoreError::NoFolder);
+                }
+                super::messages::delete_orphan_bodies(c, &bodies).await
+            })
+        })
+        .await
+    }
+
+    /// Renames a folder and every folder below it (`a` → `b` moves `a/x` to `b/x`).
+    /// Renaming INBOX is the caller's business (IMAP moves its messages instead).
+    pub async fn rename_folder(
+        &self,
+        mailbox_id: i64,
+        from: &str,
+        to: &str,
+        delimiter: char,
+    ) -> Result<(), StoreError> {
+        let target = to.to_owned();
+        let (from, to) = (from.to_owned(), to.to_owned());
+        let result = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let n = sqlx::query("UPDATE folders SET name = ? WHERE mailbox_id = ? AND name = ?")
+                        .bind(&to)
+                        .bind(mailbox_id)
+                        .bind(&from)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected();
+                    if n == 0 {
+                        return Err(StoreError::NoFolder);
+                    }
+                    let prefix = format!("{from}{delimiter}");
+                    let children: Vec<(i64, String)> = sqlx::query_as(
+                        "SELECT id, name FROM folders WHERE mailbox_id = ? AND substr(name, 1, ?) = ?",
+                    )
+                    .bind(mailbox_id)
+                    .bind(prefix.len() as i64)
+                    .bind(&prefix)
+                    .fetch_all(&mut *c)
+                    .await?;
+                    for (id, name) in children {
+                        let renamed = format!("{to}{delimiter}{}", &name[prefix.len()..]);
+                        sqlx::query("UPDATE folders SET name = ? WHERE id = ?")
+                            .bind(renamed)
+                            .bind(id)
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+        match result {
+            Err(e) if e.is_unique_violation() => Err(StoreError::FolderExists(target)),
+            other => other,
+        }
+    }
+
+    pub async fn set_subscribed(&self, folder_id: i64, subscribed: bool) -> Result<(), StoreError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query("UPDATE folders SET subscribed = ? WHERE id = ?")
+                    .bind(subscribed)
+                    .bind(folder_id)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,156 @@
+//! The mail store: the only code that speaks SQL.
+//!
+//! Reads go to a pool of connections; writes go to one writer task that groups them into
+//! shared transactions (see `writer`). A write that returned `Ok` is on disk: the database
+//! runs in WAL mode with `synchronous=FULL`. The protocols see this narrow type only, so a
+//! PostgreSQL backend can sit behind the same methods later.
+
+mod audit;
+mod mailboxes;
+mod messages;
+mod types;
+mod writer;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
+use tokio::sync::{broadcast, mpsc};
+
+pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
+pub use types::*;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./schema");
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(Arc<sqlx::Error>),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("no such mailbox: {0}")]
+    NoMailbox(String),
+    #[error("no such folder")]
+    NoFolder,
+    #[error("mailbox {0} already exists")]
+    MailboxExists(String),
+    #[error("folder {0} already exists")]
+    FolderExists(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(Arc::new(e))
+    }
+}
+
+impl StoreError {
+    fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()))
+    }
+}
+
+/// Something changed in a folder: sessions showing it re-read what they need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderChange {
+    pub folder_id: i64,
+    pub modseq: i64,
+}
+
+/// Connections kept for reads; WAL lets them run beside the writer.
+const READ_CONNECTIONS: u32 = 8;
+/// Writes waiting for the writer before callers wait for room.
+const WRITE_QUEUE: usize = 4096;
+
+#[derive(Clone)]
+pub struct Store {
+    read: SqlitePool,
+    writer: mpsc::Sender<writer::Job>,
+    changes: broadcast::Sender<FolderChange>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir` and applies migrations.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Invalid(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        Self::open_file(&data_dir.join("mssante.db")).await
+    }
+
+    pub async fn open_file(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30))
+            .pragma("cache_size", "-16000")
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let mut conn = options.connect().await?;
+        MIGRATOR
+            .run(&mut conn)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .min_connections(1)
+            .connect_with(options.read_only(true))
+            .await?;
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(writer::run(conn, rx));
+        let (changes, _) = broadcast::channel(1024);
+        Ok(Store {
+            read,
+            writer: tx,
+            changes,
+        })
+    }
+
+    /// Runs `f` on the writer's connection inside the next group commit; returns once
+    /// that commit is durable.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        let (job, rx) = writer::job(f);
+        self.writer.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// Changes to folders, for sessions that show them live (IMAP IDLE).
+    pub fn subscribe(&self) -> broadcast::Receiver<FolderChange> {
+        self.changes.subscribe()
+    }
+
+    fn notify(&self, folder_id: i64, modseq: i64) {
+        let _ = self.changes.send(FolderChange { folder_id, modseq });
+    }
+
+    /// Closes the pool; pending writes finish first.
+    pub async fn close(self) {
+        self.read.close().await;
+    }
+}
