@@ -10,3 +10,4 @@ pub mod store;
 pub mod cli;
 pub mod server;
 pub mod auth;
+pub mod tls;
