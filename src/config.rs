@@ -69,15 +69,15 @@ impl HumanDuration {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             return write!(f, "{ms}ms");
         }
         let s = self.0.as_secs();
         match s {
             0 => write!(f, "0s"),
-            s if s % 86_400 == 0 => write!(f, "{}d", s / 86_400),
-            s if s % 3600 == 0 => write!(f, "{}h", s / 3600),
-            s if s % 60 == 0 => write!(f, "{}m", s / 60),
+            s if s.is_multiple_of(86_400) => write!(f, "{}d", s / 86_400),
+            s if s.is_multiple_of(3600) => write!(f, "{}h", s / 3600),
+            s if s.is_multiple_of(60) => write!(f, "{}m", s / 60),
             s => write!(f, "{s}s"),
         }
     }
@@ -523,9 +523,7 @@ impl Checker<'_> {
             "http" if is_loopback_host(&url) => Ok(url),
             "http" => Err(invalid(
                 key,
-                format!(
-                    "`{value}` uses http:// towards a host that is not loopback; use https://"
-                ),
+                format!("`{value}` uses http:// towards a host that is not loopback; use https://"),
             )),
             other => Err(invalid(
                 key,
@@ -600,7 +598,11 @@ impl Config {
             }
             ServerConfig {
                 hostname: s.hostname,
-                domains: s.domains.into_iter().map(|d| d.to_ascii_lowercase()).collect(),
+                domains: s
+                    .domains
+                    .into_iter()
+                    .map(|d| d.to_ascii_lowercase())
+                    .collect(),
                 data_dir,
             }
         };
@@ -670,7 +672,11 @@ impl Config {
             let s = f.smtp;
             let routes = s.routes.unwrap_or_default();
             for (domain, hop) in &routes {
-                if hop.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                if hop
+                    .rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                    .is_none()
+                {
                     return Err(invalid(
                         format!("smtp.routes.{domain}"),
                         format!("`{hop}` is not HOST:PORT"),
@@ -742,7 +748,14 @@ impl Config {
             for a in &algorithms {
                 if !matches!(
                     a.as_str(),
-                    "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384"
+                    "RS256"
+                        | "RS384"
+                        | "RS512"
+                        | "PS256"
+                        | "PS384"
+                        | "PS512"
+                        | "ES256"
+                        | "ES384"
                         | "EdDSA"
                 ) {
                     return Err(invalid(
@@ -828,7 +841,11 @@ impl Config {
             };
             LifecycleConfig {
                 interval: c.duration("lifecycle.interval", l.interval, "1h")?,
-                unpublish_after: c.duration("lifecycle.unpublish_after", l.unpublish_after, "60d")?,
+                unpublish_after: c.duration(
+                    "lifecycle.unpublish_after",
+                    l.unpublish_after,
+                    "60d",
+                )?,
                 unpublish_min_age: c.duration(
                     "lifecycle.unpublish_min_age",
                     l.unpublish_min_age,
@@ -850,8 +867,12 @@ impl Config {
                 None | Some("http") if d.url.is_some() => DirectoryTarget::Http {
                     url: c.url("directory.url", d.url.as_deref().unwrap_or_default())?,
                 },
-                Some("file") => return Err(invalid("directory.path", "required when kind = \"file\"")),
-                Some("http") => return Err(invalid("directory.url", "required when kind = \"http\"")),
+                Some("file") => {
+                    return Err(invalid("directory.path", "required when kind = \"file\""));
+                }
+                Some("http") => {
+                    return Err(invalid("directory.url", "required when kind = \"http\""));
+                }
                 Some(other) => {
                     return Err(invalid(
                         "directory.kind",
@@ -894,7 +915,10 @@ impl Config {
             };
             let level = l.level.unwrap_or_else(|| "info".into());
             if level.parse::<tracing_subscriber::EnvFilter>().is_err() {
-                return Err(invalid("log.level", format!("`{level}` is not a log filter")));
+                return Err(invalid(
+                    "log.level",
+                    format!("`{level}` is not a log filter"),
+                ));
             }
             LogConfig { level, format }
         };
@@ -938,8 +962,14 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(HumanDuration::parse("15m").unwrap().0, Duration::from_secs(900));
-        assert_eq!(HumanDuration::parse("4h").unwrap().0, Duration::from_secs(14_400));
+        assert_eq!(
+            HumanDuration::parse("15m").unwrap().0,
+            Duration::from_secs(900)
+        );
+        assert_eq!(
+            HumanDuration::parse("4h").unwrap().0,
+            Duration::from_secs(14_400)
+        );
         assert_eq!(HumanDuration::parse("60d").unwrap().to_string(), "60d");
         assert_eq!(HumanDuration::parse("90").unwrap().to_string(), "90s");
         assert_eq!(HumanDuration::parse("250ms").unwrap().to_string(), "250ms");
@@ -958,10 +988,19 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for u in ["http://127.0.0.1:8080/x", "http://localhost/", "http://[::1]:1/", "http://127.8.9.1/"] {
+        for u in [
+            "http://127.0.0.1:8080/x",
+            "http://localhost/",
+            "http://[::1]:1/",
+            "http://127.8.9.1/",
+        ] {
             assert!(is_loopback_host(&Url::parse(u).unwrap()), "{u}");
         }
-        for u in ["http://10.0.0.1/", "http://example.org/", "http://localhost.example.org/"] {
+        for u in [
+            "http://10.0.0.1/",
+            "http://example.org/",
+            "http://localhost.example.org/",
+        ] {
             assert!(!is_loopback_host(&Url::parse(u).unwrap()), "{u}");
         }
     }

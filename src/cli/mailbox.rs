@@ -73,7 +73,7 @@ pub struct CreateArgs {
 }
 
 #[derive(Args, Debug)]
-#[group(required = true, multiple = false, id = "holder")]
+#[command(group(clap::ArgGroup::new("holder").required(true).multiple(false)))]
 pub struct GrantArgs {
     pub address: String,
     /// A professional's IdNat (organisational mailboxes).
@@ -102,7 +102,10 @@ pub async fn run(config: &Config, cmd: MailboxCommand) -> ExitCode {
     let store = match Store::open(&config.server.data_dir).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot open the store in {}: {e}", config.server.data_dir.display());
+            eprintln!(
+                "error: cannot open the store in {}: {e}",
+                config.server.data_dir.display()
+            );
             return ExitCode::from(status::FAILURE);
         }
     };
@@ -116,7 +119,10 @@ async fn dispatch(config: &Config, store: &Store, cmd: MailboxCommand) -> anyhow
             for m in store.mailboxes().await? {
                 if json {
                     let grants = store.grants(m.id).await?;
-                    println!("{}", serde_json::to_string(&MailboxView { mailbox: m, grants })?);
+                    println!(
+                        "{}",
+                        serde_json::to_string(&MailboxView { mailbox: m, grants })?
+                    );
                 } else {
                     println!(
                         "{:<40} {:<15} {:<14} {}",
@@ -136,17 +142,28 @@ async fn dispatch(config: &Config, store: &Store, cmd: MailboxCommand) -> anyhow
             let grants = store.grants(m.id).await?;
             let folders = store.folders(m.id).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&MailboxView { mailbox: m, grants })?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&MailboxView { mailbox: m, grants })?
+                );
                 return Ok(());
             }
             println!("address:               {}", m.address);
             println!("kind:                  {}", m.kind);
-            println!("owner:                 {}", m.owner.as_deref().unwrap_or("-"));
-            println!("name:                  {}", m.display_name.as_deref().unwrap_or("-"));
+            println!(
+                "owner:                 {}",
+                m.owner.as_deref().unwrap_or("-")
+            );
+            println!(
+                "name:                  {}",
+                m.display_name.as_deref().unwrap_or("-")
+            );
             println!("created_at:            {}", m.created_at.to_rfc3339());
             println!(
                 "last_authenticated_at: {}",
-                m.last_authenticated_at.map(|d| d.to_rfc3339()).unwrap_or_else(|| "never".into())
+                m.last_authenticated_at
+                    .map(|d| d.to_rfc3339())
+                    .unwrap_or_else(|| "never".into())
             );
             println!("published:             {}", m.published);
             println!("red_list:              {}", m.red_list);
@@ -222,13 +239,23 @@ fn grant_from(a: &GrantArgs, m: &Mailbox) -> anyhow::Result<Grant> {
                 m.kind
             );
         }
-        return Ok(Grant::Idnat { idnat: idnat.trim().to_owned() });
+        return Ok(Grant::Idnat {
+            idnat: idnat.trim().to_owned(),
+        });
     }
     if let Some(cert) = &a.certificate {
         if m.kind != MailboxKind::Applicative {
-            bail!("{} is {}: certificates open applicative mailboxes only", m.address, m.kind);
+            bail!(
+                "{} is {}: certificates open applicative mailboxes only",
+                m.address,
+                m.kind
+            );
         }
-        let hex: String = cert.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
+        let hex: String = cert
+            .chars()
+            .filter(|c| *c != ':')
+            .collect::<String>()
+            .to_ascii_lowercase();
         if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             bail!("`{cert}` is not a SHA-256 fingerprint (64 hex digits)");
         }
@@ -238,7 +265,11 @@ fn grant_from(a: &GrantArgs, m: &Mailbox) -> anyhow::Result<Grant> {
 }
 
 async fn create(config: &Config, store: &Store, a: CreateArgs) -> anyhow::Result<()> {
-    let domain = a.address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    let domain = a
+        .address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or_default();
     if !config.is_local_domain(domain) {
         bail!(
             "{} is not in a domain hosted here (server.domains: {})",

@@ -14,7 +14,13 @@ use crate::config::{Config, LogFormat};
 #[command(name = "mssante", version, about = "MSSanté operator mail server")]
 pub struct Args {
     /// Configuration file.
-    #[arg(long, short, global = true, env = "MSSANTE_CONFIG", default_value = "/etc/mssante/config.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "MSSANTE_CONFIG",
+        default_value = "/etc/mssante/config.toml"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -53,7 +59,10 @@ pub mod status {
 
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -121,7 +130,11 @@ async fn run(args: Args) -> ExitCode {
             };
             mailbox::run(&config, cmd).await
         }
-        Command::Audit { mailbox, limit, json } => {
+        Command::Audit {
+            mailbox,
+            limit,
+            json,
+        } => {
             init_logging(None);
             let config = match load_config(&args.config) {
                 Ok(c) => c,
@@ -143,7 +156,12 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-async fn audit(config: &Config, mailbox: Option<&str>, limit: u32, json: bool) -> anyhow::Result<()> {
+async fn audit(
+    config: &Config,
+    mailbox: Option<&str>,
+    limit: u32,
+    json: bool,
+) -> anyhow::Result<()> {
     let store = crate::store::Store::open(&config.server.data_dir).await?;
     for r in store.audit_records(mailbox, limit).await? {
         if json {

@@ -40,7 +40,9 @@ fn mailbox_from_row(r: &SqliteRow) -> Result<Mailbox, StoreError> {
             .try_get::<Option<i64>, _>("last_authenticated_at")?
             .map(from_unix),
         published: r.try_get("published")?,
-        unpublished_at: r.try_get::<Option<i64>, _>("unpublished_at")?.map(from_unix),
+        unpublished_at: r
+            .try_get::<Option<i64>, _>("unpublished_at")?
+            .map(from_unix),
         hold: r.try_get("hold")?,
         deletion_warned_at: r
             .try_get::<Option<i64>, _>("deletion_warned_at")?
@@ -91,7 +93,8 @@ pub fn normalise_address(address: &str) -> Result<String, StoreError> {
     if local.is_empty()
         || domain.is_empty()
         || !domain.contains('.')
-        || a.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+        || a.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
     {
         return Err(StoreError::Invalid(format!("`{a}` is not a mail address")));
     }
@@ -161,7 +164,9 @@ impl Store {
 
     pub async fn mailbox(&self, address: &str) -> Result<Option<Mailbox>, StoreError> {
         let row = sqlx::query(concat!(
-            "SELECT ", mailbox_columns!(), " FROM mailboxes WHERE address = ?"
+            "SELECT ",
+            mailbox_columns!(),
+            " FROM mailboxes WHERE address = ?"
         ))
         .bind(address.trim())
         .fetch_optional(self.reader())
@@ -170,16 +175,22 @@ impl Store {
     }
 
     pub async fn mailbox_by_id(&self, id: i64) -> Result<Option<Mailbox>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", mailbox_columns!(), " FROM mailboxes WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            mailbox_columns!(),
+            " FROM mailboxes WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
         row.as_ref().map(mailbox_from_row).transpose()
     }
 
     pub async fn mailboxes(&self) -> Result<Vec<Mailbox>, StoreError> {
         sqlx::query(concat!(
-            "SELECT ", mailbox_columns!(), " FROM mailboxes ORDER BY address"
+            "SELECT ",
+            mailbox_columns!(),
+            " FROM mailboxes ORDER BY address"
         ))
         .fetch_all(self.reader())
         .await?
@@ -191,7 +202,9 @@ impl Store {
     /// Personal mailboxes whose holder is `idnat`.
     pub async fn mailboxes_owned_by(&self, idnat: &str) -> Result<Vec<Mailbox>, StoreError> {
         sqlx::query(concat!(
-            "SELECT ", mailbox_columns!(), " FROM mailboxes WHERE owner_idnat = ? ORDER BY address"
+            "SELECT ",
+            mailbox_columns!(),
+            " FROM mailboxes WHERE owner_idnat = ? ORDER BY address"
         ))
         .bind(idnat)
         .fetch_all(self.reader())
@@ -331,7 +344,9 @@ impl Store {
     /// Mailboxes on which `idnat` holds a grant.
     pub async fn mailboxes_granted_to(&self, idnat: &str) -> Result<Vec<Mailbox>, StoreError> {
         sqlx::query(concat!(
-            "SELECT ", m_mailbox_columns!(), " FROM mailboxes m JOIN grants g ON g.mailbox_id = m.id
+            "SELECT ",
+            m_mailbox_columns!(),
+            " FROM mailboxes m JOIN grants g ON g.mailbox_id = m.id
              WHERE g.idnat = ? ORDER BY m.address"
         ))
         .bind(idnat)
@@ -350,7 +365,9 @@ impl Store {
         fingerprint: &str,
     ) -> Result<Vec<Mailbox>, StoreError> {
         sqlx::query(concat!(
-            "SELECT DISTINCT ", m_mailbox_columns!(), " FROM mailboxes m JOIN grants g ON g.mailbox_id = m.id
+            "SELECT DISTINCT ",
+            m_mailbox_columns!(),
+            " FROM mailboxes m JOIN grants g ON g.mailbox_id = m.id
              WHERE (g.cert_subject = ? AND g.cert_issuer = ?) OR g.cert_fingerprint = ?
              ORDER BY m.address"
         ))
@@ -390,13 +407,15 @@ impl Store {
         let address = address.trim().to_owned();
         self.write(move |c| {
             Box::pin(async move {
-                Ok(sqlx::query("UPDATE mailboxes SET hold = ? WHERE address = ?")
-                    .bind(hold)
-                    .bind(&address)
-                    .execute(&mut *c)
-                    .await?
-                    .rows_affected()
-                    > 0)
+                Ok(
+                    sqlx::query("UPDATE mailboxes SET hold = ? WHERE address = ?")
+                        .bind(hold)
+                        .bind(&address)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected()
+                        > 0,
+                )
             })
         })
         .await
@@ -406,7 +425,9 @@ impl Store {
 
     pub async fn folders(&self, mailbox_id: i64) -> Result<Vec<Folder>, StoreError> {
         sqlx::query(concat!(
-            "SELECT ", folder_columns!(), " FROM folders WHERE mailbox_id = ? ORDER BY name"
+            "SELECT ",
+            folder_columns!(),
+            " FROM folders WHERE mailbox_id = ? ORDER BY name"
         ))
         .bind(mailbox_id)
         .fetch_all(self.reader())
@@ -424,7 +445,9 @@ impl Store {
             name
         };
         let row = sqlx::query(concat!(
-            "SELECT ", folder_columns!(), " FROM folders WHERE mailbox_id = ? AND name = ?"
+            "SELECT ",
+            folder_columns!(),
+            " FROM folders WHERE mailbox_id = ? AND name = ?"
         ))
         .bind(mailbox_id)
         .bind(name)
@@ -434,10 +457,14 @@ impl Store {
     }
 
     pub async fn folder_by_id(&self, folder_id: i64) -> Result<Option<Folder>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", folder_columns!(), " FROM folders WHERE id = ?"))
-            .bind(folder_id)
-            .fetch_optional(self.reader())
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            folder_columns!(),
+            " FROM folders WHERE id = ?"
+        ))
+        .bind(folder_id)
+        .fetch_optional(self.reader())
+        .await?;
         row.as_ref().map(folder_from_row).transpose()
     }
 
@@ -455,7 +482,9 @@ impl Store {
                         .await?;
                     let row = sqlx::query(concat!(
                         "INSERT INTO folders (mailbox_id, name, uidvalidity) VALUES (?, ?, ?)
-                         RETURNING ", folder_columns!(), ""
+                         RETURNING ",
+                        folder_columns!(),
+                        ""
                     ))
                     .bind(mailbox_id)
                     .bind(&owned)

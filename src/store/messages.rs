@@ -78,16 +78,27 @@ async fn bump_folder(
     ))
 }
 
-async fn insert_message(
-    c: &mut SqliteConnection,
+/// One row of `messages`, before it is written.
+struct NewRow<'a> {
     folder_id: i64,
     uid: u32,
     modseq: u64,
-    flags: &Flags,
+    flags: &'a Flags,
     internal_date: i64,
     size: i64,
     body_id: i64,
-) -> Result<(), StoreError> {
+}
+
+async fn insert_message(c: &mut SqliteConnection, row: NewRow<'_>) -> Result<(), StoreError> {
+    let NewRow {
+        folder_id,
+        uid,
+        modseq,
+        flags,
+        internal_date,
+        size,
+        body_id,
+    } = row;
     sqlx::query(
         "INSERT INTO messages (folder_id, uid, modseq, system_flags, keywords, internal_date, size, body_id)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -138,17 +149,16 @@ impl Store {
                 Box::pin(async move {
                     let body_id = put_body(c, &raw).await?;
                     let (uidvalidity, uid, modseq) = bump_folder(c, folder_id, 1).await?;
-                    insert_message(
-                        c,
+                    let row = NewRow {
                         folder_id,
                         uid,
                         modseq,
-                        &flags,
-                        internal_date.timestamp(),
-                        raw.len() as i64,
+                        flags: &flags,
+                        internal_date: internal_date.timestamp(),
+                        size: raw.len() as i64,
                         body_id,
-                    )
-                    .await?;
+                    };
+                    insert_message(c, row).await?;
                     Ok(Appended {
                         folder_id,
                         uidvalidity,
@@ -176,17 +186,16 @@ impl Store {
                     let mut out = Vec::with_capacity(folder_ids.len());
                     for folder_id in folder_ids {
                         let (uidvalidity, uid, modseq) = bump_folder(c, folder_id, 1).await?;
-                        insert_message(
-                            c,
+                        let row = NewRow {
                             folder_id,
                             uid,
                             modseq,
-                            &Flags::default(),
-                            internal_date.timestamp(),
-                            message.len() as i64,
+                            flags: &Flags::default(),
+                            internal_date: internal_date.timestamp(),
+                            size: message.len() as i64,
                             body_id,
-                        )
-                        .await?;
+                        };
+                        insert_message(c, row).await?;
                         out.push(Appended {
                             folder_id,
                             uidvalidity,
@@ -207,7 +216,9 @@ impl Store {
     /// All messages of a folder in UID order (the session's sequence-number map).
     pub async fn messages(&self, folder_id: i64) -> Result<Vec<MessageMeta>, StoreError> {
         sqlx::query(concat!(
-            "SELECT ", meta_columns!(), " FROM messages WHERE folder_id = ? ORDER BY uid"
+            "SELECT ",
+            meta_columns!(),
+            " FROM messages WHERE folder_id = ? ORDER BY uid"
         ))
         .bind(folder_id)
         .fetch_all(self.reader())
@@ -225,7 +236,9 @@ impl Store {
         to: u32,
     ) -> Result<Vec<MessageMeta>, StoreError> {
         sqlx::query(concat!(
-            "SELECT ", meta_columns!(), " FROM messages WHERE folder_id = ? AND uid BETWEEN ? AND ? ORDER BY uid"
+            "SELECT ",
+            meta_columns!(),
+            " FROM messages WHERE folder_id = ? AND uid BETWEEN ? AND ? ORDER BY uid"
         ))
         .bind(folder_id)
         .bind(i64::from(from))
@@ -244,7 +257,9 @@ impl Store {
         modseq: u64,
     ) -> Result<Vec<MessageMeta>, StoreError> {
         sqlx::query(concat!(
-            "SELECT ", meta_columns!(), " FROM messages WHERE folder_id = ? AND modseq > ? ORDER BY uid"
+            "SELECT ",
+            meta_columns!(),
+            " FROM messages WHERE folder_id = ? AND modseq > ? ORDER BY uid"
         ))
         .bind(folder_id)
         .bind(modseq as i64)
@@ -256,7 +271,11 @@ impl Store {
     }
 
     /// UIDs expunged after `modseq` (QRESYNC VANISHED).
-    pub async fn vanished_since(&self, folder_id: i64, modseq: u64) -> Result<Vec<u32>, StoreError> {
+    pub async fn vanished_since(
+        &self,
+        folder_id: i64,
+        modseq: u64,
+    ) -> Result<Vec<u32>, StoreError> {
         let uids: Vec<i64> = sqlx::query_scalar(
             "SELECT uid FROM expunged WHERE folder_id = ? AND modseq > ? ORDER BY uid",
         )
@@ -264,7 +283,10 @@ impl Store {
         .bind(modseq as i64)
         .fetch_all(self.reader())
         .await?;
-        Ok(uids.into_iter().filter_map(|u| u32::try_from(u).ok()).collect())
+        Ok(uids
+            .into_iter()
+            .filter_map(|u| u32::try_from(u).ok())
+            .collect())
     }
 
     pub async fn counts(&self, folder_id: i64) -> Result<FolderCounts, StoreError> {
@@ -404,7 +426,9 @@ impl Store {
         to_folder: i64,
     ) -> Result<Copied, StoreError> {
         let (copied, modseq) = self
-            .write(move |c| Box::pin(async move { copy_in(c, from_folder, &uids, to_folder).await }))
+            .write(move |c| {
+                Box::pin(async move { copy_in(c, from_folder, &uids, to_folder).await })
+            })
             .await?;
         self.notify(to_folder, modseq as i64);
         Ok(copied)
@@ -477,7 +501,16 @@ async fn copy_in(
     for (i, (src, (system, keywords, date, size, body))) in rows.into_iter().enumerate() {
         let uid = first + i as u32;
         let flags = Flags::from_columns(system, &keywords);
-        insert_message(c, to_folder, uid, modseq, &flags, date, size, body).await?;
+        let row = NewRow {
+            folder_id: to_folder,
+            uid,
+            modseq,
+            flags: &flags,
+            internal_date: date,
+            size,
+            body_id: body,
+        };
+        insert_message(c, row).await?;
         pairs.push((src, uid));
     }
     Ok((Copied { uidvalidity, pairs }, modseq))

@@ -132,7 +132,10 @@ impl Store {
             + 'static,
     {
         let (job, rx) = writer::job(f);
-        self.writer.send(job).await.map_err(|_| StoreError::Closed)?;
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 

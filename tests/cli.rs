@@ -1,0 +1,284 @@
+//! The operator CLI, driven as operators and harnesses drive it: the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["server.crt", "server.key"] {
+            std::fs::write(dir.path().join(f), "placeholder").unwrap();
+        }
+        std::fs::write(
+            dir.path().join("config.toml"),
+            r#"
+[server]
+hostname = "mail.one.test"
+domains  = ["one.mssante.fr"]
+data_dir = "data"
+
+[tls]
+certificate = "server.crt"
+private_key = "server.key"
+
+[psc]
+issuer = "https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet"
+client_id = "operator"
+client_secret = "very-secret"
+"#,
+        )
+        .unwrap();
+        Env { dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mssante"))
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration_with_secrets_masked() {
+    let env = Env::new();
+    let out = env.ok(&["check-config"]);
+    assert!(out.contains("hostname = \"mail.one.test\""), "{out}");
+    assert!(
+        out.contains("idle_timeout = \"15m\""),
+        "defaults are shown: {out}"
+    );
+    assert!(!out.contains("very-secret"), "{out}");
+}
+
+#[test]
+fn a_bad_configuration_exits_with_status_2_naming_the_key() {
+    let env = Env::new();
+    let text = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(env.config(), text.replace("[psc]", "[psc]\ntimeout = 3")).unwrap();
+    let err = env.fails(&["check-config"], 2);
+    assert!(err.contains("unknown field `timeout`"), "{err}");
+    let err = env.fails(&["mailbox", "list"], 2);
+    assert!(err.contains("timeout"), "{err}");
+    let missing = Command::new(env!("CARGO_BIN_EXE_mssante"))
+        .args(["--config", "/nonexistent/mssante.toml", "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn mailboxes_are_created_listed_shown_granted_and_deleted() {
+    let env = Env::new();
+    env.ok(&[
+        "mailbox",
+        "create",
+        "dr.martin@one.mssante.fr",
+        "--kind",
+        "personal",
+        "--owner",
+        "899700771191",
+        "--name",
+        "Dr Martin",
+        "--created-at",
+        "2025-01-15T08:00:00Z",
+    ]);
+    env.ok(&[
+        "mailbox",
+        "create",
+        "secretariat@one.mssante.fr",
+        "--kind",
+        "organisational",
+    ]);
+    env.ok(&[
+        "mailbox",
+        "create",
+        "labo@one.mssante.fr",
+        "--kind",
+        "applicative",
+    ]);
+
+    let listed: Vec<serde_json::Value> = env
+        .ok(&["mailbox", "list", "--json"])
+        .lines()
+        .map(json)
+        .collect();
+    let addresses: Vec<_> = listed
+        .iter()
+        .map(|m| m["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        addresses,
+        [
+            "dr.martin@one.mssante.fr",
+            "labo@one.mssante.fr",
+            "secretariat@one.mssante.fr"
+        ]
+    );
+    let martin = &listed[0];
+    assert_eq!(martin["kind"], "personal");
+    assert_eq!(martin["owner"], "899700771191");
+    assert_eq!(martin["created_at"], "2025-01-15T08:00:00Z");
+    assert_eq!(martin["last_authenticated_at"], serde_json::Value::Null);
+    assert_eq!(martin["published"], false);
+    assert_eq!(martin["grants"], serde_json::json!([]));
+
+    env.ok(&[
+        "mailbox",
+        "grant",
+        "secretariat@one.mssante.fr",
+        "--idnat",
+        "899700771192",
+    ]);
+    let pin = "AB:".repeat(31) + "AB";
+    env.ok(&[
+        "mailbox",
+        "grant",
+        "labo@one.mssante.fr",
+        "--certificate",
+        &pin,
+    ]);
+    let shown = json(&env.ok(&["mailbox", "show", "secretariat@one.mssante.fr", "--json"]));
+    assert_eq!(
+        shown["grants"],
+        serde_json::json!([{"type": "idnat", "idnat": "899700771192"}])
+    );
+    let shown = json(&env.ok(&["mailbox", "show", "labo@one.mssante.fr", "--json"]));
+    assert_eq!(shown["grants"][0]["fingerprint"], "ab".repeat(32));
+    let text = env.ok(&["mailbox", "show", "secretariat@one.mssante.fr"]);
+    assert!(
+        text.contains("idnat 899700771192") && text.contains("INBOX"),
+        "{text}"
+    );
+
+    env.ok(&[
+        "mailbox",
+        "revoke",
+        "secretariat@one.mssante.fr",
+        "--idnat",
+        "899700771192",
+    ]);
+    let shown = json(&env.ok(&["mailbox", "show", "secretariat@one.mssante.fr", "--json"]));
+    assert_eq!(shown["grants"], serde_json::json!([]));
+
+    env.ok(&["mailbox", "delete", "labo@one.mssante.fr"]);
+    let err = env.fails(&["mailbox", "show", "labo@one.mssante.fr"], 1);
+    assert!(err.contains("no mailbox labo@one.mssante.fr"), "{err}");
+}
+
+#[test]
+fn mistakes_are_refused_with_a_reason() {
+    let env = Env::new();
+    let err = env.fails(
+        &[
+            "mailbox",
+            "create",
+            "dr@one.mssante.fr",
+            "--kind",
+            "personal",
+        ],
+        1,
+    );
+    assert!(err.contains("--owner"), "{err}");
+    let err = env.fails(
+        &[
+            "mailbox",
+            "create",
+            "dr@elsewhere.fr",
+            "--kind",
+            "organisational",
+        ],
+        1,
+    );
+    assert!(err.contains("not in a domain hosted here"), "{err}");
+    let err = env.fails(
+        &["mailbox", "create", "x@one.mssante.fr", "--kind", "robot"],
+        2,
+    );
+    assert!(err.contains("unknown mailbox kind"), "{err}");
+    env.ok(&[
+        "mailbox",
+        "create",
+        "dr@one.mssante.fr",
+        "--kind",
+        "personal",
+        "--owner",
+        "8001",
+    ]);
+    let err = env.fails(
+        &[
+            "mailbox",
+            "create",
+            "dr@one.mssante.fr",
+            "--kind",
+            "personal",
+            "--owner",
+            "8001",
+        ],
+        1,
+    );
+    assert!(err.contains("already exists"), "{err}");
+    let err = env.fails(
+        &["mailbox", "grant", "dr@one.mssante.fr", "--idnat", "8002"],
+        1,
+    );
+    assert!(err.contains("organisational"), "{err}");
+    let err = env.fails(&["mailbox", "delete", "nobody@one.mssante.fr"], 1);
+    assert!(err.contains("no mailbox"), "{err}");
+    let err = env.fails(
+        &[
+            "mailbox",
+            "create",
+            "y@one.mssante.fr",
+            "--kind",
+            "organisational",
+            "--created-at",
+            "yesterday",
+        ],
+        2,
+    );
+    assert!(err.contains("RFC 3339"), "{err}");
+}
+
+#[test]
+fn the_store_lives_in_data_dir() {
+    let env = Env::new();
+    env.ok(&[
+        "mailbox",
+        "create",
+        "a@one.mssante.fr",
+        "--kind",
+        "organisational",
+    ]);
+    assert!(Path::new(&env.dir.path().join("data/mssante.db")).exists());
+}

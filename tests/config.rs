@@ -1,0 +1,223 @@
+//! The configuration contract: every documented key parses; mistakes name their key.
+
+use std::path::Path;
+
+use mssante::config::{Config, ConfigError, DirectoryTarget, PscValidation};
+
+/// A folder with the files the example configuration points at.
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("certs")).unwrap();
+    for f in ["server.crt", "server.key", "ca.crt", "organisations.crl"] {
+        std::fs::write(dir.path().join("certs").join(f), "placeholder").unwrap();
+    }
+    std::fs::write(dir.path().join("listeblanchemssante.xml"), "<x/>").unwrap();
+    dir
+}
+
+const MINIMAL: &str = r#"
+[server]
+hostname = "mail.operator.example"
+domains  = ["operator.mssante.fr"]
+data_dir = "data"
+
+[tls]
+certificate = "certs/server.crt"
+private_key = "certs/server.key"
+client_ca   = "certs/ca.crt"
+
+[imap]
+tls      = ["127.0.0.1:993"]
+starttls = ["127.0.0.1:143"]
+
+[smtp]
+submission_tls      = ["127.0.0.1:465"]
+submission_starttls = ["127.0.0.1:587"]
+inbound             = ["127.0.0.1:25"]
+max_message_size    = 20971520
+
+[psc]
+issuer     = "https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet"
+validation = "local"
+client_id     = "operator-client-id"
+client_secret = "s3cret"
+"#;
+
+fn parse(text: &str, dir: &Path) -> Result<Config, ConfigError> {
+    Config::parse(text, dir)
+}
+
+fn error(text: &str, dir: &Path) -> String {
+    parse(text, dir)
+        .expect_err("configuration should be refused")
+        .to_string()
+}
+
+#[test]
+fn every_key_of_the_example_parses() {
+    let dir = workspace();
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml"))
+            .unwrap();
+    // Turn every commented `# key = value` (and commented table) into a live setting.
+    let mut lines = Vec::new();
+    for line in example.lines() {
+        let trimmed = line.trim_start();
+        let live = trimmed
+            .strip_prefix("# ")
+            .filter(|rest| {
+                let key = rest.split(['=', ' ']).next().unwrap_or("");
+                (rest.contains(" = ") && !key.is_empty() && !rest.starts_with('-'))
+                    || rest.starts_with("[smtp.routes]")
+            })
+            .map(str::to_owned);
+        lines.push(live.unwrap_or_else(|| line.to_owned()));
+    }
+    let text = lines
+        .join("\n")
+        .replace(
+            "/etc/mssante/listeblanchemssante.xml",
+            "listeblanchemssante.xml",
+        )
+        .replace("/var/lib/mssante", "data");
+    let config = parse(&text, dir.path()).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+    assert_eq!(config.server.domains, ["operator.mssante.fr"]);
+    assert_eq!(config.smtp.max_message_size.0, 20_971_520);
+    assert_eq!(config.imap.max_literal_size.0, 64 << 20);
+    assert_eq!(config.session.idle_timeout.to_string(), "15m");
+    assert_eq!(config.session.max_lifetime.to_string(), "4h");
+    assert_eq!(config.lifecycle.unpublish_after.to_string(), "60d");
+    assert_eq!(config.lifecycle.warn_before.len(), 2);
+    assert_eq!(config.psc.validation, PscValidation::Local);
+    assert_eq!(config.psc.accepted_acr, ["eidas1"]);
+    assert_eq!(config.smtp.routes.len(), 1);
+    assert_eq!(config.tls.crls.len(), 1);
+    assert!(config.trust.list.is_some());
+    assert_eq!(config.directory.target, DirectoryTarget::None);
+}
+
+#[test]
+fn the_design_keys_alone_are_a_complete_configuration() {
+    let dir = workspace();
+    let config = parse(MINIMAL, dir.path()).unwrap();
+    assert_eq!(config.server.data_dir, dir.path().join("data"));
+    assert_eq!(config.imap.tls[0].port(), 993);
+    assert_eq!(config.session.idle_timeout.0.as_secs(), 900);
+    assert_eq!(config.psc.algorithms, ["RS256"]);
+    assert!(config.trust.list.is_none());
+    let shown = config.to_display_toml();
+    assert!(!shown.contains("s3cret"), "secrets are masked: {shown}");
+    assert!(shown.contains("********"));
+}
+
+#[test]
+fn an_empty_listener_list_turns_it_off() {
+    let dir = workspace();
+    let config = parse(
+        &MINIMAL.replace(r#"inbound             = ["127.0.0.1:25"]"#, "inbound = []"),
+        dir.path(),
+    )
+    .unwrap();
+    assert!(config.smtp.inbound.is_empty());
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let dir = workspace();
+    let e = error(
+        &MINIMAL.replace("[imap]", "[imap]\nmax_connexions = 3"),
+        dir.path(),
+    );
+    assert!(e.contains("unknown field `max_connexions`"), "{e}");
+    let e = error(&format!("{MINIMAL}\n[imapp]\nx = 1\n"), dir.path());
+    assert!(e.contains("unknown field `imapp`"), "{e}");
+}
+
+#[test]
+fn a_bad_address_is_named() {
+    let dir = workspace();
+    let e = error(
+        &MINIMAL.replace("127.0.0.1:143", "localhost-143"),
+        dir.path(),
+    );
+    assert!(e.contains("`imap.starttls[0]`"), "{e}");
+    assert!(
+        e.contains("localhost-143") && e.contains("not a socket address"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_missing_certificate_file_is_named() {
+    let dir = workspace();
+    std::fs::remove_file(dir.path().join("certs/server.crt")).unwrap();
+    let e = error(MINIMAL, dir.path());
+    assert!(
+        e.contains("`tls.certificate`") && e.contains("server.crt"),
+        "{e}"
+    );
+}
+
+#[test]
+fn plain_http_is_refused_for_a_remote_issuer_only() {
+    let dir = workspace();
+    let remote = MINIMAL.replace("https://auth.bas.psc", "http://auth.bas.psc");
+    let e = error(&remote, dir.path());
+    assert!(e.contains("`psc.issuer`") && e.contains("https://"), "{e}");
+    let local = MINIMAL.replace(
+        "https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet",
+        "http://127.0.0.1:8080/auth/realms/esante-wallet",
+    );
+    parse(&local, dir.path()).unwrap();
+}
+
+#[test]
+fn bad_values_are_explained() {
+    let dir = workspace();
+    let cases = [
+        (
+            MINIMAL.replace(
+                "max_message_size    = 20971520",
+                "max_message_size = \"20 pounds\"",
+            ),
+            "`smtp.max_message_size`",
+        ),
+        (
+            MINIMAL.replace("validation = \"local\"", "validation = \"trust-me\""),
+            "`psc.validation`",
+        ),
+        (
+            format!("{MINIMAL}\n[session]\nidle_timeout = \"15 fortnights\"\n"),
+            "`session.idle_timeout`",
+        ),
+        (
+            MINIMAL.replace("[psc]", "[psc]\nalgorithms = [\"HS256\"]"),
+            "`psc.algorithms`",
+        ),
+        (
+            MINIMAL.replace("[psc]", "[psc]\nalgorithms = [\"none\"]"),
+            "`psc.algorithms`",
+        ),
+        (
+            MINIMAL.replace("domains  = [\"operator.mssante.fr\"]", "domains = []"),
+            "`server.domains`",
+        ),
+    ];
+    for (text, key) in cases {
+        let e = error(&text, dir.path());
+        assert!(e.contains(key), "expected {key} in: {e}");
+    }
+}
+
+#[test]
+fn introspection_needs_client_credentials() {
+    let dir = workspace();
+    let text = MINIMAL
+        .replace("validation = \"local\"", "validation = \"introspection\"")
+        .replace("client_secret = \"s3cret\"", "");
+    let e = error(&text, dir.path());
+    assert!(
+        e.contains("psc.client_id") && e.contains("client_secret"),
+        "{e}"
+    );
+}

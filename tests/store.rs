@@ -1,0 +1,425 @@
+//! The store's promises: UIDs, durability, flags and MODSEQ, deletion.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use chrono::Utc;
+use mssante::store::{FlagOp, Flags, MailboxKind, NewMailbox, RawMessage, Store, flag};
+
+fn message(n: usize) -> Vec<u8> {
+    format!(
+        "From: a@one.mssante.fr\r\nTo: b@one.mssante.fr\r\nSubject: message {n}\r\n\r\nBody {n}\r\n"
+    )
+    .into_bytes()
+}
+
+async fn mailbox(store: &Store, address: &str) -> i64 {
+    store
+        .create_mailbox(NewMailbox {
+            address: address.into(),
+            kind: MailboxKind::Personal,
+            owner: Some("899700771191".into()),
+            display_name: None,
+            created_at: Utc::now(),
+            red_list: false,
+            directory: Default::default(),
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+async fn inbox(store: &Store, mailbox_id: i64) -> i64 {
+    store.folder(mailbox_id, "INBOX").await.unwrap().unwrap().id
+}
+
+async fn count_rows(dir: &std::path::Path, table: &str) -> i64 {
+    use sqlx::Connection;
+    let mut c =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", dir.join("mssante.db").display()))
+            .await
+            .unwrap();
+    let sql = match table {
+        "bodies" => "SELECT COUNT(*) FROM bodies",
+        "messages" => "SELECT COUNT(*) FROM messages",
+        "folders" => "SELECT COUNT(*) FROM folders",
+        other => panic!("no count for {other}"),
+    };
+    sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+}
+
+#[tokio::test]
+async fn new_mailbox_has_special_use_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let id = mailbox(&store, "dr.martin@one.mssante.fr").await;
+    let folders = store.folders(id).await.unwrap();
+    let names: Vec<_> = folders.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["Drafts", "INBOX", "Junk", "Sent", "Trash"]);
+    let sent = folders.iter().find(|f| f.name == "Sent").unwrap();
+    assert_eq!(sent.special_use.as_deref(), Some("\\Sent"));
+    assert!(
+        store.folder(id, "inbox").await.unwrap().is_some(),
+        "INBOX is case-insensitive"
+    );
+}
+
+#[tokio::test]
+async fn uids_increase_and_are_never_reused_after_expunge_or_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let mb = mailbox(&store, "a@one.mssante.fr").await;
+    let folder = inbox(&store, mb).await;
+    let mut last = 0;
+    for n in 0..5 {
+        let a = store
+            .append(folder, &message(n), Flags::default(), Utc::now())
+            .await
+            .unwrap();
+        assert!(a.uid > last, "UIDs strictly increase");
+        last = a.uid;
+    }
+    store
+        .store_flags(
+            folder,
+            vec![4, 5],
+            FlagOp::Add,
+            Flags::new(flag::DELETED),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.expunge(folder, None).await.unwrap(), vec![4, 5]);
+    let a = store
+        .append(folder, &message(9), Flags::default(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(a.uid, 6, "expunged UIDs are not handed out again");
+    let validity = a.uidvalidity;
+    store.close().await;
+
+    let store = Store::open(dir.path()).await.unwrap();
+    let a = store
+        .append(folder, &message(10), Flags::default(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(a.uid, 7, "UIDNEXT survives a restart");
+    assert_eq!(a.uidvalidity, validity);
+    let uids: Vec<u32> = store
+        .messages(folder)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(uids, [1, 2, 3, 6, 7]);
+    assert_eq!(store.vanished_since(folder, 0).await.unwrap(), [4, 5]);
+}
+
+#[tokio::test]
+async fn concurrent_appenders_get_unique_gap_free_uids() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let mb = mailbox(&store, "a@one.mssante.fr").await;
+    let folder = inbox(&store, mb).await;
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut uids = Vec::new();
+            for n in 0..50 {
+                let a = store
+                    .append(folder, &message(w * 1000 + n), Flags::default(), Utc::now())
+                    .await
+                    .unwrap();
+                uids.push(a.uid);
+            }
+            uids
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let uids = t.await.unwrap();
+        assert!(
+            uids.windows(2).all(|w| w[0] < w[1]),
+            "each writer sees increasing UIDs"
+        );
+        all.extend(uids);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=400).collect::<Vec<u32>>());
+    let f = store.folder_by_id(folder).await.unwrap().unwrap();
+    assert_eq!(f.uidnext, 401);
+}
+
+#[tokio::test]
+async fn copy_and_move_keep_flags_and_modseq_grows_on_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let mb = mailbox(&store, "a@one.mssante.fr").await;
+    let inbox = inbox(&store, mb).await;
+    let trash = store.folder(mb, "Trash").await.unwrap().unwrap().id;
+    let archive = store.create_folder(mb, "Archive").await.unwrap().id;
+
+    let mut seen = Flags::new(flag::SEEN | flag::FLAGGED);
+    seen.keywords.insert("$Important".into());
+    let a1 = store
+        .append(inbox, &message(1), seen.clone(), Utc::now())
+        .await
+        .unwrap();
+    let a2 = store
+        .append(inbox, &message(2), Flags::default(), Utc::now())
+        .await
+        .unwrap();
+    assert!(a2.modseq > a1.modseq);
+
+    let out = store
+        .store_flags(
+            inbox,
+            vec![2],
+            FlagOp::Add,
+            Flags::new(flag::ANSWERED),
+            None,
+        )
+        .await
+        .unwrap();
+    let m_store = out.changed[0].1;
+    assert!(m_store > a2.modseq);
+    let again = store
+        .store_flags(
+            inbox,
+            vec![2],
+            FlagOp::Add,
+            Flags::new(flag::ANSWERED),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(again.changed.is_empty(), "no change, no new MODSEQ");
+    let refused = store
+        .store_flags(
+            inbox,
+            vec![2],
+            FlagOp::Add,
+            Flags::new(flag::SEEN),
+            Some(a2.modseq),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.modified,
+        [2],
+        "UNCHANGEDSINCE protects a message changed since"
+    );
+
+    let copied = store.copy(inbox, vec![1, 2], archive).await.unwrap();
+    assert_eq!(copied.pairs, [(1, 1), (2, 2)]);
+    let in_archive = store.messages(archive).await.unwrap();
+    assert_eq!(in_archive[0].flags, seen);
+    assert!(in_archive[1].flags.has(flag::ANSWERED));
+
+    let moved = store.move_messages(archive, vec![1], trash).await.unwrap();
+    assert_eq!(moved.pairs, [(1, 1)]);
+    assert_eq!(store.messages(trash).await.unwrap()[0].flags, seen);
+    let left: Vec<u32> = store
+        .messages(archive)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(left, [2]);
+
+    let f = store.folder_by_id(inbox).await.unwrap().unwrap();
+    assert_eq!(f.highestmodseq, m_store, "HIGHESTMODSEQ is the last change");
+    let changed = store.changed_since(inbox, a2.modseq).await.unwrap();
+    assert_eq!(changed.iter().map(|m| m.uid).collect::<Vec<_>>(), [2]);
+}
+
+#[tokio::test]
+async fn one_body_for_many_recipients_and_deletion_removes_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let mut folders = Vec::new();
+    for i in 0..50 {
+        let mb = mailbox(&store, &format!("user{i}@one.mssante.fr")).await;
+        folders.push(inbox(&store, mb).await);
+    }
+    let raw = Arc::new(RawMessage::new(&message(1)));
+    let delivered = store
+        .deliver(folders.clone(), raw, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 50);
+    assert_eq!(
+        count_rows(dir.path(), "bodies").await,
+        1,
+        "the body is stored once"
+    );
+    assert_eq!(count_rows(dir.path(), "messages").await, 50);
+
+    let keep = mailbox(&store, "own@one.mssante.fr").await;
+    let own = inbox(&store, keep).await;
+    store
+        .append(own, &message(2), Flags::default(), Utc::now())
+        .await
+        .unwrap();
+
+    for i in 0..49 {
+        assert!(
+            store
+                .delete_mailbox(&format!("user{i}@one.mssante.fr"))
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        count_rows(dir.path(), "bodies").await,
+        2,
+        "still used by user49"
+    );
+    assert!(store.delete_mailbox("user49@one.mssante.fr").await.unwrap());
+    assert_eq!(
+        count_rows(dir.path(), "bodies").await,
+        1,
+        "the orphan body is gone"
+    );
+    assert_eq!(count_rows(dir.path(), "messages").await, 1);
+    assert!(!store.delete_mailbox("user49@one.mssante.fr").await.unwrap());
+    let body = store
+        .body(store.messages(own).await.unwrap()[0].body_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        message(2),
+        "header and content join back byte for byte"
+    );
+}
+
+#[tokio::test]
+async fn one_failing_write_does_not_undo_its_batch_neighbours() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let mb = mailbox(&store, "a@one.mssante.fr").await;
+    let folder = inbox(&store, mb).await;
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if n % 4 == 0 {
+                // an unknown folder: fails inside the shared transaction
+                store
+                    .append(999_999, &message(n), Flags::default(), Utc::now())
+                    .await
+                    .is_err()
+            } else {
+                store
+                    .append(folder, &message(n), Flags::default(), Utc::now())
+                    .await
+                    .is_ok()
+            }
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+    assert_eq!(store.messages(folder).await.unwrap().len(), 30);
+}
+
+/// Appends forever, printing each acknowledged UID; killed by the test below.
+#[tokio::test]
+async fn child_appender() {
+    let Ok(dir) = std::env::var("MSSANTE_CHILD_STORE") else {
+        return; // only runs as the child of `acknowledged_appends_survive_kill_9`
+    };
+    let store = Store::open(std::path::Path::new(&dir)).await.unwrap();
+    let mb = store
+        .mailbox("crash@one.mssante.fr")
+        .await
+        .unwrap()
+        .unwrap();
+    let folder = inbox(&store, mb.id).await;
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0.. {
+                let body = message(w * 1_000_000 + n);
+                let a = store
+                    .append(folder, &body, Flags::default(), Utc::now())
+                    .await
+                    .unwrap();
+                println!("acked {} {}", a.uid, w * 1_000_000 + n);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_appends_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).await.unwrap();
+        mailbox(&store, "crash@one.mssante.fr").await;
+        store.close().await;
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_appender",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("MSSANTE_CHILD_STORE", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut acked = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("acked ") {
+            let (uid, n) = rest.split_once(' ').unwrap();
+            acked.push((uid.parse::<u32>().unwrap(), n.parse::<usize>().unwrap()));
+            if acked.len() >= 300 {
+                break;
+            }
+        }
+    }
+    // SIGKILL: no destructor, no flush, in the middle of the next batches.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(acked.len() >= 300, "the child acknowledged appends");
+
+    let store = Store::open(dir.path()).await.unwrap();
+    let mb = store
+        .mailbox("crash@one.mssante.fr")
+        .await
+        .unwrap()
+        .unwrap();
+    let folder = inbox(&store, mb.id).await;
+    let present = store.messages(folder).await.unwrap();
+    let by_uid: std::collections::HashMap<u32, i64> =
+        present.iter().map(|m| (m.uid, m.body_id)).collect();
+    for (uid, n) in &acked {
+        let body_id = by_uid
+            .get(uid)
+            .unwrap_or_else(|| panic!("acknowledged UID {uid} lost"));
+        assert_eq!(store.body(*body_id).await.unwrap(), message(*n));
+    }
+    let uids: HashSet<u32> = present.iter().map(|m| m.uid).collect();
+    assert_eq!(uids.len(), present.len());
+    // Appending again continues after everything that was committed.
+    let a = store
+        .append(folder, &message(0), Flags::default(), Utc::now())
+        .await
+        .unwrap();
+    assert!(a.uid > *uids.iter().max().unwrap());
+}
