@@ -4,10 +4,11 @@
 //! Connect tokens or IGC-Santé client certificates, with mail kept in SQLite.
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod store;
-pub mod cli;
+pub mod pki;
 pub mod server;
-pub mod auth;
+pub mod store;
 pub mod tls;

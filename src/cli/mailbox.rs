@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{report, status};
+use crate::auth::certificate::identity_from_pem_file;
 use crate::config::Config;
 use crate::store::{DirectoryFields, Grant, Mailbox, MailboxKind, NewMailbox, Store, StoreError};
 
@@ -79,9 +80,14 @@ pub struct GrantArgs {
     /// A professional's IdNat (organisational mailboxes).
     #[arg(long, group = "holder")]
     pub idnat: Option<String>,
-    /// A certificate's SHA-256 fingerprint (hex, colons allowed) to pin.
+    /// A certificate (PEM file; the first certificate of a chain) whose subject and issuer
+    /// are bound, so that its renewals keep working; or a SHA-256 fingerprint (64 hex
+    /// digits, colons allowed) to pin.
     #[arg(long, group = "holder")]
     pub certificate: Option<String>,
+    /// Bind the exact certificate (its SHA-256 fingerprint) instead of its subject.
+    #[arg(long, requires = "certificate")]
+    pub pin: bool,
 }
 
 pub fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
@@ -102,7 +108,10 @@ pub async fn run(config: &Config, cmd: MailboxCommand) -> ExitCode {
     let store = match Store::open(&config.server.data_dir).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot open the store in {}: {e}", config.server.data_dir.display());
+            eprintln!(
+                "error: cannot open the store in {}: {e}",
+                config.server.data_dir.display()
+            );
             return ExitCode::from(status::FAILURE);
         }
     };
@@ -116,7 +125,10 @@ async fn dispatch(config: &Config, store: &Store, cmd: MailboxCommand) -> anyhow
             for m in store.mailboxes().await? {
                 if json {
                     let grants = store.grants(m.id).await?;
-                    println!("{}", serde_json::to_string(&MailboxView { mailbox: m, grants })?);
+                    println!(
+                        "{}",
+                        serde_json::to_string(&MailboxView { mailbox: m, grants })?
+                    );
                 } else {
                     println!(
                         "{:<40} {:<15} {:<14} {}",
@@ -136,17 +148,28 @@ async fn dispatch(config: &Config, store: &Store, cmd: MailboxCommand) -> anyhow
             let grants = store.grants(m.id).await?;
             let folders = store.folders(m.id).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&MailboxView { mailbox: m, grants })?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&MailboxView { mailbox: m, grants })?
+                );
                 return Ok(());
             }
             println!("address:               {}", m.address);
             println!("kind:                  {}", m.kind);
-            println!("owner:                 {}", m.owner.as_deref().unwrap_or("-"));
-            println!("name:                  {}", m.display_name.as_deref().unwrap_or("-"));
+            println!(
+                "owner:                 {}",
+                m.owner.as_deref().unwrap_or("-")
+            );
+            println!(
+                "name:                  {}",
+                m.display_name.as_deref().unwrap_or("-")
+            );
             println!("created_at:            {}", m.created_at.to_rfc3339());
             println!(
                 "last_authenticated_at: {}",
-                m.last_authenticated_at.map(|d| d.to_rfc3339()).unwrap_or_else(|| "never".into())
+                m.last_authenticated_at
+                    .map(|d| d.to_rfc3339())
+                    .unwrap_or_else(|| "never".into())
             );
             println!("published:             {}", m.published);
             println!("red_list:              {}", m.red_list);
@@ -222,23 +245,60 @@ fn grant_from(a: &GrantArgs, m: &Mailbox) -> anyhow::Result<Grant> {
                 m.kind
             );
         }
-        return Ok(Grant::Idnat { idnat: idnat.trim().to_owned() });
+        return Ok(Grant::Idnat {
+            idnat: idnat.trim().to_owned(),
+        });
     }
     if let Some(cert) = &a.certificate {
         if m.kind != MailboxKind::Applicative {
-            bail!("{} is {}: certificates open applicative mailboxes only", m.address, m.kind);
+            bail!(
+                "{} is {}: certificates open applicative mailboxes only",
+                m.address,
+                m.kind
+            );
         }
-        let hex: String = cert.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
-        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            bail!("`{cert}` is not a SHA-256 fingerprint (64 hex digits)");
-        }
-        return Ok(Grant::CertificatePin { fingerprint: hex });
+        return certificate_grant(cert, a.pin);
     }
     bail!("say --idnat or --certificate")
 }
 
+/// `--certificate` is a fingerprint when it reads as 64 hex digits and names no file;
+/// otherwise a PEM file whose first certificate is bound by subject+issuer (or pinned).
+fn certificate_grant(cert: &str, pin: bool) -> anyhow::Result<Grant> {
+    let path = std::path::Path::new(cert);
+    let hex: String = cert
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if !path.exists() && hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(Grant::CertificatePin { fingerprint: hex });
+    }
+    if !path.exists() {
+        bail!("`{cert}` is neither a certificate file nor a SHA-256 fingerprint (64 hex digits)");
+    }
+    let identity = identity_from_pem_file(path)
+        .with_context(|| format!("reading the certificate in {cert}"))?;
+    if pin {
+        return Ok(Grant::CertificatePin {
+            fingerprint: identity.fingerprint,
+        });
+    }
+    if identity.common_name.is_none() {
+        bail!("the certificate in {cert} has no CN: bind it with --pin");
+    }
+    Ok(Grant::CertificateSubject {
+        subject: identity.subject,
+        issuer: identity.issuer,
+    })
+}
+
 async fn create(config: &Config, store: &Store, a: CreateArgs) -> anyhow::Result<()> {
-    let domain = a.address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    let domain = a
+        .address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or_default();
     if !config.is_local_domain(domain) {
         bail!(
             "{} is not in a domain hosted here (server.domains: {})",

@@ -1,6 +1,7 @@
 //! The operator interface. Its commands and flags are a contract: operators and test
 //! harnesses script against them, so they are extended, never renamed.
 
+mod dev;
 mod mailbox;
 
 use std::path::PathBuf;
@@ -14,7 +15,13 @@ use crate::config::{Config, LogFormat};
 #[command(name = "mssante", version, about = "MSSanté operator mail server")]
 pub struct Args {
     /// Configuration file.
-    #[arg(long, short, global = true, env = "MSSANTE_CONFIG", default_value = "/etc/mssante/config.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "MSSANTE_CONFIG",
+        default_value = "/etc/mssante/config.toml"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -29,6 +36,8 @@ pub enum Command {
     /// Manage mailboxes (BAL) and who may open them.
     #[command(subcommand)]
     Mailbox(mailbox::MailboxCommand),
+    /// Local tools for trying the server (test PKI …); never for production.
+    Dev(dev::DevArgs),
     /// Show the audit trail of authentication decisions.
     Audit {
         /// Only decisions about this mailbox.
@@ -53,7 +62,10 @@ pub mod status {
 
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -121,7 +133,15 @@ async fn run(args: Args) -> ExitCode {
             };
             mailbox::run(&config, cmd).await
         }
-        Command::Audit { mailbox, limit, json } => {
+        Command::Dev(dev) => {
+            init_logging(None);
+            dev::run(dev).await
+        }
+        Command::Audit {
+            mailbox,
+            limit,
+            json,
+        } => {
             init_logging(None);
             let config = match load_config(&args.config) {
                 Ok(c) => c,
@@ -143,7 +163,12 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-async fn audit(config: &Config, mailbox: Option<&str>, limit: u32, json: bool) -> anyhow::Result<()> {
+async fn audit(
+    config: &Config,
+    mailbox: Option<&str>,
+    limit: u32,
+    json: bool,
+) -> anyhow::Result<()> {
     let store = crate::store::Store::open(&config.server.data_dir).await?;
     for r in store.audit_records(mailbox, limit).await? {
         if json {
