@@ -74,16 +74,17 @@ pub struct CreateArgs {
 }
 
 #[derive(Args, Debug)]
-#[group(required = true, multiple = false, id = "holder")]
+#[group(skip)]
+#[command(group = clap::ArgGroup::new("holder").required(true).multiple(false).args(["idnat", "certificate"]))]
 pub struct GrantArgs {
     pub address: String,
     /// A professional's IdNat (organisational mailboxes).
-    #[arg(long, group = "holder")]
+    #[arg(long)]
     pub idnat: Option<String>,
     /// A certificate (PEM file; the first certificate of a chain) whose subject and issuer
     /// are bound, so that its renewals keep working; or a SHA-256 fingerprint (64 hex
     /// digits, colons allowed) to pin.
-    #[arg(long, group = "holder")]
+    #[arg(long)]
     pub certificate: Option<String>,
     /// Bind the exact certificate (its SHA-256 fingerprint) instead of its subject.
     #[arg(long, requires = "certificate")]
