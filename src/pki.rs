@@ -250,7 +250,7 @@ pub fn generate_at(dir: &Path, now: DateTime<Utc>) -> Result<(), PkiError> {
 
     write(dir, "root-ca.crt", &root.pem())?;
     write(dir, "organisations-ca.crt", &issuing.pem())?;
-    write(dir, "organisations-ca.key", &issuing_key_pem)?;
+    write_key(dir, "organisations-ca.key", &issuing_key_pem)?;
     write(dir, "ca.crt", &format!("{}{}", root.pem(), issuing.pem()))?;
     write(dir, "foreign-ca.crt", &foreign.pem())?;
 
@@ -272,7 +272,7 @@ pub fn generate_at(dir: &Path, now: DateTime<Utc>) -> Result<(), PkiError> {
             &format!("{}.crt", leaf.name),
             &format!("{}{chain_tail}", cert.pem()),
         )?;
-        write(dir, &format!("{}.key", leaf.name), &key.serialize_pem())?;
+        write_key(dir, &format!("{}.key", leaf.name), &key.serialize_pem())?;
     }
 
     write_crl_at(dir, &["revoked"], &dir.join("organisations.crl"), now)
@@ -436,4 +436,17 @@ fn read(path: &Path) -> Result<String, PkiError> {
 fn write(dir: &Path, name: &str, contents: &str) -> Result<(), PkiError> {
     let path = dir.join(name);
     std::fs::write(&path, contents).map_err(|source| PkiError::Write { path, source })
+}
+
+/// Private keys readable by their owner only, as a server expects of a real key.
+fn write_key(dir: &Path, name: &str, contents: &str) -> Result<(), PkiError> {
+    write(dir, name, contents)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|source| PkiError::Write { path, source })?;
+    }
+    Ok(())
 }

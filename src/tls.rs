@@ -107,6 +107,8 @@ pub fn root_store(paths: &[impl AsRef<Path>]) -> Result<RootCertStore, TlsError>
 pub struct CrlSet {
     ders: Vec<CertificateRevocationListDer<'static>>,
     revocations: Revocations,
+    /// The earliest nextUpdate among these CRLs.
+    next_update: Option<DateTime<Utc>>,
 }
 
 impl CrlSet {
@@ -129,15 +131,28 @@ impl CrlSet {
             return Err(crl_error("no CRL found".into()));
         }
         let mut revocations = Revocations::new();
+        let mut next_update: Option<DateTime<Utc>> = None;
         for der in &ders {
-            revocations
+            let next = revocations
                 .add_crl(der)
                 .map_err(|_| crl_error("not a valid X.509 CRL".into()))?;
+            next_update = match (next_update, next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
-        Ok(Self { ders, revocations })
+        Ok(Self {
+            ders,
+            revocations,
+            next_update,
+        })
     }
 
     fn extend(&mut self, other: &CrlSet) {
+        self.next_update = match (self.next_update, other.next_update) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.ders.extend(other.ders.iter().cloned());
         for der in &other.ders {
             // invariant: `other` was built by `parse`, which already parsed every DER.
@@ -368,7 +383,8 @@ struct State {
 /// (server certificate, key, client CAs), CRLs refreshed every `tls.crl_refresh`.
 pub struct TlsSource {
     tls: TlsConfig,
-    http: reqwest::Client,
+    /// Only built when a CRL source is a URL.
+    http: Option<reqwest::Client>,
     state: RwLock<State>,
     refused: Arc<AtomicU64>,
 }
@@ -386,13 +402,21 @@ impl TlsSource {
     /// Loads everything; fails if any CRL cannot be had, because starting without a CRL the
     /// operator configured would silently accept revoked certificates.
     pub async fn load(tls: &TlsConfig) -> Result<Arc<Self>, TlsError> {
-        let http = reqwest::Client::builder()
-            .timeout(CRL_FETCH_TIMEOUT)
-            .build()
-            .map_err(|e| TlsError::Verifier(format!("HTTP client for CRLs: {e}")))?;
+        let http = if tls.crls.iter().any(|s| s.contains("://")) {
+            Some(
+                reqwest::Client::builder()
+                    .timeout(CRL_FETCH_TIMEOUT)
+                    .build()
+                    .map_err(|e| TlsError::Verifier(format!("HTTP client for CRLs: {e}")))?,
+            )
+        } else {
+            None
+        };
         let mut crls = Vec::with_capacity(tls.crls.len());
         for source in &tls.crls {
-            crls.push(fetch_source(&http, source).await?);
+            let set = fetch_source(http.as_ref(), source).await?;
+            warn_if_stale(source, &set);
+            crls.push(set);
         }
         let merged = Arc::new(merge(&crls));
         let refused = Arc::new(AtomicU64::new(0));
@@ -459,8 +483,11 @@ impl TlsSource {
         let mut fresh = Vec::with_capacity(self.tls.crls.len());
         let mut failures = Vec::new();
         for source in &self.tls.crls {
-            match fetch_source(&self.http, source).await {
-                Ok(set) => fresh.push(Some(set)),
+            match fetch_source(self.http.as_ref(), source).await {
+                Ok(set) => {
+                    warn_if_stale(source, &set);
+                    fresh.push(Some(set));
+                }
                 Err(e) => {
                     tracing::warn!(source = %source, error = %e, "CRL refresh failed; keeping the previous CRL");
                     failures.push(e.to_string());
@@ -518,11 +545,32 @@ impl TlsSource {
     }
 }
 
-async fn fetch_source(http: &reqwest::Client, source: &str) -> Result<CrlSet, TlsError> {
+async fn fetch_source(http: Option<&reqwest::Client>, source: &str) -> Result<CrlSet, TlsError> {
     if source.contains("://") {
+        let http = http.ok_or_else(|| TlsError::Crl {
+            source_name: source.to_owned(),
+            reason: "no HTTP client".into(),
+        })?;
         fetch_crl(http, source).await
     } else {
-        read_crl_file(source)
+        // A national CRL is megabytes of DER to parse: keep it off the async workers.
+        let owned = source.to_owned();
+        tokio::task::spawn_blocking(move || read_crl_file(&owned))
+            .await
+            .map_err(|e| TlsError::Crl {
+                source_name: source.to_owned(),
+                reason: e.to_string(),
+            })?
+    }
+}
+
+/// rustls does not refuse a CRL past its nextUpdate (a late CRL still lists what it
+/// lists); the operator should still know the publisher stopped refreshing it.
+fn warn_if_stale(source: &str, set: &CrlSet) {
+    if let Some(next) = set.next_update
+        && next < Utc::now()
+    {
+        tracing::warn!(source = %source, next_update = %next, "CRL is past its nextUpdate");
     }
 }
 

@@ -83,16 +83,23 @@ impl Revocations {
         Self::default()
     }
 
-    /// Adds every entry of one DER CRL. The signature is not checked here: rustls checks
-    /// it against the trust anchors before relying on the same CRL.
-    pub fn add_crl(&mut self, der: &[u8]) -> Result<(), CertificateError> {
-        let (_, crl) = x509_parser::parse_x509_crl(der).map_err(|_| CertificateError::Malformed)?;
+    /// Adds every entry of one DER CRL and returns its nextUpdate. The signature is not
+    /// checked here: rustls checks it against the trust anchors before relying on the
+    /// same CRL.
+    pub fn add_crl(&mut self, der: &[u8]) -> Result<Option<DateTime<Utc>>, CertificateError> {
+        let (rest, crl) =
+            x509_parser::parse_x509_crl(der).map_err(|_| CertificateError::Malformed)?;
+        if !rest.is_empty() {
+            return Err(CertificateError::Malformed);
+        }
         let issuer = dn_string(crl.issuer());
         for entry in crl.iter_revoked_certificates() {
             self.revoked
                 .insert((issuer.clone(), serial_hex(entry.raw_serial())));
         }
-        Ok(())
+        Ok(crl
+            .next_update()
+            .and_then(|t| DateTime::<Utc>::from_timestamp(t.timestamp(), 0)))
     }
 
     pub fn is_revoked(&self, identity: &CertificateIdentity) -> bool {
@@ -259,4 +266,48 @@ fn serial_hex(raw: &[u8]) -> String {
         .position(|b| *b != 0)
         .unwrap_or(raw.len().saturating_sub(1));
     hex::encode(&raw[start.min(raw.len())..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject_of(pairs: &[(rcgen::DnType, &str)]) -> String {
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in pairs {
+            params.distinguished_name.push(t.clone(), *v);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+        dn_string(parsed.subject())
+    }
+
+    #[test]
+    fn dn_is_most_specific_first_and_escaped() {
+        use rcgen::DnType::*;
+        assert_eq!(
+            subject_of(&[
+                (CountryName, "FR"),
+                (StateOrProvinceName, "Paris (75)"),
+                (OrganizationName, "GIP MIPIH"),
+                (OrganizationalUnitName, "318310021300028"),
+                (CommonName, "mx.operator.fr"),
+            ]),
+            "CN=mx.operator.fr,OU=318310021300028,O=GIP MIPIH,ST=Paris (75),C=FR"
+        );
+        assert_eq!(
+            subject_of(&[(OrganizationName, "A, B+C"), (CommonName, "#x y ")]),
+            r"CN=\#x y\ ,O=A\, B\+C"
+        );
+    }
+
+    #[test]
+    fn serials_drop_the_sign_byte() {
+        assert_eq!(serial_hex(&[0x00, 0x9f, 0x01]), "9f01");
+        assert_eq!(serial_hex(&[0x00]), "00");
+        assert_eq!(serial_hex(&[0x12]), "12");
+        assert_eq!(serial_hex(&[]), "");
+    }
 }
