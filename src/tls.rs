@@ -14,7 +14,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -154,10 +154,7 @@ impl CrlSet {
             (a, b) => a.or(b),
         };
         self.ders.extend(other.ders.iter().cloned());
-        for der in &other.ders {
-            // invariant: `other` was built by `parse`, which already parsed every DER.
-            let _ = self.revocations.add_crl(der);
-        }
+        self.revocations.merge(&other.revocations);
     }
 
     pub fn revocations(&self) -> &Revocations {
@@ -386,6 +383,9 @@ pub struct TlsSource {
     /// Only built when a CRL source is a URL.
     http: Option<reqwest::Client>,
     state: RwLock<State>,
+    /// Held while a reload or refresh rebuilds and swaps the configuration, so that one
+    /// cannot install a configuration built from what the other just replaced.
+    update: Mutex<()>,
     refused: Arc<AtomicU64>,
 }
 
@@ -429,6 +429,7 @@ impl TlsSource {
                 crls,
                 merged,
             }),
+            update: Mutex::new(()),
             refused,
         }))
     }
@@ -468,6 +469,7 @@ impl TlsSource {
     /// Reads the server certificate, key and client CAs again (SIGHUP). On error the
     /// previous configuration stays in force. Established connections are untouched.
     pub fn reload(&self) -> Result<(), TlsError> {
+        let _update = self.update.lock().unwrap_or_else(PoisonError::into_inner);
         let merged = self.crls();
         let config = server_config_with_crls(&self.tls, &merged, &self.refused)?;
         self.state
@@ -495,6 +497,10 @@ impl TlsSource {
                 }
             }
         }
+        if !failures.is_empty() && fresh.iter().all(Option::is_none) {
+            return Err(TlsError::CrlRefresh(failures.join("; ")));
+        }
+        let _update = self.update.lock().unwrap_or_else(PoisonError::into_inner);
         let previous: Vec<CrlSet> = self
             .state
             .read()

@@ -102,6 +102,10 @@ impl Revocations {
             .and_then(|t| DateTime::<Utc>::from_timestamp(t.timestamp(), 0)))
     }
 
+    pub fn merge(&mut self, other: &Revocations) {
+        self.revoked.extend(other.revoked.iter().cloned());
+    }
+
     pub fn is_revoked(&self, identity: &CertificateIdentity) -> bool {
         self.revoked
             .contains(&(identity.issuer.clone(), identity.serial.clone()))
