@@ -122,9 +122,17 @@ async fn source_acceptor(source: Arc<TlsSource>) -> (SocketAddr, mpsc::Unbounded
 }
 
 fn client_config(dir: &Path, cert: Option<&str>) -> Arc<ClientConfig> {
+    client_config_versions(dir, cert, rustls::DEFAULT_VERSIONS)
+}
+
+fn client_config_versions(
+    dir: &Path,
+    cert: Option<&str>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
     let roots = tls::root_store(&[dir.join("ca.crt")]).unwrap();
     let builder = ClientConfig::builder_with_provider(tls::provider())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots);
     Arc::new(match cert {
@@ -156,8 +164,16 @@ async fn attempt(
     dir: &Path,
     cert: Option<&str>,
 ) -> (Seen, Option<String>) {
+    attempt_with(addr, rx, client_config(dir, cert)).await
+}
+
+async fn attempt_with(
+    addr: SocketAddr,
+    rx: &mut mpsc::UnboundedReceiver<Seen>,
+    config: Arc<ClientConfig>,
+) -> (Seen, Option<String>) {
     let greeting = async {
-        let stream = connect(addr, client_config(dir, cert)).await.ok()?;
+        let stream = connect(addr, config).await.ok()?;
         let mut lines = BufReader::new(stream).lines();
         lines.next_line().await.ok().flatten()
     };
@@ -241,17 +257,24 @@ async fn bad_certificates_are_refused_at_the_handshake_each_for_its_reason() {
         .unwrap();
     let (addr, mut rx) = source_acceptor(source.clone()).await;
 
-    for (name, reason) in [
-        ("expired", CertificateError::Expired),
-        ("revoked", CertificateError::Revoked),
-        ("foreign", CertificateError::UnknownIssuer),
-        ("server-only", CertificateError::NotClientAuth),
-    ] {
-        let (seen, greeting) = attempt(addr, &mut rx, dir.path(), Some(name)).await;
-        assert_eq!(refusal(seen), reason, "{name}");
-        assert_eq!(greeting, None, "{name} must not get a session");
+    let tls12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    for versions in [rustls::DEFAULT_VERSIONS, tls12] {
+        for (name, reason) in [
+            ("expired", CertificateError::Expired),
+            ("revoked", CertificateError::Revoked),
+            ("foreign", CertificateError::UnknownIssuer),
+            ("server-only", CertificateError::NotClientAuth),
+        ] {
+            let config = client_config_versions(dir.path(), Some(name), versions);
+            let (seen, greeting) = attempt_with(addr, &mut rx, config).await;
+            assert_eq!(refusal(seen), reason, "{name} {versions:?}");
+            assert_eq!(greeting, None, "{name} must not get a session");
+        }
     }
-    assert_eq!(source.refused_count(), 4);
+    let config = client_config_versions(dir.path(), Some("app"), tls12);
+    let (seen, _) = attempt_with(addr, &mut rx, config).await;
+    assert_eq!(accepted_identity(seen).subject, APP_SUBJECT);
+    assert_eq!(source.refused_count(), 8);
     assert_eq!(CertificateError::Expired.to_string(), "certificate expired");
     assert_eq!(CertificateError::Revoked.to_string(), "certificate revoked");
 }
@@ -558,7 +581,15 @@ async fn sighup_reloads_the_running_server() {
 
 /// Runs Python's `ssl` client pinned to one protocol version against `addr`; returns its
 /// report (`ok TLSv1.2` or `refused …`).
-fn python_handshake(addr: SocketAddr, ca: &Path, version: &str) -> String {
+fn python_handshake(addr: SocketAddr, ca: &Path, version: &str, cert: Option<&Path>) -> String {
+    let load_cert = match cert {
+        Some(c) => format!(
+            "ctx.load_cert_chain({:?}, {:?})",
+            c.with_extension("crt").to_string_lossy(),
+            c.with_extension("key").to_string_lossy()
+        ),
+        None => String::new(),
+    };
     let script = format!(
         r#"
 import socket, ssl, sys
@@ -567,6 +598,7 @@ ctx.load_verify_locations({ca:?})
 ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
 ctx.minimum_version = ssl.TLSVersion.{version}
 ctx.maximum_version = ssl.TLSVersion.{version}
+{load_cert}
 try:
     with socket.create_connection(("127.0.0.1", {port}), timeout=10) as sock:
         with ctx.wrap_socket(sock, server_hostname="localhost") as tls:
@@ -600,7 +632,7 @@ async fn tls_1_0_and_1_1_are_refused_and_1_2_accepted() {
 
     for version in ["TLSv1", "TLSv1_1"] {
         let (ca, v) = (ca.clone(), version.to_owned());
-        let report = tokio::task::spawn_blocking(move || python_handshake(addr, &ca, &v))
+        let report = tokio::task::spawn_blocking(move || python_handshake(addr, &ca, &v, None))
             .await
             .unwrap();
         assert!(report.starts_with("refused"), "{version}: {report}");
@@ -621,17 +653,29 @@ async fn tls_1_0_and_1_1_are_refused_and_1_2_accepted() {
         }
     }
 
+    // OpenSSL clients (what most LPS use) get in with 1.2 and 1.3, with or without an
+    // AUTH_CLI certificate.
+    let app = dir.path().join("app.crt");
     for (version, expected) in [("TLSv1_2", "ok TLSv1.2"), ("TLSv1_3", "ok TLSv1.3")] {
-        let (ca, v) = (ca.clone(), version.to_owned());
-        let report = tokio::task::spawn_blocking(move || python_handshake(addr, &ca, &v))
-            .await
-            .unwrap();
-        assert_eq!(report, expected);
-        let seen = tokio::time::timeout(WAIT, rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(matches!(seen, Seen::Accepted(None)), "{version}: {seen:?}");
+        for cert in [None, Some(app.clone())] {
+            let (ca, v, c) = (ca.clone(), version.to_owned(), cert.clone());
+            let report =
+                tokio::task::spawn_blocking(move || python_handshake(addr, &ca, &v, c.as_deref()))
+                    .await
+                    .unwrap();
+            assert_eq!(report, expected);
+            let seen = tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            match (cert, seen) {
+                (None, Seen::Accepted(None)) => {}
+                (Some(_), Seen::Accepted(Some(Ok(id)))) => {
+                    assert_eq!(id.subject, APP_SUBJECT, "{version}")
+                }
+                (cert, seen) => panic!("{version} {cert:?}: {seen:?}"),
+            }
+        }
     }
 }
 
