@@ -298,6 +298,41 @@ pub fn handshake_refusal(error: &std::io::Error) -> Option<CertificateError> {
     }
 }
 
+/// What a connection's client certificate amounts to after the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCertificate {
+    /// None presented: the client authenticates with a PSC token, or not at all.
+    Absent,
+    /// Presented, verified by the handshake, and an AUTH_CLI identity: offer `EXTERNAL`.
+    Verified(CertificateIdentity),
+    /// Presented and verified by the handshake, but refused by `identify` (no clientAuth
+    /// EKU, dates by the server clock, revoked by a CRL refreshed since): the session goes
+    /// on without certificate identity and the refusal is audited.
+    Refused(CertificateError),
+}
+
+impl ClientCertificate {
+    pub fn identity(&self) -> Option<&CertificateIdentity> {
+        match self {
+            ClientCertificate::Verified(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The audit reason for a refusal, in the same words as a handshake refusal.
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            ClientCertificate::Refused(e) => Some(refusal_reason(e)),
+            _ => None,
+        }
+    }
+}
+
+/// "client certificate refused: <reason>", the audit trail's wording for both refusal paths.
+pub fn refusal_reason(error: &CertificateError) -> String {
+    format!("client certificate refused: {error}")
+}
+
 /// WebPkiClientVerifier plus a log line and a counter per refused certificate. The peer
 /// address is not known here (rustls does not pass it), hence `handshake_refusal` for the
 /// audit row.
@@ -340,7 +375,7 @@ impl ClientCertVerifier for AuditingVerifier {
             let subject = x509_parser::parse_x509_certificate(end_entity)
                 .map(|(_, c)| certificate::dn_string(c.subject()))
                 .unwrap_or_else(|_| "<unparsable>".into());
-            tracing::warn!(%subject, %reason, "client certificate refused: {reason}");
+            tracing::warn!(%subject, %reason, "client certificate refused at the handshake");
         }
         result
     }
@@ -459,6 +494,21 @@ impl TlsSource {
         now: DateTime<Utc>,
     ) -> Result<CertificateIdentity, CertificateError> {
         certificate::identify_checked(chain, now, self.crls().revocations())
+    }
+
+    /// The client certificate of an accepted connection (`tls_stream.get_ref().1`).
+    pub fn client_certificate(
+        &self,
+        connection: &rustls::ServerConnection,
+        now: DateTime<Utc>,
+    ) -> ClientCertificate {
+        match connection.peer_certificates() {
+            None | Some([]) => ClientCertificate::Absent,
+            Some(chain) => match self.identify(chain, now) {
+                Ok(id) => ClientCertificate::Verified(id),
+                Err(e) => ClientCertificate::Refused(e),
+            },
+        }
     }
 
     /// How many client certificates the handshake refused since start.

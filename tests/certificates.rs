@@ -13,7 +13,7 @@ use mssante::auth::certificate::{
 };
 use mssante::config::{HumanDuration, TlsConfig};
 use mssante::pki;
-use mssante::tls::{self, TlsSource, handshake_refusal};
+use mssante::tls::{self, ClientCertificate, TlsSource, handshake_refusal};
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::{CertificateDer, ServerName};
 use sha2::{Digest, Sha256};
@@ -60,7 +60,9 @@ enum Seen {
 
 type ConfigFn = Arc<dyn Fn() -> Arc<ServerConfig> + Send + Sync>;
 type IdentifyFn = Arc<
-    dyn Fn(&[CertificateDer<'_>]) -> Result<CertificateIdentity, CertificateError> + Send + Sync,
+    dyn Fn(&rustls::ServerConnection) -> Option<Result<CertificateIdentity, CertificateError>>
+        + Send
+        + Sync,
 >;
 
 /// A minimal TLS server: greets with `hello <CN or none>` then echoes lines.
@@ -87,7 +89,7 @@ async fn acceptor(
                         return;
                     }
                 };
-                let identity = stream.get_ref().1.peer_certificates().map(|c| identify(c));
+                let identity = identify(stream.get_ref().1);
                 let greeting = match &identity {
                     Some(Ok(id)) => id.common_name.clone().unwrap_or_default(),
                     _ => "none".into(),
@@ -116,7 +118,13 @@ async fn source_acceptor(source: Arc<TlsSource>) -> (SocketAddr, mpsc::Unbounded
     let s = source.clone();
     acceptor(
         Arc::new(move || s.current()),
-        Arc::new(move |chain| source.identify(chain, Utc::now())),
+        Arc::new(
+            move |conn| match source.client_certificate(conn, Utc::now()) {
+                ClientCertificate::Absent => None,
+                ClientCertificate::Verified(id) => Some(Ok(id)),
+                ClientCertificate::Refused(e) => Some(Err(e)),
+            },
+        ),
     )
     .await
 }
@@ -287,7 +295,10 @@ async fn plain_server_config_enforces_file_crls() {
     let plain = tls::server_config(&tls_config(&d, vec![])).unwrap();
     let (addr, mut rx) = acceptor(
         Arc::new(move || plain.clone()),
-        Arc::new(|chain| identify(chain, Utc::now())),
+        Arc::new(|conn: &rustls::ServerConnection| {
+            conn.peer_certificates()
+                .map(|chain| identify(chain, Utc::now()))
+        }),
     )
     .await;
     let (seen, _) = attempt(addr, &mut rx, &d, Some("revoked")).await;
@@ -300,7 +311,10 @@ async fn plain_server_config_enforces_file_crls() {
     let with_crl = tls::server_config(&tls_config(&d, vec![crl_path(&d)])).unwrap();
     let (addr, mut rx) = acceptor(
         Arc::new(move || with_crl.clone()),
-        Arc::new(|chain| identify(chain, Utc::now())),
+        Arc::new(|conn: &rustls::ServerConnection| {
+            conn.peer_certificates()
+                .map(|chain| identify(chain, Utc::now()))
+        }),
     )
     .await;
     let (seen, _) = attempt(addr, &mut rx, &d, Some("revoked")).await;
@@ -938,4 +952,38 @@ fn dev_pki_writes_a_usable_set() {
         1
     );
     tls::load_certificates(&out.join("foreign-ca.crt")).unwrap();
+}
+
+#[tokio::test]
+async fn identity_uses_the_server_clock_after_the_handshake() {
+    let dir = fresh_pki();
+    let source = TlsSource::load(&tls_config(dir.path(), vec![crl_path(dir.path())]))
+        .await
+        .unwrap();
+    // rustls checks dates with the system time; the identity with the injected clock,
+    // here eleven years on, when the certificate has expired.
+    let later = Utc::now() + chrono::Duration::days(11 * 365);
+    let s = source.clone();
+    let (addr, mut rx) = acceptor(
+        Arc::new(move || s.current()),
+        Arc::new(move |conn| {
+            let verdict = source.client_certificate(conn, later);
+            assert_eq!(
+                verdict.refusal().as_deref(),
+                Some("client certificate refused: certificate expired")
+            );
+            assert_eq!(verdict.identity(), None);
+            match verdict {
+                ClientCertificate::Refused(e) => Some(Err(e)),
+                other => panic!("{other:?}"),
+            }
+        }),
+    )
+    .await;
+    let (seen, greeting) = attempt(addr, &mut rx, dir.path(), Some("app")).await;
+    assert!(
+        matches!(seen, Seen::Accepted(Some(Err(CertificateError::Expired)))),
+        "{seen:?}"
+    );
+    assert_eq!(greeting.as_deref(), Some("hello none"));
 }
