@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod pki;
 pub mod server;
 pub mod store;
 pub mod tls;

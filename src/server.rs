@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::store::Store;
+use crate::tls::TlsSource;
 
 /// What every connection and job shares.
 #[derive(Clone, Debug)]
@@ -19,6 +20,8 @@ pub struct Context {
     pub config: Arc<Config>,
     pub store: Store,
     pub clock: SharedClock,
+    /// TLS configuration for each accepted connection (`tls.current()`), reloaded on SIGHUP.
+    pub tls: Arc<TlsSource>,
 }
 
 /// The running server: stop it with `shutdown` and wait with `wait`.
@@ -42,13 +45,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::open(&config.server.data_dir)
         .await
         .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
+    let tls = TlsSource::load(&config.tls)
+        .await
+        .context("loading the TLS certificates, client CAs and CRLs")?;
     let context = Context {
         config: Arc::new(config),
         store,
         clock: clock::system(),
+        tls,
     };
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    context.tls.spawn_crl_refresh(shutdown.clone(), &tasks);
+    reload_tls_on_sighup(context.tls.clone(), shutdown.clone(), &tasks);
     Ok(Running {
         context,
         shutdown,
@@ -64,6 +73,40 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())
+}
+
+/// SIGHUP reads the server certificate, key and client CAs again; connections already
+/// established keep theirs. A failed reload keeps the previous configuration.
+fn reload_tls_on_sighup(tls: Arc<TlsSource>, shutdown: CancellationToken, tasks: &TaskTracker) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: TLS reload disabled");
+                return;
+            }
+        };
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    got = hup.recv() => {
+                        if got.is_none() {
+                            return;
+                        }
+                        match tls.reload() {
+                            Ok(()) => tracing::info!("TLS configuration reloaded"),
+                            Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the previous configuration"),
+                        }
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (tls, shutdown, tasks);
 }
 
 async fn wait_for_signal() {

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{report, status};
+use crate::auth::certificate::identity_from_pem_file;
 use crate::config::Config;
 use crate::store::{DirectoryFields, Grant, Mailbox, MailboxKind, NewMailbox, Store, StoreError};
 
@@ -73,15 +74,21 @@ pub struct CreateArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("holder").required(true).multiple(false)))]
+#[group(skip)]
+#[command(group = clap::ArgGroup::new("holder").required(true).multiple(false).args(["idnat", "certificate"]))]
 pub struct GrantArgs {
     pub address: String,
     /// A professional's IdNat (organisational mailboxes).
-    #[arg(long, group = "holder")]
+    #[arg(long)]
     pub idnat: Option<String>,
-    /// A certificate's SHA-256 fingerprint (hex, colons allowed) to pin.
-    #[arg(long, group = "holder")]
+    /// A certificate (PEM file; the first certificate of a chain) whose subject and issuer
+    /// are bound, so that its renewals keep working; or a SHA-256 fingerprint (64 hex
+    /// digits, colons allowed) to pin.
+    #[arg(long)]
     pub certificate: Option<String>,
+    /// Bind the exact certificate (its SHA-256 fingerprint) instead of its subject.
+    #[arg(long, requires = "certificate")]
+    pub pin: bool,
 }
 
 pub fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
@@ -251,17 +258,40 @@ fn grant_from(a: &GrantArgs, m: &Mailbox) -> anyhow::Result<Grant> {
                 m.kind
             );
         }
-        let hex: String = cert
-            .chars()
-            .filter(|c| *c != ':')
-            .collect::<String>()
-            .to_ascii_lowercase();
-        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            bail!("`{cert}` is not a SHA-256 fingerprint (64 hex digits)");
-        }
-        return Ok(Grant::CertificatePin { fingerprint: hex });
+        return certificate_grant(cert, a.pin);
     }
     bail!("say --idnat or --certificate")
+}
+
+/// `--certificate` is a fingerprint when it reads as 64 hex digits and names no file;
+/// otherwise a PEM file whose first certificate is bound by subject+issuer (or pinned).
+fn certificate_grant(cert: &str, pin: bool) -> anyhow::Result<Grant> {
+    let path = std::path::Path::new(cert);
+    let hex: String = cert
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if !path.exists() && hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(Grant::CertificatePin { fingerprint: hex });
+    }
+    if !path.exists() {
+        bail!("`{cert}` is neither a certificate file nor a SHA-256 fingerprint (64 hex digits)");
+    }
+    let identity = identity_from_pem_file(path)
+        .with_context(|| format!("reading the certificate in {cert}"))?;
+    if pin {
+        return Ok(Grant::CertificatePin {
+            fingerprint: identity.fingerprint,
+        });
+    }
+    if identity.common_name.is_none() {
+        bail!("the certificate in {cert} has no CN: bind it with --pin");
+    }
+    Ok(Grant::CertificateSubject {
+        subject: identity.subject,
+        issuer: identity.issuer,
+    })
 }
 
 async fn create(config: &Config, store: &Store, a: CreateArgs) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! The operator interface. Its commands and flags are a contract: operators and test
 //! harnesses script against them, so they are extended, never renamed.
 
+mod dev;
 mod mailbox;
 
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub enum Command {
     /// Manage mailboxes (BAL) and who may open them.
     #[command(subcommand)]
     Mailbox(mailbox::MailboxCommand),
+    /// Local tools for trying the server (test PKI …); never for production.
+    Dev(dev::DevArgs),
     /// Show the audit trail of authentication decisions.
     Audit {
         /// Only decisions about this mailbox.
@@ -129,6 +132,10 @@ async fn run(args: Args) -> ExitCode {
                 Err(code) => return code,
             };
             mailbox::run(&config, cmd).await
+        }
+        Command::Dev(dev) => {
+            init_logging(None);
+            dev::run(dev).await
         }
         Command::Audit {
             mailbox,
