@@ -796,3 +796,21 @@ async fn authorization_code_flow_at_the_stand_in() {
     // A code is good once.
     assert_eq!(exchange(pairs["code"].clone()).await.status(), 400);
 }
+
+#[tokio::test]
+async fn wrong_client_credentials_are_never_an_acceptance() {
+    let psc = PscStandIn::start(local()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let section = format!(
+        "[psc]\nissuer = \"{}\"\nvalidation = \"introspection\"\nclient_id = \"mssante-operator\"\nclient_secret = \"wrong\"\n",
+        psc.issuer()
+    );
+    let config = config(&dir, &section);
+    let validator = PscValidator::new(&config.psc, clock::system()).unwrap();
+    let token = psc.mint(&TokenSpec::valid(HOUSE));
+    match validator.validate(&token).await {
+        Err(TokenError::Temporary(why)) => assert!(why.contains("401"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(psc.introspection_calls(), 1);
+}
