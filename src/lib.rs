@@ -12,3 +12,4 @@ pub mod pki;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod psc_standin;

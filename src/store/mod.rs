@@ -22,6 +22,7 @@ use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use tokio::sync::{broadcast, mpsc};
 
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
+pub use mailboxes::normalise_address;
 pub use types::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./schema");
