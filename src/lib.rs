@@ -9,7 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod pki;
+pub mod psc_standin;
 pub mod server;
 pub mod store;
 pub mod tls;
-pub mod psc_standin;
