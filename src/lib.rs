@@ -11,3 +11,4 @@ pub mod cli;
 pub mod server;
 pub mod auth;
 pub mod tls;
+pub mod lifecycle;

@@ -49,6 +49,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    crate::lifecycle::spawn_scheduler(&context, shutdown.clone(), &tasks)
+        .context("starting the lifecycle scheduler")?;
     Ok(Running {
         context,
         shutdown,

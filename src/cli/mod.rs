@@ -1,6 +1,7 @@
 //! The operator interface. Its commands and flags are a contract: operators and test
 //! harnesses script against them, so they are extended, never renamed.
 
+mod jobs;
 mod mailbox;
 
 use std::path::PathBuf;
@@ -29,6 +30,9 @@ pub enum Command {
     /// Manage mailboxes (BAL) and who may open them.
     #[command(subcommand)]
     Mailbox(mailbox::MailboxCommand),
+    /// Run the mailbox lifecycle jobs (directory publication, warnings, deletion).
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Show the audit trail of authentication decisions.
     Audit {
         /// Only decisions about this mailbox.
@@ -120,6 +124,14 @@ async fn run(args: Args) -> ExitCode {
                 Err(code) => return code,
             };
             mailbox::run(&config, cmd).await
+        }
+        Command::Jobs(cmd) => {
+            init_logging(None);
+            let config = match load_config(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            jobs::run(&config, cmd).await
         }
         Command::Audit { mailbox, limit, json } => {
             init_logging(None);
