@@ -15,7 +15,7 @@ use crate::config::{DirectoryConfig, DirectoryTarget};
 use crate::store::{Mailbox, MailboxKind};
 
 /// Whether a mailbox enters or leaves the directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     Publish,
