@@ -329,13 +329,17 @@ impl Lifecycle {
         report: &mut JobReport,
     ) -> Result<(), LifecycleError> {
         let cut = self.cutoffs(now);
-        for (id, reason) in self.unpublish_candidates(cut).await? {
-            if let Some(m) = self.store.mailbox_by_id(id).await? {
-                report.unpublished.push(Unpublished {
-                    address: m.address,
-                    reason,
-                });
-            }
+        let unpublish = self.unpublish_candidates(cut).await?;
+        let ids: Vec<i64> = unpublish.keys().copied().collect();
+        for m in self.read(&ids).await? {
+            let reason = unpublish
+                .get(&m.id)
+                .copied()
+                .unwrap_or(UnpublishReason::Inactive);
+            report.unpublished.push(Unpublished {
+                address: m.address,
+                reason,
+            });
         }
         let publish = self
             .store
@@ -345,22 +349,33 @@ impl Lifecycle {
                 cut.delete_activity,
             )
             .await?;
-        for m in self.store.mailboxes_by_ids(&publish).await? {
-            report.published.push(m.address);
-        }
-        for (id, (cycle, _)) in self.warnings_due(cut, now).await? {
-            if let Some(m) = self.store.mailbox_by_id(id).await? {
+        report
+            .published
+            .extend(self.read(&publish).await?.into_iter().map(|m| m.address));
+        let warnings = self.warnings_due(cut, now).await?;
+        let ids: Vec<i64> = warnings.keys().copied().collect();
+        for m in self.read(&ids).await? {
+            if let Some((cycle, _)) = warnings.get(&m.id) {
                 report.warned.push(Warned {
                     address: m.address,
-                    deletion_at: after(from_unix(cycle), self.rules.delete_after.0),
+                    deletion_at: after(from_unix(*cycle), self.rules.delete_after.0),
                 });
             }
         }
         let deletable = self.store.deletable(cut.delete_activity).await?;
-        for m in self.store.mailboxes_by_ids(&deletable).await? {
-            report.deleted.push(m.address);
-        }
+        report
+            .deleted
+            .extend(self.read(&deletable).await?.into_iter().map(|m| m.address));
         Ok(())
+    }
+
+    /// The mailboxes with these ids, read in batches.
+    async fn read(&self, ids: &[i64]) -> Result<Vec<Mailbox>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH) {
+            out.extend(self.store.mailboxes_by_ids(chunk).await?);
+        }
+        Ok(out)
     }
 
     /// Published mailboxes that must leave the directory, each with one reason.
@@ -458,13 +473,14 @@ impl Run<'_> {
 
     /// Pushes `kind` events for these mailboxes in batches and records each batch's
     /// successes; stops at the first failed push (the directory is likely down: the
-    /// rest waits for the next run). Returns the ids recorded, and whether to go on.
+    /// rest waits for the next run). Returns the mailboxes recorded, and whether to go
+    /// on.
     async fn push(
         &self,
         kind: EventKind,
         ids: Vec<i64>,
         report: &mut JobReport,
-    ) -> Result<(Vec<i64>, bool), LifecycleError> {
+    ) -> Result<(Vec<Mailbox>, bool), LifecycleError> {
         let store = &self.jobs.store;
         let mut done = Vec::new();
         for chunk in ids.chunks(BATCH) {
@@ -478,20 +494,22 @@ impl Run<'_> {
                 .collect();
             let (pushed, error) = self.jobs.publisher.publish_all(&events).await;
             let pushed_ids: Vec<i64> = mailboxes.iter().take(pushed).map(|m| m.id).collect();
-            let changed = match kind {
+            let changed: BTreeSet<i64> = match kind {
                 EventKind::Publish => store.mark_published(&pushed_ids).await?,
                 EventKind::Unpublish => store.mark_unpublished(&pushed_ids, self.now).await?,
-            };
-            done.extend(changed);
+            }
+            .into_iter()
+            .collect();
+            let failed = mailboxes.get(pushed).map(|m| m.address.clone());
+            done.extend(mailboxes.into_iter().filter(|m| changed.contains(&m.id)));
             if let Some(e) = error {
-                let address = mailboxes
-                    .get(pushed)
-                    .map(|m| m.address.as_str())
-                    .unwrap_or("?");
+                let address = failed.unwrap_or_default();
                 tracing::warn!(error = %e, %address, "directory push failed; retried at the next run");
-                report
-                    .failures
-                    .push(format!("{kind:?} {address}: {e}").to_lowercase());
+                let what = match kind {
+                    EventKind::Publish => "publish",
+                    EventKind::Unpublish => "unpublish",
+                };
+                report.failures.push(format!("{what} {address}: {e}"));
                 break;
             }
         }
@@ -502,7 +520,7 @@ impl Run<'_> {
         let candidates = self.jobs.unpublish_candidates(self.cut).await?;
         let ids: Vec<i64> = candidates.keys().copied().collect();
         let (done, go_on) = self.push(EventKind::Unpublish, ids, report).await?;
-        for m in self.jobs.store.mailboxes_by_ids(&done).await? {
+        for m in done {
             let reason = candidates
                 .get(&m.id)
                 .copied()
@@ -528,7 +546,7 @@ impl Run<'_> {
             )
             .await?;
         let (done, go_on) = self.push(EventKind::Publish, ids, report).await?;
-        for m in self.jobs.store.mailboxes_by_ids(&done).await? {
+        for m in done {
             tracing::info!(address = %m.address, "published in the directory");
             report.published.push(m.address);
         }
