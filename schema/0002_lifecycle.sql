@@ -29,6 +29,10 @@ CREATE INDEX mailboxes_published_activity
 -- Mailboxes that may be published: the publish job never reads the published ones.
 CREATE INDEX mailboxes_unpublished_activity
     ON mailboxes (COALESCE(last_authenticated_at, created_at)) WHERE published = 0 AND red_list = 0;
+-- The same by kind and age: unpublished mailboxes that are young or applicative (which
+-- inactivity does not keep out of the directory).
+CREATE INDEX mailboxes_unpublished_kind_created
+    ON mailboxes (kind, created_at) WHERE published = 0 AND red_list = 0;
 -- Red-listed mailboxes that are still in the directory (red-listed after publication).
 CREATE INDEX mailboxes_red_listed_published ON mailboxes (id) WHERE published = 1 AND red_list = 1;
 -- Deleting a mailbox cascades to its grants; the grant indexes are partial, so the

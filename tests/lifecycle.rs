@@ -327,6 +327,35 @@ async fn red_listed_mailboxes_are_never_published() {
 }
 
 #[tokio::test]
+async fn a_mailbox_red_listed_after_publication_leaves_the_directory() {
+    let env = Env::new().await;
+    let m = env
+        .create("discret", MailboxKind::Applicative, t0(), false, None)
+        .await;
+    env.run(t0()).await;
+    assert!(env.get(&m).await.unwrap().published);
+    // No operator command changes it after creation yet: set it in the database.
+    let path = env.config.database_path();
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE mailboxes SET red_list = 1 WHERE id = ?")
+        .bind(m.id)
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    let r = env.run(t0() + days(1)).await;
+    assert_eq!(r.unpublished.len(), 1, "{r}");
+    assert_eq!(r.unpublished[0].reason, UnpublishReason::RedListed);
+    assert!(env.run(t0() + days(2)).await.is_empty());
+    let events: Vec<_> = env.directory.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].event, EventKind::Unpublish);
+    assert_eq!(events[1].liste_rouge, "O");
+}
+
+#[tokio::test]
 async fn applicative_mailboxes_stay_published_while_inactive_until_deletion() {
     let env = Env::new().await;
     let app = env
