@@ -511,6 +511,47 @@ async fn concurrent_runs_emit_each_event_once() {
 }
 
 #[tokio::test]
+async fn a_live_lease_refuses_a_run_and_an_expired_one_is_taken_over() {
+    let env = Env::new().await;
+    env.create("lease", MailboxKind::Applicative, t0(), false, None)
+        .await;
+    let wall = Utc::now();
+    // A process that crashed ten minutes ago, its lease run out.
+    assert!(
+        env.store
+            .try_acquire_lease("lifecycle", "crashed", wall, wall - TimeDelta::minutes(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(env.run(t0()).await.published, vec![addr("lease")]);
+    // Another process working right now.
+    assert!(
+        env.store
+            .try_acquire_lease("lifecycle", "busy", wall, wall + TimeDelta::minutes(10))
+            .await
+            .unwrap()
+    );
+    let refused = env
+        .jobs_at(t0() + days(1))
+        .run(Mode::Apply, &CancellationToken::new())
+        .await;
+    match refused {
+        Err(LifecycleError::Busy { until: Some(until) }) => {
+            assert_eq!(
+                until.timestamp(),
+                (wall + TimeDelta::minutes(10)).timestamp()
+            )
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    // A dry run needs no lease.
+    env.jobs_at(t0() + days(1))
+        .run(Mode::DryRun, &CancellationToken::new())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn dry_run_changes_nothing() {
     let env = Env::new().await;
     let m = env

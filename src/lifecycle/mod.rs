@@ -36,6 +36,8 @@ mod notice;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -56,7 +58,7 @@ use crate::store::{Mailbox, MailboxKind, Notice, NoticeCopy, Store, StoreError};
 
 /// The lease row's name.
 const LEASE: &str = "lifecycle";
-/// How long a lease lasts without renewal; a run renews it after every batch.
+/// How long a lease lasts without renewal; a running run renews it every third of this.
 const LEASE_TTL: Duration = Duration::from_secs(600);
 /// Mailboxes per directory batch (one read, one push, one UPDATE).
 const BATCH: usize = 500;
@@ -309,14 +311,21 @@ impl Lifecycle {
             let until = self.store.lease_expiry(LEASE).await?;
             return Err(LifecycleError::Busy { until });
         }
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewer = tokio::spawn(renew_lease(
+            self.store.clone(),
+            holder.clone(),
+            lost.clone(),
+        ));
         let run = Run {
             jobs: self,
-            holder: &holder,
+            lost: &lost,
             now,
             cut: self.cutoffs(now),
             cancel,
         };
         let outcome = run.all(&mut report).await;
+        renewer.abort();
         if let Err(e) = self.store.release_lease(LEASE, &holder).await {
             tracing::warn!(error = %e, "cannot release the lifecycle lease; it will expire");
         }
@@ -434,30 +443,46 @@ impl Lifecycle {
     }
 }
 
+/// Keeps the lease while a run works, however long one push takes (a slow directory
+/// endpoint); sets `lost` if another run took it after all (this process stalled past
+/// the lease).
+async fn renew_lease(store: Store, holder: String, lost: Arc<AtomicBool>) {
+    loop {
+        tokio::time::sleep(LEASE_TTL / 3).await;
+        let wall = SystemClock.now();
+        match store
+            .renew_lease(LEASE, &holder, after(wall, LEASE_TTL))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot renew the lifecycle lease"),
+        }
+    }
+}
+
 /// One applying run, holding the lease.
 struct Run<'a> {
     jobs: &'a Lifecycle,
-    holder: &'a str,
+    lost: &'a AtomicBool,
     now: DateTime<Utc>,
     cut: Cutoffs,
     cancel: &'a CancellationToken,
 }
 
 impl Run<'_> {
-    /// Renews the lease; false (with `report.cancelled`) when the run must stop.
-    async fn keep_going(&self, report: &mut JobReport) -> Result<bool, LifecycleError> {
+    /// False (with `report.cancelled`) when the run must stop for shutdown; an error
+    /// when the lease was lost.
+    fn keep_going(&self, report: &mut JobReport) -> Result<bool, LifecycleError> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(LifecycleError::LeaseLost);
+        }
         if self.cancel.is_cancelled() {
             report.cancelled = true;
             return Ok(false);
-        }
-        let wall = SystemClock.now();
-        if !self
-            .jobs
-            .store
-            .renew_lease(LEASE, self.holder, after(wall, LEASE_TTL))
-            .await?
-        {
-            return Err(LifecycleError::LeaseLost);
         }
         Ok(true)
     }
@@ -484,7 +509,7 @@ impl Run<'_> {
         let store = &self.jobs.store;
         let mut done = Vec::new();
         for chunk in ids.chunks(BATCH) {
-            if !self.keep_going(report).await? {
+            if !self.keep_going(report)? {
                 return Ok((done, false));
             }
             let mailboxes = store.mailboxes_by_ids(chunk).await?;
@@ -557,7 +582,7 @@ impl Run<'_> {
         let due = self.jobs.warnings_due(self.cut, self.now).await?;
         let ids: Vec<i64> = due.keys().copied().collect();
         for chunk in ids.chunks(BATCH) {
-            if !self.keep_going(report).await? {
+            if !self.keep_going(report)? {
                 return Ok(false);
             }
             let mailboxes = self.jobs.store.mailboxes_by_ids(chunk).await?;
@@ -618,7 +643,7 @@ impl Run<'_> {
             human(self.jobs.rules.delete_after)
         );
         loop {
-            if !self.keep_going(report).await? {
+            if !self.keep_going(report)? {
                 return Ok(false);
             }
             let deleted = self
