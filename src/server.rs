@@ -58,6 +58,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tasks = TaskTracker::new();
     context.tls.spawn_crl_refresh(shutdown.clone(), &tasks);
     reload_tls_on_sighup(context.tls.clone(), shutdown.clone(), &tasks);
+    crate::lifecycle::spawn_scheduler(&context, shutdown.clone(), &tasks)
+        .context("starting the lifecycle scheduler")?;
     Ok(Running {
         context,
         shutdown,

@@ -6,6 +6,7 @@
 //! PostgreSQL backend can sit behind the same methods later.
 
 mod audit;
+mod lifecycle;
 mod mailboxes;
 mod messages;
 mod types;
@@ -22,6 +23,7 @@ use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use tokio::sync::{broadcast, mpsc};
 
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
+pub use lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};
 pub use mailboxes::normalise_address;
 pub use types::*;
 
