@@ -11,4 +11,5 @@ pub mod cli;
 pub mod server;
 pub mod auth;
 pub mod tls;
+pub mod imap;
 pub mod psc_standin;

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Authenticator;
 use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::store::Store;
@@ -19,6 +20,7 @@ pub struct Context {
     pub config: Arc<Config>,
     pub store: Store,
     pub clock: SharedClock,
+    pub auth: Authenticator,
 }
 
 /// The running server: stop it with `shutdown` and wait with `wait`.
@@ -26,6 +28,8 @@ pub struct Running {
     pub context: Context,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
+    /// Where the IMAP listeners are bound (resolves port 0).
+    pub imap: crate::imap::Listening,
 }
 
 impl Running {
@@ -42,17 +46,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let store = Store::open(&config.server.data_dir)
         .await
         .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
+    let clock = clock::system();
+    let auth = Authenticator::new(&config, store.clone(), clock.clone())
+        .await
+        .context("starting the authenticator")?;
     let context = Context {
         config: Arc::new(config),
         store,
-        clock: clock::system(),
+        clock,
+        auth,
     };
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let imap = crate::imap::start(&context, context.auth.clone(), shutdown.clone(), &tasks).await?;
     Ok(Running {
         context,
         shutdown,
         tasks,
+        imap,
     })
 }
 

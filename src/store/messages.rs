@@ -78,6 +78,7 @@ async fn bump_folder(
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn insert_message(
     c: &mut SqliteConnection,
     folder_id: i64,

@@ -1,0 +1,414 @@
+//! The session: a state machine whose states are types, and the command loop.
+//!
+//! `NotAuthenticated → Authenticated → Selected ⇄ Authenticated → Logout`. A command is
+//! only dispatched to the family its state allows; everything else gets `BAD`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::CommandCodec;
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::response::{Code, Greeting, GreetingKind, StatusKind};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
+
+use super::capabilities::{self, Stage};
+use super::connection::{ConnError, Connection, Incoming, Stream};
+use super::limits::RateLimit;
+use super::listener::Shared;
+use super::selected::View;
+use super::text;
+use crate::auth::certificate::CertificateIdentity;
+use crate::store::FolderChange;
+
+/// Longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Before authentication, a client gets at most this long between commands.
+const UNAUTHENTICATED_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An authenticated user: the one mailbox (BAL) this session may open, and what the
+/// client turned on with ENABLE.
+pub(crate) struct User {
+    pub(crate) auth: crate::auth::Authenticated,
+    pub(crate) condstore: bool,
+    pub(crate) qresync: bool,
+    pub(crate) changes: broadcast::Receiver<FolderChange>,
+}
+
+pub(crate) enum State {
+    NotAuthenticated,
+    Authenticated(User),
+    Selected(User, Box<View>),
+    Logout,
+}
+
+/// A state change a command asks for; `Session::apply` refuses the illegal ones.
+pub(crate) enum Transition {
+    None,
+    Authenticate(Box<crate::auth::Authenticated>),
+    Select(Box<View>),
+    Unselect,
+    Logout,
+}
+
+pub(crate) struct Session {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) conn: Connection,
+    pub(crate) peer: SocketAddr,
+    pub(crate) tls: bool,
+    pub(crate) certificate_presented: bool,
+    pub(crate) certificate: Option<CertificateIdentity>,
+    pub(crate) state: State,
+    rate: RateLimit,
+    started: Instant,
+}
+
+/// Runs the TLS handshake with a time limit.
+pub(crate) async fn handshake(shared: &Shared, tcp: TcpStream) -> Option<TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, shared.tls.accept(tcp)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, conn: Connection, peer: SocketAddr, tls: bool) -> Self {
+        let rate = RateLimit::new(shared.context.config.imap.max_commands_per_second);
+        let mut s = Session {
+            shared,
+            conn,
+            peer,
+            tls,
+            certificate_presented: false,
+            certificate: None,
+            state: State::NotAuthenticated,
+            rate,
+            started: Instant::now(),
+        };
+        s.note_certificate();
+        s
+    }
+
+    /// Looks at the client certificate, if the TLS layer verified one.
+    pub(crate) fn note_certificate(&mut self) {
+        if let Some(Stream::Tls(tls)) = self.conn.stream() {
+            let (_, server) = tls.get_ref();
+            if let Some(chain) = server.peer_certificates()
+                && let Some(leaf) = chain.first()
+            {
+                self.certificate_presented = true;
+                self.certificate = certificate_identity(leaf.as_ref());
+            }
+        }
+    }
+
+    pub(crate) fn stage(&self) -> Stage {
+        match self.state {
+            State::NotAuthenticated if !self.tls => Stage::Clear,
+            State::NotAuthenticated => Stage::Tls {
+                certificate: self.certificate_presented,
+            },
+            _ => Stage::Authenticated,
+        }
+    }
+
+    fn lifetime_left(&self) -> Duration {
+        let max = self.shared.context.config.session.max_lifetime.0;
+        max.saturating_sub(self.started.elapsed())
+    }
+
+    /// How long the next read may wait: inactivity and lifetime limits.
+    pub(crate) fn read_limit(&self) -> Duration {
+        let idle = match self.state {
+            State::NotAuthenticated => {
+                UNAUTHENTICATED_TIMEOUT.min(self.shared.context.config.session.idle_timeout.0)
+            }
+            _ => self.shared.context.config.session.idle_timeout.0,
+        };
+        idle.min(self.lifetime_left())
+    }
+
+    /// The read limit while idling: IDLE counts as activity, only the lifetime applies.
+    pub(crate) fn idle_limit(&self) -> Duration {
+        self.lifetime_left()
+    }
+
+    pub(crate) async fn run(mut self) {
+        if self.run_inner().await.is_err() {
+            tracing::debug!("connection ended");
+        }
+        self.conn.close().await;
+    }
+
+    async fn run_inner(&mut self) -> Result<(), ConnError> {
+        let caps = capabilities::list(self.stage());
+        let greeting = Greeting {
+            kind: GreetingKind::Ok,
+            code: Some(Code::Capability(caps)),
+            text: text::text("mssante IMAP ready"),
+        };
+        self.conn.send_greeting(&greeting).await?;
+        loop {
+            if matches!(self.state, State::Logout) {
+                return Ok(());
+            }
+            let limit = self.read_limit();
+            let shutdown = self.shared.shutdown.clone();
+            let incoming = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    self.conn.send(&text::bye("server shutting down")).await?;
+                    return Ok(());
+                }
+                r = self.conn.read(limit) => r,
+            };
+            let incoming = match incoming {
+                Ok(i) => i,
+                Err(ConnError::Timeout) => {
+                    let why = if self.lifetime_left().is_zero() {
+                        "session lifetime reached, please authenticate again"
+                    } else {
+                        "inactivity time limit reached"
+                    };
+                    self.conn.send(&text::bye(why)).await?;
+                    return Ok(());
+                }
+                Err(ConnError::LineTooLong(n)) => {
+                    self.conn
+                        .send(&text::bye(&format!("command line longer than {n} bytes")))
+                        .await?;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            match incoming {
+                Incoming::Refused { tag: Some(tag) } => {
+                    let r = text::tagged(&tag, StatusKind::No, Some(Code::TooBig), "too large");
+                    self.conn.send(&r).await?;
+                }
+                Incoming::Refused { tag: None } => {
+                    let r = untagged_bad("command too large");
+                    self.conn.send(&r).await?;
+                }
+                Incoming::Message => {
+                    let decoded = self
+                        .conn
+                        .message()
+                        .decode_message(&CommandCodec::default())
+                        .map(IntoStatic::into_static)
+                        .map_err(|_| {
+                            self.conn
+                                .message()
+                                .decode_tag()
+                                .map(IntoStatic::into_static)
+                        });
+                    match decoded {
+                        Ok(command) => {
+                            self.rate.admit().await;
+                            self.dispatch(command).await?;
+                        }
+                        Err(Some(tag)) => {
+                            let r = text::tagged(&tag, StatusKind::Bad, None, "syntax error");
+                            self.conn.send(&r).await?;
+                        }
+                        Err(None) => {
+                            self.conn.send(&untagged_bad("syntax error")).await?;
+                        }
+                    }
+                }
+            }
+            self.conn.flush().await?;
+        }
+    }
+
+    async fn dispatch(&mut self, command: Command<'static>) -> Result<(), ConnError> {
+        let name = command.name();
+        tracing::debug!(command = name, "command");
+        let transition = match self.state {
+            State::NotAuthenticated => self.not_authenticated(command).await?,
+            State::Authenticated(_) => self.authenticated(command).await?,
+            State::Selected(..) => self.selected(command).await?,
+            State::Logout => Transition::None,
+        };
+        self.apply(transition);
+        Ok(())
+    }
+
+    async fn not_authenticated(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
+        match c.body {
+            CommandBody::Capability | CommandBody::Noop | CommandBody::Logout => {
+                self.any_state(c).await
+            }
+            CommandBody::StartTLS => self.starttls(c.tag).await,
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                self.authenticate(
+                    c.tag,
+                    mechanism,
+                    initial_response.map(|s| s.declassify().to_vec()),
+                )
+                .await
+            }
+            CommandBody::Login { .. } => self.login(c.tag).await,
+            CommandBody::Id { .. } if self.tls => self.any_state(c).await,
+            _ => {
+                let msg = if self.tls {
+                    "authenticate first"
+                } else {
+                    "STARTTLS first"
+                };
+                self.conn
+                    .send(&text::tagged(&c.tag, StatusKind::Bad, None, msg))
+                    .await?;
+                Ok(Transition::None)
+            }
+        }
+    }
+
+    async fn authenticated(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
+        match &c.body {
+            CommandBody::Capability
+            | CommandBody::Noop
+            | CommandBody::Logout
+            | CommandBody::Id { .. } => self.any_state(c).await,
+            CommandBody::StartTLS
+            | CommandBody::Authenticate { .. }
+            | CommandBody::Login { .. } => {
+                self.conn
+                    .send(&text::tagged(
+                        &c.tag,
+                        StatusKind::Bad,
+                        None,
+                        "already authenticated",
+                    ))
+                    .await?;
+                Ok(Transition::None)
+            }
+            CommandBody::Select { .. }
+            | CommandBody::Examine { .. }
+            | CommandBody::Create { .. }
+            | CommandBody::Delete { .. }
+            | CommandBody::Rename { .. }
+            | CommandBody::Subscribe { .. }
+            | CommandBody::Unsubscribe { .. }
+            | CommandBody::List { .. }
+            | CommandBody::Lsub { .. }
+            | CommandBody::Status { .. }
+            | CommandBody::Append { .. }
+            | CommandBody::Namespace
+            | CommandBody::Enable { .. }
+            | CommandBody::Idle => self.mailbox_command(c).await,
+            _ => {
+                self.conn
+                    .send(&text::tagged(
+                        &c.tag,
+                        StatusKind::Bad,
+                        None,
+                        "no mailbox selected",
+                    ))
+                    .await?;
+                Ok(Transition::None)
+            }
+        }
+    }
+
+    async fn selected(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
+        match &c.body {
+            CommandBody::Check
+            | CommandBody::Close
+            | CommandBody::Unselect
+            | CommandBody::Expunge
+            | CommandBody::ExpungeUid { .. }
+            | CommandBody::Search { .. }
+            | CommandBody::Fetch { .. }
+            | CommandBody::Store { .. }
+            | CommandBody::Copy { .. }
+            | CommandBody::Move { .. } => self.selected_command(c).await,
+            _ => self.authenticated(c).await,
+        }
+    }
+
+    fn apply(&mut self, t: Transition) {
+        let state = std::mem::replace(&mut self.state, State::Logout);
+        self.state = match (state, t) {
+            (s, Transition::None) => s,
+            (_, Transition::Logout) => State::Logout,
+            (State::NotAuthenticated, Transition::Authenticate(auth)) => {
+                State::Authenticated(User {
+                    auth: *auth,
+                    condstore: false,
+                    qresync: false,
+                    changes: self.shared.context.store.subscribe(),
+                })
+            }
+            (State::Authenticated(u) | State::Selected(u, _), Transition::Select(v)) => {
+                State::Selected(u, v)
+            }
+            (State::Selected(u, _), Transition::Unselect) => State::Authenticated(u),
+            (s, _) => {
+                tracing::error!("refused an illegal session transition");
+                s
+            }
+        };
+    }
+
+    pub(crate) fn user_mut(&mut self) -> Option<&mut User> {
+        match &mut self.state {
+            State::Authenticated(u) | State::Selected(u, _) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Waits `delay` unless the server is shutting down.
+    pub(crate) async fn pause(&self, delay: Duration) {
+        if delay.is_zero() {
+            return;
+        }
+        tokio::select! {
+            _ = self.shared.shutdown.cancelled() => {}
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+pub(crate) fn untagged_bad(msg: &str) -> imap_codec::imap_types::response::Response<'static> {
+    use imap_codec::imap_types::response::{Response, Status, StatusBody};
+    Response::Status(Status::Untagged(StatusBody {
+        kind: StatusKind::Bad,
+        code: None,
+        text: text::text(msg),
+    }))
+}
+
+/// The identity a verified client certificate carries. Revocation and EKU checks belong
+/// to `auth::certificate`; here only the names and fingerprint are read.
+fn certificate_identity(der: &[u8]) -> Option<CertificateIdentity> {
+    use sha2::Digest;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let first = |attrs: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue>| {
+        attrs
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .map(str::to_owned)
+    };
+    Some(CertificateIdentity {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        common_name: first(&mut cert.subject().iter_common_name()),
+        organisational_unit: first(&mut cert.subject().iter_organizational_unit()),
+        serial: cert.raw_serial_as_string().replace(':', ""),
+        fingerprint: hex::encode(sha2::Sha256::digest(der)),
+    })
+}
