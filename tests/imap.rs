@@ -196,23 +196,6 @@ async fn implicit_tls_greeting_and_refusals() {
     let r = c.until(&tag).await;
     assert!(last(&r).contains(" BAD "), "{r:?}");
 
-    // PSC unreachable: temporary failure, never an acceptance.
-    w.psc.set_down(true);
-    let r = c
-        .cmd(&format!(
-            "AUTHENTICATE XOAUTH2 {}",
-            xoauth2(
-                HOUSE_BAL,
-                &w.psc.mint(&TokenSpec::flawed(HOUSE, Flaw::UnknownKey))
-            )
-        ))
-        .await;
-    assert!(
-        last(&r).contains("NO [UNAVAILABLE]") || last(&r).contains("AUTHENTICATIONFAILED"),
-        "{r:?}"
-    );
-    w.psc.set_down(false);
-
     // Without SASL-IR: empty continuation, then the response; OAUTHBEARER.
     let tag = c.next_tag();
     c.send(format!("{tag} AUTHENTICATE OAUTHBEARER\r\n").as_bytes())
@@ -234,19 +217,68 @@ async fn implicit_tls_greeting_and_refusals() {
 
 #[tokio::test]
 async fn temporary_failure_when_psc_is_down() {
-    let w = world("").await;
+    let w = world("psc.introspection").await;
     let token = w.token(HOUSE);
-    w.psc.set_down(true);
     let mut c = w.connect_tls().await;
     c.line().await;
+    w.psc.set_down(true);
     let r = c
         .cmd(&format!(
             "AUTHENTICATE XOAUTH2 {}",
             xoauth2(HOUSE_BAL, &token)
         ))
         .await;
-    // Local validation may already hold the keys; introspection mode must not accept.
-    assert!(!last(&r).contains(" OK "), "{r:?}");
+    assert!(last(&r).contains("NO [UNAVAILABLE]"), "{r:?}");
+    w.psc.set_down(false);
+    let r = c
+        .cmd(&format!(
+            "AUTHENTICATE XOAUTH2 {}",
+            xoauth2(HOUSE_BAL, &token)
+        ))
+        .await;
+    assert!(last(&r).contains(" OK "), "{r:?}");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn external_with_an_application_certificate() {
+    use mssante::store::{DirectoryFields, Grant, MailboxKind, NewMailbox};
+    use sha2::Digest;
+    let w = world("tls.client_ca").await;
+    let store = &w.running.as_ref().unwrap().context.store;
+    let (cert, key) = w.client_certificate("LABO-SIL");
+    store
+        .create_mailbox(NewMailbox {
+            address: "labo@h.mssante.fr".into(),
+            kind: MailboxKind::Applicative,
+            owner: None,
+            display_name: None,
+            created_at: chrono::Utc::now(),
+            red_list: false,
+            directory: DirectoryFields::default(),
+        })
+        .await
+        .unwrap();
+    let fingerprint = hex::encode(sha2::Sha256::digest(cert.as_ref()));
+    store
+        .add_grant("labo@h.mssante.fr", Grant::CertificatePin { fingerprint })
+        .await
+        .unwrap();
+    // Without a certificate: no EXTERNAL.
+    let mut plain = w.connect_tls().await;
+    assert!(!plain.line().await.contains("AUTH=EXTERNAL"));
+    let mut c = w.connect_tls_with((cert, key)).await;
+    let greeting = c.line().await;
+    assert!(greeting.contains("AUTH=EXTERNAL"), "{greeting}");
+    // Another mailbox than the one bound to the certificate: refused.
+    let r = c
+        .cmd(&format!("AUTHENTICATE EXTERNAL {}", B64.encode(HOUSE_BAL)))
+        .await;
+    assert!(last(&r).contains("NO [AUTHENTICATIONFAILED]"), "{r:?}");
+    let r = c.cmd("AUTHENTICATE EXTERNAL =").await;
+    assert!(last(&r).contains(" OK "), "{r:?}");
+    let r = c.cmd("SELECT INBOX").await;
+    assert!(last(&r).contains("OK [READ-WRITE]"), "{r:?}");
     w.stop().await;
 }
 

@@ -392,11 +392,22 @@ pub(crate) fn untagged_bad(msg: &str) -> imap_codec::imap_types::response::Respo
     }))
 }
 
-/// The identity a verified client certificate carries. Revocation and EKU checks belong
-/// to `auth::certificate`; here only the names and fingerprint are read.
+/// The identity a client certificate carries. The handshake verified its chain (and
+/// webpki its dates); clientAuth is required here as `auth::certificate::identify`
+/// does, and names are written as RFC 4514 (most specific RDN first), the form grants
+/// are stored in. When `tls::TlsSource::client_certificate` is available (CRLs), it
+/// replaces this.
 fn certificate_identity(der: &[u8]) -> Option<CertificateIdentity> {
     use sha2::Digest;
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let client_auth = cert
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .is_some_and(|eku| eku.value.client_auth);
+    if !client_auth {
+        return None;
+    }
     let first = |attrs: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue>| {
         attrs
             .next()
@@ -404,11 +415,38 @@ fn certificate_identity(der: &[u8]) -> Option<CertificateIdentity> {
             .map(str::to_owned)
     };
     Some(CertificateIdentity {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
+        subject: dn(cert.subject()),
+        issuer: dn(cert.issuer()),
         common_name: first(&mut cert.subject().iter_common_name()),
         organisational_unit: first(&mut cert.subject().iter_organizational_unit()),
-        serial: cert.raw_serial_as_string().replace(':', ""),
+        serial: hex::encode(cert.raw_serial()),
         fingerprint: hex::encode(sha2::Sha256::digest(der)),
     })
+}
+
+fn dn(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let rdns: Vec<String> =
+        name.iter_rdn()
+            .map(|rdn| {
+                rdn.iter()
+                    .map(|atv| {
+                        let key = match atv.attr_type().to_id_string().as_str() {
+                            "2.5.4.3" => "CN".to_owned(),
+                            "2.5.4.6" => "C".to_owned(),
+                            "2.5.4.7" => "L".to_owned(),
+                            "2.5.4.8" => "ST".to_owned(),
+                            "2.5.4.10" => "O".to_owned(),
+                            "2.5.4.11" => "OU".to_owned(),
+                            other => other.to_owned(),
+                        };
+                        let value = atv.as_str().map(str::to_owned).unwrap_or_else(|_| {
+                            String::from_utf8_lossy(atv.as_slice()).into_owned()
+                        });
+                        format!("{key}={value}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+")
+            })
+            .collect();
+    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
 }

@@ -13,8 +13,11 @@ use mssante::config::Config;
 use mssante::psc_standin::{PscStandIn, TokenSpec};
 use mssante::server::{self, Running};
 use mssante::store::{DirectoryFields, MailboxKind, NewMailbox};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -27,6 +30,7 @@ pub const CUDDY: &str = "899700000002";
 pub const CUDDY_BAL: &str = "lisa.cuddy@h.mssante.fr";
 
 pub struct World {
+    pub issuer: CertifiedIssuer<'static, KeyPair>,
     pub psc: PscStandIn,
     pub running: Option<Running>,
     pub ca: CertificateDer<'static>,
@@ -49,18 +53,30 @@ pub async fn world(extra: &str) -> World {
         .unwrap();
     std::fs::write(dir.path().join("cert.pem"), leaf.pem() + &ca.pem()).unwrap();
     std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    // `tls.client_ca` in `extra`: ask for client certificates issued by the test CA.
+    let client_ca = if extra.contains("tls.client_ca") {
+        "client_ca = \"ca.pem\"\n"
+    } else {
+        ""
+    };
+    let mode = if extra.contains("psc.introspection") {
+        "introspection"
+    } else {
+        "local"
+    };
     let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let text = format!(
         "[server]\nhostname = \"mail.h.mssante.fr\"\ndomains = [\"h.mssante.fr\"]\ndata_dir = \"data\"\n\
-         [tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n\
+         [tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n{client_ca}\
          [imap]\ntls = [\"127.0.0.1:0\"]\nstarttls = [\"127.0.0.1:0\"]\n{extra_imap}\n\
          [smtp]\nsubmission_tls = []\nsubmission_starttls = []\ninbound = []\n\
          [session]\nsasl_challenge_timeout = \"1s\"\n{extra_session}\n{psc}",
         extra_imap = section(extra, "imap"),
         extra_session = section(extra, "session"),
-        psc = psc.config_toml("local"),
+        psc = psc.config_toml(mode),
     );
     let config = Config::parse(&text, dir.path()).unwrap();
     let running = server::start(config).await.unwrap();
@@ -80,12 +96,14 @@ pub async fn world(extra: &str) -> World {
             .await
             .unwrap();
     }
+    let ca_der = ca.der().clone();
     let tls = running.imap.tls[0];
     let starttls = running.imap.starttls[0];
     World {
+        issuer: ca,
         psc,
         running: Some(running),
-        ca: ca.der().clone(),
+        ca: ca_der,
         tls,
         starttls,
         dir,
@@ -108,6 +126,36 @@ impl World {
 
     pub fn xoauth2(&self, address: &str, idnat: &str) -> String {
         xoauth2(address, &self.token(idnat))
+    }
+
+    /// A client certificate for an application (AUTH_CLI shape): DER chain and key.
+    pub fn client_certificate(
+        &self,
+        name: &str,
+    ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CountryName, "FR");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "LABO");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, "318751275100020");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let der = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        (cert.der().clone(), der)
+    }
+
+    pub async fn connect_tls_with(
+        &self,
+        cert: (CertificateDer<'static>, PrivateKeyDer<'static>),
+    ) -> Client {
+        let mut c = Client::plain(self.tls).await;
+        c.upgrade_with(&self.ca, Some(cert)).await;
+        c
     }
 
     pub async fn connect_tls(&self) -> Client {
@@ -175,11 +223,21 @@ impl Client {
     }
 
     pub async fn upgrade(&mut self, ca: &CertificateDer<'static>) {
+        self.upgrade_with(ca, None).await
+    }
+
+    pub async fn upgrade_with(
+        &mut self,
+        ca: &CertificateDer<'static>,
+        client: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
+    ) {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.clone()).unwrap();
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+        let config = match client {
+            Some((cert, key)) => builder.with_client_auth_cert(vec![cert], key).unwrap(),
+            None => builder.with_no_client_auth(),
+        };
         let connector = TlsConnector::from(Arc::new(config));
         let Io::Plain(tcp) = std::mem::replace(&mut self.io, Io::Gone) else {
             panic!("not a plain connection")
