@@ -247,6 +247,7 @@ async fn external_with_an_application_certificate() {
     let w = world("tls.client_ca").await;
     let store = &w.running.as_ref().unwrap().context.store;
     let (cert, key) = w.client_certificate("LABO-SIL");
+    let again = (cert.clone(), key.clone_key());
     store
         .create_mailbox(NewMailbox {
             address: "labo@h.mssante.fr".into(),
@@ -279,6 +280,16 @@ async fn external_with_an_application_certificate() {
     assert!(last(&r).contains(" OK "), "{r:?}");
     let r = c.cmd("SELECT INBOX").await;
     assert!(last(&r).contains("OK [READ-WRITE]"), "{r:?}");
+    // The mailbox address in clear text where base64 was expected is tolerated.
+    let mut c = w.connect_tls_with(again).await;
+    c.line().await;
+    let r = c.cmd("AUTHENTICATE EXTERNAL labo@h.mssante.fr").await;
+    assert!(last(&r).contains(" OK "), "{r:?}");
+    // A certificate bound to no mailbox.
+    let mut c = w.connect_tls_with(w.client_certificate("OTHER")).await;
+    c.line().await;
+    let r = c.cmd("AUTHENTICATE EXTERNAL labo@h.mssante.fr").await;
+    assert!(last(&r).contains("NO [AUTHENTICATIONFAILED]"), "{r:?}");
     w.stop().await;
 }
 

@@ -64,11 +64,11 @@ impl Session {
             CommandBody::Select {
                 mailbox,
                 parameters,
-            } => self.select(tag, mailbox, parameters, false).await,
+            } => Box::pin(self.select(tag, mailbox, parameters, false)).await,
             CommandBody::Examine {
                 mailbox,
                 parameters,
-            } => self.select(tag, mailbox, parameters, true).await,
+            } => Box::pin(self.select(tag, mailbox, parameters, true)).await,
             CommandBody::Create { mailbox } => {
                 let Some(name) = text::folder_name(&mailbox) else {
                     return self.no(&tag, "invalid mailbox name").await;

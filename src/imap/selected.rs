@@ -229,9 +229,6 @@ impl Session {
                 if closing && !read_only {
                     let _ = store.expunge(folder_id, None).await;
                 }
-                let qresync = matches!(&self.state, State::Selected(u, _) if u.qresync);
-                let code = if qresync { Some(Code::Closed) } else { None };
-                let _ = code;
                 self.conn
                     .send(&text::tagged_ok(&tag, None, "mailbox closed"))
                     .await?;
@@ -426,15 +423,12 @@ impl Session {
                 macro_or_item_names,
                 uid,
                 modifiers,
-            } => {
-                self.fetch(tag, sequence_set, macro_or_item_names, uid, modifiers)
-                    .await
-            }
+            } => Box::pin(self.fetch(tag, sequence_set, macro_or_item_names, uid, modifiers)).await,
             CommandBody::Search {
                 charset,
                 criteria,
                 uid,
-            } => self.search(tag, charset, criteria, uid).await,
+            } => Box::pin(self.search(tag, charset, criteria, uid)).await,
             _ => self.bad(&tag, "unexpected command").await,
         }
     }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use imap_codec::CommandCodec;
 use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::Atom;
 use imap_codec::imap_types::response::{Code, Greeting, GreetingKind, StatusKind};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
@@ -215,11 +217,26 @@ impl Session {
                     match decoded {
                         Ok(command) => {
                             self.rate.admit().await;
-                            self.dispatch(command).await?;
+                            // Boxed: the large command futures are allocated only while a
+                            // command runs, not for the whole life of an idle connection.
+                            Box::pin(self.dispatch(command)).await?;
                         }
                         Err(Some(tag)) => {
-                            let r = text::tagged(&tag, StatusKind::Bad, None, "syntax error");
-                            self.conn.send(&r).await?;
+                            if let Some(address) =
+                                clear_text_external(self.conn.message().message_bytes())
+                                && matches!(self.state, State::NotAuthenticated)
+                            {
+                                self.rate.admit().await;
+                                let external = AuthMechanism::from(
+                                    Atom::try_from("EXTERNAL").map_err(|_| ConnError::Closed)?,
+                                );
+                                let t = Box::pin(self.authenticate(tag, external, Some(address)))
+                                    .await?;
+                                self.apply(t);
+                            } else {
+                                let r = text::tagged(&tag, StatusKind::Bad, None, "syntax error");
+                                self.conn.send(&r).await?;
+                            }
                         }
                         Err(None) => {
                             self.conn.send(&untagged_bad("syntax error")).await?;
@@ -254,11 +271,11 @@ impl Session {
                 mechanism,
                 initial_response,
             } => {
-                self.authenticate(
+                Box::pin(self.authenticate(
                     c.tag,
                     mechanism,
                     initial_response.map(|s| s.declassify().to_vec()),
-                )
+                ))
                 .await
             }
             CommandBody::Login { .. } => self.login(c.tag).await,
@@ -381,6 +398,22 @@ impl Session {
             _ = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// `AUTHENTICATE EXTERNAL <address>` with the address in clear text where base64 was
+/// expected: some LPS send it so, and DOMAIN.md asks to tolerate it. Returns the address.
+fn clear_text_external(line: &[u8]) -> Option<Vec<u8>> {
+    let line = line.strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut words = line.split(|b| *b == b' ');
+    let (_tag, command, mechanism, argument) =
+        (words.next()?, words.next()?, words.next()?, words.next()?);
+    let fits = words.next().is_none()
+        && command.eq_ignore_ascii_case(b"AUTHENTICATE")
+        && mechanism.eq_ignore_ascii_case(b"EXTERNAL")
+        && argument.contains(&b'@')
+        && argument.iter().all(|b| b.is_ascii_graphic());
+    fits.then(|| argument.to_vec())
 }
 
 pub(crate) fn untagged_bad(msg: &str) -> imap_codec::imap_types::response::Response<'static> {
