@@ -1031,6 +1031,38 @@ async fn curl_with_oauth2_bearer() {
         body.contains("Subject: Patient 12") && body.contains("Lupus, again."),
         "{body}"
     );
+    // The mailbox URL alone, as in the operator documentation.
+    let token = w.token(HOUSE);
+    let url = format!("imaps://127.0.0.1:{}/INBOX", w.tls.port());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-k",
+                "--max-time",
+                "20",
+                "--oauth2-bearer",
+                &token,
+                "--user",
+                HOUSE_BAL,
+                &url,
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "curl: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        listing.contains("* LIST (\\HasNoChildren) \"/\" INBOX"),
+        "{listing}"
+    );
     // A bad token fails.
     let url = format!("imaps://127.0.0.1:{}/INBOX;UID=1", w.tls.port());
     let out = tokio::task::spawn_blocking(move || {

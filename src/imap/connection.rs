@@ -108,8 +108,6 @@ pub(crate) struct Connection {
     in_literal: bool,
     /// The message held in the fragmentizer has not been handled yet.
     replay: bool,
-    /// The current message needed a large buffer: replace the fragmentizer when idle.
-    grew: bool,
 }
 
 impl Connection {
@@ -127,7 +125,6 @@ impl Connection {
             fragment_end: 0,
             in_literal: false,
             replay: false,
-            grew: false,
         }
     }
 
@@ -183,24 +180,27 @@ impl Connection {
                         return Err(ConnError::LineTooLong(self.max_line));
                     }
                 }
-                if self.frag.message_bytes().is_empty() && self.grew {
-                    // Nothing half-read: give the large buffers back.
+                if self.frag.message_bytes().is_empty() {
+                    // Nothing half-read and nothing queued (`progress` consumed it all):
+                    // give the buffers back while the client is quiet.
                     self.frag = Fragmentizer::new(self.max_message);
-                    self.grew = false;
                 }
                 self.fill(deadline).await?;
                 continue;
             };
             match info {
                 FragmentInfo::Line {
-                    end, announcement, ..
+                    start,
+                    end,
+                    announcement,
+                    ..
                 } => {
+                    if end - start > self.max_line.saturating_add(2) {
+                        return Err(ConnError::LineTooLong(self.max_line));
+                    }
                     self.fragment_end = end;
                     if let Some(LiteralAnnouncement { mode, length }) = announcement {
                         self.in_literal = true;
-                        if length > 64 * 1024 {
-                            self.grew = true;
-                        }
                         if length > self.max_literal {
                             use imap_codec::imap_types::IntoStatic;
                             let tag = self.frag.decode_tag().map(IntoStatic::into_static);
@@ -247,9 +247,6 @@ impl Connection {
             }
             self.fragment_end = 0;
             self.in_literal = false;
-            if self.frag.message_bytes().len() > 64 * 1024 {
-                self.grew = true;
-            }
             if self.frag.is_max_message_size_exceeded() || self.frag.is_message_poisoned() {
                 use imap_codec::imap_types::IntoStatic;
                 return Ok(Incoming::Refused {
