@@ -105,7 +105,8 @@ async fn starttls_port_offers_only_starttls_then_authenticates() {
 
 #[tokio::test]
 async fn implicit_tls_greeting_and_refusals() {
-    let w = world("").await;
+    // Many refusals in a row from one address: keep the back-off out of the way here.
+    let w = world("session.auth_failures_before_delay = 1000").await;
     let mut c = w.connect_tls().await;
     let greeting = c.line().await;
     assert!(
@@ -174,6 +175,51 @@ async fn implicit_tls_greeting_and_refusals() {
     assert!(last(&r).contains("NO [AUTHENTICATIONFAILED]"), "{r:?}");
     let r = c.until("n1").await;
     assert!(last(&r).contains("n1 OK"), "{r:?}");
+
+    // Every kind of bad token is refused the same way on the wire.
+    for flaw in [
+        Flaw::NotYetValid,
+        Flaw::ForeignIssuer,
+        Flaw::UnknownKey,
+        Flaw::AlgNone,
+        Flaw::Hs256WithPublicKey,
+        Flaw::WrongAcr,
+        Flaw::RefreshType,
+        Flaw::BadSignature,
+    ] {
+        let bad = w.psc.mint(&TokenSpec::flawed(HOUSE, flaw));
+        let tag = c.next_tag();
+        c.send(
+            format!(
+                "{tag} AUTHENTICATE XOAUTH2 {}\r\n",
+                xoauth2(HOUSE_BAL, &bad)
+            )
+            .as_bytes(),
+        )
+        .await;
+        assert!(c.line().await.starts_with("+ "), "{flaw:?}");
+        c.send(b"\r\n").await;
+        let r = c.until(&tag).await;
+        assert!(
+            last(&r).contains("NO [AUTHENTICATIONFAILED]"),
+            "{flaw:?}: {r:?}"
+        );
+    }
+    // Each attempt is in the audit trail, with the IMAP interface and the peer.
+    let store = &w.running.as_ref().unwrap().context.store;
+    let audit = store.audit_records(Some(HOUSE_BAL), 100).await.unwrap();
+    let refused = audit
+        .iter()
+        .filter(|r| {
+            r.entry.outcome == mssante::store::AuditOutcome::Failure
+                && r.entry.protocol.eq_ignore_ascii_case("imap")
+                && r.entry
+                    .peer
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("127.0.0.1"))
+        })
+        .count();
+    assert!(refused >= 11, "{audit:?}");
 
     // A good token for somebody else's mailbox.
     let r = c
@@ -370,8 +416,13 @@ async fn folders_and_mailbox_commands() {
     assert!(last(&r).contains("OK [READ-ONLY]"));
     let r = c.cmd("STORE 1 +FLAGS (\\Seen)").await;
     assert!(last(&r).contains(" NO "), "read-only: {r:?}");
-    let r = c.cmd("SELECT INBOX").await;
-    assert!(last(&r).contains("OK [READ-WRITE]"), "{r:?}");
+    let r = c.cmd("SELECT INBOX (CONDSTORE)").await;
+    assert!(
+        last(&r).contains("OK [READ-WRITE]") && has(&r, "[HIGHESTMODSEQ "),
+        "{r:?}"
+    );
+    let r = c.cmd("FETCH 1 (FLAGS) (CHANGEDSINCE 1)").await;
+    assert!(r[0].contains("MODSEQ ("), "{r:?}");
     assert!(last(&c.cmd("CHECK").await).contains(" OK "));
     assert!(last(&c.cmd("UNSELECT").await).contains(" OK "));
     assert!(last(&c.cmd("FETCH 1 FLAGS").await).contains(" BAD "));
@@ -492,6 +543,23 @@ async fn fetch_store_search_copy_move() {
         r[0].contains(&format!("RFC822 {{{}}}", SIMPLE.len())),
         "{r:?}"
     );
+    let tag = c.next_tag();
+    c.send(
+        format!(
+            "{tag} APPEND Drafts (\\Draft) \"01-Jan-2020 10:00:00 +0200\" {{{}+}}\r\n{SIMPLE}\r\n",
+            SIMPLE.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(last(&c.until(&tag).await).contains("OK [APPENDUID"));
+    c.cmd("EXAMINE Drafts").await;
+    let r = c.cmd("FETCH 1 (FLAGS INTERNALDATE)").await;
+    assert!(
+        r[0].contains("FLAGS (\\Draft) INTERNALDATE \"01-Jan-2020 08:00:00 +0000\""),
+        "{r:?}"
+    );
+    c.cmd("SELECT INBOX").await;
     let r = c.cmd("FETCH 1:2 FAST").await;
     assert_eq!(r.len(), 3);
     let r = c.cmd("FETCH 3 FLAGS").await;
