@@ -870,6 +870,26 @@ async fn session_limits() {
 }
 
 #[tokio::test]
+async fn commands_over_the_rate_wait_their_turn() {
+    let w = world("imap.max_commands_per_second = 10").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    let mut burst = Vec::new();
+    for i in 0..25 {
+        burst.extend_from_slice(format!("n{i} NOOP\r\n").as_bytes());
+    }
+    c.send(&burst).await;
+    for i in 0..25 {
+        let r = c.until(&format!("n{i}")).await;
+        assert!(last(&r).contains(" OK "), "{r:?}");
+    }
+    let r = c.cmd("FETCH 1 FLAGS").await;
+    assert!(last(&r).contains("BAD no mailbox selected"), "{r:?}");
+    let r = c.cmd("GETQUOTAROOT INBOX").await;
+    assert!(last(&r).contains("BAD command not supported"), "{r:?}");
+    w.stop().await;
+}
+
+#[tokio::test]
 async fn shutdown_says_bye() {
     let mut w = world("").await;
     let mut c = w.login(HOUSE_BAL, HOUSE).await;

@@ -327,15 +327,23 @@ impl Session {
             | CommandBody::Namespace
             | CommandBody::Enable { .. }
             | CommandBody::Idle => self.mailbox_command(c).await,
+            CommandBody::Check
+            | CommandBody::Close
+            | CommandBody::Unselect
+            | CommandBody::Expunge
+            | CommandBody::ExpungeUid { .. }
+            | CommandBody::Search { .. }
+            | CommandBody::Fetch { .. }
+            | CommandBody::Store { .. }
+            | CommandBody::Copy { .. }
+            | CommandBody::Move { .. } => {
+                let r = text::tagged(&c.tag, StatusKind::Bad, None, "no mailbox selected");
+                self.conn.send(&r).await?;
+                Ok(Transition::None)
+            }
             _ => {
-                self.conn
-                    .send(&text::tagged(
-                        &c.tag,
-                        StatusKind::Bad,
-                        None,
-                        "no mailbox selected",
-                    ))
-                    .await?;
+                let r = text::tagged(&c.tag, StatusKind::Bad, None, "command not supported");
+                self.conn.send(&r).await?;
                 Ok(Transition::None)
             }
         }
