@@ -743,3 +743,74 @@ async fn external_with_a_certificate() {
         "no mailbox bound to this certificate"
     );
 }
+
+#[tokio::test]
+async fn authorization_code_flow_at_the_stand_in() {
+    let w = world("local").await;
+    let issuer = w.psc.issuer();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = "http://127.0.0.1:9/callback";
+    let answer = http
+        .get(format!("{issuer}/protocol/openid-connect/auth"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "thunderbird"),
+            ("redirect_uri", redirect),
+            ("state", "s1"),
+            ("login_hint", HOUSE),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 302);
+    let location = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    let pairs: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(pairs["state"], "s1");
+    let exchange = |code: String| {
+        let http = http.clone();
+        let issuer = issuer.clone();
+        async move {
+            http.post(format!("{issuer}/protocol/openid-connect/token"))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", redirect),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let answer = exchange(pairs["code"].clone()).await;
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(
+        w.login("house@h.mssante.fr", token).await.unwrap(),
+        "house@h.mssante.fr"
+    );
+    // A code is good once.
+    assert_eq!(exchange(pairs["code"].clone()).await.status(), 400);
+}
+
+#[tokio::test]
+async fn wrong_client_credentials_are_never_an_acceptance() {
+    let psc = PscStandIn::start(local()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let section = format!(
+        "[psc]\nissuer = \"{}\"\nvalidation = \"introspection\"\nclient_id = \"mssante-operator\"\nclient_secret = \"wrong\"\n",
+        psc.issuer()
+    );
+    let config = config(&dir, &section);
+    let validator = PscValidator::new(&config.psc, clock::system()).unwrap();
+    let token = psc.mint(&TokenSpec::valid(HOUSE));
+    match validator.validate(&token).await {
+        Err(TokenError::Temporary(why)) => assert!(why.contains("401"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(psc.introspection_calls(), 1);
+}

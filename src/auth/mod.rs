@@ -121,7 +121,8 @@ enum Denial {
     NoCertificate,
     Token(Refusal),
     Access(AccessRefusal),
-    Temporary(String),
+    PscUnavailable(String),
+    StoreUnavailable(String),
 }
 
 impl Denial {
@@ -131,14 +132,15 @@ impl Denial {
             Denial::NoCertificate => "no client certificate".to_owned(),
             Denial::Token(r) => r.reason().to_owned(),
             Denial::Access(r) => r.reason().to_owned(),
-            Denial::Temporary(why) => format!("PSC unavailable: {why}"),
+            Denial::PscUnavailable(why) => format!("PSC unavailable: {why}"),
+            Denial::StoreUnavailable(why) => format!("mailbox store unavailable: {why}"),
         }
     }
 }
 
 impl From<StoreError> for Denial {
     fn from(e: StoreError) -> Self {
-        Denial::Temporary(format!("mailbox store: {e}"))
+        Denial::StoreUnavailable(e.to_string())
     }
 }
 
@@ -197,7 +199,7 @@ impl Authenticator {
         let now = self.inner.clock.now();
         let audit_outcome = match &outcome {
             Ok(_) => AuditOutcome::Success,
-            Err(Denial::Temporary(_)) => AuditOutcome::Temporary,
+            Err(Denial::PscUnavailable(_) | Denial::StoreUnavailable(_)) => AuditOutcome::Temporary,
             Err(_) => AuditOutcome::Failure,
         };
         let reason = outcome.as_ref().err().map(Denial::reason);
@@ -244,7 +246,9 @@ impl Authenticator {
                 let reason = reason.unwrap_or_default();
                 tracing::info!(mechanism = mechanism.name(), %reason, "authentication refused");
                 Err(match denial {
-                    Denial::Temporary(_) => AuthFailure::Temporary { reason },
+                    Denial::PscUnavailable(_) | Denial::StoreUnavailable(_) => {
+                        AuthFailure::Temporary { reason }
+                    }
                     Denial::Malformed(_) => AuthFailure::Refused {
                         reason,
                         challenge: None,
@@ -299,7 +303,7 @@ impl Authenticator {
                         .await
                         .map_err(|e| match e {
                             TokenError::Refused(r) => Denial::Token(r),
-                            TokenError::Temporary(why) => Denial::Temporary(why),
+                            TokenError::Temporary(why) => Denial::PscUnavailable(why),
                         })?;
                 (Identity::Professional(professional), message.mailbox)
             }

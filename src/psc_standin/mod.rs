@@ -14,7 +14,7 @@ use std::time::Duration;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::KeyPair as _;
-use axum::extract::{Form, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,6 +33,8 @@ pub const REALM_PATH: &str = "/auth/realms/esante-wallet";
 /// The client credentials the stand-in accepts for introspection.
 pub const CLIENT_ID: &str = "mssante-operator";
 pub const CLIENT_SECRET: &str = "stand-in-secret";
+/// The IdNat logged in by the authorization endpoint unless told otherwise.
+pub const DEFAULT_LOGIN: &str = "899700771191";
 /// The LPS client id put in `azp` unless a spec says otherwise.
 pub const DEFAULT_AZP: &str = "test-lps";
 
@@ -173,6 +175,79 @@ struct StandInState {
     down: AtomicBool,
     standard_discovery: AtomicBool,
     introspection_delay: Mutex<Duration>,
+    /// Who the authorization endpoint logs in by default.
+    login: Mutex<String>,
+    /// Authorization codes not yet exchanged: code → (IdNat, client id, redirect URI).
+    codes: Mutex<std::collections::HashMap<String, (String, String, String)>>,
+}
+
+impl StandInState {
+    fn mint(&self, spec: &TokenSpec) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let lifetime = i64::try_from(spec.lifetime.as_secs()).unwrap_or(120);
+        let (iat, exp, nbf) = match spec.flaw {
+            Some(Flaw::Expired) => (now - 900, now - 600, None),
+            Some(Flaw::NotYetValid) => (now, now + 600 + lifetime, Some(now + 600)),
+            _ => (now, now + lifetime, None),
+        };
+        let issuer = match spec.flaw {
+            Some(Flaw::ForeignIssuer) => "https://auth.example.org/auth/realms/other".to_owned(),
+            _ => self.issuer.clone(),
+        };
+        let mut claims = json!({
+            "exp": exp, "iat": iat, "auth_time": iat,
+            "jti": format!("{:032x}", rand::random::<u128>()),
+            "iss": issuer,
+            "sub": format!("{:032x}", rand::random::<u128>()),
+            "typ": if spec.flaw == Some(Flaw::RefreshType) { "Refresh" } else { "Bearer" },
+            "azp": spec.azp,
+            "acr": if spec.flaw == Some(Flaw::WrongAcr) { "eidas2" } else { "eidas1" },
+            "scope": "openid scope_all",
+            "SubjectNameID": spec.idnat,
+            "preferred_username": spec.idnat,
+        });
+        if let Some(nbf) = nbf {
+            claims["nbf"] = json!(nbf);
+        }
+        let keys = read(&self.keys);
+        let sign = |key: &SigningKey| {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some(key.kid.clone());
+            // invariant: the key was generated here and RS256 signing with it cannot fail.
+            jsonwebtoken::encode(&header, &claims, &key.encoding)
+                .unwrap_or_else(|e| unreachable!("stand-in signing: {e}"))
+        };
+        match spec.flaw {
+            Some(Flaw::UnknownKey) => sign(&keys.hidden),
+            Some(Flaw::AlgNone) => {
+                let header = json!({"alg": "none", "typ": "JWT", "kid": keys.current().kid});
+                format!(
+                    "{}.{}.",
+                    URL_SAFE_NO_PAD.encode(header.to_string()),
+                    URL_SAFE_NO_PAD.encode(claims.to_string())
+                )
+            }
+            Some(Flaw::Hs256WithPublicKey) => {
+                let current = keys.current();
+                let mut header = Header::new(Algorithm::HS256);
+                header.kid = Some(current.kid.clone());
+                let secret = EncodingKey::from_secret(current.public_pem.as_bytes());
+                // invariant: HMAC signing with any secret cannot fail.
+                jsonwebtoken::encode(&header, &claims, &secret)
+                    .unwrap_or_else(|e| unreachable!("stand-in signing: {e}"))
+            }
+            Some(Flaw::BadSignature) => {
+                let token = sign(&keys.current());
+                let (body, signature) = token.rsplit_once('.').unwrap_or((&token, ""));
+                let mut sig = URL_SAFE_NO_PAD.decode(signature).unwrap_or_default();
+                if let Some(b) = sig.first_mut() {
+                    *b ^= 0x55;
+                }
+                format!("{body}.{}", URL_SAFE_NO_PAD.encode(sig))
+            }
+            _ => sign(&keys.current()),
+        }
+    }
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -217,6 +292,8 @@ impl PscStandIn {
             down: AtomicBool::new(false),
             standard_discovery: AtomicBool::new(true),
             introspection_delay: Mutex::new(Duration::ZERO),
+            login: Mutex::new(DEFAULT_LOGIN.to_owned()),
+            codes: Mutex::new(std::collections::HashMap::new()),
         });
         let router = Router::new()
             .route(
@@ -234,6 +311,10 @@ impl PscStandIn {
             .route(
                 &format!("{REALM_PATH}/protocol/openid-connect/token/introspect"),
                 post(introspect),
+            )
+            .route(
+                &format!("{REALM_PATH}/protocol/openid-connect/auth"),
+                get(authorize),
             )
             .route(
                 &format!("{REALM_PATH}/protocol/openid-connect/token"),
@@ -278,70 +359,12 @@ impl PscStandIn {
 
     /// Mints a token as PSC would, with the flaw the spec asks for.
     pub fn mint(&self, spec: &TokenSpec) -> String {
-        let now = chrono::Utc::now().timestamp();
-        let lifetime = i64::try_from(spec.lifetime.as_secs()).unwrap_or(120);
-        let (iat, exp, nbf) = match spec.flaw {
-            Some(Flaw::Expired) => (now - 900, now - 600, None),
-            Some(Flaw::NotYetValid) => (now, now + 600 + lifetime, Some(now + 600)),
-            _ => (now, now + lifetime, None),
-        };
-        let issuer = match spec.flaw {
-            Some(Flaw::ForeignIssuer) => "https://auth.example.org/auth/realms/other".to_owned(),
-            _ => self.state.issuer.clone(),
-        };
-        let mut claims = json!({
-            "exp": exp, "iat": iat, "auth_time": iat,
-            "jti": format!("{:032x}", rand::random::<u128>()),
-            "iss": issuer,
-            "sub": format!("{:032x}", rand::random::<u128>()),
-            "typ": if spec.flaw == Some(Flaw::RefreshType) { "Refresh" } else { "Bearer" },
-            "azp": spec.azp,
-            "acr": if spec.flaw == Some(Flaw::WrongAcr) { "eidas2" } else { "eidas1" },
-            "scope": "openid scope_all",
-            "SubjectNameID": spec.idnat,
-            "preferred_username": spec.idnat,
-        });
-        if let Some(nbf) = nbf {
-            claims["nbf"] = json!(nbf);
-        }
-        let keys = read(&self.state.keys);
-        let sign = |key: &SigningKey| {
-            let mut header = Header::new(Algorithm::RS256);
-            header.kid = Some(key.kid.clone());
-            // invariant: the key was generated here and RS256 signing with it cannot fail.
-            jsonwebtoken::encode(&header, &claims, &key.encoding)
-                .unwrap_or_else(|e| unreachable!("stand-in signing: {e}"))
-        };
-        match spec.flaw {
-            Some(Flaw::UnknownKey) => sign(&keys.hidden),
-            Some(Flaw::AlgNone) => {
-                let header = json!({"alg": "none", "typ": "JWT", "kid": keys.current().kid});
-                format!(
-                    "{}.{}.",
-                    URL_SAFE_NO_PAD.encode(header.to_string()),
-                    URL_SAFE_NO_PAD.encode(claims.to_string())
-                )
-            }
-            Some(Flaw::Hs256WithPublicKey) => {
-                let current = keys.current();
-                let mut header = Header::new(Algorithm::HS256);
-                header.kid = Some(current.kid.clone());
-                let secret = EncodingKey::from_secret(current.public_pem.as_bytes());
-                // invariant: HMAC signing with any secret cannot fail.
-                jsonwebtoken::encode(&header, &claims, &secret)
-                    .unwrap_or_else(|e| unreachable!("stand-in signing: {e}"))
-            }
-            Some(Flaw::BadSignature) => {
-                let token = sign(&keys.current());
-                let (body, signature) = token.rsplit_once('.').unwrap_or((&token, ""));
-                let mut sig = URL_SAFE_NO_PAD.decode(signature).unwrap_or_default();
-                if let Some(b) = sig.first_mut() {
-                    *b ^= 0x55;
-                }
-                format!("{body}.{}", URL_SAFE_NO_PAD.encode(sig))
-            }
-            _ => sign(&keys.current()),
-        }
+        self.state.mint(spec)
+    }
+
+    /// The IdNat the authorization endpoint logs in when the client sends no `login_hint`.
+    pub fn set_login(&self, idnat: &str) {
+        *lock(&self.state.login) = idnat.to_owned();
     }
 
     /// From now on introspection says `active: false` for this token.
@@ -554,14 +577,77 @@ async fn introspect(
     }
 }
 
-/// Only what the server never needs: clients get their tokens from `mint`.
-async fn token(State(state): Shared) -> Response {
+#[derive(Deserialize)]
+struct AuthorizeQuery {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+    login_hint: Option<String>,
+}
+
+/// The authorization endpoint without a login page: the user is `login_hint` or the
+/// configured login, authenticated at once (a sandbox stand-in, no PKCE).
+async fn authorize(State(state): Shared, Query(q): Query<AuthorizeQuery>) -> Response {
     if state.down.load(Ordering::SeqCst) {
         return unavailable();
     }
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": "unsupported_grant_type"})),
-    )
-        .into_response()
+    let (Some("code"), Some(client_id), Some(redirect)) =
+        (q.response_type.as_deref(), q.client_id, q.redirect_uri)
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "response_type=code, client_id and redirect_uri are required",
+        )
+            .into_response();
+    };
+    let Ok(mut target) = Url::parse(&redirect) else {
+        return (StatusCode::BAD_REQUEST, "redirect_uri is not a URL").into_response();
+    };
+    let idnat = q.login_hint.unwrap_or_else(|| lock(&state.login).clone());
+    let code = format!("{:032x}", rand::random::<u128>());
+    lock(&state.codes).insert(code.clone(), (idnat, client_id, redirect));
+    {
+        let mut pairs = target.query_pairs_mut();
+        pairs.append_pair("code", &code);
+        if let Some(s) = &q.state {
+            pairs.append_pair("state", s);
+        }
+    }
+    (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+}
+
+/// `authorization_code` only: a code from `authorize`, once, with the same redirect URI.
+async fn token(State(state): Shared, Form(form): Form<TokenForm>) -> Response {
+    if state.down.load(Ordering::SeqCst) {
+        return unavailable();
+    }
+    let bad =
+        |error: &str| (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
+    if form.grant_type.as_deref() != Some("authorization_code") {
+        return bad("unsupported_grant_type");
+    }
+    let Some((idnat, client_id, redirect)) = form.code.and_then(|c| lock(&state.codes).remove(&c))
+    else {
+        return bad("invalid_grant");
+    };
+    if form.redirect_uri.as_deref() != Some(redirect.as_str()) {
+        return bad("invalid_grant");
+    }
+    let spec = TokenSpec::valid(&idnat).with_azp(&client_id);
+    let token = state.mint(&spec);
+    Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": spec.lifetime.as_secs(),
+        "scope": "openid scope_all",
+    }))
+    .into_response()
 }
