@@ -676,6 +676,10 @@ async fn idle_receives_exists_from_another_connection() {
     append(&mut b, "INBOX", SIMPLE, "").await;
     let r = a.cmd("NOOP").await;
     assert_eq!(r[0], "* 2 EXISTS\r\n", "{r:?}");
+    // ... and any other command too.
+    append(&mut b, "INBOX", SIMPLE, "").await;
+    let r = a.cmd("STATUS Trash (MESSAGES)").await;
+    assert_eq!(r[0], "* 3 EXISTS\r\n", "{r:?}");
     w.stop().await;
 }
 
