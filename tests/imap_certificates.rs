@@ -1,7 +1,6 @@
 //! IGC-Santé ORG AUTH_CLI certificates over real IMAP: SASL EXTERNAL, bindings by subject
 //! and by pin, and every refused certificate audited with its reason.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
