@@ -109,15 +109,14 @@ async fn run_batch(
         if savepoint {
             pending.push_str("; SAVEPOINT w");
         }
-        if !pending.is_empty() {
-            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(std::mem::take(&mut pending)))
+        if !pending.is_empty()
+            && let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(std::mem::take(&mut pending)))
                 .execute(&mut *conn)
                 .await
-            {
-                // The job never ran; dropping it tells its caller the write did not happen.
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                return Err((StoreError::from(e), done));
-            }
+        {
+            // The job never ran; dropping it tells its caller the write did not happen.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            return Err((StoreError::from(e), done));
         }
         let (ok, completion) = (job.run)(conn).await;
         done.push(completion);
