@@ -11,5 +11,6 @@ pub mod config;
 pub mod pki;
 pub mod psc_standin;
 pub mod server;
+pub mod smtp;
 pub mod store;
 pub mod tls;

@@ -8,6 +8,7 @@
 mod audit;
 mod mailboxes;
 mod messages;
+mod queue;
 mod types;
 mod writer;
 
@@ -23,6 +24,7 @@ use tokio::sync::{broadcast, mpsc};
 
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
 pub use mailboxes::normalise_address;
+pub use queue::{Outgoing, OutgoingRecipient, QueueSettlement, QueuedMessage, QueuedRecipient};
 pub use types::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./schema");
