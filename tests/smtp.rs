@@ -648,8 +648,7 @@ async fn no_message_lost_or_duplicated_across_sigkill() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut o = Options::new("a.mssante.test");
-    o.smtp_extra = String::new();
+    let o = Options::new("a.mssante.test");
     let config_path = write_config(&pki, dir.path(), &psc, &o);
     let config_text = std::fs::read_to_string(&config_path)
         .unwrap()
@@ -802,4 +801,110 @@ async fn no_message_lost_or_duplicated_across_sigkill() {
     eprintln!("acknowledged {}, stored {}", acked.len(), stored.len());
     store.close().await;
     psc.shutdown().await;
+}
+
+#[tokio::test]
+async fn oauthbearer_and_external_authenticate_too() {
+    let (pki, a) = one_instance().await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let rcpt = a.mailbox("wilson", OTHER_IDNAT).await;
+    // OAUTHBEARER (RFC 7628), initial response after the 334.
+    let mut s = implicit(a.submission_tls(), pki.client(None)).await;
+    s.cmd("EHLO client.test").await;
+    assert_eq!(s.cmd("AUTH OAUTHBEARER").await.0, 334);
+    let ir = BASE64.encode(format!(
+        "n,a={sender},\x01host=localhost\x01port=465\x01auth=Bearer {}\x01\x01",
+        a.token()
+    ));
+    let (code, t) = s.cmd(&ir).await;
+    assert_eq!(code, 235, "{t}");
+    assert_eq!(
+        s.mail(&sender, &[&rcpt], &message(&sender, &rcpt, "bearer", 10))
+            .await
+            .0,
+        250
+    );
+    // EXTERNAL: an applicative mailbox bound to the lab's AUTH_CLI certificate.
+    let lab = "sil-labo@a.mssante.test";
+    a.store()
+        .create_mailbox(mssante::store::NewMailbox {
+            address: lab.into(),
+            kind: mssante::store::MailboxKind::Applicative,
+            owner: None,
+            display_name: None,
+            created_at: chrono::Utc::now(),
+            red_list: false,
+            directory: Default::default(),
+        })
+        .await
+        .unwrap();
+    let id = mssante::auth::certificate::identity_from_pem_file(&pki.path("app.crt")).unwrap();
+    a.store()
+        .add_grant(
+            lab,
+            mssante::store::Grant::CertificateSubject {
+                subject: id.subject,
+                issuer: id.issuer,
+            },
+        )
+        .await
+        .unwrap();
+    let mut s = implicit(a.submission_tls(), pki.client(Some("app"))).await;
+    s.cmd("EHLO lab.test").await;
+    let (code, t) = s.cmd("AUTH EXTERNAL =").await;
+    assert_eq!(code, 235, "{t}");
+    // The certificate opens only its own mailbox.
+    assert_eq!(s.cmd(&format!("MAIL FROM:<{sender}>")).await.0, 550);
+    assert_eq!(
+        s.mail(lab, &[&rcpt], &message(lab, &rcpt, "from the lab", 10))
+            .await
+            .0,
+        250
+    );
+    assert_eq!(a.messages(&rcpt, "INBOX").await.len(), 2);
+    // Without a certificate, EXTERNAL fails (no challenge for EXTERNAL).
+    let mut s = implicit(a.submission_tls(), pki.client(None)).await;
+    s.cmd("EHLO lab.test").await;
+    assert_eq!(s.cmd("AUTH EXTERNAL =").await.0, 535);
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn connection_limit_and_shutdown() {
+    let pki = Pki::new();
+    let mut o = Options::new("a.mssante.test");
+    o.smtp_extra = "max_connections_per_peer = 2\nmax_messages_per_connection = 1".into();
+    let a = Instance::start(&pki, o).await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let rcpt = a.mailbox("wilson", OTHER_IDNAT).await;
+    let mut one = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    let mut two = plain(a.submission_starttls()).await;
+    let mut three = tokio::io::BufReader::new(
+        tokio::net::TcpStream::connect(a.submission_starttls())
+            .await
+            .unwrap(),
+    );
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut three, &mut line)
+        .await
+        .unwrap();
+    assert!(line.starts_with("421 4.7.0"), "{line}");
+    // One message per connection: the second MAIL closes it.
+    assert_eq!(
+        one.mail(&sender, &[&rcpt], &message(&sender, &rcpt, "one", 10))
+            .await
+            .0,
+        250
+    );
+    let (code, _) = one.cmd(&format!("MAIL FROM:<{sender}>")).await;
+    assert_eq!(code, 421);
+    assert!(one.closed().await);
+    // Shutdown: a waiting session is told and closed, and stop() returns.
+    assert_eq!(two.cmd("EHLO client.test").await.0, 250);
+    let stopping = tokio::spawn(a.running.stop());
+    let (code, t) = two.reply().await;
+    assert_eq!(code, 421, "{t}");
+    assert!(t.starts_with("4.3.2"));
+    tokio::time::timeout(WAIT, stopping).await.unwrap().unwrap();
+    a.psc.shutdown().await;
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 /// What a read can end in besides data.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,8 @@ pub enum WireError {
     Closed,
     #[error("timed out waiting for the peer")]
     Timeout,
+    #[error("the server is shutting down")]
+    ShuttingDown,
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -100,6 +103,8 @@ pub struct Wire {
     buf: Vec<u8>,
     pos: usize,
     out: Vec<u8>,
+    /// Ends any wait for the peer (server shutdown).
+    cancel: Option<CancellationToken>,
 }
 
 impl Wire {
@@ -109,7 +114,13 @@ impl Wire {
             buf: Vec::with_capacity(READ_CHUNK),
             pos: 0,
             out: Vec::with_capacity(512),
+            cancel: None,
         }
+    }
+
+    /// Waits for the peer end with `WireError::ShuttingDown` once `cancel` fires.
+    pub fn cancel_on(&mut self, cancel: CancellationToken) {
+        self.cancel = Some(cancel);
     }
 
     /// Forgets unread bytes: what came before a TLS handshake must not be read after it
@@ -147,7 +158,16 @@ impl Wire {
         }
         let start = self.buf.len();
         self.buf.resize(start + READ_CHUNK, 0);
-        let read = tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])).await;
+        let read = match &self.cancel {
+            None => tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])).await,
+            Some(cancel) => tokio::select! {
+                r = tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])) => r,
+                _ = cancel.cancelled() => {
+                    self.buf.truncate(start);
+                    return Err(WireError::ShuttingDown);
+                }
+            },
+        };
         let n = match read {
             Err(_) => {
                 self.buf.truncate(start);

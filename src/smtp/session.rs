@@ -97,6 +97,9 @@ pub(super) async fn run(
     if interface == Interface::SubmissionTls && !session.handshake().await {
         return;
     }
+    // A session waiting for its client stops at shutdown; one storing a message
+    // finishes first, so its reply is the truth.
+    session.wire.cancel_on(session.shared.shutdown.clone());
     let hostname = session.shared.context.config.server.hostname.clone();
     session
         .wire
@@ -194,13 +197,10 @@ impl Session {
                 return;
             }
             line.clear();
-            let read = tokio::select! {
-                r = self.wire.read_line(&mut line, MAX_COMMAND_LINE, COMMAND_TIMEOUT) => r,
-                _ = self.shared.shutdown.cancelled() => {
-                    self.say(421, [4, 3, 2], "Server shutting down, try again later");
-                    return;
-                }
-            };
+            let read = self
+                .wire
+                .read_line(&mut line, MAX_COMMAND_LINE, COMMAND_TIMEOUT)
+                .await;
             match read {
                 Ok(Line::Complete) => {}
                 Ok(Line::TooLong) => {
@@ -208,23 +208,24 @@ impl Session {
                     self.say(500, [5, 5, 2], "Line too long");
                     continue;
                 }
-                Err(WireError::Timeout) => {
-                    self.say(421, [4, 4, 2], "Timeout waiting for a command");
-                    return;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "connection ended");
-                    return;
-                }
+                Err(e) => return self.ended(e),
             }
             match self.command(&line).await {
                 Ok(Next::Continue) => {}
                 Ok(Next::Close) => return,
-                Err(e) => {
-                    tracing::debug!(error = %e, "connection ended");
-                    return;
-                }
+                Err(e) => return self.ended(e),
             }
+        }
+    }
+
+    /// The last word when a wait for the client ended without a command.
+    fn ended(&mut self, e: WireError) {
+        match e {
+            WireError::ShuttingDown => {
+                self.say(421, [4, 3, 2], "Server shutting down, try again later")
+            }
+            WireError::Timeout => self.say(421, [4, 4, 2], "Timeout waiting for the client"),
+            e => tracing::debug!(error = %e, "connection ended"),
         }
     }
 

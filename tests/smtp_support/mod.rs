@@ -109,7 +109,7 @@ impl Options {
             trust: Vec::new(),
             routes: Vec::new(),
             inbound: "127.0.0.1:0".into(),
-            smtp_extra: String::new(),
+            smtp_extra: "save_sent = true".into(),
         }
     }
 }
@@ -158,7 +158,6 @@ inbound = ["{inbound}"]
 max_message_size = 65536
 max_recipients = 60
 queue_retry_initial = "200ms"
-save_sent = true
 {smtp_extra}
 
 {routes}
