@@ -908,3 +908,48 @@ async fn connection_limit_and_shutdown() {
     tokio::time::timeout(WAIT, stopping).await.unwrap().unwrap();
     a.psc.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_queue_survives_a_restart_and_expires_with_a_dsn() {
+    let pki = Pki::new();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let options = |lifetime: &str| {
+        let mut o = Options::new("a.mssante.test");
+        o.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
+        o.routes = vec![("b.mssante.test".into(), closed.clone())];
+        o.smtp_extra = format!("save_sent = false\nqueue_max_lifetime = \"{lifetime}\"");
+        o
+    };
+    let a = Instance::start(&pki, options("1h")).await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    let (code, _) = s
+        .mail(
+            &sender,
+            &["cameron@b.mssante.test"],
+            &message(&sender, "cameron@b.mssante.test", "expiring", 300),
+        )
+        .await;
+    assert_eq!(code, 250);
+    drop(s);
+    let dir = a.stop_keeping_data().await;
+    // Restarted with a lifetime already over: the runner finds the queued message on
+    // its first scan, fails to connect, and gives up with a notice.
+    let a = Instance::start_in(&pki, options("1s"), dir).await;
+    eventually("the expiry notice", || async {
+        a.messages(&sender, "INBOX").await.len() == 1
+    })
+    .await;
+    let t = text(&a.messages(&sender, "INBOX").await[0]);
+    assert!(t.contains("Status: 4.4.7"), "{t}");
+    assert!(
+        t.contains("Final-Recipient: rfc822; cameron@b.mssante.test"),
+        "{t}"
+    );
+    assert!(t.contains("delivery time expired"), "{t}");
+    assert_eq!(a.store().queue_len().await.unwrap(), 0);
+    a.stop().await;
+}

@@ -42,28 +42,14 @@ pub(super) async fn resolve(
             tracing::error!(error = %e, "cannot look a recipient up");
             Refusal::new(451, [4, 3, 0], "Temporary failure, try again later")
         };
-        let Some(mailbox) = store.mailbox(&address).await.map_err(unavailable)? else {
+        let Some((address, folder)) = store.inbox_of(&address).await.map_err(unavailable)? else {
             return Err(Refusal::new(
                 550,
                 [5, 1, 1],
                 format!("{address}: no such mailbox here"),
             ));
         };
-        let Some(inbox) = store
-            .folder(mailbox.id, "INBOX")
-            .await
-            .map_err(unavailable)?
-        else {
-            return Err(Refusal::new(
-                450,
-                [4, 2, 1],
-                format!("{address}: mailbox unavailable"),
-            ));
-        };
-        return Ok(Recipient::Local {
-            address: mailbox.address,
-            folder: inbox.id,
-        });
+        return Ok(Recipient::Local { address, folder });
     }
     if !s.interface.is_submission() {
         let reason = format!("relaying denied: {domain} is not hosted here");
@@ -142,7 +128,10 @@ pub(super) async fn accept(s: &Session, tx: Transaction, body: Vec<u8>) -> Resul
             envid: tx.envid,
             ret_full: tx.ret_full,
         };
-        let queued = context.store.accept(local, outgoing, raw, now).await;
+        let queued = context
+            .store
+            .deliver_and_queue(local, outgoing, raw, now)
+            .await;
         if queued.is_ok() {
             s.shared.queued.notify_one();
         }

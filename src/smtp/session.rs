@@ -63,6 +63,9 @@ pub(super) struct Session {
     pub helo: Option<String>,
     pub authenticated: Option<Authenticated>,
     pub auth_failures: u32,
+    /// Envelope senders already allowed for this session's identity: a client sending
+    /// many messages is checked once per address, as it was when it authenticated.
+    pub allowed_senders: Vec<String>,
     pub transaction: Option<Transaction>,
     messages: u32,
     errors: u32,
@@ -90,6 +93,7 @@ pub(super) async fn run(
         helo: None,
         authenticated: None,
         auth_failures: 0,
+        allowed_senders: Vec::new(),
         transaction: None,
         messages: 0,
         errors: 0,

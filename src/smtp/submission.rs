@@ -126,7 +126,7 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
 }
 
 /// MAIL FROM on submission: the address must be a mailbox the identity may open.
-pub(super) async fn check_sender(s: &Session, address: &str) -> Result<String, Refusal> {
+pub(super) async fn check_sender(s: &mut Session, address: &str) -> Result<String, Refusal> {
     let Some(authenticated) = &s.authenticated else {
         return Err(Refusal::new(530, [5, 7, 0], "Authentication required"));
     };
@@ -139,6 +139,9 @@ pub(super) async fn check_sender(s: &Session, address: &str) -> Result<String, R
     }
     let address = crate::store::normalise_address(address)
         .map_err(|_| Refusal::new(501, [5, 1, 7], "Bad sender address syntax"))?;
+    if s.allowed_senders.contains(&address) {
+        return Ok(address);
+    }
     match s
         .shared
         .context
@@ -146,7 +149,12 @@ pub(super) async fn check_sender(s: &Session, address: &str) -> Result<String, R
         .may_send_as(&authenticated.identity, &address)
         .await
     {
-        Ok(true) => Ok(address),
+        Ok(true) => {
+            if s.allowed_senders.len() < 16 {
+                s.allowed_senders.push(address.clone());
+            }
+            Ok(address)
+        }
         Ok(false) => {
             let who = authenticated.identity.audit_name().to_owned();
             let reason = format!("{address} is not a mailbox {who} may send as");

@@ -79,7 +79,7 @@ pub struct QueueSettlement {
 impl Store {
     /// Stores the body once, delivers to the local folders and queues the remote
     /// recipients, all in one durable transaction.
-    pub async fn accept(
+    pub async fn deliver_and_queue(
         &self,
         local_folders: Vec<i64>,
         outgoing: Outgoing,
@@ -175,6 +175,20 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// A local recipient's canonical address and INBOX folder, in one read: RCPT runs
+    /// this for every recipient of every message.
+    pub async fn inbox_of(&self, address: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT m.address, f.id FROM mailboxes m
+             JOIN folders f ON f.mailbox_id = m.id AND f.name = 'INBOX'
+             WHERE m.address = ?",
+        )
+        .bind(address)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row)
     }
 
     /// How many messages wait in the queue.

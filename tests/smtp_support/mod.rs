@@ -196,10 +196,14 @@ pub struct Instance {
 
 impl Instance {
     pub async fn start(pki: &Pki, o: Options) -> Instance {
+        Self::start_in(pki, o, tempfile::tempdir().unwrap()).await
+    }
+
+    /// Starts on the data of a previous instance (a restart).
+    pub async fn start_in(pki: &Pki, o: Options, dir: TempDir) -> Instance {
         let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let dir = tempfile::tempdir().unwrap();
         let path = write_config(pki, dir.path(), &psc, &o);
         let config = Config::load(&path).unwrap();
         let running = mssante::server::start(config).await.unwrap();
@@ -248,6 +252,13 @@ impl Instance {
     pub async fn stop(self) {
         self.running.stop().await;
         self.psc.shutdown().await;
+    }
+
+    /// Stops, keeping the data folder for `start_in`.
+    pub async fn stop_keeping_data(self) -> TempDir {
+        self.running.stop().await;
+        self.psc.shutdown().await;
+        self.dir
     }
 }
 
