@@ -8,6 +8,8 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod imap;
+pub mod lifecycle;
 pub mod pki;
 pub mod psc_standin;
 pub mod server;

@@ -32,6 +32,8 @@ pub struct Running {
     pub context: Context,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
+    /// Where the IMAP listeners are bound (resolves port 0).
+    pub imap: crate::imap::Listening,
     /// Where the SMTP listeners are bound (resolves port 0).
     pub smtp: crate::smtp::Listening,
 }
@@ -68,11 +70,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tasks = TaskTracker::new();
     context.tls.spawn_crl_refresh(shutdown.clone(), &tasks);
     reload_tls_on_sighup(context.tls.clone(), shutdown.clone(), &tasks);
+    crate::lifecycle::spawn_scheduler(&context, shutdown.clone(), &tasks)
+        .context("starting the lifecycle scheduler")?;
+    let imap = crate::imap::start(&context, context.auth.clone(), shutdown.clone(), &tasks).await?;
     let smtp = crate::smtp::start(&context, shutdown.clone(), &tasks).await?;
     Ok(Running {
         context,
         shutdown,
         tasks,
+        imap,
         smtp,
     })
 }

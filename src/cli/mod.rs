@@ -2,6 +2,7 @@
 //! harnesses script against them, so they are extended, never renamed.
 
 mod dev;
+mod jobs;
 mod mailbox;
 
 use std::path::PathBuf;
@@ -38,6 +39,9 @@ pub enum Command {
     Mailbox(mailbox::MailboxCommand),
     /// Local tools for trying the server (test PKI …); never for production.
     Dev(dev::DevArgs),
+    /// Run the mailbox lifecycle jobs (directory publication, warnings, deletion).
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Show the audit trail of authentication decisions.
     Audit {
         /// Only decisions about this mailbox.
@@ -136,6 +140,14 @@ async fn run(args: Args) -> ExitCode {
         Command::Dev(dev) => {
             init_logging(None);
             dev::run(dev).await
+        }
+        Command::Jobs(cmd) => {
+            init_logging(None);
+            let config = match load_config(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            jobs::run(&config, cmd).await
         }
         Command::Audit {
             mailbox,

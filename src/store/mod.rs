@@ -6,6 +6,8 @@
 //! PostgreSQL backend can sit behind the same methods later.
 
 mod audit;
+mod imap_queries;
+mod lifecycle;
 mod mailboxes;
 mod messages;
 mod queue;
@@ -23,6 +25,7 @@ use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use tokio::sync::{broadcast, mpsc};
 
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
+pub use lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};
 pub use mailboxes::normalise_address;
 pub use queue::{Outgoing, OutgoingRecipient, QueueSettlement, QueuedMessage, QueuedRecipient};
 pub use types::*;
