@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Authenticator;
 use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::store::Store;
@@ -22,6 +23,7 @@ pub struct Context {
     pub clock: SharedClock,
     /// TLS configuration for each accepted connection (`tls.current()`), reloaded on SIGHUP.
     pub tls: Arc<TlsSource>,
+    pub auth: Authenticator,
 }
 
 /// The running server: stop it with `shutdown` and wait with `wait`.
@@ -29,6 +31,8 @@ pub struct Running {
     pub context: Context,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
+    /// Where the IMAP listeners are bound (resolves port 0).
+    pub imap: crate::imap::Listening,
 }
 
 impl Running {
@@ -48,20 +52,27 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tls = TlsSource::load(&config.tls)
         .await
         .context("loading the TLS certificates, client CAs and CRLs")?;
+    let clock = clock::system();
+    let auth = Authenticator::new(&config, store.clone(), clock.clone())
+        .await
+        .context("starting the authenticator")?;
     let context = Context {
         config: Arc::new(config),
         store,
-        clock: clock::system(),
+        clock,
         tls,
+        auth,
     };
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     context.tls.spawn_crl_refresh(shutdown.clone(), &tasks);
     reload_tls_on_sighup(context.tls.clone(), shutdown.clone(), &tasks);
+    let imap = crate::imap::start(&context, context.auth.clone(), shutdown.clone(), &tasks).await?;
     Ok(Running {
         context,
         shutdown,
         tasks,
+        imap,
     })
 }
 

@@ -6,6 +6,7 @@
 //! PostgreSQL backend can sit behind the same methods later.
 
 mod audit;
+mod imap_queries;
 mod mailboxes;
 mod messages;
 mod types;

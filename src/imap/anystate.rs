@@ -1,0 +1,72 @@
+//! Commands valid in every state: CAPABILITY, NOOP, LOGOUT, ID.
+
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::IString;
+use imap_codec::imap_types::response::{Data, StatusKind};
+
+use super::capabilities;
+use super::connection::ConnError;
+use super::session::{Session, Transition};
+use super::text;
+
+impl Session {
+    pub(crate) async fn any_state(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
+        match c.body {
+            CommandBody::Capability => {
+                let caps = capabilities::list(self.stage());
+                self.conn.send(&text::data(Data::Capability(caps))).await?;
+                self.conn
+                    .send(&text::tagged_ok(&c.tag, None, "CAPABILITY completed"))
+                    .await?;
+                Ok(Transition::None)
+            }
+            CommandBody::Noop => {
+                self.sync(true).await?;
+                self.conn
+                    .send(&text::tagged_ok(&c.tag, None, "NOOP completed"))
+                    .await?;
+                Ok(Transition::None)
+            }
+            CommandBody::Logout => {
+                self.conn.send(&text::bye("logging out")).await?;
+                self.conn
+                    .send(&text::tagged_ok(&c.tag, None, "LOGOUT completed"))
+                    .await?;
+                Ok(Transition::Logout)
+            }
+            CommandBody::Id { .. } => {
+                let parameters = vec![
+                    (istr("name"), text::nstring(Some("mssante"))),
+                    (
+                        istr("version"),
+                        text::nstring(Some(env!("CARGO_PKG_VERSION"))),
+                    ),
+                ];
+                self.conn
+                    .send(&text::data(Data::Id {
+                        parameters: Some(parameters),
+                    }))
+                    .await?;
+                self.conn
+                    .send(&text::tagged_ok(&c.tag, None, "ID completed"))
+                    .await?;
+                Ok(Transition::None)
+            }
+            _ => {
+                self.conn
+                    .send(&text::tagged(
+                        &c.tag,
+                        StatusKind::Bad,
+                        None,
+                        "unexpected command",
+                    ))
+                    .await?;
+                Ok(Transition::None)
+            }
+        }
+    }
+}
+
+fn istr(s: &'static str) -> IString<'static> {
+    text::istring(s)
+}

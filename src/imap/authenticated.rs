@@ -1,0 +1,774 @@
+//! The authenticated family: folders of the session's one mailbox (BAL), APPEND,
+//! ENABLE, NAMESPACE and IDLE. Every folder lookup is scoped to
+//! `Authenticated.mailbox`: no command can reach another mailbox.
+
+use std::num::{NonZeroU32, NonZeroU64};
+
+use chrono::{DateTime, Utc};
+use imap_codec::IdleDoneCodec;
+use imap_codec::imap_types::command::{Command, CommandBody, SelectParameter};
+use imap_codec::imap_types::core::{Atom, IString, QuotedChar, Vec1};
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::extensions::namespace::Namespace;
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::response::{
+    Code, CommandContinuationRequest, Data, Response, StatusKind,
+};
+use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
+
+use super::connection::{ConnError, Incoming};
+use super::selected::{View, fetch_flags, store_flags};
+use super::sequence;
+use super::session::{Session, State, Transition};
+use super::text;
+use crate::store::{DEFAULT_FOLDERS, Folder, StoreError};
+
+pub(crate) const DELIMITER: char = '/';
+
+impl Session {
+    fn mailbox_id(&self) -> Option<i64> {
+        match &self.state {
+            State::Authenticated(u) | State::Selected(u, _) => Some(u.auth.mailbox.id),
+            _ => None,
+        }
+    }
+
+    /// A folder of this session's mailbox, by the name the client gave.
+    pub(crate) async fn target_folder(&self, mailbox: &Mailbox<'_>) -> Option<Folder> {
+        let id = self.mailbox_id()?;
+        let name = text::folder_name(mailbox)?;
+        self.shared
+            .context
+            .store
+            .folder(id, &name)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    pub(crate) async fn mailbox_command(
+        &mut self,
+        c: Command<'static>,
+    ) -> Result<Transition, ConnError> {
+        let tag = c.tag;
+        let Some(mailbox_id) = self.mailbox_id() else {
+            return Ok(Transition::None);
+        };
+        let store = self.shared.context.store.clone();
+        let is_subscribe = matches!(c.body, CommandBody::Subscribe { .. });
+        let is_lsub = matches!(c.body, CommandBody::Lsub { .. });
+        match c.body {
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => Box::pin(self.select(tag, mailbox, parameters, false)).await,
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => Box::pin(self.select(tag, mailbox, parameters, true)).await,
+            CommandBody::Create { mailbox } => {
+                let Some(name) = text::folder_name(&mailbox) else {
+                    return self.no(&tag, "invalid mailbox name").await;
+                };
+                let name = name.trim_end_matches(DELIMITER);
+                match store.create_folder(mailbox_id, name).await {
+                    Ok(_) => {
+                        self.conn
+                            .send(&text::tagged_ok(&tag, None, "CREATE completed"))
+                            .await?;
+                        Ok(Transition::None)
+                    }
+                    Err(StoreError::FolderExists(_)) => {
+                        self.conn
+                            .send(&text::tagged(
+                                &tag,
+                                StatusKind::No,
+                                Some(text::code("ALREADYEXISTS")),
+                                "mailbox already exists",
+                            ))
+                            .await?;
+                        Ok(Transition::None)
+                    }
+                    Err(e) => self.no(&tag, &format!("CREATE failed: {e}")).await,
+                }
+            }
+            CommandBody::Delete { mailbox } => {
+                let Some(folder) = self.target_folder(&mailbox).await else {
+                    return self.no_nonexistent(&tag).await;
+                };
+                if DEFAULT_FOLDERS.iter().any(|(n, _)| *n == folder.name) {
+                    return self.no(&tag, "this mailbox cannot be deleted").await;
+                }
+                let prefix = format!("{}{DELIMITER}", folder.name);
+                let folders = store.folders(mailbox_id).await.unwrap_or_default();
+                if folders.iter().any(|f| f.name.starts_with(&prefix)) {
+                    return self
+                        .no(&tag, "mailbox has children: delete them first")
+                        .await;
+                }
+                if let Err(e) = store.delete_folder(folder.id).await {
+                    return self.no(&tag, &format!("DELETE failed: {e}")).await;
+                }
+                let unselect =
+                    matches!(&self.state, State::Selected(_, v) if v.folder.id == folder.id);
+                self.conn
+                    .send(&text::tagged_ok(&tag, None, "DELETE completed"))
+                    .await?;
+                Ok(if unselect {
+                    Transition::Unselect
+                } else {
+                    Transition::None
+                })
+            }
+            CommandBody::Rename { from, to } => {
+                let Some(source) = self.target_folder(&from).await else {
+                    return self.no_nonexistent(&tag).await;
+                };
+                let Some(to_name) = text::folder_name(&to) else {
+                    return self.no(&tag, "invalid mailbox name").await;
+                };
+                let to_name = to_name.trim_end_matches(DELIMITER).to_owned();
+                let result = if source.name == "INBOX" {
+                    // RFC 3501: renaming INBOX moves its messages and leaves it empty.
+                    match store.create_folder(mailbox_id, &to_name).await {
+                        Ok(target) => {
+                            let uids = store.folder_uids(source.id).await.unwrap_or_default();
+                            store
+                                .move_messages(source.id, uids, target.id)
+                                .await
+                                .map(|_| ())
+                        }
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    store
+                        .rename_folder(mailbox_id, &source.name, &to_name, DELIMITER)
+                        .await
+                };
+                match result {
+                    Ok(()) => {
+                        self.mark_dirty();
+                        self.conn
+                            .send(&text::tagged_ok(&tag, None, "RENAME completed"))
+                            .await?;
+                        Ok(Transition::None)
+                    }
+                    Err(StoreError::FolderExists(_)) => {
+                        self.conn
+                            .send(&text::tagged(
+                                &tag,
+                                StatusKind::No,
+                                Some(text::code("ALREADYEXISTS")),
+                                "target mailbox already exists",
+                            ))
+                            .await?;
+                        Ok(Transition::None)
+                    }
+                    Err(e) => self.no(&tag, &format!("RENAME failed: {e}")).await,
+                }
+            }
+            CommandBody::Subscribe { mailbox } | CommandBody::Unsubscribe { mailbox } => {
+                let subscribe = is_subscribe;
+                let Some(folder) = self.target_folder(&mailbox).await else {
+                    return self.no_nonexistent(&tag).await;
+                };
+                if let Err(e) = store.set_subscribed(folder.id, subscribe).await {
+                    return self.no(&tag, &format!("failed: {e}")).await;
+                }
+                self.conn
+                    .send(&text::tagged_ok(&tag, None, "completed"))
+                    .await?;
+                Ok(Transition::None)
+            }
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            }
+            | CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => {
+                let lsub = is_lsub;
+                self.list(&tag, mailbox_id, &reference, &mailbox_wildcard, lsub)
+                    .await
+            }
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => {
+                let Some(folder) = self.target_folder(&mailbox).await else {
+                    return self.no_nonexistent(&tag).await;
+                };
+                let counts = match store.counts(folder.id).await {
+                    Ok(c) => c,
+                    Err(e) => return self.no(&tag, &format!("STATUS failed: {e}")).await,
+                };
+                let items: Vec<StatusDataItem> = item_names
+                    .iter()
+                    .filter_map(|n| match n {
+                        StatusDataItemName::Messages => {
+                            Some(StatusDataItem::Messages(counts.messages))
+                        }
+                        StatusDataItemName::Recent => Some(StatusDataItem::Recent(0)),
+                        StatusDataItemName::UidNext => {
+                            Some(StatusDataItem::UidNext(text::nz(folder.uidnext)))
+                        }
+                        StatusDataItemName::UidValidity => {
+                            Some(StatusDataItem::UidValidity(text::nz(folder.uidvalidity)))
+                        }
+                        StatusDataItemName::Unseen => Some(StatusDataItem::Unseen(counts.unseen)),
+                        StatusDataItemName::Deleted => {
+                            Some(StatusDataItem::Deleted(counts.deleted))
+                        }
+                        StatusDataItemName::DeletedStorage => None,
+                        StatusDataItemName::HighestModSeq => {
+                            Some(StatusDataItem::HighestModSeq(folder.highestmodseq))
+                        }
+                    })
+                    .collect();
+                self.conn
+                    .send(&text::data(Data::Status {
+                        mailbox,
+                        items: items.into(),
+                    }))
+                    .await?;
+                self.conn
+                    .send(&text::tagged_ok(&tag, None, "STATUS completed"))
+                    .await?;
+                Ok(Transition::None)
+            }
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                let Some(folder) = self.target_folder(&mailbox).await else {
+                    self.conn
+                        .send(&text::tagged(
+                            &tag,
+                            StatusKind::No,
+                            Some(Code::TryCreate),
+                            "no such mailbox",
+                        ))
+                        .await?;
+                    return Ok(Transition::None);
+                };
+                let bytes: &[u8] = match &message {
+                    LiteralOrLiteral8::Literal(l) => l.data(),
+                    LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
+                };
+                let when: DateTime<Utc> = date
+                    .map(|d| d.as_ref().with_timezone(&Utc))
+                    .unwrap_or_else(|| self.shared.context.clock.now());
+                let appended = match store
+                    .append(folder.id, bytes, store_flags(&flags), when)
+                    .await
+                {
+                    Ok(a) => a,
+                    Err(e) => return self.no(&tag, &format!("APPEND failed: {e}")).await,
+                };
+                drop(message);
+                let code = match (
+                    NonZeroU32::new(appended.uidvalidity),
+                    NonZeroU32::new(appended.uid),
+                ) {
+                    (Some(v), Some(u)) => Some(Code::AppendUid {
+                        uid_validity: v,
+                        uid: u,
+                    }),
+                    _ => None,
+                };
+                self.mark_dirty();
+                self.sync(true).await?;
+                self.conn
+                    .send(&text::tagged_ok(&tag, code, "APPEND completed"))
+                    .await?;
+                Ok(Transition::None)
+            }
+            CommandBody::Namespace => {
+                let personal = vec![Namespace {
+                    prefix: text::istring(""),
+                    delimiter: QuotedChar::try_from(DELIMITER).ok(),
+                    extensions: Vec::new(),
+                }];
+                self.conn
+                    .send(&text::data(Data::Namespace {
+                        personal,
+                        other: Vec::new(),
+                        shared: Vec::new(),
+                    }))
+                    .await?;
+                self.conn
+                    .send(&text::tagged_ok(&tag, None, "NAMESPACE completed"))
+                    .await?;
+                Ok(Transition::None)
+            }
+            CommandBody::Enable { capabilities } => {
+                let mut enabled = Vec::new();
+                for cap in capabilities.as_ref() {
+                    let name = cap.to_string().to_ascii_uppercase();
+                    let Some(user) = self.user_mut() else { break };
+                    match name.as_str() {
+                        "CONDSTORE" => {
+                            user.condstore = true;
+                            enabled.push(cap.clone());
+                        }
+                        "QRESYNC" => {
+                            user.condstore = true;
+                            user.qresync = true;
+                            enabled.push(cap.clone());
+                        }
+                        _ => {}
+                    }
+                }
+                let enabled: Vec<CapabilityEnable<'static>> = enabled;
+                self.conn
+                    .send(&text::data(Data::Enabled {
+                        capabilities: enabled,
+                    }))
+                    .await?;
+                self.conn
+                    .send(&text::tagged_ok(&tag, None, "ENABLE completed"))
+                    .await?;
+                Ok(Transition::None)
+            }
+            CommandBody::Idle => self.idle(tag).await,
+            _ => self.bad(&tag, "unexpected command").await,
+        }
+    }
+
+    async fn no_nonexistent(
+        &mut self,
+        tag: &imap_codec::imap_types::core::Tag<'_>,
+    ) -> Result<Transition, ConnError> {
+        self.conn
+            .send(&text::tagged(
+                tag,
+                StatusKind::No,
+                Some(text::code("NONEXISTENT")),
+                "no such mailbox",
+            ))
+            .await?;
+        Ok(Transition::None)
+    }
+
+    async fn select(
+        &mut self,
+        tag: imap_codec::imap_types::core::Tag<'static>,
+        mailbox: Mailbox<'static>,
+        parameters: Vec<SelectParameter>,
+        read_only: bool,
+    ) -> Result<Transition, ConnError> {
+        let was_selected = matches!(self.state, State::Selected(..));
+        let qresync_on =
+            matches!(&self.state, State::Authenticated(u) | State::Selected(u, _) if u.qresync);
+        if was_selected && qresync_on {
+            self.conn
+                .send(&text::untagged_ok(
+                    Some(Code::Closed),
+                    "previous mailbox closed",
+                ))
+                .await?;
+        }
+        let mut qresync = None;
+        for p in &parameters {
+            match p {
+                SelectParameter::CondStore => {
+                    if let Some(u) = self.user_mut() {
+                        u.condstore = true;
+                    }
+                }
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    ..
+                } => {
+                    if !qresync_on {
+                        self.bad(&tag, "QRESYNC must be enabled first").await?;
+                        return Ok(if was_selected {
+                            Transition::Unselect
+                        } else {
+                            Transition::None
+                        });
+                    }
+                    qresync = Some((*uid_validity, *mod_sequence_value, known_uids.clone()));
+                }
+            }
+        }
+        let Some(folder) = self.target_folder(&mailbox).await else {
+            self.no_nonexistent(&tag).await?;
+            return Ok(if was_selected {
+                Transition::Unselect
+            } else {
+                Transition::None
+            });
+        };
+        let store = self.shared.context.store.clone();
+        let loaded = async {
+            let uids = store.folder_uids(folder.id).await?;
+            let unseen = store.first_unseen(folder.id).await?;
+            Ok::<_, StoreError>((uids, unseen))
+        }
+        .await;
+        let (uids, unseen) = match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                self.no(&tag, &format!("SELECT failed: {e}")).await?;
+                return Ok(if was_selected {
+                    Transition::Unselect
+                } else {
+                    Transition::None
+                });
+            }
+        };
+        let system = vec![
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Seen,
+            Flag::Draft,
+        ];
+        self.conn
+            .send(&text::data(Data::Flags(system.clone())))
+            .await?;
+        let mut perm: Vec<FlagPerm<'static>> = system.into_iter().map(FlagPerm::Flag).collect();
+        perm.push(FlagPerm::Asterisk);
+        self.conn
+            .send(&text::untagged_ok(
+                Some(Code::PermanentFlags(if read_only {
+                    Vec::new()
+                } else {
+                    perm
+                })),
+                "flags permitted",
+            ))
+            .await?;
+        let exists = u32::try_from(uids.len()).unwrap_or(u32::MAX);
+        self.conn.send(&text::data(Data::Exists(exists))).await?;
+        self.conn.send(&text::data(Data::Recent(0))).await?;
+        if let Some(first) = unseen
+            && let Ok(p) = uids.binary_search(&first)
+        {
+            self.conn
+                .send(&text::untagged_ok(
+                    Some(Code::Unseen(text::nz(p as u32 + 1))),
+                    "first unseen",
+                ))
+                .await?;
+        }
+        self.conn
+            .send(&text::untagged_ok(
+                Some(Code::UidValidity(text::nz(folder.uidvalidity))),
+                "UIDs valid",
+            ))
+            .await?;
+        self.conn
+            .send(&text::untagged_ok(
+                Some(Code::UidNext(text::nz(folder.uidnext))),
+                "predicted next UID",
+            ))
+            .await?;
+        match NonZeroU64::new(folder.highestmodseq) {
+            Some(h) => {
+                self.conn
+                    .send(&text::untagged_ok(Some(Code::HighestModSeq(h)), "highest"))
+                    .await?
+            }
+            None => {
+                self.conn
+                    .send(&text::untagged_ok(Some(Code::NoModSeq), "no MODSEQ"))
+                    .await?
+            }
+        }
+        let view = View::new(folder.clone(), read_only, uids);
+        if let Some((validity, since, known)) = qresync
+            && validity.get() == folder.uidvalidity
+        {
+            let since = since.get();
+            let largest = view.uids.last().copied().unwrap_or(0);
+            let gone: Vec<u32> = store
+                .vanished_since(folder.id, since)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|u| {
+                    known
+                        .as_ref()
+                        .is_none_or(|k| sequence::contains(k, *u, largest.max(*u)))
+                })
+                .collect();
+            if let Some(set) = sequence::uid_set(&gone) {
+                self.conn
+                    .send(&text::data(Data::Vanished {
+                        earlier: true,
+                        known_uids: set,
+                    }))
+                    .await?;
+            }
+            for m in store
+                .changed_since(folder.id, since)
+                .await
+                .unwrap_or_default()
+            {
+                let Ok(p) = view.uids.binary_search(&m.uid) else {
+                    continue;
+                };
+                let mut items = vec![
+                    MessageDataItem::Uid(text::nz(m.uid)),
+                    MessageDataItem::Flags(fetch_flags(&m.flags)),
+                ];
+                if let Some(ms) = NonZeroU64::new(m.modseq) {
+                    items.push(MessageDataItem::ModSeq(ms));
+                }
+                if let Ok(items) = Vec1::try_from(items) {
+                    self.conn
+                        .send(&text::data(Data::Fetch {
+                            seq: text::nz(p as u32 + 1),
+                            items,
+                        }))
+                        .await?;
+                }
+            }
+        }
+        let (code, msg) = if read_only {
+            (Code::ReadOnly, "EXAMINE completed")
+        } else {
+            (Code::ReadWrite, "SELECT completed")
+        };
+        self.conn
+            .send(&text::tagged_ok(&tag, Some(code), msg))
+            .await?;
+        Ok(Transition::Select(Box::new(view)))
+    }
+
+    async fn list(
+        &mut self,
+        tag: &imap_codec::imap_types::core::Tag<'static>,
+        mailbox_id: i64,
+        reference: &Mailbox<'_>,
+        pattern: &ListMailbox<'_>,
+        lsub: bool,
+    ) -> Result<Transition, ConnError> {
+        let reference = match reference {
+            Mailbox::Inbox => "INBOX".to_owned(),
+            other => text::folder_name(other).unwrap_or_default(),
+        };
+        let pattern = match pattern {
+            ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).into_owned(),
+            ListMailbox::String(IString::Quoted(q)) => q.inner().to_owned(),
+            ListMailbox::String(IString::Literal(l)) => {
+                String::from_utf8_lossy(l.data()).into_owned()
+            }
+        };
+        let delimiter = QuotedChar::try_from(DELIMITER).ok();
+        if pattern.is_empty() && !lsub {
+            let r = Data::List {
+                items: vec![FlagNameAttribute::Noselect],
+                delimiter,
+                mailbox: Mailbox::try_from("").unwrap_or(Mailbox::Inbox),
+            };
+            self.conn.send(&text::data(r)).await?;
+            self.conn
+                .send(&text::tagged_ok(tag, None, "LIST completed"))
+                .await?;
+            return Ok(Transition::None);
+        }
+        let full = format!("{reference}{pattern}");
+        let folders = match self.shared.context.store.folders(mailbox_id).await {
+            Ok(f) => f,
+            Err(e) => return self.no(tag, &format!("LIST failed: {e}")).await,
+        };
+        for f in &folders {
+            if lsub && !f.subscribed {
+                continue;
+            }
+            if !wildcard_match(&full, &f.name) {
+                continue;
+            }
+            let prefix = format!("{}{DELIMITER}", f.name);
+            let children = folders.iter().any(|o| o.name.starts_with(&prefix));
+            let mut items = vec![attribute(if children {
+                "HasChildren"
+            } else {
+                "HasNoChildren"
+            })];
+            if let Some(special) = &f.special_use {
+                items.push(attribute(special.trim_start_matches('\\')));
+            }
+            let items = items.into_iter().flatten().collect();
+            let Some(mailbox) = text::mailbox(&f.name) else {
+                continue;
+            };
+            let r = if lsub {
+                Data::Lsub {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+            } else {
+                Data::List {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+            };
+            self.conn.send(&text::data(r)).await?;
+        }
+        self.conn
+            .send(&text::tagged_ok(
+                tag,
+                None,
+                if lsub {
+                    "LSUB completed"
+                } else {
+                    "LIST completed"
+                },
+            ))
+            .await?;
+        Ok(Transition::None)
+    }
+
+    async fn idle(
+        &mut self,
+        tag: imap_codec::imap_types::core::Tag<'static>,
+    ) -> Result<Transition, ConnError> {
+        let plus = Response::CommandContinuationRequest(
+            CommandContinuationRequest::basic(None, "idling").map_err(|_| ConnError::Closed)?,
+        );
+        self.sync(true).await?;
+        self.conn.send(&plus).await?;
+        self.conn.flush().await?;
+        loop {
+            let limit = self.idle_limit();
+            let shutdown = self.shared.shutdown.clone();
+            enum Event {
+                Read(Result<Incoming, ConnError>),
+                Change,
+                Shutdown,
+            }
+            let event = {
+                let conn = &mut self.conn;
+                let state = &mut self.state;
+                tokio::select! {
+                    _ = shutdown.cancelled() => Event::Shutdown,
+                    r = conn.read(limit) => Event::Read(r),
+                    _ = async {
+                        match state {
+                            State::Selected(u, v) => {
+                                loop {
+                                    match u.changes.recv().await {
+                                        Ok(c) if c.folder_id == v.folder.id => break,
+                                        Ok(_) => continue,
+                                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                                        Err(_) => std::future::pending::<()>().await,
+                                    }
+                                }
+                                v.dirty = true;
+                            }
+                            _ => std::future::pending::<()>().await,
+                        }
+                    } => Event::Change,
+                }
+            };
+            match event {
+                Event::Shutdown => {
+                    self.conn.send(&text::bye("server shutting down")).await?;
+                    return Ok(Transition::Logout);
+                }
+                Event::Change => {
+                    self.sync(true).await?;
+                    self.conn.flush().await?;
+                }
+                Event::Read(Err(ConnError::Timeout)) => {
+                    self.conn
+                        .send(&text::bye(
+                            "session lifetime reached, please authenticate again",
+                        ))
+                        .await?;
+                    return Ok(Transition::Logout);
+                }
+                Event::Read(Err(e)) => return Err(e),
+                Event::Read(Ok(Incoming::Refused { .. })) => {
+                    self.conn
+                        .send(&text::tagged(&tag, StatusKind::Bad, None, "expected DONE"))
+                        .await?;
+                    return Ok(Transition::None);
+                }
+                Event::Read(Ok(Incoming::Message)) => {
+                    let done = self
+                        .conn
+                        .message()
+                        .decode_message(&IdleDoneCodec::default())
+                        .is_ok();
+                    if done {
+                        self.sync(true).await?;
+                        self.conn
+                            .send(&text::tagged_ok(&tag, None, "IDLE terminated"))
+                            .await?;
+                    } else {
+                        self.conn
+                            .send(&text::tagged(&tag, StatusKind::Bad, None, "expected DONE"))
+                            .await?;
+                    }
+                    return Ok(Transition::None);
+                }
+            }
+        }
+    }
+}
+
+fn attribute(name: &str) -> Option<FlagNameAttribute<'static>> {
+    Atom::try_from(name.to_owned())
+        .ok()
+        .map(FlagNameAttribute::from)
+}
+
+/// LIST pattern matching: `*` matches anything, `%` anything but the delimiter.
+/// INBOX matches case-insensitively.
+fn wildcard_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
+            Some('%') => {
+                let stop = n.iter().position(|c| *c == DELIMITER).unwrap_or(n.len());
+                (0..=stop).any(|i| go(&p[1..], &n[i..]))
+            }
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    let (pattern, name) =
+        if name == "INBOX" && pattern.len() >= 5 && pattern[..5].eq_ignore_ascii_case("INBOX") {
+            (format!("INBOX{}", &pattern[5..]), name.to_owned())
+        } else {
+            (pattern.to_owned(), name.to_owned())
+        };
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // Patterns are short; cap the backtracking work anyway.
+    if p.iter().filter(|c| **c == '*' || **c == '%').count() > 8 {
+        return false;
+    }
+    go(&p, &n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wildcard_match;
+
+    #[test]
+    fn list_patterns() {
+        assert!(wildcard_match("*", "INBOX"));
+        assert!(wildcard_match("inbox", "INBOX"));
+        assert!(wildcard_match("%", "Sent"));
+        assert!(!wildcard_match("%", "a/b"));
+        assert!(wildcard_match("a/%", "a/b"));
+        assert!(wildcard_match("*", "a/b"));
+        assert!(!wildcard_match("Trash", "Sent"));
+    }
+}

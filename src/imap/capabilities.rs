@@ -1,0 +1,69 @@
+//! What the server announces, which depends on where the session stands.
+
+use imap_codec::imap_types::auth::AuthMechanism;
+use imap_codec::imap_types::core::{Atom, Vec1};
+use imap_codec::imap_types::response::Capability;
+
+/// Where the session stands, as far as capabilities go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// STARTTLS port before the handshake: nothing but STARTTLS.
+    Clear,
+    /// TLS, not authenticated; `certificate` when the client presented one.
+    Tls {
+        certificate: bool,
+    },
+    Authenticated,
+}
+
+fn other(name: &'static str) -> Option<Capability<'static>> {
+    Atom::try_from(name).ok().map(Capability::from)
+}
+
+fn mechanism(name: &'static str) -> Option<Capability<'static>> {
+    Atom::try_from(name)
+        .ok()
+        .map(|a| Capability::Auth(AuthMechanism::from(a)))
+}
+
+/// The extensions served once TLS is up.
+fn extensions() -> Vec<Capability<'static>> {
+    let mut caps = vec![
+        Capability::Idle,
+        Capability::UidPlus,
+        Capability::Move,
+        Capability::Namespace,
+        Capability::Id,
+        Capability::Enable,
+        Capability::Unselect,
+        Capability::LiteralPlus,
+        Capability::CondStore,
+        Capability::QResync,
+    ];
+    caps.extend(other("SPECIAL-USE"));
+    caps.extend(other("CHILDREN"));
+    caps
+}
+
+pub(crate) fn list(stage: Stage) -> Vec1<Capability<'static>> {
+    let mut caps = vec![Capability::Imap4Rev1];
+    match stage {
+        Stage::Clear => {
+            caps.push(Capability::StartTls);
+            caps.push(Capability::LoginDisabled);
+        }
+        Stage::Tls { certificate } => {
+            caps.push(Capability::SaslIr);
+            caps.extend(mechanism("XOAUTH2"));
+            caps.extend(mechanism("OAUTHBEARER"));
+            if certificate {
+                caps.extend(mechanism("EXTERNAL"));
+            }
+            caps.push(Capability::LoginDisabled);
+            caps.extend(extensions());
+        }
+        Stage::Authenticated => caps.extend(extensions()),
+    }
+    // invariant: the list starts with IMAP4rev1, so it is never empty.
+    Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
+}

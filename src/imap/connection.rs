@@ -1,0 +1,335 @@
+//! Bytes in, complete IMAP messages out; responses in, bytes out.
+//!
+//! imap-codec's `Fragmentizer` splits the stream into lines and literals, so a refused
+//! literal can be skipped without ever reading its bytes as commands. This layer enforces
+//! the line and literal limits, answers synchronizing literals with `+`, and puts a
+//! timeout on every read and write.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
+use imap_codec::imap_types::core::LiteralMode;
+use imap_codec::imap_types::response::{CommandContinuationRequest, Response, StatusKind};
+use imap_codec::{GreetingCodec, ResponseCodec, encode::Encoder};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use super::text;
+
+/// Responses are written out once this much is buffered.
+const FLUSH_AT: usize = 64 * 1024;
+/// Buffers above this size are given back after each command.
+const KEEP_CAPACITY: usize = 4 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Why the connection cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnError {
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    #[error("the client closed the connection")]
+    Closed,
+    #[error("no data within the time limit")]
+    Timeout,
+    #[error("line longer than {0} bytes")]
+    LineTooLong(usize),
+}
+
+/// What a read produced.
+pub(crate) enum Incoming {
+    /// A complete message is in the fragmentizer: decode it with `message()`.
+    Message,
+    /// A complete message that went over the size limit or could not be framed safely;
+    /// its tag if it had one.
+    Refused {
+        tag: Option<imap_codec::imap_types::core::Tag<'static>>,
+    },
+}
+
+pub(crate) struct Connection {
+    stream: Option<Stream>,
+    frag: Fragmentizer,
+    out: Vec<u8>,
+    max_line: usize,
+    max_literal: u32,
+    max_message: u32,
+    /// End of the last complete fragment of the current message (line length check).
+    fragment_end: usize,
+    in_literal: bool,
+    /// The message held in the fragmentizer has not been handled yet.
+    replay: bool,
+}
+
+impl Connection {
+    pub(crate) fn new(stream: Stream, max_line: usize, max_literal: usize) -> Self {
+        let max_literal = u32::try_from(max_literal).unwrap_or(u32::MAX / 2);
+        let max_message = max_literal
+            .saturating_add(u32::try_from(max_line.saturating_mul(4)).unwrap_or(u32::MAX / 2));
+        Connection {
+            stream: Some(stream),
+            frag: Fragmentizer::new(max_message),
+            out: Vec::new(),
+            max_line,
+            max_literal,
+            max_message,
+            fragment_end: 0,
+            in_literal: false,
+            replay: false,
+        }
+    }
+
+    pub(crate) fn stream(&self) -> Option<&Stream> {
+        self.stream.as_ref()
+    }
+
+    /// Takes the plain TCP stream out for a TLS handshake (STARTTLS). Bytes the client
+    /// pipelined after STARTTLS are dropped: they were sent in clear text.
+    pub(crate) fn take_plain(&mut self) -> Option<TcpStream> {
+        match self.stream.take() {
+            Some(Stream::Plain(s)) => {
+                self.frag = Fragmentizer::new(self.max_message);
+                self.fragment_end = 0;
+                self.in_literal = false;
+                self.replay = false;
+                Some(s)
+            }
+            other => {
+                self.stream = other;
+                None
+            }
+        }
+    }
+
+    pub(crate) fn set_stream(&mut self, stream: Stream) {
+        self.stream = Some(stream);
+    }
+
+    /// The message that `read` reported complete.
+    pub(crate) fn message(&self) -> &Fragmentizer {
+        &self.frag
+    }
+
+    /// Handle the current message again on the next `read` (a command that arrived where
+    /// a SASL reply was expected).
+    pub(crate) fn replay(&mut self) {
+        self.replay = true;
+    }
+
+    /// Reads until a complete message is framed, within `limit`.
+    pub(crate) async fn read(&mut self, limit: Duration) -> Result<Incoming, ConnError> {
+        if std::mem::take(&mut self.replay) {
+            return Ok(Incoming::Message);
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let Some(info) = self.frag.progress() else {
+                if !self.in_literal {
+                    let partial = self.frag.message_bytes().len()
+                        - self.fragment_end.min(self.frag.message_bytes().len());
+                    if partial > self.max_line {
+                        return Err(ConnError::LineTooLong(self.max_line));
+                    }
+                }
+                if self.frag.message_bytes().is_empty() {
+                    // Nothing half-read and nothing queued (`progress` consumed it all):
+                    // give the buffers back while the client is quiet.
+                    self.frag = Fragmentizer::new(self.max_message);
+                }
+                self.fill(deadline).await?;
+                continue;
+            };
+            match info {
+                FragmentInfo::Line {
+                    start,
+                    end,
+                    announcement,
+                    ..
+                } => {
+                    if end - start > self.max_line.saturating_add(2) {
+                        return Err(ConnError::LineTooLong(self.max_line));
+                    }
+                    self.fragment_end = end;
+                    if let Some(LiteralAnnouncement { mode, length }) = announcement {
+                        self.in_literal = true;
+                        if length > self.max_literal {
+                            use imap_codec::imap_types::IntoStatic;
+                            let tag = self.frag.decode_tag().map(IntoStatic::into_static);
+                            match (mode, tag) {
+                                (LiteralMode::Sync, Some(tag)) => {
+                                    // The client waits for `+`: refuse, it sends nothing.
+                                    let r = text::tagged(
+                                        &tag,
+                                        StatusKind::No,
+                                        Some(imap_codec::imap_types::response::Code::TooBig),
+                                        "literal too large",
+                                    );
+                                    self.frag.skip_message();
+                                    self.fragment_end = 0;
+                                    self.in_literal = false;
+                                    self.send(&r).await?;
+                                    self.flush().await?;
+                                }
+                                _ => {
+                                    // The bytes follow anyway: read past them, answer after.
+                                    self.frag.poison_message();
+                                }
+                            }
+                            continue;
+                        }
+                        if mode == LiteralMode::Sync {
+                            let plus = Response::CommandContinuationRequest(
+                                CommandContinuationRequest::basic(None, "Ready")
+                                    .map_err(|_| io::Error::other("continuation"))?,
+                            );
+                            self.send(&plus).await?;
+                            self.flush().await?;
+                        }
+                        continue;
+                    }
+                }
+                FragmentInfo::Literal { end, .. } => {
+                    self.fragment_end = end;
+                    self.in_literal = false;
+                }
+            }
+            if !self.frag.is_message_complete() {
+                continue;
+            }
+            self.fragment_end = 0;
+            self.in_literal = false;
+            if self.frag.is_max_message_size_exceeded() || self.frag.is_message_poisoned() {
+                use imap_codec::imap_types::IntoStatic;
+                return Ok(Incoming::Refused {
+                    tag: self.frag.decode_tag().map(IntoStatic::into_static),
+                });
+            }
+            return Ok(Incoming::Message);
+        }
+    }
+
+    async fn fill(&mut self, deadline: tokio::time::Instant) -> Result<(), ConnError> {
+        let stream = self.stream.as_mut().ok_or(ConnError::Closed)?;
+        let mut buf = vec![0u8; if self.in_literal { READ_CHUNK } else { 2048 }];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .map_err(|_| ConnError::Timeout)??;
+        if n == 0 {
+            return Err(ConnError::Closed);
+        }
+        self.frag.enqueue_bytes(&buf[..n]);
+        Ok(())
+    }
+
+    /// Queues a response; writes out when enough is buffered.
+    pub(crate) async fn send(&mut self, response: &Response<'_>) -> Result<(), ConnError> {
+        for fragment in ResponseCodec::default().encode(response) {
+            match fragment {
+                imap_codec::encode::Fragment::Line { data }
+                | imap_codec::encode::Fragment::Literal { data, .. } => {
+                    if self.out.is_empty() && data.len() > FLUSH_AT {
+                        self.write_raw(&data).await?;
+                    } else {
+                        self.out.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+        if self.out.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn send_greeting(
+        &mut self,
+        greeting: &imap_codec::imap_types::response::Greeting<'_>,
+    ) -> Result<(), ConnError> {
+        let bytes = GreetingCodec::default().encode(greeting).dump();
+        self.out.extend_from_slice(&bytes);
+        self.flush().await
+    }
+
+    async fn write_raw(&mut self, data: &[u8]) -> Result<(), ConnError> {
+        let stream = self.stream.as_mut().ok_or(ConnError::Closed)?;
+        tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(data))
+            .await
+            .map_err(|_| ConnError::Timeout)??;
+        Ok(())
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), ConnError> {
+        if !self.out.is_empty() {
+            let out = std::mem::take(&mut self.out);
+            let result = self.write_raw(&out).await;
+            self.out = out;
+            self.out.clear();
+            result?;
+        }
+        if self.out.capacity() > KEEP_CAPACITY {
+            self.out = Vec::new();
+        }
+        let stream = self.stream.as_mut().ok_or(ConnError::Closed)?;
+        tokio::time::timeout(WRITE_TIMEOUT, stream.flush())
+            .await
+            .map_err(|_| ConnError::Timeout)??;
+        Ok(())
+    }
+
+    /// Flushes and closes the write side, best effort.
+    pub(crate) async fn close(&mut self) {
+        let _ = self.flush().await;
+        if let Some(stream) = self.stream.as_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
+        }
+    }
+}

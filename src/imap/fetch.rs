@@ -1,0 +1,332 @@
+//! FETCH: rows are read in runs of neighbouring UIDs (one range query per run, headers
+//! in one query when only header fields are asked for), never one query per message
+//! for metadata, and message bodies only when an item needs them.
+
+use std::num::NonZeroU64;
+
+use chrono::FixedOffset;
+use imap_codec::imap_types::command::FetchModifier;
+use imap_codec::imap_types::core::{Tag, Vec1};
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::fetch::{
+    Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
+};
+use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::sequence::SequenceSet;
+
+use super::connection::ConnError;
+use super::mime;
+use super::selected::fetch_flags;
+use super::sequence;
+use super::session::{Session, State, Transition};
+use super::text;
+use crate::store::{FlagOp, Flags, MessageMeta, flag};
+
+/// Messages per store query.
+const RUN: usize = 1000;
+
+#[derive(Default)]
+struct Needs {
+    header: bool,
+    body: bool,
+    parse: bool,
+    sets_seen: bool,
+    modseq: bool,
+}
+
+fn needs(items: &[MessageDataItemName<'_>]) -> Needs {
+    let mut n = Needs::default();
+    for item in items {
+        match item {
+            MessageDataItemName::Envelope => {
+                n.header = true;
+                n.parse = true;
+            }
+            MessageDataItemName::Rfc822Header => n.header = true,
+            MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+                n.body = true;
+                n.parse = true;
+            }
+            MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => {
+                n.body = true;
+                n.sets_seen = true;
+            }
+            MessageDataItemName::BodyExt { section, peek, .. } => {
+                match section {
+                    Some(Section::Header(None))
+                    | Some(Section::HeaderFields(None, _))
+                    | Some(Section::HeaderFieldsNot(None, _)) => n.header = true,
+                    None | Some(Section::Text(None)) => n.body = true,
+                    Some(_) => {
+                        n.body = true;
+                        n.parse = true;
+                    }
+                }
+                if !peek {
+                    n.sets_seen = true;
+                }
+            }
+            MessageDataItemName::ModSeq => n.modseq = true,
+            _ => {}
+        }
+    }
+    n
+}
+
+fn internal_date(d: chrono::DateTime<chrono::Utc>) -> Option<DateTime> {
+    let fixed = d.with_timezone(&FixedOffset::east_opt(0)?);
+    DateTime::try_from(fixed).ok()
+}
+
+fn partial(data: Vec<u8>, range: Option<(u32, std::num::NonZeroU32)>) -> (Vec<u8>, Option<u32>) {
+    match range {
+        None => (data, None),
+        Some((start, len)) => {
+            let s = (start as usize).min(data.len());
+            let e = s.saturating_add(len.get() as usize).min(data.len());
+            (data[s..e].to_vec(), Some(start))
+        }
+    }
+}
+
+impl Session {
+    pub(crate) async fn fetch(
+        &mut self,
+        tag: Tag<'static>,
+        set: SequenceSet,
+        names: MacroOrMessageDataItemNames<'static>,
+        uid: bool,
+        modifiers: Vec<FetchModifier>,
+    ) -> Result<Transition, ConnError> {
+        let mut items = match names {
+            MacroOrMessageDataItemNames::Macro(m) => {
+                let mut v = vec![
+                    MessageDataItemName::Flags,
+                    MessageDataItemName::InternalDate,
+                    MessageDataItemName::Rfc822Size,
+                ];
+                match m {
+                    Macro::Fast => {}
+                    Macro::All => v.push(MessageDataItemName::Envelope),
+                    _ => {
+                        v.push(MessageDataItemName::Envelope);
+                        v.push(MessageDataItemName::Body);
+                    }
+                }
+                v
+            }
+            MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
+        };
+        if uid && !items.contains(&MessageDataItemName::Uid) {
+            items.insert(0, MessageDataItemName::Uid);
+        }
+        let mut changed_since = None;
+        let mut vanished = false;
+        for m in &modifiers {
+            match m {
+                FetchModifier::ChangedSince(v) => changed_since = Some(v.get()),
+                FetchModifier::Vanished => vanished = true,
+            }
+        }
+        let State::Selected(user, view) = &mut self.state else {
+            return Ok(Transition::None);
+        };
+        if vanished && (!uid || !user.qresync || changed_since.is_none()) {
+            return self
+                .bad(&tag, "VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE")
+                .await;
+        }
+        if changed_since.is_some() {
+            user.condstore = true;
+            if !items.contains(&MessageDataItemName::ModSeq) {
+                items.push(MessageDataItemName::ModSeq);
+            }
+        }
+        let Some(positions) = sequence::resolve(&set, &view.uids, uid) else {
+            return self.bad(&tag, "invalid message sequence number").await;
+        };
+        let mut need = needs(&items);
+        if view.read_only {
+            need.sets_seen = false;
+        }
+        let folder_id = view.folder.id;
+        let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
+        let store = self.shared.context.store.clone();
+
+        if vanished && let Some(since) = changed_since {
+            let largest = uids.last().copied().unwrap_or(0);
+            let gone: Vec<u32> = store
+                .vanished_since(folder_id, since)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|u| sequence::contains(&set, *u, largest.max(*u)))
+                .collect();
+            if let Some(set) = sequence::uid_set(&gone) {
+                self.conn
+                    .send(&text::data(Data::Vanished {
+                        earlier: true,
+                        known_uids: set,
+                    }))
+                    .await?;
+            }
+        }
+
+        for run in sequence::runs(&positions, RUN) {
+            let run_uids = &uids[run.clone()];
+            let (Some(first), Some(last)) = (run_uids.first(), run_uids.last()) else {
+                continue;
+            };
+            let metas = match store.messages_in_range(folder_id, *first, *last).await {
+                Ok(m) => m,
+                Err(e) => return self.no(&tag, &format!("FETCH failed: {e}")).await,
+            };
+            let mut metas: Vec<MessageMeta> = metas;
+            let headers = if need.header && !need.body {
+                match store.headers_in_range(folder_id, *first, *last).await {
+                    Ok(h) => h,
+                    Err(e) => return self.no(&tag, &format!("FETCH failed: {e}")).await,
+                }
+            } else {
+                Vec::new()
+            };
+            if need.sets_seen {
+                let unseen: Vec<u32> = metas
+                    .iter()
+                    .filter(|m| !m.flags.has(flag::SEEN))
+                    .map(|m| m.uid)
+                    .collect();
+                if !unseen.is_empty()
+                    && let Ok(outcome) = store
+                        .store_flags(folder_id, unseen, FlagOp::Add, Flags::new(flag::SEEN), None)
+                        .await
+                    && let State::Selected(_, view) = &mut self.state
+                {
+                    {
+                        for (u, modseq, f) in &outcome.changed {
+                            view.reported.insert(*u, *modseq);
+                            view.dirty = true;
+                            if let Some(m) = metas.iter_mut().find(|m| m.uid == *u) {
+                                m.flags = f.clone();
+                                m.modseq = *modseq;
+                            }
+                        }
+                    }
+                }
+            }
+            let mut hi = 0;
+            for (i, pos) in positions[run.clone()].iter().enumerate() {
+                let u = run_uids[i];
+                let Ok(mi) = metas.binary_search_by_key(&u, |m| m.uid) else {
+                    continue;
+                };
+                let meta = &metas[mi];
+                if changed_since.is_some_and(|c| meta.modseq <= c) {
+                    continue;
+                }
+                let header: Option<Vec<u8>> = if need.body {
+                    None
+                } else if need.header {
+                    while hi < headers.len() && headers[hi].0 < u {
+                        hi += 1;
+                    }
+                    headers.get(hi).filter(|h| h.0 == u).map(|h| h.1.clone())
+                } else {
+                    None
+                };
+                let body = if need.body {
+                    match store.body(meta.body_id).await {
+                        Ok(b) => Some(b),
+                        Err(_) => continue,
+                    }
+                } else {
+                    None
+                };
+                let raw: Option<&[u8]> = body.as_deref().or(header.as_deref());
+                let parsed = if need.parse {
+                    raw.and_then(mime::parse)
+                } else {
+                    None
+                };
+                let flags_changed = need.sets_seen;
+                let mut out = Vec::with_capacity(items.len() + 1);
+                for item in &items {
+                    let value = match item {
+                        MessageDataItemName::Uid => Some(MessageDataItem::Uid(text::nz(meta.uid))),
+                        MessageDataItemName::Flags => {
+                            Some(MessageDataItem::Flags(fetch_flags(&meta.flags)))
+                        }
+                        MessageDataItemName::InternalDate => {
+                            internal_date(meta.internal_date).map(MessageDataItem::InternalDate)
+                        }
+                        MessageDataItemName::Rfc822Size => {
+                            Some(MessageDataItem::Rfc822Size(meta.size))
+                        }
+                        MessageDataItemName::ModSeq => {
+                            NonZeroU64::new(meta.modseq).map(MessageDataItem::ModSeq)
+                        }
+                        MessageDataItemName::Envelope => parsed
+                            .as_ref()
+                            .map(|m| MessageDataItem::Envelope(mime::envelope(m))),
+                        MessageDataItemName::BodyStructure => parsed
+                            .as_ref()
+                            .map(|m| MessageDataItem::BodyStructure(mime::body_structure(m, true))),
+                        MessageDataItemName::Body => parsed
+                            .as_ref()
+                            .map(|m| MessageDataItem::Body(mime::body_structure(m, false))),
+                        MessageDataItemName::Rfc822 => {
+                            raw.map(|r| MessageDataItem::Rfc822(text::literal(r.to_vec())))
+                        }
+                        MessageDataItemName::Rfc822Header => raw.map(|r| {
+                            let split = crate::store::header_end(r);
+                            MessageDataItem::Rfc822Header(text::literal(r[..split].to_vec()))
+                        }),
+                        MessageDataItemName::Rfc822Text => raw.map(|r| {
+                            let split = crate::store::header_end(r);
+                            MessageDataItem::Rfc822Text(text::literal(r[split..].to_vec()))
+                        }),
+                        MessageDataItemName::BodyExt {
+                            section,
+                            partial: range,
+                            ..
+                        } => {
+                            let data = raw
+                                .and_then(|r| mime::section(r, parsed.as_ref(), section.as_ref()));
+                            let (data, origin) = match data {
+                                Some(d) => {
+                                    let (d, o) = partial(d, *range);
+                                    (text::literal(d), o)
+                                }
+                                None => (text::literal(Vec::new()), range.map(|r| r.0)),
+                            };
+                            Some(MessageDataItem::BodyExt {
+                                section: section.clone(),
+                                origin,
+                                data,
+                            })
+                        }
+                        MessageDataItemName::Binary { .. }
+                        | MessageDataItemName::BinarySize { .. } => None,
+                    };
+                    out.extend(value);
+                }
+                if flags_changed && !items.contains(&MessageDataItemName::Flags) {
+                    out.push(MessageDataItem::Flags(fetch_flags(&meta.flags)));
+                }
+                if let Ok(items) = Vec1::try_from(out) {
+                    self.conn
+                        .send(&text::data(Data::Fetch {
+                            seq: text::nz(*pos as u32 + 1),
+                            items,
+                        }))
+                        .await?;
+                }
+            }
+        }
+        self.sync(uid).await?;
+        self.conn
+            .send(&text::tagged_ok(&tag, None, "FETCH completed"))
+            .await?;
+        Ok(Transition::None)
+    }
+}

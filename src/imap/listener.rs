@@ -1,0 +1,137 @@
+//! Accepting connections: bind every configured address, apply the per-peer connection
+//! limit, and run one session task per connection on the server's task tracker.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::connection::{Connection, Stream};
+use super::limits::PeerLimits;
+use super::session::{self, Session};
+use super::text;
+use crate::auth::Authenticator;
+use crate::server::Context;
+
+/// The addresses the IMAP listeners are bound to (port 0 in the configuration becomes
+/// the port the system chose).
+#[derive(Debug, Clone, Default)]
+pub struct Listening {
+    pub tls: Vec<SocketAddr>,
+    pub starttls: Vec<SocketAddr>,
+}
+
+/// What every IMAP session shares.
+pub(crate) struct Shared {
+    pub(crate) context: Context,
+    pub(crate) auth: Authenticator,
+    pub(crate) tls: TlsAcceptor,
+    pub(crate) limits: Arc<PeerLimits>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// Binds the `[imap]` listeners and starts accepting on `tasks`; returns the bound
+/// addresses.
+pub async fn start(
+    context: &Context,
+    auth: Authenticator,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) -> anyhow::Result<Listening> {
+    let config = crate::tls::server_config(&context.config.tls)
+        .context("loading the TLS certificate for IMAP")?;
+    let shared = Arc::new(Shared {
+        context: context.clone(),
+        auth,
+        tls: TlsAcceptor::from(config),
+        limits: Arc::new(PeerLimits::default()),
+        shutdown,
+    });
+    let mut listening = Listening::default();
+    for (addrs, implicit, out) in [
+        (&context.config.imap.tls, true, &mut listening.tls),
+        (
+            &context.config.imap.starttls,
+            false,
+            &mut listening.starttls,
+        ),
+    ] {
+        for addr in addrs {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding IMAP listener {addr}"))?;
+            let bound = listener.local_addr()?;
+            out.push(bound);
+            tracing::info!(%bound, implicit_tls = implicit, "IMAP listening");
+            tasks.spawn(accept_loop(
+                listener,
+                implicit,
+                shared.clone(),
+                tasks.clone(),
+            ));
+        }
+    }
+    Ok(listening)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    implicit_tls: bool,
+    shared: Arc<Shared>,
+    tasks: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: pause rather than spin.
+                tracing::warn!(error = %e, "IMAP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let span = tracing::info_span!("imap", %peer, tls = implicit_tls);
+        tasks.spawn(handle(tcp, peer, implicit_tls, shared.clone()).instrument(span));
+    }
+}
+
+async fn handle(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, shared: Arc<Shared>) {
+    let config = &shared.context.config;
+    let slot = shared
+        .limits
+        .connect(peer.ip(), config.imap.max_connections_per_peer);
+    let stream = if implicit_tls {
+        match session::handshake(&shared, tcp).await {
+            Some(s) => Stream::Tls(Box::new(s)),
+            None => return,
+        }
+    } else {
+        Stream::Plain(tcp)
+    };
+    let mut conn = Connection::new(
+        stream,
+        config.imap.max_line_length.as_usize(),
+        config.imap.max_literal_size.as_usize(),
+    );
+    if slot.is_none() {
+        tracing::info!("too many connections from this address");
+        let _ = conn
+            .send(&text::bye("too many connections from your address"))
+            .await;
+        conn.close().await;
+        return;
+    }
+    let session = Session::new(shared.clone(), conn, peer, implicit_tls);
+    Box::pin(session.run()).await;
+    drop(slot);
+}

@@ -1,0 +1,321 @@
+//! SEARCH (RFC 3501 §6.4.4, UTF-8): flag, size, date and set keys from the store rows;
+//! text keys over the message parsed by mail-parser, loaded only when a key needs it.
+
+use std::num::{NonZeroU32, NonZeroU64};
+
+use chrono::NaiveDate;
+use imap_codec::imap_types::core::{Charset, Tag, Vec1};
+use imap_codec::imap_types::response::{Code, Data, StatusKind};
+use imap_codec::imap_types::search::SearchKey;
+use mail_parser::{Message, PartType};
+
+use super::connection::ConnError;
+use super::mime;
+use super::sequence;
+use super::session::{Session, State, Transition};
+use super::text;
+use crate::store::{MessageMeta, flag};
+
+#[derive(Default, Clone, Copy)]
+struct Needs {
+    header: bool,
+    body: bool,
+}
+
+fn needs(key: &SearchKey<'_>, n: &mut Needs) {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().for_each(|k| needs(k, n)),
+        SearchKey::Not(k) => needs(k, n),
+        SearchKey::Or(a, b) => {
+            needs(a, n);
+            needs(b, n);
+        }
+        SearchKey::Bcc(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::To(_)
+        | SearchKey::Subject(_)
+        | SearchKey::Header(..)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => n.header = true,
+        SearchKey::Body(_) | SearchKey::Text(_) => n.body = true,
+        _ => {}
+    }
+}
+
+fn uses_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
+        SearchKey::Not(k) => uses_modseq(k),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::ModSequence { .. } => true,
+        _ => false,
+    }
+}
+
+/// One message as the search sees it.
+struct Candidate<'a> {
+    seq: u32,
+    meta: &'a MessageMeta,
+    parsed: Option<Message<'a>>,
+    uids: &'a [u32],
+}
+
+fn contains(haystack: &str, needle: &[u8]) -> bool {
+    let needle = String::from_utf8_lossy(needle).to_lowercase();
+    haystack.to_lowercase().contains(&needle)
+}
+
+fn header_text(m: &Message<'_>, name: &str) -> String {
+    let mut out = String::new();
+    for h in m.headers() {
+        if h.name.as_str().eq_ignore_ascii_case(name) {
+            if let Some(raw) = m
+                .raw_message
+                .get(h.offset_start as usize..h.offset_end as usize)
+            {
+                out.push_str(&String::from_utf8_lossy(raw));
+                out.push(' ');
+            }
+            match &h.value {
+                mail_parser::HeaderValue::Text(t) => out.push_str(t),
+                mail_parser::HeaderValue::TextList(l) => l.iter().for_each(|t| {
+                    out.push_str(t);
+                    out.push(' ');
+                }),
+                mail_parser::HeaderValue::Address(a) => {
+                    for addr in a.iter() {
+                        if let Some(n) = &addr.name {
+                            out.push_str(n);
+                            out.push(' ');
+                        }
+                        if let Some(e) = &addr.address {
+                            out.push_str(e);
+                            out.push(' ');
+                        }
+                    }
+                }
+                _ => {}
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn body_text(m: &Message<'_>) -> String {
+    let mut out = String::new();
+    for p in &m.parts {
+        match &p.body {
+            PartType::Text(t) | PartType::Html(t) => {
+                out.push_str(t);
+                out.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn sent_date(m: &Message<'_>) -> Option<NaiveDate> {
+    let d = m.date()?;
+    chrono::DateTime::from_timestamp(d.to_timestamp(), 0).map(|t| t.date_naive())
+}
+
+fn eval(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
+    let f = &c.meta.flags;
+    let date = c.meta.internal_date.date_naive();
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().all(|k| eval(k, c)),
+        SearchKey::Not(k) => !eval(k, c),
+        SearchKey::Or(a, b) => eval(a, c) || eval(b, c),
+        SearchKey::All => true,
+        SearchKey::SequenceSet(set) => {
+            let len = c.uids.len() as u32;
+            sequence::contains(set, c.seq, len)
+        }
+        SearchKey::Uid(set) => {
+            let largest = c.uids.last().copied().unwrap_or(0);
+            sequence::contains(set, c.meta.uid, largest)
+        }
+        SearchKey::Answered => f.has(flag::ANSWERED),
+        SearchKey::Unanswered => !f.has(flag::ANSWERED),
+        SearchKey::Deleted => f.has(flag::DELETED),
+        SearchKey::Undeleted => !f.has(flag::DELETED),
+        SearchKey::Draft => f.has(flag::DRAFT),
+        SearchKey::Undraft => !f.has(flag::DRAFT),
+        SearchKey::Flagged => f.has(flag::FLAGGED),
+        SearchKey::Unflagged => !f.has(flag::FLAGGED),
+        SearchKey::Seen => f.has(flag::SEEN),
+        SearchKey::Unseen => !f.has(flag::SEEN),
+        // No message is \Recent in this server (RFC 3501 lets a server not track it).
+        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::Old => true,
+        SearchKey::Keyword(k) => f.keywords.iter().any(|w| w.eq_ignore_ascii_case(k.inner())),
+        SearchKey::Unkeyword(k) => !f.keywords.iter().any(|w| w.eq_ignore_ascii_case(k.inner())),
+        SearchKey::Larger(n) => c.meta.size > *n,
+        SearchKey::Smaller(n) => c.meta.size < *n,
+        SearchKey::Before(d) => date < *d.as_ref(),
+        SearchKey::On(d) => date == *d.as_ref(),
+        SearchKey::Since(d) => date >= *d.as_ref(),
+        SearchKey::SentBefore(d) => c
+            .parsed
+            .as_ref()
+            .and_then(sent_date)
+            .is_some_and(|s| s < *d.as_ref()),
+        SearchKey::SentOn(d) => c
+            .parsed
+            .as_ref()
+            .and_then(sent_date)
+            .is_some_and(|s| s == *d.as_ref()),
+        SearchKey::SentSince(d) => c
+            .parsed
+            .as_ref()
+            .and_then(sent_date)
+            .is_some_and(|s| s >= *d.as_ref()),
+        SearchKey::From(s) => field(c, "From", s),
+        SearchKey::To(s) => field(c, "To", s),
+        SearchKey::Cc(s) => field(c, "Cc", s),
+        SearchKey::Bcc(s) => field(c, "Bcc", s),
+        SearchKey::Subject(s) => field(c, "Subject", s),
+        SearchKey::Header(name, value) => {
+            let name = String::from_utf8_lossy(&text::astring_bytes(name)).into_owned();
+            let value = text::astring_bytes(value);
+            c.parsed.as_ref().is_some_and(|m| {
+                let t = header_text(m, &name);
+                m.headers()
+                    .iter()
+                    .any(|h| h.name.as_str().eq_ignore_ascii_case(&name))
+                    && (value.is_empty() || contains(&t, &value))
+            })
+        }
+        SearchKey::Body(s) => c
+            .parsed
+            .as_ref()
+            .is_some_and(|m| contains(&body_text(m), &text::astring_bytes(s))),
+        SearchKey::Text(s) => c.parsed.as_ref().is_some_and(|m| {
+            let needle = text::astring_bytes(s);
+            let header_end = crate::store::header_end(m.raw_message.as_ref());
+            let header = String::from_utf8_lossy(&m.raw_message[..header_end]);
+            contains(&header, &needle) || contains(&body_text(m), &needle)
+        }),
+        SearchKey::ModSequence { modseq, .. } => c.meta.modseq >= *modseq,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+fn field(
+    c: &Candidate<'_>,
+    name: &str,
+    needle: &imap_codec::imap_types::core::AString<'_>,
+) -> bool {
+    c.parsed
+        .as_ref()
+        .is_some_and(|m| contains(&header_text(m, name), &text::astring_bytes(needle)))
+}
+
+impl Session {
+    pub(crate) async fn search(
+        &mut self,
+        tag: Tag<'static>,
+        charset: Option<Charset<'static>>,
+        criteria: Vec1<SearchKey<'static>>,
+        uid: bool,
+    ) -> Result<Transition, ConnError> {
+        if let Some(cs) = &charset {
+            let name = cs.as_ref().to_ascii_uppercase();
+            if name != "UTF-8" && name != "US-ASCII" {
+                let allowed = vec![Charset::try_from("UTF-8").unwrap_or_else(|_| cs.clone())];
+                self.conn
+                    .send(&text::tagged(
+                        &tag,
+                        StatusKind::No,
+                        Some(Code::BadCharset { allowed }),
+                        "only UTF-8 is supported",
+                    ))
+                    .await?;
+                return Ok(Transition::None);
+            }
+        }
+        let key = SearchKey::And(criteria);
+        let mut need = Needs::default();
+        needs(&key, &mut need);
+        let modseq_key = uses_modseq(&key);
+        let State::Selected(user, view) = &mut self.state else {
+            return Ok(Transition::None);
+        };
+        if modseq_key {
+            user.condstore = true;
+        }
+        let uids = view.uids.clone();
+        let folder_id = view.folder.id;
+        let store = self.shared.context.store.clone();
+        let (Some(first), Some(last)) = (uids.first().copied(), uids.last().copied()) else {
+            self.conn
+                .send(&text::data(Data::Search(Vec::new(), None)))
+                .await?;
+            self.conn
+                .send(&text::tagged_ok(&tag, None, "SEARCH completed"))
+                .await?;
+            return Ok(Transition::None);
+        };
+        let metas = match store.messages_in_range(folder_id, first, last).await {
+            Ok(m) => m,
+            Err(e) => return self.no(&tag, &format!("SEARCH failed: {e}")).await,
+        };
+        let headers = if need.header && !need.body {
+            store
+                .headers_in_range(folder_id, first, last)
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut found = Vec::new();
+        let mut highest = 0u64;
+        let mut hi = 0;
+        for (i, u) in uids.iter().enumerate() {
+            let Ok(mi) = metas.binary_search_by_key(u, |m| m.uid) else {
+                continue;
+            };
+            let meta = &metas[mi];
+            let content: Option<Vec<u8>> = if need.body {
+                store.body(meta.body_id).await.ok()
+            } else if need.header {
+                while hi < headers.len() && headers[hi].0 < *u {
+                    hi += 1;
+                }
+                headers.get(hi).filter(|h| h.0 == *u).map(|h| h.1.clone())
+            } else {
+                None
+            };
+            let parsed = content.as_deref().and_then(mime::parse);
+            let candidate = Candidate {
+                seq: i as u32 + 1,
+                meta,
+                parsed,
+                uids: &uids,
+            };
+            if eval(&key, &candidate) {
+                highest = highest.max(meta.modseq);
+                let n = if uid { *u } else { i as u32 + 1 };
+                found.extend(NonZeroU32::new(n));
+            }
+        }
+        let modseq = if modseq_key {
+            NonZeroU64::new(highest)
+        } else {
+            None
+        };
+        self.conn
+            .send(&text::data(Data::Search(found, modseq)))
+            .await?;
+        self.sync(uid).await?;
+        self.conn
+            .send(&text::tagged_ok(&tag, None, "SEARCH completed"))
+            .await?;
+        Ok(Transition::None)
+    }
+}

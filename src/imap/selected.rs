@@ -1,0 +1,463 @@
+//! The selected state: the session's view of one folder, how other sessions' changes
+//! reach it, and the commands that work on messages (STORE, COPY, MOVE, EXPUNGE ...).
+//!
+//! Each session keeps its own UID list; sequence numbers are positions in it. Changes
+//! are learnt from the store's notifications and read back by MODSEQ, and reported only
+//! where RFC 3501 §7.4.1 allows: never an EXPUNGE during FETCH, STORE or SEARCH.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::command::{Command, CommandBody, StoreModifier};
+use imap_codec::imap_types::core::{Atom, Vec1};
+use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::flag::{Flag, FlagFetch, StoreResponse, StoreType};
+use imap_codec::imap_types::response::{Code, Data, StatusKind};
+use tokio::sync::broadcast::error::TryRecvError;
+
+use super::connection::ConnError;
+use super::sequence;
+use super::session::{Session, State, Transition};
+use super::text;
+use crate::store::{FlagOp, Flags, Folder, flag};
+
+pub(crate) struct View {
+    pub(crate) folder: Folder,
+    pub(crate) read_only: bool,
+    pub(crate) uids: Vec<u32>,
+    /// Changes up to this MODSEQ have been reported (flags, new messages).
+    pub(crate) known_modseq: u64,
+    /// Expunges up to this MODSEQ have been reported.
+    pub(crate) expunged_modseq: u64,
+    /// Flag changes this session made and already reported: (uid → modseq).
+    pub(crate) reported: HashMap<u32, u64>,
+    /// Something may have changed since the last sync.
+    pub(crate) dirty: bool,
+}
+
+impl View {
+    pub(crate) fn new(folder: Folder, read_only: bool, uids: Vec<u32>) -> Self {
+        let modseq = folder.highestmodseq;
+        View {
+            folder,
+            read_only,
+            uids,
+            known_modseq: modseq,
+            expunged_modseq: modseq,
+            reported: HashMap::new(),
+            dirty: false,
+        }
+    }
+}
+
+pub(crate) fn fetch_flags(f: &Flags) -> Vec<FlagFetch<'static>> {
+    let mut out = Vec::new();
+    for (bit, fl) in [
+        (flag::SEEN, Flag::Seen),
+        (flag::ANSWERED, Flag::Answered),
+        (flag::FLAGGED, Flag::Flagged),
+        (flag::DELETED, Flag::Deleted),
+        (flag::DRAFT, Flag::Draft),
+    ] {
+        if f.has(bit) {
+            out.push(FlagFetch::Flag(fl));
+        }
+    }
+    for k in &f.keywords {
+        if let Ok(a) = Atom::try_from(k.clone()) {
+            out.push(FlagFetch::Flag(Flag::Keyword(a)));
+        }
+    }
+    out
+}
+
+pub(crate) fn store_flags(flags: &[Flag<'_>]) -> Flags {
+    let mut f = Flags::default();
+    for fl in flags {
+        match fl {
+            Flag::Seen => f.system |= flag::SEEN,
+            Flag::Answered => f.system |= flag::ANSWERED,
+            Flag::Flagged => f.system |= flag::FLAGGED,
+            Flag::Deleted => f.system |= flag::DELETED,
+            Flag::Draft => f.system |= flag::DRAFT,
+            Flag::Keyword(a) => {
+                f.keywords.insert(a.inner().to_owned());
+            }
+            // \Recent and unknown system flags cannot be stored.
+            Flag::Extension(_) => {}
+        }
+    }
+    f
+}
+
+pub(crate) fn uidplus_set(uids: &[u32]) -> Option<UidSet> {
+    let elems: Vec<UidElement> = uids
+        .iter()
+        .filter_map(|u| NonZeroU32::new(*u).map(UidElement::Single))
+        .collect();
+    Vec1::try_from(elems).ok().map(UidSet)
+}
+
+impl Session {
+    /// Reports what other sessions (and this one) changed in the selected folder.
+    pub(crate) async fn sync(&mut self, allow_expunge: bool) -> Result<(), ConnError> {
+        let State::Selected(user, view) = &mut self.state else {
+            return Ok(());
+        };
+        loop {
+            match user.changes.try_recv() {
+                Ok(c) if c.folder_id == view.folder.id => view.dirty = true,
+                Ok(_) => {}
+                Err(TryRecvError::Lagged(_)) => view.dirty = true,
+                Err(_) => break,
+            }
+        }
+        if !view.dirty {
+            return Ok(());
+        }
+        let store = &self.shared.context.store;
+        let Ok(Some(folder)) = store.folder_by_id(view.folder.id).await else {
+            return Ok(());
+        };
+        let highest = folder.highestmodseq;
+        let mut still_dirty = false;
+        if allow_expunge {
+            let gone = store
+                .vanished_since(view.folder.id, view.expunged_modseq)
+                .await
+                .unwrap_or_default();
+            let mut positions: Vec<usize> = gone
+                .iter()
+                .filter_map(|u| view.uids.binary_search(u).ok())
+                .collect();
+            positions.sort_unstable();
+            if !positions.is_empty() {
+                if user.qresync {
+                    let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
+                    if let Some(set) = sequence::uid_set(&uids) {
+                        self.conn
+                            .send(&text::data(Data::Vanished {
+                                earlier: false,
+                                known_uids: set,
+                            }))
+                            .await?;
+                    }
+                }
+                for p in positions.iter().rev() {
+                    view.uids.remove(*p);
+                    if !user.qresync {
+                        self.conn
+                            .send(&text::data(Data::Expunge(text::nz(*p as u32 + 1))))
+                            .await?;
+                    }
+                }
+            }
+            view.expunged_modseq = highest;
+        } else {
+            still_dirty = true;
+        }
+        let changed = store
+            .changed_since(view.folder.id, view.known_modseq)
+            .await
+            .unwrap_or_default();
+        let last = view.uids.last().copied().unwrap_or(0);
+        let mut added = false;
+        let mut updates = Vec::new();
+        for m in changed {
+            if m.uid > last {
+                view.uids.push(m.uid);
+                added = true;
+            } else if let Ok(p) = view.uids.binary_search(&m.uid) {
+                if view.reported.get(&m.uid) == Some(&m.modseq) {
+                    continue;
+                }
+                updates.push((p, m));
+            }
+        }
+        if added {
+            let n = u32::try_from(view.uids.len()).unwrap_or(u32::MAX);
+            self.conn.send(&text::data(Data::Exists(n))).await?;
+        }
+        for (p, m) in updates {
+            let mut items = vec![
+                MessageDataItem::Uid(text::nz(m.uid)),
+                MessageDataItem::Flags(fetch_flags(&m.flags)),
+            ];
+            if user.condstore
+                && let Some(ms) = std::num::NonZeroU64::new(m.modseq)
+            {
+                items.push(MessageDataItem::ModSeq(ms));
+            }
+            if let Ok(items) = Vec1::try_from(items) {
+                self.conn
+                    .send(&text::data(Data::Fetch {
+                        seq: text::nz(p as u32 + 1),
+                        items,
+                    }))
+                    .await?;
+            }
+        }
+        view.known_modseq = highest;
+        view.reported.clear();
+        view.dirty = still_dirty;
+        Ok(())
+    }
+
+    pub(crate) async fn selected_command(
+        &mut self,
+        c: Command<'static>,
+    ) -> Result<Transition, ConnError> {
+        let tag = c.tag;
+        let State::Selected(_, view) = &mut self.state else {
+            return Ok(Transition::None);
+        };
+        let folder_id = view.folder.id;
+        let read_only = view.read_only;
+        let store = self.shared.context.store.clone();
+        let moving = matches!(c.body, CommandBody::Move { .. });
+        match c.body {
+            CommandBody::Check => {
+                self.sync(true).await?;
+                self.conn
+                    .send(&text::tagged_ok(&tag, None, "CHECK completed"))
+                    .await?;
+                Ok(Transition::None)
+            }
+            CommandBody::Close | CommandBody::Unselect => {
+                let closing = matches!(c.body, CommandBody::Close);
+                if closing && !read_only {
+                    let _ = store.expunge(folder_id, None).await;
+                }
+                self.conn
+                    .send(&text::tagged_ok(&tag, None, "mailbox closed"))
+                    .await?;
+                Ok(Transition::Unselect)
+            }
+            CommandBody::Expunge | CommandBody::ExpungeUid { .. } => {
+                if read_only {
+                    return self.no(&tag, "mailbox is read-only").await;
+                }
+                let only = match &c.body {
+                    CommandBody::ExpungeUid { sequence_set } => {
+                        let uids = &view.uids;
+                        let positions =
+                            sequence::resolve(sequence_set, uids, true).unwrap_or_default();
+                        Some(positions.iter().map(|p| uids[*p]).collect::<Vec<u32>>())
+                    }
+                    _ => None,
+                };
+                if let Err(e) = store.expunge(folder_id, only).await {
+                    return self.no(&tag, &format!("expunge failed: {e}")).await;
+                }
+                self.mark_dirty();
+                self.sync(true).await?;
+                self.conn
+                    .send(&text::tagged_ok(&tag, None, "EXPUNGE completed"))
+                    .await?;
+                Ok(Transition::None)
+            }
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                modifiers,
+            } => {
+                if read_only {
+                    return self.no(&tag, "mailbox is read-only").await;
+                }
+                let Some(positions) = sequence::resolve(&sequence_set, &view.uids, uid) else {
+                    return self.bad(&tag, "invalid message sequence number").await;
+                };
+                let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
+                let op = match kind {
+                    StoreType::Add => FlagOp::Add,
+                    StoreType::Remove => FlagOp::Remove,
+                    StoreType::Replace => FlagOp::Replace,
+                };
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|StoreModifier::UnchangedSince(u)| *u)
+                    .next();
+                if unchanged_since.is_some()
+                    && let Some(u) = self.user_mut()
+                {
+                    u.condstore = true;
+                }
+                let outcome = match store
+                    .store_flags(folder_id, uids, op, store_flags(&flags), unchanged_since)
+                    .await
+                {
+                    Ok(o) => o,
+                    Err(e) => return self.no(&tag, &format!("STORE failed: {e}")).await,
+                };
+                let State::Selected(user, view) = &mut self.state else {
+                    return Ok(Transition::None);
+                };
+                let condstore = user.condstore;
+                let mut responses = Vec::new();
+                for (u, modseq, f) in &outcome.changed {
+                    view.reported.insert(*u, *modseq);
+                    view.dirty = true;
+                    if response == StoreResponse::Silent && !condstore {
+                        continue;
+                    }
+                    let Ok(p) = view.uids.binary_search(u) else {
+                        continue;
+                    };
+                    let mut items = vec![MessageDataItem::Flags(fetch_flags(f))];
+                    if uid {
+                        items.insert(0, MessageDataItem::Uid(text::nz(*u)));
+                    }
+                    if condstore && let Some(ms) = std::num::NonZeroU64::new(*modseq) {
+                        items.push(MessageDataItem::ModSeq(ms));
+                    }
+                    if let Ok(items) = Vec1::try_from(items) {
+                        responses.push(Data::Fetch {
+                            seq: text::nz(p as u32 + 1),
+                            items,
+                        });
+                    }
+                }
+                let modified: Vec<u32> = if uid {
+                    outcome.modified.clone()
+                } else {
+                    outcome
+                        .modified
+                        .iter()
+                        .filter_map(|u| view.uids.binary_search(u).ok().map(|p| p as u32 + 1))
+                        .collect()
+                };
+                for r in responses {
+                    self.conn.send(&text::data(r)).await?;
+                }
+                self.sync(uid).await?;
+                match sequence::uid_set(&modified) {
+                    Some(set) if !modified.is_empty() => {
+                        self.conn
+                            .send(&text::tagged_ok(
+                                &tag,
+                                Some(Code::Modified(set)),
+                                "conditional STORE failed for some messages",
+                            ))
+                            .await?
+                    }
+                    _ => {
+                        self.conn
+                            .send(&text::tagged_ok(&tag, None, "STORE completed"))
+                            .await?
+                    }
+                }
+                Ok(Transition::None)
+            }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            }
+            | CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => {
+                if moving && read_only {
+                    return self.no(&tag, "mailbox is read-only").await;
+                }
+                let Some(positions) = sequence::resolve(&sequence_set, &view.uids, uid) else {
+                    return self.bad(&tag, "invalid message sequence number").await;
+                };
+                let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
+                let Some(target) = self.target_folder(&mailbox).await else {
+                    self.conn
+                        .send(&text::tagged(
+                            &tag,
+                            StatusKind::No,
+                            Some(Code::TryCreate),
+                            "no such mailbox",
+                        ))
+                        .await?;
+                    return Ok(Transition::None);
+                };
+                let result = if moving {
+                    store.move_messages(folder_id, uids, target.id).await
+                } else {
+                    store.copy(folder_id, uids, target.id).await
+                };
+                let copied = match result {
+                    Ok(c) => c,
+                    Err(e) => return self.no(&tag, &format!("failed: {e}")).await,
+                };
+                let src: Vec<u32> = copied.pairs.iter().map(|(s, _)| *s).collect();
+                let dst: Vec<u32> = copied.pairs.iter().map(|(_, d)| *d).collect();
+                let code = match (
+                    NonZeroU32::new(copied.uidvalidity),
+                    uidplus_set(&src),
+                    uidplus_set(&dst),
+                ) {
+                    (Some(v), Some(s), Some(d)) => Some(Code::CopyUid {
+                        uid_validity: v,
+                        source: s,
+                        destination: d,
+                    }),
+                    _ => None,
+                };
+                self.mark_dirty();
+                if moving {
+                    self.conn.send(&text::untagged_ok(code, "moved")).await?;
+                    self.sync(true).await?;
+                    self.conn
+                        .send(&text::tagged_ok(&tag, None, "MOVE completed"))
+                        .await?;
+                } else {
+                    self.sync(uid).await?;
+                    self.conn
+                        .send(&text::tagged_ok(&tag, code, "COPY completed"))
+                        .await?;
+                }
+                Ok(Transition::None)
+            }
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => Box::pin(self.fetch(tag, sequence_set, macro_or_item_names, uid, modifiers)).await,
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => Box::pin(self.search(tag, charset, criteria, uid)).await,
+            _ => self.bad(&tag, "unexpected command").await,
+        }
+    }
+
+    pub(crate) fn mark_dirty(&mut self) {
+        if let State::Selected(_, view) = &mut self.state {
+            view.dirty = true;
+        }
+    }
+
+    pub(crate) async fn no(
+        &mut self,
+        tag: &imap_codec::imap_types::core::Tag<'_>,
+        msg: &str,
+    ) -> Result<Transition, ConnError> {
+        self.conn
+            .send(&text::tagged(tag, StatusKind::No, None, msg))
+            .await?;
+        Ok(Transition::None)
+    }
+
+    pub(crate) async fn bad(
+        &mut self,
+        tag: &imap_codec::imap_types::core::Tag<'_>,
+        msg: &str,
+    ) -> Result<Transition, ConnError> {
+        self.conn
+            .send(&text::tagged(tag, StatusKind::Bad, None, msg))
+            .await?;
+        Ok(Transition::None)
+    }
+}

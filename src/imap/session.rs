@@ -1,0 +1,485 @@
+//! The session: a state machine whose states are types, and the command loop.
+//!
+//! `NotAuthenticated → Authenticated → Selected ⇄ Authenticated → Logout`. A command is
+//! only dispatched to the family its state allows; everything else gets `BAD`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::CommandCodec;
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::auth::AuthMechanism;
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::Atom;
+use imap_codec::imap_types::response::{Code, Greeting, GreetingKind, StatusKind};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
+
+use super::capabilities::{self, Stage};
+use super::connection::{ConnError, Connection, Incoming, Stream};
+use super::limits::RateLimit;
+use super::listener::Shared;
+use super::selected::View;
+use super::text;
+use crate::auth::certificate::CertificateIdentity;
+use crate::store::FolderChange;
+
+/// Longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Before authentication, a client gets at most this long between commands.
+const UNAUTHENTICATED_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An authenticated user: the one mailbox (BAL) this session may open, and what the
+/// client turned on with ENABLE.
+pub(crate) struct User {
+    pub(crate) auth: crate::auth::Authenticated,
+    pub(crate) condstore: bool,
+    pub(crate) qresync: bool,
+    pub(crate) changes: broadcast::Receiver<FolderChange>,
+}
+
+pub(crate) enum State {
+    NotAuthenticated,
+    Authenticated(User),
+    Selected(User, Box<View>),
+    Logout,
+}
+
+/// A state change a command asks for; `Session::apply` refuses the illegal ones.
+pub(crate) enum Transition {
+    None,
+    Authenticate(Box<crate::auth::Authenticated>),
+    Select(Box<View>),
+    Unselect,
+    Logout,
+}
+
+pub(crate) struct Session {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) conn: Connection,
+    pub(crate) peer: SocketAddr,
+    pub(crate) tls: bool,
+    pub(crate) certificate_presented: bool,
+    pub(crate) certificate: Option<CertificateIdentity>,
+    pub(crate) state: State,
+    rate: RateLimit,
+    started: Instant,
+}
+
+/// Runs the TLS handshake with a time limit.
+pub(crate) async fn handshake(shared: &Shared, tcp: TcpStream) -> Option<TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, shared.tls.accept(tcp)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, conn: Connection, peer: SocketAddr, tls: bool) -> Self {
+        let rate = RateLimit::new(shared.context.config.imap.max_commands_per_second);
+        let mut s = Session {
+            shared,
+            conn,
+            peer,
+            tls,
+            certificate_presented: false,
+            certificate: None,
+            state: State::NotAuthenticated,
+            rate,
+            started: Instant::now(),
+        };
+        s.note_certificate();
+        s
+    }
+
+    /// Looks at the client certificate, if the TLS layer verified one.
+    pub(crate) fn note_certificate(&mut self) {
+        if let Some(Stream::Tls(tls)) = self.conn.stream() {
+            let (_, server) = tls.get_ref();
+            if let Some(chain) = server.peer_certificates()
+                && let Some(leaf) = chain.first()
+            {
+                self.certificate_presented = true;
+                self.certificate = certificate_identity(leaf.as_ref());
+            }
+        }
+    }
+
+    pub(crate) fn stage(&self) -> Stage {
+        match self.state {
+            State::NotAuthenticated if !self.tls => Stage::Clear,
+            State::NotAuthenticated => Stage::Tls {
+                certificate: self.certificate_presented,
+            },
+            _ => Stage::Authenticated,
+        }
+    }
+
+    fn lifetime_left(&self) -> Duration {
+        let max = self.shared.context.config.session.max_lifetime.0;
+        max.saturating_sub(self.started.elapsed())
+    }
+
+    /// How long the next read may wait: inactivity and lifetime limits.
+    pub(crate) fn read_limit(&self) -> Duration {
+        let idle = match self.state {
+            State::NotAuthenticated => {
+                UNAUTHENTICATED_TIMEOUT.min(self.shared.context.config.session.idle_timeout.0)
+            }
+            _ => self.shared.context.config.session.idle_timeout.0,
+        };
+        idle.min(self.lifetime_left())
+    }
+
+    /// The read limit while idling: IDLE counts as activity, only the lifetime applies.
+    pub(crate) fn idle_limit(&self) -> Duration {
+        self.lifetime_left()
+    }
+
+    pub(crate) async fn run(mut self) {
+        if self.run_inner().await.is_err() {
+            tracing::debug!("connection ended");
+        }
+        self.conn.close().await;
+    }
+
+    async fn run_inner(&mut self) -> Result<(), ConnError> {
+        let caps = capabilities::list(self.stage());
+        let greeting = Greeting {
+            kind: GreetingKind::Ok,
+            code: Some(Code::Capability(caps)),
+            text: text::text("mssante IMAP ready"),
+        };
+        self.conn.send_greeting(&greeting).await?;
+        loop {
+            if matches!(self.state, State::Logout) {
+                return Ok(());
+            }
+            let limit = self.read_limit();
+            let shutdown = self.shared.shutdown.clone();
+            let incoming = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    self.conn.send(&text::bye("server shutting down")).await?;
+                    return Ok(());
+                }
+                r = self.conn.read(limit) => r,
+            };
+            let incoming = match incoming {
+                Ok(i) => i,
+                Err(ConnError::Timeout) => {
+                    let why = if self.lifetime_left().is_zero() {
+                        "session lifetime reached, please authenticate again"
+                    } else {
+                        "inactivity time limit reached"
+                    };
+                    self.conn.send(&text::bye(why)).await?;
+                    return Ok(());
+                }
+                Err(ConnError::LineTooLong(n)) => {
+                    self.conn
+                        .send(&text::bye(&format!("command line longer than {n} bytes")))
+                        .await?;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            match incoming {
+                Incoming::Refused { tag: Some(tag) } => {
+                    let r = text::tagged(&tag, StatusKind::No, Some(Code::TooBig), "too large");
+                    self.conn.send(&r).await?;
+                }
+                Incoming::Refused { tag: None } => {
+                    let r = untagged_bad("command too large");
+                    self.conn.send(&r).await?;
+                }
+                Incoming::Message => {
+                    let decoded = self
+                        .conn
+                        .message()
+                        .decode_message(&CommandCodec::default())
+                        .map(IntoStatic::into_static)
+                        .map_err(|_| {
+                            self.conn
+                                .message()
+                                .decode_tag()
+                                .map(IntoStatic::into_static)
+                        });
+                    match decoded {
+                        Ok(command) => {
+                            self.rate.admit().await;
+                            // Boxed: the large command futures are allocated only while a
+                            // command runs, not for the whole life of an idle connection.
+                            Box::pin(self.dispatch(command)).await?;
+                        }
+                        Err(Some(tag)) => {
+                            if let Some(address) =
+                                clear_text_external(self.conn.message().message_bytes())
+                                && matches!(self.state, State::NotAuthenticated)
+                            {
+                                self.rate.admit().await;
+                                let external = AuthMechanism::from(
+                                    Atom::try_from("EXTERNAL").map_err(|_| ConnError::Closed)?,
+                                );
+                                let t = Box::pin(self.authenticate(tag, external, Some(address)))
+                                    .await?;
+                                self.apply(t);
+                            } else {
+                                let r = text::tagged(&tag, StatusKind::Bad, None, "syntax error");
+                                self.conn.send(&r).await?;
+                            }
+                        }
+                        Err(None) => {
+                            self.conn.send(&untagged_bad("syntax error")).await?;
+                        }
+                    }
+                }
+            }
+            self.conn.flush().await?;
+        }
+    }
+
+    async fn dispatch(&mut self, command: Command<'static>) -> Result<(), ConnError> {
+        let name = command.name();
+        tracing::debug!(command = name, "command");
+        let transition = match self.state {
+            State::NotAuthenticated => self.not_authenticated(command).await?,
+            State::Authenticated(_) => self.authenticated(command).await?,
+            State::Selected(..) => self.selected(command).await?,
+            State::Logout => Transition::None,
+        };
+        self.apply(transition);
+        Ok(())
+    }
+
+    async fn not_authenticated(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
+        match c.body {
+            CommandBody::Capability | CommandBody::Noop | CommandBody::Logout => {
+                self.any_state(c).await
+            }
+            CommandBody::StartTLS => self.starttls(c.tag).await,
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                Box::pin(self.authenticate(
+                    c.tag,
+                    mechanism,
+                    initial_response.map(|s| s.declassify().to_vec()),
+                ))
+                .await
+            }
+            CommandBody::Login { .. } => self.login(c.tag).await,
+            CommandBody::Id { .. } if self.tls => self.any_state(c).await,
+            _ => {
+                let msg = if self.tls {
+                    "authenticate first"
+                } else {
+                    "STARTTLS first"
+                };
+                self.conn
+                    .send(&text::tagged(&c.tag, StatusKind::Bad, None, msg))
+                    .await?;
+                Ok(Transition::None)
+            }
+        }
+    }
+
+    async fn authenticated(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
+        match &c.body {
+            CommandBody::Capability
+            | CommandBody::Noop
+            | CommandBody::Logout
+            | CommandBody::Id { .. } => self.any_state(c).await,
+            CommandBody::StartTLS
+            | CommandBody::Authenticate { .. }
+            | CommandBody::Login { .. } => {
+                self.conn
+                    .send(&text::tagged(
+                        &c.tag,
+                        StatusKind::Bad,
+                        None,
+                        "already authenticated",
+                    ))
+                    .await?;
+                Ok(Transition::None)
+            }
+            CommandBody::Select { .. }
+            | CommandBody::Examine { .. }
+            | CommandBody::Create { .. }
+            | CommandBody::Delete { .. }
+            | CommandBody::Rename { .. }
+            | CommandBody::Subscribe { .. }
+            | CommandBody::Unsubscribe { .. }
+            | CommandBody::List { .. }
+            | CommandBody::Lsub { .. }
+            | CommandBody::Status { .. }
+            | CommandBody::Append { .. }
+            | CommandBody::Namespace
+            | CommandBody::Enable { .. }
+            | CommandBody::Idle => self.mailbox_command(c).await,
+            _ => {
+                self.conn
+                    .send(&text::tagged(
+                        &c.tag,
+                        StatusKind::Bad,
+                        None,
+                        "no mailbox selected",
+                    ))
+                    .await?;
+                Ok(Transition::None)
+            }
+        }
+    }
+
+    async fn selected(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
+        match &c.body {
+            CommandBody::Check
+            | CommandBody::Close
+            | CommandBody::Unselect
+            | CommandBody::Expunge
+            | CommandBody::ExpungeUid { .. }
+            | CommandBody::Search { .. }
+            | CommandBody::Fetch { .. }
+            | CommandBody::Store { .. }
+            | CommandBody::Copy { .. }
+            | CommandBody::Move { .. } => self.selected_command(c).await,
+            _ => self.authenticated(c).await,
+        }
+    }
+
+    fn apply(&mut self, t: Transition) {
+        let state = std::mem::replace(&mut self.state, State::Logout);
+        self.state = match (state, t) {
+            (s, Transition::None) => s,
+            (_, Transition::Logout) => State::Logout,
+            (State::NotAuthenticated, Transition::Authenticate(auth)) => {
+                State::Authenticated(User {
+                    auth: *auth,
+                    condstore: false,
+                    qresync: false,
+                    changes: self.shared.context.store.subscribe(),
+                })
+            }
+            (State::Authenticated(u) | State::Selected(u, _), Transition::Select(v)) => {
+                State::Selected(u, v)
+            }
+            (State::Selected(u, _), Transition::Unselect) => State::Authenticated(u),
+            (s, _) => {
+                tracing::error!("refused an illegal session transition");
+                s
+            }
+        };
+    }
+
+    pub(crate) fn user_mut(&mut self) -> Option<&mut User> {
+        match &mut self.state {
+            State::Authenticated(u) | State::Selected(u, _) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Waits `delay` unless the server is shutting down.
+    pub(crate) async fn pause(&self, delay: Duration) {
+        if delay.is_zero() {
+            return;
+        }
+        tokio::select! {
+            _ = self.shared.shutdown.cancelled() => {}
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// `AUTHENTICATE EXTERNAL <address>` with the address in clear text where base64 was
+/// expected: some LPS send it so, and DOMAIN.md asks to tolerate it. Returns the address.
+fn clear_text_external(line: &[u8]) -> Option<Vec<u8>> {
+    let line = line.strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut words = line.split(|b| *b == b' ');
+    let (_tag, command, mechanism, argument) =
+        (words.next()?, words.next()?, words.next()?, words.next()?);
+    let fits = words.next().is_none()
+        && command.eq_ignore_ascii_case(b"AUTHENTICATE")
+        && mechanism.eq_ignore_ascii_case(b"EXTERNAL")
+        && argument.contains(&b'@')
+        && argument.iter().all(|b| b.is_ascii_graphic());
+    fits.then(|| argument.to_vec())
+}
+
+pub(crate) fn untagged_bad(msg: &str) -> imap_codec::imap_types::response::Response<'static> {
+    use imap_codec::imap_types::response::{Response, Status, StatusBody};
+    Response::Status(Status::Untagged(StatusBody {
+        kind: StatusKind::Bad,
+        code: None,
+        text: text::text(msg),
+    }))
+}
+
+/// The identity a client certificate carries. The handshake verified its chain (and
+/// webpki its dates); clientAuth is required here as `auth::certificate::identify`
+/// does, and names are written as RFC 4514 (most specific RDN first), the form grants
+/// are stored in. When `tls::TlsSource::client_certificate` is available (CRLs), it
+/// replaces this.
+fn certificate_identity(der: &[u8]) -> Option<CertificateIdentity> {
+    use sha2::Digest;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let client_auth = cert
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .is_some_and(|eku| eku.value.client_auth);
+    if !client_auth {
+        return None;
+    }
+    let first = |attrs: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue>| {
+        attrs
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .map(str::to_owned)
+    };
+    Some(CertificateIdentity {
+        subject: dn(cert.subject()),
+        issuer: dn(cert.issuer()),
+        common_name: first(&mut cert.subject().iter_common_name()),
+        organisational_unit: first(&mut cert.subject().iter_organizational_unit()),
+        serial: hex::encode(cert.raw_serial()),
+        fingerprint: hex::encode(sha2::Sha256::digest(der)),
+    })
+}
+
+fn dn(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let rdns: Vec<String> =
+        name.iter_rdn()
+            .map(|rdn| {
+                rdn.iter()
+                    .map(|atv| {
+                        let key = match atv.attr_type().to_id_string().as_str() {
+                            "2.5.4.3" => "CN".to_owned(),
+                            "2.5.4.6" => "C".to_owned(),
+                            "2.5.4.7" => "L".to_owned(),
+                            "2.5.4.8" => "ST".to_owned(),
+                            "2.5.4.10" => "O".to_owned(),
+                            "2.5.4.11" => "OU".to_owned(),
+                            other => other.to_owned(),
+                        };
+                        let value = atv.as_str().map(str::to_owned).unwrap_or_else(|_| {
+                            String::from_utf8_lossy(atv.as_slice()).into_owned()
+                        });
+                        format!("{key}={value}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+")
+            })
+            .collect();
+    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+}

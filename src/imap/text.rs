@@ -1,0 +1,168 @@
+//! Building response values from our own data without ever panicking on odd bytes.
+
+use std::borrow::Cow;
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::{AString, IString, Literal, NString, Text};
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::{Code, CodeOther, Data, Response, Status};
+
+/// Response text: never empty, no CR/LF, printable.
+pub(crate) fn text(s: &str) -> Text<'static> {
+    let cleaned: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let cleaned = cleaned.trim();
+    let cleaned = if cleaned.is_empty() || cleaned.starts_with('[') {
+        format!("- {cleaned}")
+    } else {
+        cleaned.to_owned()
+    };
+    Text::try_from(cleaned).unwrap_or_else(|_| {
+        // invariant: a fixed printable ASCII text is valid.
+        Text::try_from("-").expect("fixed text")
+    })
+}
+
+/// A response code imap-types does not model (AUTHENTICATIONFAILED, UNAVAILABLE, ...).
+/// Only called with our own fixed atoms.
+pub(crate) fn code(atom: &'static str) -> Code<'static> {
+    Code::Other(CodeOther::unvalidated(atom.as_bytes()))
+}
+
+pub(crate) fn tagged_ok(
+    tag: &imap_codec::imap_types::core::Tag<'_>,
+    code: Option<Code<'static>>,
+    msg: &str,
+) -> Response<'static> {
+    Response::Status(Status::Tagged(imap_codec::imap_types::response::Tagged {
+        tag: tag.clone().into_static_tag(),
+        body: imap_codec::imap_types::response::StatusBody {
+            kind: imap_codec::imap_types::response::StatusKind::Ok,
+            code,
+            text: text(msg),
+        },
+    }))
+}
+
+pub(crate) fn tagged(
+    tag: &imap_codec::imap_types::core::Tag<'_>,
+    kind: imap_codec::imap_types::response::StatusKind,
+    code: Option<Code<'static>>,
+    msg: &str,
+) -> Response<'static> {
+    Response::Status(Status::Tagged(imap_codec::imap_types::response::Tagged {
+        tag: tag.clone().into_static_tag(),
+        body: imap_codec::imap_types::response::StatusBody {
+            kind,
+            code,
+            text: text(msg),
+        },
+    }))
+}
+
+pub(crate) fn untagged_ok(code: Option<Code<'static>>, msg: &str) -> Response<'static> {
+    Response::Status(Status::Untagged(
+        imap_codec::imap_types::response::StatusBody {
+            kind: imap_codec::imap_types::response::StatusKind::Ok,
+            code,
+            text: text(msg),
+        },
+    ))
+}
+
+pub(crate) fn bye(msg: &str) -> Response<'static> {
+    Response::Status(Status::Bye(imap_codec::imap_types::response::Bye {
+        code: None,
+        text: text(msg),
+    }))
+}
+
+pub(crate) fn data(d: Data<'static>) -> Response<'static> {
+    Response::Data(d)
+}
+
+trait StaticTag {
+    fn into_static_tag(self) -> imap_codec::imap_types::core::Tag<'static>;
+}
+
+impl StaticTag for imap_codec::imap_types::core::Tag<'_> {
+    fn into_static_tag(self) -> imap_codec::imap_types::core::Tag<'static> {
+        use imap_codec::imap_types::IntoStatic;
+        self.into_static()
+    }
+}
+
+/// A string value: quoted when possible, a literal otherwise; NUL bytes (which IMAP
+/// strings cannot carry) become spaces.
+pub(crate) fn istring(bytes: impl Into<Vec<u8>>) -> IString<'static> {
+    let mut bytes: Vec<u8> = bytes.into();
+    if bytes.contains(&0) {
+        for b in &mut bytes {
+            if *b == 0 {
+                *b = b' ';
+            }
+        }
+    }
+    match IString::try_from(bytes) {
+        Ok(s) => s,
+        // invariant: a byte string without NUL is always a valid literal.
+        Err(_) => IString::Literal(Literal::try_from(Vec::<u8>::new()).expect("empty literal")),
+    }
+}
+
+pub(crate) fn nstring(bytes: Option<impl Into<Vec<u8>>>) -> NString<'static> {
+    NString(bytes.map(istring))
+}
+
+/// A literal, always (message bodies), so large values never go through quoting checks.
+pub(crate) fn literal(mut bytes: Vec<u8>) -> NString<'static> {
+    if bytes.contains(&0) {
+        for b in &mut bytes {
+            if *b == 0 {
+                *b = b' ';
+            }
+        }
+    }
+    match Literal::try_from(bytes) {
+        Ok(l) => NString(Some(IString::Literal(l))),
+        Err(_) => NString(None),
+    }
+}
+
+/// A mailbox name as the client sees it; names come from the store, which only holds
+/// names that arrived as valid IMAP strings.
+pub(crate) fn mailbox(name: &str) -> Option<Mailbox<'static>> {
+    if name.eq_ignore_ascii_case("INBOX") {
+        return Some(Mailbox::Inbox);
+    }
+    Some(Mailbox::from(AString::try_from(name.to_owned()).ok()?))
+}
+
+/// The folder name a client meant.
+pub(crate) fn folder_name(m: &Mailbox<'_>) -> Option<String> {
+    match m {
+        Mailbox::Inbox => Some("INBOX".to_owned()),
+        Mailbox::Other(o) => {
+            let bytes: &[u8] = match o.inner() {
+                AString::Atom(a) => a.inner().as_bytes(),
+                AString::String(IString::Quoted(q)) => q.inner().as_bytes(),
+                AString::String(IString::Literal(l)) => l.data(),
+            };
+            String::from_utf8(bytes.to_vec()).ok()
+        }
+    }
+}
+
+pub(crate) fn astring_bytes<'a>(s: &'a AString<'_>) -> Cow<'a, [u8]> {
+    match s {
+        AString::Atom(a) => Cow::Borrowed(a.inner().as_bytes()),
+        AString::String(IString::Quoted(q)) => Cow::Borrowed(q.inner().as_bytes()),
+        AString::String(IString::Literal(l)) => Cow::Borrowed(l.data()),
+    }
+}
+
+pub(crate) fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}

@@ -1,0 +1,350 @@
+//! A real server on loopback ports with the PSC stand-in, a test PKI, and a raw IMAP
+//! client over TCP/TLS that reads responses byte for byte (literals included).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::Utc;
+use mssante::config::Config;
+use mssante::psc_standin::{PscStandIn, TokenSpec};
+use mssante::server::{self, Running};
+use mssante::store::{DirectoryFields, MailboxKind, NewMailbox};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+pub const HOUSE: &str = "899700000001";
+pub const HOUSE_BAL: &str = "gregory.house@h.mssante.fr";
+pub const CUDDY: &str = "899700000002";
+pub const CUDDY_BAL: &str = "lisa.cuddy@h.mssante.fr";
+
+pub struct World {
+    pub issuer: CertifiedIssuer<'static, KeyPair>,
+    pub psc: PscStandIn,
+    pub running: Option<Running>,
+    pub ca: CertificateDer<'static>,
+    pub tls: SocketAddr,
+    pub starttls: SocketAddr,
+    pub dir: TempDir,
+}
+
+/// Settings appended to the configuration file.
+pub async fn world(extra: &str) -> World {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    std::fs::write(dir.path().join("cert.pem"), leaf.pem() + &ca.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    // `tls.client_ca` in `extra`: ask for client certificates issued by the test CA.
+    let client_ca = if extra.contains("tls.client_ca") {
+        "client_ca = \"ca.pem\"\n"
+    } else {
+        ""
+    };
+    let mode = if extra.contains("psc.introspection") {
+        "introspection"
+    } else {
+        "local"
+    };
+    let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let text = format!(
+        "[server]\nhostname = \"mail.h.mssante.fr\"\ndomains = [\"h.mssante.fr\"]\ndata_dir = \"data\"\n\
+         [tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n{client_ca}\
+         [imap]\ntls = [\"127.0.0.1:0\"]\nstarttls = [\"127.0.0.1:0\"]\n{extra_imap}\n\
+         [smtp]\nsubmission_tls = []\nsubmission_starttls = []\ninbound = []\n\
+         [session]\nsasl_challenge_timeout = \"1s\"\n{extra_session}\n{psc}",
+        extra_imap = section(extra, "imap"),
+        extra_session = section(extra, "session"),
+        psc = psc.config_toml(mode),
+    );
+    let config = Config::parse(&text, dir.path()).unwrap();
+    let running = server::start(config).await.unwrap();
+    for (address, owner) in [(HOUSE_BAL, HOUSE), (CUDDY_BAL, CUDDY)] {
+        running
+            .context
+            .store
+            .create_mailbox(NewMailbox {
+                address: address.into(),
+                kind: MailboxKind::Personal,
+                owner: Some(owner.into()),
+                display_name: None,
+                created_at: Utc::now(),
+                red_list: false,
+                directory: DirectoryFields::default(),
+            })
+            .await
+            .unwrap();
+    }
+    let ca_der = ca.der().clone();
+    let tls = running.imap.tls[0];
+    let starttls = running.imap.starttls[0];
+    World {
+        issuer: ca,
+        psc,
+        running: Some(running),
+        ca: ca_der,
+        tls,
+        starttls,
+        dir,
+    }
+}
+
+/// Lines of `extra` written as `imap.key = value` / `session.key = value`.
+fn section(extra: &str, name: &str) -> String {
+    extra
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(&format!("{name}.")))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+impl World {
+    pub fn token(&self, idnat: &str) -> String {
+        self.psc.mint(&TokenSpec::valid(idnat))
+    }
+
+    pub fn xoauth2(&self, address: &str, idnat: &str) -> String {
+        xoauth2(address, &self.token(idnat))
+    }
+
+    /// A client certificate for an application (AUTH_CLI shape): DER chain and key.
+    pub fn client_certificate(
+        &self,
+        name: &str,
+    ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CountryName, "FR");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "LABO");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, "318751275100020");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let der = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        (cert.der().clone(), der)
+    }
+
+    pub async fn connect_tls_with(
+        &self,
+        cert: (CertificateDer<'static>, PrivateKeyDer<'static>),
+    ) -> Client {
+        let mut c = Client::plain(self.tls).await;
+        c.upgrade_with(&self.ca, Some(cert)).await;
+        c
+    }
+
+    pub async fn connect_tls(&self) -> Client {
+        let mut c = Client::plain(self.tls).await;
+        c.upgrade(&self.ca).await;
+        c
+    }
+
+    pub async fn connect_starttls(&self) -> Client {
+        Client::plain(self.starttls).await
+    }
+
+    /// An implicit-TLS client authenticated on `address` as `idnat`, greeting consumed.
+    pub async fn login(&self, address: &str, idnat: &str) -> Client {
+        let mut c = self.connect_tls().await;
+        c.line().await;
+        let lines = c
+            .cmd(&format!(
+                "AUTHENTICATE XOAUTH2 {}",
+                self.xoauth2(address, idnat)
+            ))
+            .await;
+        assert!(last(&lines).contains("OK"), "{lines:?}");
+        c
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+        self.psc.shutdown().await;
+    }
+}
+
+pub fn xoauth2(address: &str, token: &str) -> String {
+    B64.encode(format!("user={address}\x01auth=Bearer {token}\x01\x01"))
+}
+
+pub fn last(lines: &[String]) -> &str {
+    lines.last().map(String::as_str).unwrap_or("")
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    Gone,
+}
+
+pub struct Client {
+    io: Io,
+    buf: Vec<u8>,
+    tag: u32,
+}
+
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Client {
+    pub async fn plain(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).await.unwrap();
+        Client {
+            io: Io::Plain(s),
+            buf: Vec::new(),
+            tag: 0,
+        }
+    }
+
+    pub async fn upgrade(&mut self, ca: &CertificateDer<'static>) {
+        self.upgrade_with(ca, None).await
+    }
+
+    pub async fn upgrade_with(
+        &mut self,
+        ca: &CertificateDer<'static>,
+        client: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
+    ) {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.clone()).unwrap();
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+        let config = match client {
+            Some((cert, key)) => builder.with_client_auth_cert(vec![cert], key).unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        let connector = TlsConnector::from(Arc::new(config));
+        let Io::Plain(tcp) = std::mem::replace(&mut self.io, Io::Gone) else {
+            panic!("not a plain connection")
+        };
+        let tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        self.io = Io::Tls(Box::new(tls));
+        self.buf.clear();
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        match &mut self.io {
+            Io::Plain(s) => s.write_all(bytes).await.unwrap(),
+            Io::Tls(s) => {
+                s.write_all(bytes).await.unwrap();
+                s.flush().await.unwrap();
+            }
+            Io::Gone => panic!("gone"),
+        }
+    }
+
+    /// Reads more bytes; false at end of stream.
+    async fn fill(&mut self) -> bool {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let read = async {
+            match &mut self.io {
+                Io::Plain(s) => s.read(&mut chunk).await,
+                Io::Tls(s) => s.read(&mut chunk).await,
+                Io::Gone => Ok(0),
+            }
+        };
+        let n = tokio::time::timeout(READ_TIMEOUT, read)
+            .await
+            .expect("server answered in time")
+            .unwrap_or(0);
+        self.buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    /// One response line, literals included; empty at end of stream.
+    pub async fn raw_line(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let Some(pos) = self.buf.iter().position(|b| *b == b'\n') else {
+                if !self.fill().await {
+                    out.extend(std::mem::take(&mut self.buf));
+                    return out;
+                }
+                continue;
+            };
+            let line: Vec<u8> = self.buf.drain(..=pos).collect();
+            out.extend_from_slice(&line);
+            // A literal announcement at the end of the line: `{n}\r\n`.
+            let text = String::from_utf8_lossy(&line);
+            let trimmed = text.trim_end();
+            if trimmed.ends_with('}')
+                && let Some(open) = trimmed.rfind('{')
+                && let Ok(n) = trimmed[open + 1..trimmed.len() - 1].parse::<usize>()
+            {
+                while self.buf.len() < n {
+                    assert!(self.fill().await, "literal cut short");
+                }
+                out.extend(self.buf.drain(..n));
+                continue;
+            }
+            return out;
+        }
+    }
+
+    pub async fn line(&mut self) -> String {
+        String::from_utf8_lossy(&self.raw_line().await).into_owned()
+    }
+
+    pub fn next_tag(&mut self) -> String {
+        self.tag += 1;
+        format!("a{}", self.tag)
+    }
+
+    /// Sends a command with a fresh tag; returns every line up to the tagged answer.
+    pub async fn cmd(&mut self, command: &str) -> Vec<String> {
+        let tag = self.next_tag();
+        self.send(format!("{tag} {command}\r\n").as_bytes()).await;
+        self.until(&tag).await
+    }
+
+    pub async fn until(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line().await;
+            assert!(!l.is_empty(), "connection closed; so far: {lines:?}");
+            let done = l.starts_with(&format!("{tag} "));
+            lines.push(l);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// Whether the server closed the connection (after reading what is left).
+    pub async fn closed(&mut self) -> bool {
+        loop {
+            let l = self.raw_line().await;
+            if l.is_empty() {
+                return true;
+            }
+        }
+    }
+}
