@@ -1,6 +1,7 @@
 //! The operator interface. Its commands and flags are a contract: operators and test
 //! harnesses script against them, so they are extended, never renamed.
 
+mod conformance;
 mod dev;
 mod mailbox;
 
@@ -38,6 +39,9 @@ pub enum Command {
     Mailbox(mailbox::MailboxCommand),
     /// Local tools for trying the server (test PKI …); never for production.
     Dev(dev::DevArgs),
+    /// Run the operator conformance suite (what the ANS test application checks) against
+    /// any IMAP/SMTP server; writes an HTML and a JSON report. Exit 1 if a case failed.
+    Conformance(Box<conformance::ConformanceArgs>),
     /// Show the audit trail of authentication decisions.
     Audit {
         /// Only decisions about this mailbox.
@@ -136,6 +140,10 @@ async fn run(args: Args) -> ExitCode {
         Command::Dev(dev) => {
             init_logging(None);
             dev::run(dev).await
+        }
+        Command::Conformance(args) => {
+            init_logging(None);
+            conformance::run(*args).await
         }
         Command::Audit {
             mailbox,
