@@ -217,3 +217,152 @@ fn a_temporary_sandbox_removes_its_folder() {
     assert!(status.success(), "{status:?} {rest:?}");
     assert!(!dir.exists(), "{} still exists", dir.display());
 }
+
+/// The stand-in's authorization-code flow as Thunderbird drives it: PKCE S256,
+/// `login_hint` = the account's mailbox address, then a refresh on the next start.
+#[tokio::test]
+async fn stand_in_authorization_code_with_pkce_and_refresh() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use mssante::psc_standin::{DemoProfessional, PscStandIn};
+    use sha2::Digest as _;
+
+    let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    psc.set_professionals(vec![DemoProfessional {
+        idnat: "899700771191".into(),
+        name: "Dr Jean Dupont".into(),
+        mailboxes: vec!["jean.dupont@sandbox.mssante.fr".into()],
+    }]);
+    psc.set_interactive(true);
+    let issuer = psc.issuer().to_string();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let verifier = "a-verifier-of-at-least-forty-three-characters-0123456789";
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let redirect = "https://localhost";
+    let authorize = |hint: Option<&'static str>, method: &'static str| {
+        let mut query = vec![
+            ("response_type", "code".to_owned()),
+            ("client_id", "thunderbird".to_owned()),
+            ("redirect_uri", redirect.to_owned()),
+            ("state", "xyz".to_owned()),
+            ("scope", "openid scope_all".to_owned()),
+            ("acr_values", "eidas1".to_owned()),
+            ("code_challenge", challenge.clone()),
+            ("code_challenge_method", method.to_owned()),
+        ];
+        if let Some(h) = hint {
+            query.push(("login_hint", h.to_owned()));
+        }
+        http.get(format!("{issuer}/protocol/openid-connect/auth"))
+            .query(&query)
+            .send()
+    };
+    let code_of = |answer: reqwest::Response| {
+        assert_eq!(answer.status(), 302);
+        let location = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(location.as_str().starts_with(redirect));
+        let pairs: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+        assert_eq!(pairs["state"], "xyz");
+        pairs["code"].clone()
+    };
+    let exchange = |form: Vec<(&'static str, String)>| {
+        http.post(format!("{issuer}/protocol/openid-connect/token"))
+            .form(&form)
+            .send()
+    };
+    let idnat_of = |token: &str| {
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        claims["SubjectNameID"].as_str().unwrap().to_owned()
+    };
+
+    // A wrong verifier is refused.
+    let code = code_of(
+        authorize(Some("jean.dupont@sandbox.mssante.fr"), "S256")
+            .await
+            .unwrap(),
+    );
+    let answer = exchange(vec![
+        ("grant_type", "authorization_code".into()),
+        ("code", code),
+        ("redirect_uri", redirect.into()),
+        ("code_verifier", "not-the-verifier".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 400);
+
+    // The right one gives a token for the professional behind the mailbox address.
+    let code = code_of(
+        authorize(Some("jean.dupont@sandbox.mssante.fr"), "S256")
+            .await
+            .unwrap(),
+    );
+    let answer = exchange(vec![
+        ("grant_type", "authorization_code".into()),
+        ("code", code),
+        ("redirect_uri", redirect.into()),
+        ("code_verifier", verifier.into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(
+        idnat_of(body["access_token"].as_str().unwrap()),
+        "899700771191"
+    );
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let answer = exchange(vec![
+        ("grant_type", "refresh_token".into()),
+        ("refresh_token", refresh),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(
+        idnat_of(body["access_token"].as_str().unwrap()),
+        "899700771191"
+    );
+
+    // PKCE plain is refused; no hint on an interactive stand-in shows the chooser,
+    // whose links carry the PKCE challenge on.
+    assert_eq!(authorize(None, "plain").await.unwrap().status(), 400);
+    let page = authorize(None, "S256").await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Dr Jean Dupont") && html.contains("login_hint=899700771191"));
+    assert!(html.contains(&format!("code_challenge={challenge}")));
+    // An unknown address is not logged in silently.
+    assert_eq!(
+        authorize(Some("someone@else.fr"), "S256")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // The loopback mint answers only once enabled.
+    let mint = || {
+        http.post(format!("{issuer}/dev/token"))
+            .form(&[("idnat", "899700771192")])
+            .send()
+    };
+    assert_eq!(mint().await.unwrap().status(), 404);
+    psc.enable_dev_mint();
+    let answer = mint().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(
+        idnat_of(body["access_token"].as_str().unwrap()),
+        "899700771192"
+    );
+}
