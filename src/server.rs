@@ -67,6 +67,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tasks = TaskTracker::new();
     context.tls.spawn_crl_refresh(shutdown.clone(), &tasks);
     reload_tls_on_sighup(context.tls.clone(), shutdown.clone(), &tasks);
+    crate::lifecycle::spawn_scheduler(&context, shutdown.clone(), &tasks)
+        .context("starting the lifecycle scheduler")?;
     let imap = crate::imap::start(&context, context.auth.clone(), shutdown.clone(), &tasks).await?;
     Ok(Running {
         context,

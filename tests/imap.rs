@@ -676,6 +676,10 @@ async fn idle_receives_exists_from_another_connection() {
     append(&mut b, "INBOX", SIMPLE, "").await;
     let r = a.cmd("NOOP").await;
     assert_eq!(r[0], "* 2 EXISTS\r\n", "{r:?}");
+    // ... and any other command too.
+    append(&mut b, "INBOX", SIMPLE, "").await;
+    let r = a.cmd("STATUS Trash (MESSAGES)").await;
+    assert_eq!(r[0], "* 3 EXISTS\r\n", "{r:?}");
     w.stop().await;
 }
 
@@ -866,6 +870,26 @@ async fn session_limits() {
     assert!(d.line().await.starts_with("+ "));
     let l = d.line().await;
     assert!(l.starts_with("* BYE") && l.contains("lifetime"), "{l}");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn commands_over_the_rate_wait_their_turn() {
+    let w = world("imap.max_commands_per_second = 10").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    let mut burst = Vec::new();
+    for i in 0..25 {
+        burst.extend_from_slice(format!("n{i} NOOP\r\n").as_bytes());
+    }
+    c.send(&burst).await;
+    for i in 0..25 {
+        let r = c.until(&format!("n{i}")).await;
+        assert!(last(&r).contains(" OK "), "{r:?}");
+    }
+    let r = c.cmd("FETCH 1 FLAGS").await;
+    assert!(last(&r).contains("BAD no mailbox selected"), "{r:?}");
+    let r = c.cmd("GETQUOTAROOT INBOX").await;
+    assert!(last(&r).contains("BAD command not supported"), "{r:?}");
     w.stop().await;
 }
 

@@ -262,9 +262,12 @@ async fn sandbox(dir: Option<PathBuf>, ports_from: Option<u16>) -> anyhow::Resul
     std::fs::write(d.join(STATE_FILE), serde_json::to_string_pretty(&state)?)
         .context("writing sandbox.json")?;
     let smtp_served = tokio::net::TcpStream::connect(smtp_tls).await.is_ok();
+    // Listen for the signals before saying "ready": a SIGTERM right after must stop
+    // the sandbox cleanly, not kill it.
+    let stop = stop_signal()?;
     print_instructions(d, &state, &psc, &demo, smtp_served);
 
-    wait_for_signal().await;
+    stop.await;
     println!("stopping the sandbox …");
     running.stop().await;
     psc.shutdown().await;
@@ -491,19 +494,21 @@ fn print_instructions(
     println!("Sandbox ready. Ctrl-C stops it.");
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or Ctrl-C; the handlers are installed when this returns.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    let ctrl_c = tokio::spawn(tokio::signal::ctrl_c());
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = ctrl_c => {}
         }
-    }
-    let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    })
 }
 
 async fn token(idnat: &str, dir: Option<&Path>, psc: Option<&str>) -> anyhow::Result<()> {

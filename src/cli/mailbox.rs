@@ -33,6 +33,10 @@ pub enum MailboxCommand {
     Grant(GrantArgs),
     /// Take a grant back.
     Revoke(GrantArgs),
+    /// Keep a mailbox from deletion for inactivity (the holder objected).
+    Hold { address: String },
+    /// Let the inactivity rules apply to a held mailbox again.
+    Release { address: String },
 }
 
 #[derive(Args, Debug)]
@@ -219,7 +223,21 @@ async fn dispatch(config: &Config, store: &Store, cmd: MailboxCommand) -> anyhow
                 bail!("{} holds no such grant on {}", describe(&grant), m.address)
             }
         }
+        MailboxCommand::Hold { address } => set_hold(store, &address, true).await,
+        MailboxCommand::Release { address } => set_hold(store, &address, false).await,
     }
+}
+
+async fn set_hold(store: &Store, address: &str, hold: bool) -> anyhow::Result<()> {
+    if !store.set_hold(address, hold).await? {
+        bail!("no mailbox {address}");
+    }
+    if hold {
+        println!("{address} is held: it will not be deleted for inactivity");
+    } else {
+        println!("{address} is released: the inactivity rules apply again");
+    }
+    Ok(())
 }
 
 async fn find(store: &Store, address: &str) -> anyhow::Result<Mailbox> {
@@ -329,7 +347,7 @@ async fn create(config: &Config, store: &Store, a: CreateArgs) -> anyhow::Result
     match store.create_mailbox(new).await {
         Ok(m) => {
             println!("created {} ({})", m.address, m.kind);
-            Ok(())
+            super::jobs::tell_existing_mailboxes(config, store, &m).await
         }
         Err(StoreError::MailboxExists(a)) => bail!("mailbox {a} already exists"),
         Err(e) => Err(e.into()),

@@ -3,6 +3,7 @@
 
 mod conformance;
 mod dev;
+mod jobs;
 mod mailbox;
 
 use std::path::PathBuf;
@@ -42,6 +43,9 @@ pub enum Command {
     /// Run the operator conformance suite (what the ANS test application checks) against
     /// any IMAP/SMTP server; writes an HTML and a JSON report. Exit 1 if a case failed.
     Conformance(Box<conformance::ConformanceArgs>),
+    /// Run the mailbox lifecycle jobs (directory publication, warnings, deletion).
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Show the audit trail of authentication decisions.
     Audit {
         /// Only decisions about this mailbox.
@@ -144,6 +148,14 @@ async fn run(args: Args) -> ExitCode {
         Command::Conformance(args) => {
             init_logging(None);
             conformance::run(*args).await
+        }
+        Command::Jobs(cmd) => {
+            init_logging(None);
+            let config = match load_config(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            jobs::run(&config, cmd).await
         }
         Command::Audit {
             mailbox,

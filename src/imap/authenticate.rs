@@ -50,7 +50,7 @@ impl Session {
         let Some(tcp) = self.conn.take_plain() else {
             return Err(ConnError::Closed);
         };
-        let Some(tls) = handshake(&self.shared, tcp).await else {
+        let Some(tls) = handshake(&self.shared, tcp, self.peer).await else {
             return Err(ConnError::Closed);
         };
         self.conn.set_stream(Stream::Tls(Box::new(tls)));

@@ -58,6 +58,14 @@ impl Session {
             return Ok(Transition::None);
         };
         let store = self.shared.context.store.clone();
+        // Changes to the selected folder are reported after any command, not only the
+        // message commands (SELECT replaces the view, IDLE reports on its own).
+        if !matches!(
+            c.body,
+            CommandBody::Select { .. } | CommandBody::Examine { .. } | CommandBody::Idle
+        ) {
+            self.sync(true).await?;
+        }
         let is_subscribe = matches!(c.body, CommandBody::Subscribe { .. });
         let is_lsub = matches!(c.body, CommandBody::Lsub { .. });
         match c.body {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -30,7 +29,6 @@ pub struct Listening {
 pub(crate) struct Shared {
     pub(crate) context: Context,
     pub(crate) auth: Authenticator,
-    pub(crate) tls: TlsAcceptor,
     pub(crate) limits: Arc<PeerLimits>,
     pub(crate) shutdown: CancellationToken,
 }
@@ -43,12 +41,9 @@ pub async fn start(
     shutdown: CancellationToken,
     tasks: &TaskTracker,
 ) -> anyhow::Result<Listening> {
-    let config = crate::tls::server_config(&context.config.tls)
-        .context("loading the TLS certificate for IMAP")?;
     let shared = Arc::new(Shared {
         context: context.clone(),
         auth,
-        tls: TlsAcceptor::from(config),
         limits: Arc::new(PeerLimits::default()),
         shutdown,
     });
@@ -111,7 +106,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, shared: Ar
         .limits
         .connect(peer.ip(), config.imap.max_connections_per_peer);
     let stream = if implicit_tls {
-        match session::handshake(&shared, tcp).await {
+        match session::handshake(&shared, tcp, peer).await {
             Some(s) => Stream::Tls(Box::new(s)),
             None => return,
         }

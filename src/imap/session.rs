@@ -26,6 +26,7 @@ use super::selected::View;
 use super::text;
 use crate::auth::certificate::CertificateIdentity;
 use crate::store::FolderChange;
+use crate::tls::ClientCertificate;
 
 /// Longest a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,12 +70,23 @@ pub(crate) struct Session {
     started: Instant,
 }
 
-/// Runs the TLS handshake with a time limit.
-pub(crate) async fn handshake(shared: &Shared, tcp: TcpStream) -> Option<TlsStream<TcpStream>> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, shared.tls.accept(tcp)).await {
+/// Runs the TLS handshake with a time limit, with the configuration current now (a
+/// SIGHUP reload applies to the next connection). A client certificate refused during
+/// the handshake is audited here, where the peer address is known.
+pub(crate) async fn handshake(
+    shared: &Shared,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Option<TlsStream<TcpStream>> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(shared.context.tls.current());
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
             tracing::info!(error = %e, "TLS handshake failed");
+            if let Some(refusal) = crate::tls::handshake_refusal(&e) {
+                audit_certificate_refusal(shared, peer, None, crate::tls::refusal_reason(&refusal))
+                    .await;
+            }
             None
         }
         Err(_) => {
@@ -106,11 +118,27 @@ impl Session {
     pub(crate) fn note_certificate(&mut self) {
         if let Some(Stream::Tls(tls)) = self.conn.stream() {
             let (_, server) = tls.get_ref();
-            if let Some(chain) = server.peer_certificates()
-                && let Some(leaf) = chain.first()
-            {
-                self.certificate_presented = true;
-                self.certificate = certificate_identity(leaf.as_ref());
+            let context = &self.shared.context;
+            match context.tls.client_certificate(server, context.clock.now()) {
+                ClientCertificate::Absent => {}
+                ClientCertificate::Verified(identity) => {
+                    self.certificate_presented = true;
+                    self.certificate = Some(identity);
+                }
+                ClientCertificate::Refused(error) => {
+                    self.certificate_presented = true;
+                    let shared = self.shared.clone();
+                    let peer = self.peer;
+                    let subject = server
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|leaf| x509_parser::parse_x509_certificate(leaf).ok())
+                        .map(|(_, cert)| crate::auth::certificate::dn_string(cert.subject()));
+                    tokio::spawn(async move {
+                        let reason = crate::tls::refusal_reason(&error);
+                        audit_certificate_refusal(&shared, peer, subject, reason).await;
+                    });
+                }
             }
         }
     }
@@ -327,15 +355,23 @@ impl Session {
             | CommandBody::Namespace
             | CommandBody::Enable { .. }
             | CommandBody::Idle => self.mailbox_command(c).await,
+            CommandBody::Check
+            | CommandBody::Close
+            | CommandBody::Unselect
+            | CommandBody::Expunge
+            | CommandBody::ExpungeUid { .. }
+            | CommandBody::Search { .. }
+            | CommandBody::Fetch { .. }
+            | CommandBody::Store { .. }
+            | CommandBody::Copy { .. }
+            | CommandBody::Move { .. } => {
+                let r = text::tagged(&c.tag, StatusKind::Bad, None, "no mailbox selected");
+                self.conn.send(&r).await?;
+                Ok(Transition::None)
+            }
             _ => {
-                self.conn
-                    .send(&text::tagged(
-                        &c.tag,
-                        StatusKind::Bad,
-                        None,
-                        "no mailbox selected",
-                    ))
-                    .await?;
+                let r = text::tagged(&c.tag, StatusKind::Bad, None, "command not supported");
+                self.conn.send(&r).await?;
                 Ok(Transition::None)
             }
         }
@@ -425,61 +461,25 @@ pub(crate) fn untagged_bad(msg: &str) -> imap_codec::imap_types::response::Respo
     }))
 }
 
-/// The identity a client certificate carries. The handshake verified its chain (and
-/// webpki its dates); clientAuth is required here as `auth::certificate::identify`
-/// does, and names are written as RFC 4514 (most specific RDN first), the form grants
-/// are stored in. When `tls::TlsSource::client_certificate` is available (CRLs), it
-/// replaces this.
-fn certificate_identity(der: &[u8]) -> Option<CertificateIdentity> {
-    use sha2::Digest;
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let client_auth = cert
-        .extended_key_usage()
-        .ok()
-        .flatten()
-        .is_some_and(|eku| eku.value.client_auth);
-    if !client_auth {
-        return None;
-    }
-    let first = |attrs: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue>| {
-        attrs
-            .next()
-            .and_then(|a| a.as_str().ok())
-            .map(str::to_owned)
+/// Records a client certificate the server would not accept (the session goes on, or the
+/// handshake failed); the audit trail must show every refusal.
+async fn audit_certificate_refusal(
+    shared: &Shared,
+    peer: SocketAddr,
+    subject: Option<String>,
+    reason: String,
+) {
+    let entry = crate::store::AuditEntry {
+        at: shared.context.clock.now(),
+        protocol: "imap".into(),
+        mechanism: Some("EXTERNAL".into()),
+        identity: subject,
+        mailbox: None,
+        peer: Some(peer.to_string()),
+        outcome: crate::store::AuditOutcome::Failure,
+        reason: Some(reason),
     };
-    Some(CertificateIdentity {
-        subject: dn(cert.subject()),
-        issuer: dn(cert.issuer()),
-        common_name: first(&mut cert.subject().iter_common_name()),
-        organisational_unit: first(&mut cert.subject().iter_organizational_unit()),
-        serial: hex::encode(cert.raw_serial()),
-        fingerprint: hex::encode(sha2::Sha256::digest(der)),
-    })
-}
-
-fn dn(name: &x509_parser::x509::X509Name<'_>) -> String {
-    let rdns: Vec<String> =
-        name.iter_rdn()
-            .map(|rdn| {
-                rdn.iter()
-                    .map(|atv| {
-                        let key = match atv.attr_type().to_id_string().as_str() {
-                            "2.5.4.3" => "CN".to_owned(),
-                            "2.5.4.6" => "C".to_owned(),
-                            "2.5.4.7" => "L".to_owned(),
-                            "2.5.4.8" => "ST".to_owned(),
-                            "2.5.4.10" => "O".to_owned(),
-                            "2.5.4.11" => "OU".to_owned(),
-                            other => other.to_owned(),
-                        };
-                        let value = atv.as_str().map(str::to_owned).unwrap_or_else(|_| {
-                            String::from_utf8_lossy(atv.as_slice()).into_owned()
-                        });
-                        format!("{key}={value}")
-                    })
-                    .collect::<Vec<_>>()
-                    .join("+")
-            })
-            .collect();
-    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+    if let Err(e) = shared.context.store.audit(entry).await {
+        tracing::error!(error = %e, "cannot record a certificate refusal in the audit trail");
+    }
 }

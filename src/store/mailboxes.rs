@@ -27,7 +27,7 @@ macro_rules! m_mailbox_columns {
     };
 }
 
-fn mailbox_from_row(r: &SqliteRow) -> Result<Mailbox, StoreError> {
+pub(super) fn mailbox_from_row(r: &SqliteRow) -> Result<Mailbox, StoreError> {
     let kind: String = r.try_get("kind")?;
     Ok(Mailbox {
         id: r.try_get("id")?,

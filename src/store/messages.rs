@@ -35,7 +35,10 @@ fn meta_from_row(r: &SqliteRow) -> Result<MessageMeta, StoreError> {
 }
 
 /// Stores a body unless an identical one is there; returns its id.
-async fn put_body(c: &mut SqliteConnection, raw: &RawMessage) -> Result<i64, StoreError> {
+pub(super) async fn put_body(
+    c: &mut SqliteConnection,
+    raw: &RawMessage,
+) -> Result<i64, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO bodies (sha256, size, header, content) VALUES (?, ?, ?, ?)
          ON CONFLICT (sha256) DO UPDATE SET size = excluded.size RETURNING id",
@@ -51,7 +54,7 @@ async fn put_body(c: &mut SqliteConnection, raw: &RawMessage) -> Result<i64, Sto
 
 /// Takes the folder's next UID (if `uids` > 0) and next MODSEQ.
 /// Returns (uidvalidity, first uid, modseq).
-async fn bump_folder(
+pub(super) async fn bump_folder(
     c: &mut SqliteConnection,
     folder_id: i64,
     uids: u32,

@@ -7,6 +7,7 @@
 
 mod audit;
 mod imap_queries;
+mod lifecycle;
 mod mailboxes;
 mod messages;
 mod types;
@@ -23,6 +24,7 @@ use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use tokio::sync::{broadcast, mpsc};
 
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
+pub use lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};
 pub use mailboxes::normalise_address;
 pub use types::*;
 

@@ -1,0 +1,116 @@
+//! `mssante jobs run`: the lifecycle jobs once, now or as of a given instant.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+use tokio_util::sync::CancellationToken;
+
+use super::mailbox::parse_rfc3339;
+use super::status;
+use crate::clock::{FixedClock, SharedClock};
+use crate::config::Config;
+use crate::lifecycle::{Lifecycle, LifecycleError, Mode, publisher_from_config};
+use crate::store::Store;
+
+#[derive(Subcommand, Debug)]
+pub enum JobsCommand {
+    /// Run the lifecycle jobs once: directory publication, deletion warnings, deletion.
+    Run {
+        /// Apply the rules as of this instant instead of now (RFC 3339).
+        #[arg(long, value_parser = parse_rfc3339)]
+        at: Option<DateTime<Utc>>,
+        /// Only print what would be done.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Exits 1 when another run holds the lease or a push or notice failed (the report
+/// still lists what was done).
+pub async fn run(config: &Config, cmd: JobsCommand) -> ExitCode {
+    let JobsCommand::Run { at, dry_run } = cmd;
+    let store = match Store::open(&config.server.data_dir).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: cannot open the store in {}: {e}",
+                config.server.data_dir.display()
+            );
+            return ExitCode::from(status::FAILURE);
+        }
+    };
+    let publisher = match publisher_from_config(&config.directory) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(status::FAILURE);
+        }
+    };
+    let clock: SharedClock = match at {
+        Some(at) => Arc::new(FixedClock(at)),
+        None => crate::clock::system(),
+    };
+    let jobs = Lifecycle::new(config, store, clock, publisher);
+    let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.cancel();
+        }
+    });
+    let result = jobs.run(mode, &cancel).await;
+    ctrl_c.abort();
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            if report.failures.is_empty() && !report.cancelled {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(status::FAILURE)
+            }
+        }
+        Err(e @ LifecycleError::Busy { .. }) => {
+            eprintln!("error: {e}; nothing done");
+            ExitCode::from(status::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(status::FAILURE)
+        }
+    }
+}
+
+/// After `mailbox create --kind personal`: prints the other mailboxes in the holder's
+/// name and files the notice that lists them for the holder.
+pub async fn tell_existing_mailboxes(
+    config: &Config,
+    store: &Store,
+    mailbox: &crate::store::Mailbox,
+) -> anyhow::Result<()> {
+    let Some(idnat) = mailbox.owner.as_deref() else {
+        return Ok(());
+    };
+    if mailbox.kind != crate::store::MailboxKind::Personal {
+        return Ok(());
+    }
+    let clock = crate::clock::SystemClock;
+    let others = crate::lifecycle::notify_existing_mailboxes(config, store, &clock, mailbox)
+        .await
+        .context("telling the holder about their other mailboxes")?;
+    if others.is_empty() {
+        println!("no other mailbox in the name of {idnat}");
+        return Ok(());
+    }
+    println!(
+        "other mailboxes in the name of {idnat} (the holder is told in {}'s INBOX):",
+        mailbox.address
+    );
+    for m in others {
+        println!("  {} ({})", m.address, m.kind);
+    }
+    Ok(())
+}
