@@ -40,11 +40,27 @@ async fn our_server_passes_every_applicable_case() {
     let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
+    // The runner plays another operator on the inbound port, with operator2's
+    // certificate listed for its domain.
+    let operator2 =
+        mssante::auth::certificate::identity_from_pem_file(&certs.join("operator2.crt"))
+            .unwrap()
+            .subject;
+    std::fs::write(
+        dir.path().join("listeblanchemssante.xml"),
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListeBlanche xmlns=\"https://listeblanche.mssante.fr/schema\">\n\
+             <Domaine><Nom>operator2.mssante.fr</Nom><DNCertificatOperateur>{}</DNCertificatOperateur></Domaine>\n</ListeBlanche>\n",
+            operator2.replace('&', "&amp;")
+        ),
+    )
+    .unwrap();
     let text = format!(
         "[server]\nhostname = \"mail.sandbox.mssante.fr\"\ndomains = [\"sandbox.mssante.fr\"]\ndata_dir = \"data\"\n\
          [tls]\ncertificate = \"certs/server.crt\"\nprivate_key = \"certs/server.key\"\nclient_ca = \"certs/ca.crt\"\ncrls = [\"certs/organisations.crl\"]\n\
          [imap]\ntls = [\"127.0.0.1:0\"]\nstarttls = [\"127.0.0.1:0\"]\n\
-         [smtp]\nsubmission_tls = []\nsubmission_starttls = []\ninbound = []\n\
+         [smtp]\nsubmission_tls = [\"127.0.0.1:0\"]\nsubmission_starttls = [\"127.0.0.1:0\"]\ninbound = [\"127.0.0.1:0\"]\n\
+         [trust]\nlist = \"listeblanchemssante.xml\"\n\
          [session]\nsasl_challenge_timeout = \"1s\"\nauth_failures_before_delay = 1000\n{}",
         psc.config_toml("local")
     );
@@ -74,6 +90,15 @@ async fn our_server_passes_every_applicable_case() {
     let mut target = Target::new(MAILBOX, IDNAT);
     target.imap = Some(running.imap.tls[0].to_string());
     target.imap_starttls = Some(running.imap.starttls[0].to_string());
+    target.smtp = Some(running.smtp.submission_tls[0].to_string());
+    target.smtp_starttls = Some(running.smtp.submission_starttls[0].to_string());
+    target.inbound = Some(running.smtp.inbound[0].to_string());
+    target.inbound_from = Some("conformance@operator2.mssante.fr".into());
+    target.operator_certificate = Some(ClientCertificate {
+        certificate: certs.join("operator2.crt"),
+        key: certs.join("operator2.key"),
+        mailbox: None,
+    });
     target.ca = Some(certs.join("ca.crt"));
     target.certificate = Some(ClientCertificate {
         certificate: certs.join("app.crt"),
@@ -125,6 +150,24 @@ async fn our_server_passes_every_applicable_case() {
         "imap-starttls-capabilities",
         "imap-starttls-authenticate-before-tls",
         "imap-starttls-login-before-tls",
+        "smtp-ehlo-tls",
+        "smtp-xoauth2-sasl-ir",
+        "smtp-xoauth2-continuation",
+        "smtp-oauthbearer",
+        "smtp-xoauth2-expired",
+        "smtp-xoauth2-foreign-issuer",
+        "smtp-xoauth2-bad-signature",
+        "smtp-xoauth2-alg-none",
+        "smtp-wrong-idnat",
+        "smtp-xoauth2-error-challenge",
+        "smtp-sender-own-mailbox",
+        "smtp-sender-other-refused",
+        "smtp-external-certificate",
+        "smtp-external-bad-certificate",
+        "smtp-starttls-ehlo",
+        "smtp-starttls-auth-before-tls",
+        "smtp-operator-interface",
+        "smtp-operator-interface-no-certificate",
     ] {
         let case = report
             .case(id)
@@ -137,7 +180,11 @@ async fn our_server_passes_every_applicable_case() {
         assert!(!case.transcript.is_empty(), "{id} has no transcript");
     }
     // Old TLS versions: refused, or skipped only because this machine cannot offer them.
-    for id in ["imap-tls10-refused", "imap-tls11-refused"] {
+    for id in [
+        "imap-tls10-refused",
+        "imap-tls11-refused",
+        "smtp-tls11-refused",
+    ] {
         let case = report.case(id).unwrap();
         match &case.outcome {
             Outcome::Pass(_) => {}

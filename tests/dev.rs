@@ -191,6 +191,39 @@ fn sandbox_serves_the_printed_commands_and_stops_on_sigterm() {
         );
     }
 
+    // The printed submission command (a shell pipeline) delivers to Marie.
+    let send = sandbox
+        .banner
+        .iter()
+        .find(|l| l.trim_start().starts_with("printf 'From:"))
+        .expect("an SMTP submission command")
+        .trim()
+        .to_owned();
+    let out = Command::new("bash")
+        .args(["-c", &format!("{send} -s --max-time 30")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{send}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let marie = token("899700771192", &dir);
+    let out = curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--oauth2-bearer",
+        &marie,
+        "--user",
+        "marie.martin@sandbox.mssante.fr",
+        &format!("imaps://{imap}/INBOX;UID=2"),
+    ]);
+    let sent = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        sent.contains("Subject: Bonjour") && sent.contains("Un message de test."),
+        "{sent}"
+    );
+
     let (status, rest) = sandbox.terminate();
     assert!(status.success(), "{status:?} {rest:?}");
     assert!(rest.iter().any(|l| l == "sandbox stopped"), "{rest:?}");

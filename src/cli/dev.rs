@@ -459,6 +459,16 @@ fn print_instructions(
         "  curl --cacert {ca} --oauth2-bearer \"$({exe} dev token {} --dir {dir})\" --user {address} 'imaps://127.0.0.1:{imap_port}/INBOX;UID=1'",
         jean.idnat
     );
+    if smtp_served {
+        let marie = &demo.professionals[1].mailboxes[0];
+        println!();
+        println!("Send a message from {address} to {marie} (SMTP submission, XOAUTH2):");
+        println!(
+            "  printf 'From: <{address}>\\r\\nTo: <{marie}>\\r\\nSubject: Bonjour\\r\\n\\r\\nUn message de test.\\r\\n' | curl --cacert {ca} --oauth2-bearer \"$({exe} dev token {} --dir {dir})\" --user {address} --mail-from {address} --mail-rcpt {marie} --upload-file - smtps://127.0.0.1:{}",
+            jean.idnat,
+            s.smtp_tls.port()
+        );
+    }
     println!();
     println!("Python (imaplib):");
     println!(

@@ -767,3 +767,58 @@ async fn starttls_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         .await,
     );
 }
+
+/// Looks for a message by Message-ID in the mailbox under test's INBOX (logging in with
+/// a good token); returns the `X-MSS-*` header lines of the message when found.
+pub(crate) async fn find_delivered(
+    suite: &Suite<'_>,
+    rec: &Recorder,
+    message_id: &str,
+) -> anyhow::Result<Option<Vec<String>>> {
+    let t = suite.target;
+    let Some(address) = t.imap.as_deref() else {
+        bail!("no --imap address to check the delivery");
+    };
+    let e = suite.endpoint(address)?;
+    rec.note("checking the delivery over IMAP");
+    let mut w = connect(suite, &e, Some(&suite.tls), rec).await?;
+    let token = suite.token(rec, &t.idnat, None);
+    let a = authenticate(
+        &mut w,
+        "V1",
+        "XOAUTH2",
+        xoauth2(&t.mailbox, &token, "valid token, redacted"),
+        true,
+        OnChallenge::Empty,
+    )
+    .await?;
+    if !a.ok() {
+        bail!("cannot log in to check the delivery: {}", a.tagged);
+    }
+    w.send("V2 SELECT INBOX").await?;
+    w.imap_tagged("V2").await?;
+    w.send(&format!("V3 UID SEARCH HEADER Message-ID \"{message_id}\""))
+        .await?;
+    let (lines, _) = w.imap_tagged("V3").await?;
+    let uid = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("* SEARCH"))
+        .flat_map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .next_back();
+    let Some(uid) = uid else {
+        let _ = w.send("V9 LOGOUT").await;
+        return Ok(None);
+    };
+    w.send(&format!(
+        "V4 UID FETCH {uid} (BODY.PEEK[HEADER.FIELDS (X-MSS-CODECDA X-MSS-INS X-MSS-NIL X-MSS-MES)])"
+    ))
+    .await?;
+    let (lines, _) = w.imap_tagged("V4").await?;
+    let _ = w.send("V9 LOGOUT").await;
+    Ok(Some(
+        lines
+            .into_iter()
+            .filter(|l| l.to_ascii_uppercase().starts_with("X-MSS-"))
+            .collect(),
+    ))
+}

@@ -139,6 +139,29 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         SECTION_TRUST,
         "Inbound SMTP from a trusted operator: STARTTLS with a client certificate chaining to IGC-Santé and listed for the sending domain; the mail reaches the mailbox",
     );
+    let untrusted = info(
+        "smtp-operator-interface-no-certificate",
+        "Operator interface without a client certificate",
+        SECTION_TRUST,
+        "Only operators of the trust space, proven by their certificate, may deliver: a peer without one is refused",
+    );
+    match (&t.inbound, &t.inbound_from) {
+        (Some(address), Some(from)) => {
+            let rec = Recorder::new();
+            out.push(
+                run_case(
+                    untrusted,
+                    rec.clone(),
+                    untrusted_operator(suite, address, from, &rec),
+                )
+                .await,
+            );
+        }
+        _ => out.push(skipped(
+            untrusted,
+            "no --inbound address and --inbound-from sender given",
+        )),
+    }
     match (&t.inbound, &suite.tls_operator, &t.inbound_from) {
         (Some(address), Some(tls), Some(from)) => {
             let rec = Recorder::new();
@@ -211,12 +234,73 @@ async fn operator_interface(
     }
     let (code, text) = w.smtp_reply().await?;
     quit(&mut w).await;
-    Ok(verdict(
-        code == 250,
-        format!(
-            "end of DATA: {code} {} (Message-ID {message_id})",
+    if code != 250 {
+        return Ok(Outcome::Fail(format!(
+            "end of DATA: {code} {}",
             text.join(" / ")
-        ),
+        )));
+    }
+    if t.imap.is_none() {
+        return Ok(Outcome::Pass(format!(
+            "accepted ({message_id}); delivery not checked (no --imap)"
+        )));
+    }
+    // Delivery may go through a queue: look a few times.
+    for _ in 0..10 {
+        if let Some(headers) = super::imap::find_delivered(suite, rec, &message_id).await? {
+            let kept = headers
+                .iter()
+                .any(|h| h.trim() == "X-MSS-CODECDA: conformance");
+            return Ok(verdict(
+                kept,
+                format!("delivered to the INBOX; MSSanté headers as received: {headers:?}"),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    Ok(Outcome::Fail(format!(
+        "accepted but {message_id} is not in the INBOX after 10 s"
+    )))
+}
+
+/// A peer without a client certificate on the operator interface.
+async fn untrusted_operator(
+    suite: &Suite<'_>,
+    address: &str,
+    from: &str,
+    rec: &Recorder,
+) -> anyhow::Result<Outcome> {
+    let t = suite.target;
+    let e = suite.endpoint(address)?;
+    let (mut w, keywords) = connect(suite, &e, None, rec).await?;
+    if keywords.iter().any(|k| k.eq_ignore_ascii_case("STARTTLS")) {
+        w.send("STARTTLS").await?;
+        let (code, _) = w.smtp_reply().await?;
+        if code == 220 {
+            w.handshake(&suite.tls).await?;
+            ehlo(&mut w).await?;
+        }
+    }
+    for command in [
+        format!("MAIL FROM:<{from}>"),
+        format!("RCPT TO:<{}>", t.mailbox),
+    ] {
+        w.send(&command).await?;
+        let (code, text) = match w.smtp_reply().await {
+            Ok(r) => r,
+            Err(err) => return Ok(Outcome::Pass(format!("connection ended: {err:#}"))),
+        };
+        if code >= 400 {
+            quit(&mut w).await;
+            return Ok(Outcome::Pass(format!(
+                "{command}: {code} {}",
+                text.join(" / ")
+            )));
+        }
+    }
+    quit(&mut w).await;
+    Ok(Outcome::Fail(
+        "MAIL and RCPT accepted from a peer without an operator certificate".into(),
     ))
 }
 
