@@ -70,6 +70,10 @@ pub struct ConformanceArgs {
     /// be configured once with the printed issuer.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub psc_listen: SocketAddr,
+    /// Write the stand-in's public key (SPKI PEM) here at start, for servers that take a
+    /// static key rather than the JWKS (Dovecot's `local_validation_key_dict`).
+    #[arg(long)]
+    pub psc_public_key_out: Option<PathBuf>,
     /// Wait for Enter after printing the issuer (time to point the server at it).
     #[arg(long)]
     pub pause: bool,
@@ -106,6 +110,15 @@ async fn conformance(a: ConformanceArgs) -> anyhow::Result<bool> {
         psc.issuer(),
         psc.config_toml("local")
     );
+    if let Some(path) = &a.psc_public_key_out {
+        std::fs::write(path, psc.public_key_pem())
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "PSC stand-in public key (kid {}): {}",
+            psc.current_kid(),
+            path.display()
+        );
+    }
     if a.pause {
         eprintln!("Press Enter when the server is configured …");
         let mut line = String::new();
