@@ -151,25 +151,41 @@ impl Store {
     ) -> Result<Appended, StoreError> {
         let raw = RawMessage::new(message);
         let appended = self
-            .write(move |c| {
+            .write_statement(move |c| {
                 Box::pin(async move {
-                    let body_id = put_body(c, &raw).await?;
-                    let (uidvalidity, uid, modseq) = bump_folder(c, folder_id, 1).await?;
-                    let row = NewRow {
-                        folder_id,
-                        uid,
-                        modseq,
-                        flags: &flags,
-                        internal_date: internal_date.timestamp(),
-                        size: raw.len() as i64,
-                        body_id,
-                    };
-                    insert_message(c, row).await?;
+                    // One statement (see schema/0004_append.sql), then a read of what it did.
+                    sqlx::query(
+                        "INSERT INTO message_appends (folder_id, sha256, size, header, content,
+                            system_flags, keywords, internal_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(folder_id)
+                    .bind(&raw.sha256[..])
+                    .bind(raw.len() as i64)
+                    .bind(&raw.header)
+                    .bind(&raw.content)
+                    .bind(i64::from(flags.system))
+                    .bind(flags.keywords_text())
+                    .bind(internal_date.timestamp())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(|e| {
+                        match e.as_database_error().map(|d| d.message().to_owned()) {
+                            Some(m) if m == "no such folder" => StoreError::NoFolder,
+                            Some(m) if m == "folder has run out of UIDs" => StoreError::Invalid(m),
+                            _ => StoreError::from(e),
+                        }
+                    })?;
+                    let (uidvalidity, uid, modseq): (i64, i64, i64) = sqlx::query_as(
+                        "SELECT uidvalidity, uidnext - 1, highestmodseq FROM folders WHERE id = ?",
+                    )
+                    .bind(folder_id)
+                    .fetch_one(&mut *c)
+                    .await?;
                     Ok(Appended {
                         folder_id,
-                        uidvalidity,
-                        uid,
-                        modseq,
+                        uidvalidity: u32::try_from(uidvalidity).unwrap_or(1),
+                        uid: u32::try_from(uid).unwrap_or(0),
+                        modseq: u64::try_from(modseq).unwrap_or(0),
                     })
                 })
             })

@@ -137,7 +137,29 @@ impl Store {
             + Send
             + 'static,
     {
-        let (job, rx) = writer::job(f);
+        self.submit(writer::Isolation::Savepoint, f).await
+    }
+
+    /// Like `write`, for a write made of exactly one statement that changes the database
+    /// (reads may follow it): it skips the savepoint, and so two round trips.
+    pub(crate) async fn write_statement<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        self.submit(writer::Isolation::SingleStatement, f).await
+    }
+
+    async fn submit<T, F>(&self, isolation: writer::Isolation, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        let (job, rx) = writer::job(isolation, f);
         self.writer
             .send(job)
             .await
