@@ -263,11 +263,21 @@ async fn stand_in_authorization_code_with_pkce_and_refresh() {
     let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    psc.set_professionals(vec![DemoProfessional {
-        idnat: "899700771191".into(),
-        name: "Dr Jean Dupont".into(),
-        mailboxes: vec!["jean.dupont@sandbox.mssante.fr".into()],
-    }]);
+    psc.set_professionals(vec![
+        DemoProfessional {
+            idnat: "899700771191".into(),
+            name: "Dr Jean Dupont".into(),
+            mailboxes: vec![
+                "jean.dupont@sandbox.mssante.fr".into(),
+                "secretariat@sandbox.mssante.fr".into(),
+            ],
+        },
+        DemoProfessional {
+            idnat: "899700771192".into(),
+            name: "Dr Marie Martin".into(),
+            mailboxes: vec!["secretariat@sandbox.mssante.fr".into()],
+        },
+    ]);
     psc.set_interactive(true);
     let issuer = psc.issuer().to_string();
     let http = reqwest::Client::builder()
@@ -374,6 +384,12 @@ async fn stand_in_authorization_code_with_pkce_and_refresh() {
     let html = page.text().await.unwrap();
     assert!(html.contains("Dr Jean Dupont") && html.contains("login_hint=899700771191"));
     assert!(html.contains(&format!("code_challenge={challenge}")));
+    // A mailbox both open names nobody: the page asks.
+    let shared = authorize(Some("secretariat@sandbox.mssante.fr"), "S256")
+        .await
+        .unwrap();
+    assert_eq!(shared.status(), 200);
+    assert!(shared.text().await.unwrap().contains("Dr Marie Martin"));
     // An unknown address is not logged in silently.
     assert_eq!(
         authorize(Some("someone@else.fr"), "S256")
