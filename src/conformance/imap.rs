@@ -487,6 +487,40 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     );
 
     let i = info(
+        "imap-psc-unavailable",
+        "PSC unavailable",
+        SECTION_PSC,
+        "PSC unreachable or answering 5xx: a temporary failure (NO [UNAVAILABLE]), never a definitive refusal; a server validating locally with cached keys may accept a good token",
+    );
+    let rec = Recorder::new();
+    out.push(
+        run_case(i, rec.clone(), async {
+            let mut w = connect(suite, e, Some(&suite.tls), &rec).await?;
+            let token = suite.token(&rec, &t.idnat, None);
+            rec.note("the PSC stand-in now answers 503 to everything");
+            suite.psc.set_down(true);
+            let a = authenticate(
+                &mut w,
+                "A1",
+                "XOAUTH2",
+                xoauth2(&t.mailbox, &token, "valid token, redacted"),
+                true,
+                OnChallenge::Empty,
+            )
+            .await;
+            suite.psc.set_down(false);
+            rec.note("the PSC stand-in answers again");
+            let a = a?;
+            let _ = w.send("A2 LOGOUT").await;
+            Ok(verdict(
+                a.ok() || (status(&a.tagged) == "NO" && a.tagged.contains("[UNAVAILABLE]")),
+                format!("answer while PSC was down: {}", a.tagged),
+            ))
+        })
+        .await,
+    );
+
+    let i = info(
         "imap-external-without-certificate",
         "EXTERNAL without a client certificate",
         SECTION_SASL,

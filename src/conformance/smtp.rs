@@ -380,6 +380,12 @@ async fn submission_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
             SECTION_TLS,
             "TLS 1.2 minimum: a 1.1 handshake fails",
         ),
+        info(
+            "smtp-psc-unavailable",
+            "PSC unavailable",
+            SECTION_PSC,
+            "PSC unreachable or answering 5xx: 454 4.7.0 (temporary), never a definitive refusal; a server validating locally with cached keys may accept a good token",
+        ),
     ]);
     let Some(address) = t.smtp.as_deref() else {
         for i in infos {
@@ -651,6 +657,33 @@ async fn submission_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
 
     let rec = Recorder::new();
     out.push(run_case(next(), rec.clone(), python_tls::refuses(e, "1.1", &rec)).await);
+
+    let rec = Recorder::new();
+    out.push(
+        run_case(next(), rec.clone(), async {
+            let (mut w, _) = connect(suite, e, Some(&suite.tls), &rec).await?;
+            let token = suite.token(&rec, &t.idnat, None);
+            rec.note("the PSC stand-in now answers 503 to everything");
+            suite.psc.set_down(true);
+            let a = authenticate(
+                &mut w,
+                "XOAUTH2",
+                xoauth2(&t.mailbox, &token, "valid token, redacted"),
+                true,
+                "",
+            )
+            .await;
+            suite.psc.set_down(false);
+            rec.note("the PSC stand-in answers again");
+            let a = a?;
+            quit(&mut w).await;
+            Ok(verdict(
+                a.code == 235 || a.code == 454,
+                format!("answer while PSC was down: {} {}", a.code, a.text),
+            ))
+        })
+        .await,
+    );
 }
 
 /// MAIL, RCPT, DATA: `Ok` with the final answer when the message was accepted, `Err`
