@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conformance;
 pub mod imap;
 pub mod lifecycle;
 pub mod pki;
