@@ -1,6 +1,7 @@
 //! The operator interface. Its commands and flags are a contract: operators and test
 //! harnesses script against them, so they are extended, never renamed.
 
+mod conformance;
 mod dev;
 mod jobs;
 mod mailbox;
@@ -39,6 +40,9 @@ pub enum Command {
     Mailbox(mailbox::MailboxCommand),
     /// Local tools for trying the server (test PKI …); never for production.
     Dev(dev::DevArgs),
+    /// Run the operator conformance suite (what the ANS test application checks) against
+    /// any IMAP/SMTP server; writes an HTML and a JSON report. Exit 1 if a case failed.
+    Conformance(Box<conformance::ConformanceArgs>),
     /// Run the mailbox lifecycle jobs (directory publication, warnings, deletion).
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
@@ -140,6 +144,10 @@ async fn run(args: Args) -> ExitCode {
         Command::Dev(dev) => {
             init_logging(None);
             dev::run(dev).await
+        }
+        Command::Conformance(args) => {
+            init_logging(None);
+            conformance::run(*args).await
         }
         Command::Jobs(cmd) => {
             init_logging(None);

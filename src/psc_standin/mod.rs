@@ -5,7 +5,7 @@
 //! Tests, the `mssante dev` sandbox and the conformance suite use it so that every
 //! refusal rule is exercised against real HTTP and real signatures.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -24,6 +24,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::Digest as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -37,6 +38,10 @@ pub const CLIENT_SECRET: &str = "stand-in-secret";
 pub const DEFAULT_LOGIN: &str = "899700771191";
 /// The LPS client id put in `azp` unless a spec says otherwise.
 pub const DEFAULT_AZP: &str = "test-lps";
+/// Where a second process (`mssante dev token`) asks the sandbox's stand-in for a token,
+/// under the issuer: `POST {issuer}/dev/token` with the form `idnat=…`. Loopback only,
+/// and only once `enable_dev_mint` was called.
+pub const DEV_TOKEN_PATH: &str = "/dev/token";
 
 /// What is wrong with a minted token, on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -177,8 +182,35 @@ struct StandInState {
     introspection_delay: Mutex<Duration>,
     /// Who the authorization endpoint logs in by default.
     login: Mutex<String>,
-    /// Authorization codes not yet exchanged: code → (IdNat, client id, redirect URI).
-    codes: Mutex<std::collections::HashMap<String, (String, String, String)>>,
+    /// Authorization codes not yet exchanged.
+    codes: Mutex<HashMap<String, CodeGrant>>,
+    /// Refresh tokens handed out: token → (IdNat, client id).
+    refresh: Mutex<HashMap<String, (String, String)>>,
+    /// Who the login page offers, and how `login_hint` addresses map to IdNats.
+    professionals: RwLock<Vec<DemoProfessional>>,
+    /// Show the login page when `login_hint` names nobody known.
+    interactive: AtomicBool,
+    /// Serve `POST {realm}/dev/token` to loopback clients.
+    dev_mint: AtomicBool,
+}
+
+/// An authorization code waiting for its exchange.
+struct CodeGrant {
+    idnat: String,
+    client_id: String,
+    redirect_uri: String,
+    /// PKCE S256 challenge, when the client sent one.
+    challenge: Option<String>,
+}
+
+/// A professional the sandbox knows: the login page lists them, and a `login_hint`
+/// holding one of their mailbox addresses (Thunderbird sends the account's user name)
+/// logs them in.
+#[derive(Debug, Clone)]
+pub struct DemoProfessional {
+    pub idnat: String,
+    pub name: String,
+    pub mailboxes: Vec<String>,
 }
 
 impl StandInState {
@@ -293,7 +325,11 @@ impl PscStandIn {
             standard_discovery: AtomicBool::new(true),
             introspection_delay: Mutex::new(Duration::ZERO),
             login: Mutex::new(DEFAULT_LOGIN.to_owned()),
-            codes: Mutex::new(std::collections::HashMap::new()),
+            codes: Mutex::new(HashMap::new()),
+            refresh: Mutex::new(HashMap::new()),
+            professionals: RwLock::new(Vec::new()),
+            interactive: AtomicBool::new(false),
+            dev_mint: AtomicBool::new(false),
         });
         let router = Router::new()
             .route(
@@ -320,13 +356,17 @@ impl PscStandIn {
                 &format!("{REALM_PATH}/protocol/openid-connect/token"),
                 post(token),
             )
+            .route(&format!("{REALM_PATH}{DEV_TOKEN_PATH}"), post(dev_token))
             .with_state(Arc::clone(&state));
         let stop = CancellationToken::new();
         let signal = stop.clone().cancelled_owned();
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(signal)
-                .await
+            if let Err(e) = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(signal)
+            .await
             {
                 tracing::warn!(error = %e, "PSC stand-in stopped");
             }
@@ -365,6 +405,34 @@ impl PscStandIn {
     /// The IdNat the authorization endpoint logs in when the client sends no `login_hint`.
     pub fn set_login(&self, idnat: &str) {
         *lock(&self.state.login) = idnat.to_owned();
+    }
+
+    /// The professionals the login page offers and `login_hint` addresses resolve to.
+    pub fn set_professionals(&self, professionals: Vec<DemoProfessional>) {
+        *self
+            .state
+            .professionals
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = professionals;
+    }
+
+    /// Interactive: a `login_hint` naming nobody known gets a page to pick a
+    /// professional. Otherwise (the default) the hint, or the configured login, is
+    /// approved at once, which is what unattended clients need.
+    pub fn set_interactive(&self, interactive: bool) {
+        self.state.interactive.store(interactive, Ordering::SeqCst);
+    }
+
+    /// Serves `POST {issuer}/dev/token` (form `idnat=…`) to loopback clients, so that
+    /// another process can mint tokens while the sandbox runs.
+    pub fn enable_dev_mint(&self) {
+        self.state.dev_mint.store(true, Ordering::SeqCst);
+    }
+
+    /// The public key new tokens are verified with (SPKI PEM), for servers that take a
+    /// static key instead of the JWKS (e.g. Dovecot's `local_validation_key_dict`).
+    pub fn public_key_pem(&self) -> String {
+        read(&self.state.keys).current().public_pem.clone()
     }
 
     /// From now on introspection says `active: false` for this token.
@@ -584,17 +652,106 @@ struct AuthorizeQuery {
     redirect_uri: Option<String>,
     state: Option<String>,
     login_hint: Option<String>,
+    scope: Option<String>,
+    acr_values: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
 }
 
-/// The authorization endpoint without a login page: the user is `login_hint` or the
-/// configured login, authenticated at once (a sandbox stand-in, no PKCE).
+/// The IdNat a `login_hint` names: a known professional's IdNat or one of their
+/// mailbox addresses; otherwise the hint itself when it is not an address.
+fn resolve_login(state: &StandInState, hint: &str) -> Option<String> {
+    let hint = hint.trim();
+    let known = read(&state.professionals);
+    if let Some(p) = known
+        .iter()
+        .find(|p| p.idnat == hint || p.mailboxes.iter().any(|m| m.eq_ignore_ascii_case(hint)))
+    {
+        return Some(p.idnat.clone());
+    }
+    if hint.is_empty() || hint.contains('@') {
+        None
+    } else if state.interactive.load(Ordering::SeqCst) && !known.is_empty() {
+        // Interactive with a list: only listed professionals log in.
+        None
+    } else {
+        Some(hint.to_owned())
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The page that lets a person pick a demo professional: each choice is the same
+/// authorization request with `login_hint` set, which is then approved at once.
+fn login_page(state: &StandInState, q: &AuthorizeQuery, client_id: &str) -> Response {
+    let mut rows = String::new();
+    for p in read(&state.professionals).iter() {
+        let mut target = match Url::parse(&format!("{}/protocol/openid-connect/auth", state.issuer))
+        {
+            Ok(u) => u,
+            Err(_) => continue,
+        };
+        {
+            let mut pairs = target.query_pairs_mut();
+            pairs.append_pair("response_type", "code");
+            pairs.append_pair("client_id", client_id);
+            for (k, v) in [
+                ("redirect_uri", &q.redirect_uri),
+                ("state", &q.state),
+                ("scope", &q.scope),
+                ("acr_values", &q.acr_values),
+                ("code_challenge", &q.code_challenge),
+                ("code_challenge_method", &q.code_challenge_method),
+            ] {
+                if let Some(v) = v {
+                    pairs.append_pair(k, v);
+                }
+            }
+            pairs.append_pair("login_hint", &p.idnat);
+        }
+        rows.push_str(&format!(
+            "<li><a href=\"{}\"><strong>{}</strong><span>IdNat {} · {}</span></a></li>\n",
+            html_escape(target.as_str()),
+            html_escape(&p.name),
+            html_escape(&p.idnat),
+            html_escape(&p.mailboxes.join(", ")),
+        ));
+    }
+    let page = format!(
+        r#"<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>Pro Santé Connect (bac à sable)</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;color:#1d2430}}
+h1{{font-size:1.3rem}}ul{{list-style:none;padding:0}}li a{{display:block;border:1px solid #ccd;border-radius:.4rem;padding:.7rem 1rem;margin:.5rem 0;text-decoration:none;color:inherit}}
+li a:hover{{background:#eef4fb}}span{{display:block;color:#556;font-size:.85rem}}p.note{{color:#a21515;font-size:.85rem}}</style></head>
+<body><h1>Pro Santé Connect — stand-in</h1><p>Application <code>{client}</code> asks to act for a professional. Choose who you are:</p>
+<ul>{rows}</ul><p class="note">Sandbox only: no card, no e-CPS, anyone can be anyone.</p></body></html>"#,
+        client = html_escape(client_id),
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page,
+    )
+        .into_response()
+}
+
+/// The authorization endpoint. `login_hint` (an IdNat or a known mailbox address) is
+/// approved at once; without one, the configured login is, unless the stand-in is
+/// interactive, which shows a page to pick a professional. PKCE S256 is honoured when
+/// the client sends a challenge (`plain` is refused).
 async fn authorize(State(state): Shared, Query(q): Query<AuthorizeQuery>) -> Response {
     if state.down.load(Ordering::SeqCst) {
         return unavailable();
     }
-    let (Some("code"), Some(client_id), Some(redirect)) =
-        (q.response_type.as_deref(), q.client_id, q.redirect_uri)
-    else {
+    let (Some("code"), Some(client_id), Some(redirect)) = (
+        q.response_type.as_deref(),
+        q.client_id.clone(),
+        q.redirect_uri.clone(),
+    ) else {
         return (
             StatusCode::BAD_REQUEST,
             "response_type=code, client_id and redirect_uri are required",
@@ -604,9 +761,47 @@ async fn authorize(State(state): Shared, Query(q): Query<AuthorizeQuery>) -> Res
     let Ok(mut target) = Url::parse(&redirect) else {
         return (StatusCode::BAD_REQUEST, "redirect_uri is not a URL").into_response();
     };
-    let idnat = q.login_hint.unwrap_or_else(|| lock(&state.login).clone());
+    let challenge = match (
+        q.code_challenge.as_deref(),
+        q.code_challenge_method.as_deref(),
+    ) {
+        (None, _) => None,
+        (Some(c), Some("S256")) if (43..=128).contains(&c.len()) => Some(c.to_owned()),
+        (Some(_), Some("S256")) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "code_challenge must be 43 to 128 characters",
+            )
+                .into_response();
+        }
+        (Some(_), _) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "code_challenge_method must be S256",
+            )
+                .into_response();
+        }
+    };
+    let interactive = state.interactive.load(Ordering::SeqCst);
+    let idnat = match q
+        .login_hint
+        .as_deref()
+        .and_then(|h| resolve_login(&state, h))
+    {
+        Some(idnat) => idnat,
+        None if interactive => return login_page(&state, &q, &client_id),
+        None => lock(&state.login).clone(),
+    };
     let code = format!("{:032x}", rand::random::<u128>());
-    lock(&state.codes).insert(code.clone(), (idnat, client_id, redirect));
+    lock(&state.codes).insert(
+        code.clone(),
+        CodeGrant {
+            idnat,
+            client_id,
+            redirect_uri: redirect,
+            challenge,
+        },
+    );
     {
         let mut pairs = target.query_pairs_mut();
         pairs.append_pair("code", &code);
@@ -622,32 +817,89 @@ struct TokenForm {
     grant_type: Option<String>,
     code: Option<String>,
     redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
 }
 
-/// `authorization_code` only: a code from `authorize`, once, with the same redirect URI.
+/// `authorization_code` (a code from `authorize`, once, same redirect URI, PKCE verifier
+/// when a challenge was given) and `refresh_token` (as Thunderbird does on its next
+/// start).
 async fn token(State(state): Shared, Form(form): Form<TokenForm>) -> Response {
     if state.down.load(Ordering::SeqCst) {
         return unavailable();
     }
     let bad =
         |error: &str| (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
-    if form.grant_type.as_deref() != Some("authorization_code") {
-        return bad("unsupported_grant_type");
-    }
-    let Some((idnat, client_id, redirect)) = form.code.and_then(|c| lock(&state.codes).remove(&c))
-    else {
-        return bad("invalid_grant");
+    let (idnat, client_id) = match form.grant_type.as_deref() {
+        Some("authorization_code") => {
+            let Some(grant) = form.code.and_then(|c| lock(&state.codes).remove(&c)) else {
+                return bad("invalid_grant");
+            };
+            if form.redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) {
+                return bad("invalid_grant");
+            }
+            if let Some(challenge) = &grant.challenge {
+                let Some(verifier) = form.code_verifier.as_deref() else {
+                    return bad("invalid_grant");
+                };
+                let digest = sha2::Sha256::digest(verifier.as_bytes());
+                if URL_SAFE_NO_PAD.encode(digest) != *challenge {
+                    return bad("invalid_grant");
+                }
+            }
+            (grant.idnat, grant.client_id)
+        }
+        Some("refresh_token") => {
+            let Some(found) = form
+                .refresh_token
+                .and_then(|r| lock(&state.refresh).get(&r).cloned())
+            else {
+                return bad("invalid_grant");
+            };
+            found
+        }
+        _ => return bad("unsupported_grant_type"),
     };
-    if form.redirect_uri.as_deref() != Some(redirect.as_str()) {
-        return bad("invalid_grant");
-    }
     let spec = TokenSpec::valid(&idnat).with_azp(&client_id);
     let token = state.mint(&spec);
+    let refresh = format!("{:032x}", rand::random::<u128>());
+    lock(&state.refresh).insert(refresh.clone(), (idnat, client_id));
     Json(json!({
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": spec.lifetime.as_secs(),
+        "refresh_token": refresh,
+        "refresh_expires_in": 1800,
         "scope": "openid scope_all",
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct DevTokenForm {
+    idnat: Option<String>,
+}
+
+/// `POST {issuer}/dev/token`: a good token for `idnat`, for `mssante dev token`.
+async fn dev_token(
+    State(state): Shared,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    Form(form): Form<DevTokenForm>,
+) -> Response {
+    if !state.dev_mint.load(Ordering::SeqCst) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if !peer.ip().is_loopback() {
+        return (StatusCode::FORBIDDEN, "loopback clients only").into_response();
+    }
+    let Some(idnat) = form.idnat.filter(|i| !i.trim().is_empty()) else {
+        return (StatusCode::BAD_REQUEST, "idnat is required").into_response();
+    };
+    let spec = TokenSpec::valid(idnat.trim());
+    Json(json!({
+        "access_token": state.mint(&spec),
+        "token_type": "Bearer",
+        "expires_in": spec.lifetime.as_secs(),
     }))
     .into_response()
 }
