@@ -38,6 +38,20 @@ print("refused", len(refused))
 s.quit()
 "#;
 
+const IMAPLIB: &str = r#"
+import imaplib, ssl, sys
+port, ca, user, token = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=ca)
+m = imaplib.IMAP4_SSL("127.0.0.1", int(port), ssl_context=ctx, timeout=30)
+m.authenticate("XOAUTH2", lambda _: ("user=%s\x01auth=Bearer %s\x01\x01" % (user, token)).encode())
+m.select("INBOX")
+typ, data = m.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT X-MSS-INS)])")
+for part in data:
+    if isinstance(part, tuple):
+        print(repr(part[1].decode()))
+m.logout()
+"#;
+
 fn python(script: &str, args: &[String]) -> String {
     let out = Command::new("python3")
         .arg("-c")
@@ -114,6 +128,20 @@ async fn smtplib_submits_on_both_ports_and_mail_lands_in_the_inbox() {
     }
     // save_sent = true: the sender keeps a copy.
     assert_eq!(a.messages(&sender, "Sent").await.len(), 2);
+    // The recipient reads both over IMAP.
+    let args = vec![
+        a.imap_tls().port().to_string(),
+        pki.path("ca.crt").to_string_lossy().into_owned(),
+        rcpt.clone(),
+        a.psc
+            .mint(&mssante::psc_standin::TokenSpec::valid(OTHER_IDNAT)),
+    ];
+    let out = tokio::task::spawn_blocking(move || python(IMAPLIB, &args))
+        .await
+        .unwrap();
+    assert!(out.contains("Subject: over 465"), "{out}");
+    assert!(out.contains("Subject: over 587"), "{out}");
+    assert!(out.contains(r"X-MSS-INS:  1 84 12\t75"), "{out}");
     a.stop().await;
 }
 

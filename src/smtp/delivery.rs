@@ -110,7 +110,6 @@ pub(super) async fn accept(s: &Session, tx: Transaction, body: Vec<u8>) -> Resul
     let prepared = message::prepare(&body, &trace, submission)
         .map_err(|e| Refusal::new(554, [5, 6, 0], e.to_string()))?;
     drop(body);
-    let raw = Arc::new(RawMessage::new(&prepared));
     let mut local = Vec::new();
     let mut remote = Vec::new();
     for r in tx.recipients {
@@ -119,9 +118,19 @@ pub(super) async fn accept(s: &Session, tx: Transaction, body: Vec<u8>) -> Resul
             Recipient::Remote(o) => remote.push(o),
         }
     }
-    let stored = if remote.is_empty() {
+    let stored = if remote.is_empty() && local.len() == 1 {
+        // One folder: the store's single-statement append is the same transaction with
+        // fewer round trips to the database thread.
+        context
+            .store
+            .append(local[0], &prepared, Flags::default(), now)
+            .await
+            .map(|_| ())
+    } else if remote.is_empty() {
+        let raw = Arc::new(RawMessage::new(&prepared));
         context.store.deliver(local, raw, now).await.map(|_| ())
     } else {
+        let raw = Arc::new(RawMessage::new(&prepared));
         let outgoing = Outgoing {
             sender: tx.sender,
             recipients: remote,

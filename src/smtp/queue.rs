@@ -23,8 +23,6 @@ use crate::store::{QueueSettlement, QueuedMessage, RawMessage};
 const PARALLEL: usize = 16;
 /// How often the queue is scanned when nothing wakes the runner.
 const SCAN_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// Due messages read per scan.
 const BATCH: u32 = 256;
 
@@ -104,9 +102,9 @@ async fn scan(
 }
 
 /// When to try again after `attempts` failed attempts.
-pub fn backoff(initial: Duration, attempts: u32) -> Duration {
+pub fn backoff(initial: Duration, max: Duration, attempts: u32) -> Duration {
     let factor = 1u32.checked_shl(attempts.min(20)).unwrap_or(u32::MAX);
-    initial.saturating_mul(factor).min(MAX_BACKOFF)
+    initial.saturating_mul(factor).min(max)
 }
 
 async fn attempt(shared: &Shared, client: &Client, message: QueuedMessage) {
@@ -175,7 +173,12 @@ async fn attempt(shared: &Shared, client: &Client, message: QueuedMessage) {
             }
         }
     }
-    let wait = backoff(context.config.smtp.queue_retry_initial.0, message.attempts);
+    let smtp = &context.config.smtp;
+    let wait = backoff(
+        smtp.queue_retry_initial.0,
+        smtp.queue_retry_max.0,
+        message.attempts,
+    );
     settlement.next_attempt_at =
         Some(now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1)));
     settlement.notice = notice(shared, &message, &failed, &body, now).await;
@@ -242,10 +245,11 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let i = Duration::from_secs(300);
-        assert_eq!(backoff(i, 0), i);
-        assert_eq!(backoff(i, 1), i * 2);
-        assert_eq!(backoff(i, 3), i * 8);
-        assert_eq!(backoff(i, 50), MAX_BACKOFF);
+        let max = Duration::from_secs(3600);
+        assert_eq!(backoff(i, max, 0), i);
+        assert_eq!(backoff(i, max, 1), i * 2);
+        assert_eq!(backoff(i, max, 3), i * 8);
+        assert_eq!(backoff(i, max, 50), max);
     }
 
     #[test]

@@ -148,7 +148,7 @@ private_key = {key:?}
 client_ca = {ca:?}
 
 [imap]
-tls = []
+tls = ["127.0.0.1:0"]
 starttls = []
 
 [smtp]
@@ -158,6 +158,7 @@ inbound = ["{inbound}"]
 max_message_size = 65536
 max_recipients = 60
 queue_retry_initial = "200ms"
+queue_retry_max = "1s"
 {smtp_extra}
 
 {routes}
@@ -225,6 +226,10 @@ impl Instance {
 
     pub fn submission_starttls(&self) -> SocketAddr {
         self.running.smtp.submission_starttls[0]
+    }
+
+    pub fn imap_tls(&self) -> SocketAddr {
+        self.running.imap.tls[0]
     }
 
     pub fn inbound(&self) -> SocketAddr {
