@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use mssante::config::Config;
-use mssante::conformance::{self, ClientCertificate, Outcome, Target};
+use mssante::conformance::{self, ClientCertificate, Outcome, Report, Target};
 use mssante::psc_standin::PscStandIn;
 use mssante::server;
 use mssante::store::{DirectoryFields, Grant, MailboxKind, NewMailbox};
@@ -31,8 +31,9 @@ fn report_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/conformance")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn our_server_passes_every_applicable_case() {
+/// Our server with every listener, trusting a fresh stand-in in `mode` ("local" or
+/// "introspection"), run through the whole suite; the report is written as `name`.
+async fn run_suite(mode: &str, name: &str) -> (Report, PathBuf, PathBuf) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
@@ -62,7 +63,7 @@ async fn our_server_passes_every_applicable_case() {
          [smtp]\nsubmission_tls = [\"127.0.0.1:0\"]\nsubmission_starttls = [\"127.0.0.1:0\"]\ninbound = [\"127.0.0.1:0\"]\n\
          [trust]\nlist = \"listeblanchemssante.xml\"\n\
          [session]\nsasl_challenge_timeout = \"1s\"\nauth_failures_before_delay = 1000\n{}",
-        psc.config_toml("local")
+        psc.config_toml(mode)
     );
     let config = Config::parse(&text, dir.path()).unwrap();
     let running = server::start(config).await.unwrap();
@@ -113,16 +114,27 @@ async fn our_server_passes_every_applicable_case() {
     target.unanswered_challenge_wait = Duration::from_secs(10);
 
     let report = conformance::run(&psc, &target).await.unwrap();
-    let html = report_dir().join("report.html");
+    running.stop().await;
+    let html = report_dir().join(name);
     let json = report.write(&html).unwrap();
     eprintln!("conformance report: {}", html.display());
+    (report, html, json)
+}
 
-    let failures: Vec<String> = report
+fn failures(report: &Report) -> Vec<String> {
+    report
         .cases
         .iter()
         .filter(|c| matches!(c.outcome, Outcome::Fail(_)))
         .map(|c| format!("{}: {}", c.info.id, c.outcome.detail()))
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_server_passes_every_applicable_case() {
+    let (report, html, json) = run_suite("local", "report.html").await;
+
+    let failures = failures(&report);
     assert!(failures.is_empty(), "failed cases: {failures:#?}");
 
     // What must have run (not skipped) against an IMAP server with both ports and
@@ -208,6 +220,14 @@ async fn our_server_passes_every_applicable_case() {
     let parsed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     assert_eq!(parsed["summary"]["failed"], 0);
+}
 
-    running.stop().await;
+/// The ANS application also exposes introspection: a server validating that way passes
+/// the same cases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_server_passes_with_introspection_too() {
+    let (report, _, _) = run_suite("introspection", "report-introspection.html").await;
+    let failures = failures(&report);
+    assert!(failures.is_empty(), "failed cases: {failures:#?}");
+    assert!(report.summary.passed >= 48, "{:?}", report.summary);
 }

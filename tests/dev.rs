@@ -243,9 +243,52 @@ fn sandbox_serves_the_printed_commands_and_stops_on_sigterm() {
 
 #[test]
 fn a_temporary_sandbox_removes_its_folder() {
-    let sandbox = Sandbox::start(&[]);
+    let sandbox = Sandbox::start(&["--approve", "899700771192"]);
     let dir = sandbox.dir();
     assert!(dir.join("certs/app.crt").exists());
+
+    // --approve: an authorization request without a hint is granted at once, for that
+    // professional, and the code buys a token.
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sandbox.json")).unwrap()).unwrap();
+    let issuer = state["issuer"].as_str().unwrap().to_owned();
+    let out = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+        &format!(
+            "{issuer}/protocol/openid-connect/auth?response_type=code&client_id=lps&redirect_uri=https://localhost&state=s"
+        ),
+    ]);
+    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (status, location) = answer.split_once(' ').unwrap();
+    assert_eq!(status, "302", "{answer}");
+    let code = location
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("code="))
+        .unwrap();
+    let out = curl(&[
+        "-d",
+        "grant_type=authorization_code",
+        "-d",
+        &format!("code={code}"),
+        "-d",
+        "redirect_uri=https://localhost",
+        &format!("{issuer}/protocol/openid-connect/token"),
+    ]);
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    use base64::Engine as _;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["SubjectNameID"], "899700771192");
+
     let (status, rest) = sandbox.terminate();
     assert!(status.success(), "{status:?} {rest:?}");
     assert!(!dir.exists(), "{} still exists", dir.display());
@@ -263,11 +306,21 @@ async fn stand_in_authorization_code_with_pkce_and_refresh() {
     let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    psc.set_professionals(vec![DemoProfessional {
-        idnat: "899700771191".into(),
-        name: "Dr Jean Dupont".into(),
-        mailboxes: vec!["jean.dupont@sandbox.mssante.fr".into()],
-    }]);
+    psc.set_professionals(vec![
+        DemoProfessional {
+            idnat: "899700771191".into(),
+            name: "Dr Jean Dupont".into(),
+            mailboxes: vec![
+                "jean.dupont@sandbox.mssante.fr".into(),
+                "secretariat@sandbox.mssante.fr".into(),
+            ],
+        },
+        DemoProfessional {
+            idnat: "899700771192".into(),
+            name: "Dr Marie Martin".into(),
+            mailboxes: vec!["secretariat@sandbox.mssante.fr".into()],
+        },
+    ]);
     psc.set_interactive(true);
     let issuer = psc.issuer().to_string();
     let http = reqwest::Client::builder()
@@ -374,6 +427,12 @@ async fn stand_in_authorization_code_with_pkce_and_refresh() {
     let html = page.text().await.unwrap();
     assert!(html.contains("Dr Jean Dupont") && html.contains("login_hint=899700771191"));
     assert!(html.contains(&format!("code_challenge={challenge}")));
+    // A mailbox both open names nobody: the page asks.
+    let shared = authorize(Some("secretariat@sandbox.mssante.fr"), "S256")
+        .await
+        .unwrap();
+    assert_eq!(shared.status(), 200);
+    assert!(shared.text().await.unwrap().contains("Dr Marie Martin"));
     // An unknown address is not logged in silently.
     assert_eq!(
         authorize(Some("someone@else.fr"), "S256")

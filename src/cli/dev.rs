@@ -36,6 +36,10 @@ pub struct DevArgs {
     /// 8443, each replaced by a free port when taken.
     #[arg(long)]
     pub ports_from: Option<u16>,
+    /// Unattended clients: the stand-in's authorization endpoint never shows its page and
+    /// logs this IdNat in when `login_hint` names no single demo professional.
+    #[arg(long, value_name = "IDNAT")]
+    pub approve: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,7 +70,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         Some(DevCommand::Token { idnat, dir, psc }) => {
             report(token(&idnat, dir.as_deref(), psc.as_deref()).await)
         }
-        None => report(sandbox(args.dir, args.ports_from).await),
+        None => report(sandbox(args.dir, args.ports_from, args.approve).await),
     }
 }
 
@@ -202,7 +206,11 @@ fn sandbox_dir(dir: Option<PathBuf>) -> anyhow::Result<SandboxDir> {
     }
 }
 
-async fn sandbox(dir: Option<PathBuf>, ports_from: Option<u16>) -> anyhow::Result<()> {
+async fn sandbox(
+    dir: Option<PathBuf>,
+    ports_from: Option<u16>,
+    approve: Option<String>,
+) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = sandbox_dir(dir)?;
     let d = &dir.path;
@@ -225,10 +233,10 @@ async fn sandbox(dir: Option<PathBuf>, ports_from: Option<u16>) -> anyhow::Resul
     };
     let demo = demo();
     psc.set_professionals(demo.professionals.clone());
-    psc.set_interactive(true);
     psc.enable_dev_mint();
-    if let Some(first) = demo.professionals.first() {
-        psc.set_login(&first.idnat);
+    match &approve {
+        Some(idnat) => psc.set_login(idnat),
+        None => psc.set_interactive(true),
     }
 
     let config_text = format!(

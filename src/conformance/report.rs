@@ -255,3 +255,16 @@ pre .c{color:#8fd3ff}pre .s{color:#c3e88d}pre .n{color:#9aa5b1;font-style:italic
 footer{margin-top:2rem;color:#666;font-size:.8rem}
 code{font-size:.85rem}
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::esc;
+
+    #[test]
+    fn server_text_cannot_inject_markup() {
+        assert_eq!(
+            esc("<script>alert('x')</script> & \u{1}"),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; \\x01"
+        );
+    }
+}

@@ -768,3 +768,22 @@ async fn starttls_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         .await,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::auth_mechanisms;
+
+    #[test]
+    fn auth_keyword_in_both_spellings() {
+        let keywords = vec![
+            "SIZE 1000".to_owned(),
+            "AUTH XOAUTH2 oauthbearer".to_owned(),
+            "AUTH=PLAIN".to_owned(),
+        ];
+        assert_eq!(
+            auth_mechanisms(&keywords),
+            ["XOAUTH2", "OAUTHBEARER", "PLAIN"]
+        );
+        assert!(auth_mechanisms(&["STARTTLS".to_owned()]).is_empty());
+    }
+}

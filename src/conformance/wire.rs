@@ -305,10 +305,6 @@ impl Wire {
         }
     }
 
-    pub fn is_tls(&self) -> bool {
-        matches!(self.stream, Some(Stream::Tls(_)))
-    }
-
     /// Sends `line` (CRLF added) and records it as is.
     pub async fn send(&mut self, line: &str) -> anyhow::Result<()> {
         self.send_shown(line, line).await
@@ -425,5 +421,31 @@ impl Wire {
 
     pub fn recorder(&self) -> &Recorder {
         &self.rec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_tokens_never_reach_the_transcript() {
+        let rec = Recorder::new();
+        rec.secret("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln");
+        rec.record(
+            Direction::Server,
+            "* BAD token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln echoed",
+        );
+        let lines = rec.lines();
+        assert_eq!(lines[0].text, "* BAD token <token redacted> echoed");
+        assert_eq!(lines[0].direction, Direction::Server);
+    }
+
+    #[test]
+    fn endpoints_take_host_and_port_apart() {
+        let e = Endpoint::parse("[::1]:993", None).unwrap();
+        assert_eq!(e.host_port(), ("::1".to_owned(), "993".to_owned()));
+        assert!(Endpoint::parse("mail.example", None).is_err());
+        assert!(Endpoint::parse("mail.example:imaps", None).is_err());
     }
 }

@@ -658,15 +658,19 @@ struct AuthorizeQuery {
     code_challenge_method: Option<String>,
 }
 
-/// The IdNat a `login_hint` names: a known professional's IdNat or one of their
-/// mailbox addresses; otherwise the hint itself when it is not an address.
+/// The IdNat a `login_hint` names: a known professional's IdNat or a mailbox address
+/// only they open; otherwise the hint itself when it is not an address.
 fn resolve_login(state: &StandInState, hint: &str) -> Option<String> {
     let hint = hint.trim();
     let known = read(&state.professionals);
-    if let Some(p) = known
+    if let Some(p) = known.iter().find(|p| p.idnat == hint) {
+        return Some(p.idnat.clone());
+    }
+    // A mailbox several professionals open (organisational) names nobody in particular.
+    let mut holders = known
         .iter()
-        .find(|p| p.idnat == hint || p.mailboxes.iter().any(|m| m.eq_ignore_ascii_case(hint)))
-    {
+        .filter(|p| p.mailboxes.iter().any(|m| m.eq_ignore_ascii_case(hint)));
+    if let (Some(p), None) = (holders.next(), holders.next()) {
         return Some(p.idnat.clone());
     }
     if hint.is_empty() || hint.contains('@') {
