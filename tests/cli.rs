@@ -282,3 +282,51 @@ fn the_store_lives_in_data_dir() {
     ]);
     assert!(Path::new(&env.dir.path().join("data/mssante.db")).exists());
 }
+
+/// `mssante audit | head -1` is how operators skim the trail: the listing must end quietly
+/// when the reader goes away, not panic on the closed pipe.
+#[tokio::test]
+async fn the_audit_listing_ends_quietly_when_the_reader_stops() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let env = Env::new();
+    let store = mssante::store::Store::open(&env.dir.path().join("data"))
+        .await
+        .unwrap();
+    // More than a pipe buffer holds, so the writer meets the closed pipe.
+    let writes = (0..2000).map(|i| {
+        store.audit(mssante::store::AuditEntry {
+            at: chrono::Utc::now(),
+            protocol: "imap".into(),
+            mechanism: Some("XOAUTH2".into()),
+            identity: Some(format!("8997007711{i:04}")),
+            mailbox: Some("a@one.mssante.fr".into()),
+            peer: Some("127.0.0.1:1".into()),
+            outcome: mssante::store::AuditOutcome::Success,
+            reason: None,
+        })
+    });
+    for w in futures::future::join_all(writes).await {
+        w.unwrap();
+    }
+    drop(store);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mssante"))
+        .arg("--config")
+        .arg(env.config())
+        .args(["audit", "--json", "--limit", "2000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(json(&first)["mechanism"] == "XOAUTH2", "{first}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -189,13 +189,18 @@ async fn audit(
     limit: u32,
     json: bool,
 ) -> anyhow::Result<()> {
+    use std::io::Write;
     let store = crate::store::Store::open(&config.server.data_dir).await?;
+    // Written through a locked handle: a reader that stops early (`| head`) ends the
+    // listing instead of a panic on the closed pipe.
+    let mut out = std::io::stdout().lock();
     for r in store.audit_records(mailbox, limit).await? {
-        if json {
-            println!("{}", serde_json::to_string(&r)?);
+        let written = if json {
+            writeln!(out, "{}", serde_json::to_string(&r)?)
         } else {
             let e = &r.entry;
-            println!(
+            writeln!(
+                out,
                 "{} {:<10} {:<8} {:<11} mailbox={} identity={} peer={} {}",
                 e.at.to_rfc3339(),
                 e.protocol,
@@ -205,8 +210,16 @@ async fn audit(
                 e.identity.as_deref().unwrap_or("-"),
                 e.peer.as_deref().unwrap_or("-"),
                 e.reason.as_deref().unwrap_or(""),
-            );
+            )
+        };
+        match written {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }

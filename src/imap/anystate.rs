@@ -1,7 +1,7 @@
 //! Commands valid in every state: CAPABILITY, NOOP, LOGOUT, ID.
 
 use imap_codec::imap_types::command::{Command, CommandBody};
-use imap_codec::imap_types::core::IString;
+use imap_codec::imap_types::core::{IString, NString};
 use imap_codec::imap_types::response::{Data, StatusKind};
 
 use super::capabilities;
@@ -34,7 +34,9 @@ impl Session {
                     .await?;
                 Ok(Transition::Logout)
             }
-            CommandBody::Id { .. } => {
+            CommandBody::Id { parameters } => {
+                // Which client is on the line: the first thing to look for in a trace.
+                tracing::debug!(client = ?client_id(parameters.as_deref()), "ID");
                 let parameters = vec![
                     (istr("name"), text::nstring(Some("mssante"))),
                     (
@@ -69,4 +71,20 @@ impl Session {
 
 fn istr(s: &'static str) -> IString<'static> {
     text::istring(s)
+}
+
+/// The client's `name` and `version` from its ID parameters, for the log.
+fn client_id(parameters: Option<&[(IString<'_>, NString<'_>)]>) -> String {
+    let field = |key: &str| {
+        parameters?
+            .iter()
+            .find(|(k, _)| k.as_ref().eq_ignore_ascii_case(key.as_bytes()))
+            .and_then(|(_, v)| v.0.as_ref())
+            .map(|v| String::from_utf8_lossy(v.as_ref()).into_owned())
+    };
+    match (field("name"), field("version")) {
+        (Some(n), Some(v)) => format!("{n} {v}"),
+        (Some(n), None) => n,
+        _ => "unnamed".into(),
+    }
 }

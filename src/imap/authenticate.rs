@@ -116,6 +116,12 @@ impl Session {
             .config
             .session
             .auth_failures_before_delay;
+        // Whether the client sent its response inline (SASL-IR) or waited for `+`.
+        tracing::debug!(
+            mechanism = mech.name(),
+            initial_response_inline = initial.is_some(),
+            "AUTHENTICATE"
+        );
         let owed = self.shared.limits.pending_delay(self.peer.ip(), free);
         self.pause(owed).await;
 

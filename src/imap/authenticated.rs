@@ -424,7 +424,10 @@ impl Session {
         }
         .await;
         let (uids, unseen) = match loaded {
-            Ok(x) => x,
+            Ok(x) => {
+                tracing::debug!(folder = %folder.name, read_only, messages = x.0.len(), "selected");
+                x
+            }
             Err(e) => {
                 self.no(&tag, &format!("SELECT failed: {e}")).await?;
                 return Ok(if was_selected {

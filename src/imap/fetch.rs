@@ -150,6 +150,14 @@ impl Session {
             need.sets_seen = false;
         }
         let folder_id = view.folder.id;
+        tracing::debug!(
+            folder = %view.folder.name,
+            uid,
+            messages = positions.len(),
+            header = need.header,
+            body = need.body,
+            "fetch"
+        );
         let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
         let store = self.shared.context.store.clone();
 
