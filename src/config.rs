@@ -201,6 +201,8 @@ pub struct SmtpConfig {
     pub routes: BTreeMap<String, String>,
     pub queue_max_lifetime: HumanDuration,
     pub queue_retry_initial: HumanDuration,
+    /// The longest wait between two attempts (the back-off doubles up to it).
+    pub queue_retry_max: HumanDuration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -362,6 +364,7 @@ mod raw {
         pub routes: Option<BTreeMap<String, String>>,
         pub queue_max_lifetime: Option<Scalar>,
         pub queue_retry_initial: Option<Scalar>,
+        pub queue_retry_max: Option<Scalar>,
     }
 
     #[derive(Deserialize)]
@@ -726,6 +729,7 @@ impl Config {
                     s.queue_retry_initial,
                     "5m",
                 )?,
+                queue_retry_max: c.duration("smtp.queue_retry_max", s.queue_retry_max, "1h")?,
             }
         };
 

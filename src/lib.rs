@@ -13,5 +13,6 @@ pub mod lifecycle;
 pub mod pki;
 pub mod psc_standin;
 pub mod server;
+pub mod smtp;
 pub mod store;
 pub mod tls;

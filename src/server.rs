@@ -23,6 +23,7 @@ pub struct Context {
     pub clock: SharedClock,
     /// TLS configuration for each accepted connection (`tls.current()`), reloaded on SIGHUP.
     pub tls: Arc<TlsSource>,
+    /// PSC tokens and certificates for every protocol's SASL.
     pub auth: Authenticator,
 }
 
@@ -33,6 +34,8 @@ pub struct Running {
     pub tasks: TaskTracker,
     /// Where the IMAP listeners are bound (resolves port 0).
     pub imap: crate::imap::Listening,
+    /// Where the SMTP listeners are bound (resolves port 0).
+    pub smtp: crate::smtp::Listening,
 }
 
 impl Running {
@@ -70,11 +73,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     crate::lifecycle::spawn_scheduler(&context, shutdown.clone(), &tasks)
         .context("starting the lifecycle scheduler")?;
     let imap = crate::imap::start(&context, context.auth.clone(), shutdown.clone(), &tasks).await?;
+    let smtp = crate::smtp::start(&context, shutdown.clone(), &tasks).await?;
     Ok(Running {
         context,
         shutdown,
         tasks,
         imap,
+        smtp,
     })
 }
 

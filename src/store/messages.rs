@@ -82,17 +82,20 @@ pub(super) async fn bump_folder(
 }
 
 /// One row of `messages`, before it is written.
-struct NewRow<'a> {
-    folder_id: i64,
-    uid: u32,
-    modseq: u64,
-    flags: &'a Flags,
-    internal_date: i64,
-    size: i64,
-    body_id: i64,
+pub(super) struct NewRow<'a> {
+    pub(super) folder_id: i64,
+    pub(super) uid: u32,
+    pub(super) modseq: u64,
+    pub(super) flags: &'a Flags,
+    pub(super) internal_date: i64,
+    pub(super) size: i64,
+    pub(super) body_id: i64,
 }
 
-async fn insert_message(c: &mut SqliteConnection, row: NewRow<'_>) -> Result<(), StoreError> {
+pub(super) async fn insert_message(
+    c: &mut SqliteConnection,
+    row: NewRow<'_>,
+) -> Result<(), StoreError> {
     let NewRow {
         folder_id,
         uid,

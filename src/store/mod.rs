@@ -10,6 +10,7 @@ mod imap_queries;
 mod lifecycle;
 mod mailboxes;
 mod messages;
+mod queue;
 mod types;
 mod writer;
 
@@ -26,6 +27,7 @@ use tokio::sync::{broadcast, mpsc};
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
 pub use lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};
 pub use mailboxes::normalise_address;
+pub use queue::{Outgoing, OutgoingRecipient, QueueSettlement, QueuedMessage, QueuedRecipient};
 pub use types::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./schema");

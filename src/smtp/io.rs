@@ -1,0 +1,371 @@
+//! Bytes on the wire: bounded line reads, DATA and BDAT bodies, buffered replies.
+//!
+//! smtp-proto parses a command line once we have one; reading it is ours, because its
+//! receiver caps a line at 4,096 bytes and drops the rest of a long SASL line, while
+//! RFC 4954 lets an AUTH line carry at least 12,288 bytes. Replies accumulate and are
+//! flushed only before the session would wait for the client, so a pipelined batch
+//! (RFC 2920) gets its answers in one write.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// What a read can end in besides data.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("connection closed by the peer")]
+    Closed,
+    #[error("timed out waiting for the peer")]
+    Timeout,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// How a bounded line read ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// The line (with its line ending) was appended.
+    Complete,
+    /// The line was longer than allowed; it was read through its end and dropped.
+    TooLong,
+}
+
+/// A plain or TLS stream, either side.
+pub enum Stream {
+    Plain(TcpStream),
+    Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Left behind while a STARTTLS handshake owns the socket.
+    Gone,
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Server(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Client(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Server(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Client(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Server(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Client(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Server(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Client(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// Room read from the socket at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A stream with a read buffer and a reply buffer.
+pub struct Wire {
+    pub stream: Stream,
+    buf: Vec<u8>,
+    pos: usize,
+    out: Vec<u8>,
+    /// Ends any wait for the peer (server shutdown).
+    cancel: Option<CancellationToken>,
+}
+
+impl Wire {
+    pub fn new(stream: Stream) -> Self {
+        Wire {
+            stream,
+            buf: Vec::with_capacity(READ_CHUNK),
+            pos: 0,
+            out: Vec::with_capacity(512),
+            cancel: None,
+        }
+    }
+
+    /// Waits for the peer end with `WireError::ShuttingDown` once `cancel` fires.
+    pub fn cancel_on(&mut self, cancel: CancellationToken) {
+        self.cancel = Some(cancel);
+    }
+
+    /// Forgets unread bytes: what came before a TLS handshake must not be read after it
+    /// (RFC 3207 §4.2).
+    pub fn discard_buffered(&mut self) {
+        self.buf.clear();
+        self.pos = 0;
+    }
+
+    /// Queues a reply line (already terminated by CRLF).
+    pub fn queue(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    pub async fn flush(&mut self) -> Result<(), WireError> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    /// Reads more bytes, flushing queued replies first if the client is waiting for them.
+    async fn fill(&mut self, timeout: Duration) -> Result<(), WireError> {
+        if !self.out.is_empty() {
+            self.flush().await?;
+        }
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > READ_CHUNK {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let start = self.buf.len();
+        self.buf.resize(start + READ_CHUNK, 0);
+        let read = match &self.cancel {
+            None => tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])).await,
+            Some(cancel) => tokio::select! {
+                r = tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])) => r,
+                _ = cancel.cancelled() => {
+                    self.buf.truncate(start);
+                    return Err(WireError::ShuttingDown);
+                }
+            },
+        };
+        let n = match read {
+            Err(_) => {
+                self.buf.truncate(start);
+                return Err(WireError::Timeout);
+            }
+            Ok(Err(e)) => {
+                self.buf.truncate(start);
+                return Err(e.into());
+            }
+            Ok(Ok(n)) => n,
+        };
+        self.buf.truncate(start + n);
+        if n == 0 {
+            return Err(WireError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Appends one line (through LF) to `out` if it fits in `limit` bytes; a longer line
+    /// is consumed and dropped.
+    pub async fn read_line(
+        &mut self,
+        out: &mut Vec<u8>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Line, WireError> {
+        let start = out.len();
+        let mut too_long = false;
+        loop {
+            let available = &self.buf[self.pos..];
+            let newline = available.iter().position(|&b| b == b'\n');
+            let take = newline.map_or(available.len(), |i| i + 1);
+            if !too_long {
+                if out.len() - start + take > limit {
+                    too_long = true;
+                    out.truncate(start);
+                } else {
+                    out.extend_from_slice(&available[..take]);
+                }
+            }
+            self.pos += take;
+            if newline.is_some() {
+                return Ok(if too_long {
+                    Line::TooLong
+                } else {
+                    Line::Complete
+                });
+            }
+            self.fill(timeout).await?;
+        }
+    }
+
+    /// Reads a DATA body through the `.` line, removing dot-stuffing. Past `limit` bytes
+    /// the rest is read and dropped; returns whether it fit.
+    pub async fn read_data(
+        &mut self,
+        out: &mut Vec<u8>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<bool, WireError> {
+        let mut fits = true;
+        let mut line = Vec::with_capacity(1024);
+        loop {
+            line.clear();
+            // A single line may be anything up to the whole budget.
+            let status = self
+                .read_line(&mut line, limit.saturating_add(3), timeout)
+                .await?;
+            if status == Line::TooLong {
+                fits = false;
+                continue;
+            }
+            if line == b".\r\n" || line == b".\n" {
+                return Ok(fits);
+            }
+            let content = line.strip_prefix(b".").unwrap_or(&line);
+            if fits && out.len() + content.len() <= limit {
+                out.extend_from_slice(content);
+            } else {
+                fits = false;
+                out.clear();
+            }
+        }
+    }
+
+    /// Reads exactly `n` bytes (a BDAT chunk), appending them while `out` stays within
+    /// `limit`; returns whether they fit.
+    pub async fn read_chunk(
+        &mut self,
+        out: &mut Vec<u8>,
+        mut n: usize,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<bool, WireError> {
+        let mut fits = out.len().saturating_add(n) <= limit;
+        if !fits {
+            out.clear();
+        }
+        while n > 0 {
+            if self.pos == self.buf.len() {
+                self.fill(timeout).await?;
+            }
+            let available = &self.buf[self.pos..];
+            let take = available.len().min(n);
+            if fits {
+                out.extend_from_slice(&available[..take]);
+            }
+            self.pos += take;
+            n -= take;
+        }
+        if out.len() > limit {
+            fits = false;
+            out.clear();
+        }
+        Ok(fits)
+    }
+
+    /// Flushes and closes the write side; errors do not matter any more.
+    pub async fn close(&mut self) {
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+/// One reply line, `code esc text`, or several joined with `-` continuations.
+pub fn reply(code: u16, esc: [u8; 3], text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 16);
+    // invariant: writing to a Vec cannot fail.
+    let _ = smtp_proto::Response::new(code, esc[0], esc[1], esc[2], sanitize(text)).write(&mut out);
+    out
+}
+
+/// Keeps peer-supplied text from breaking the reply line.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    async fn pair(input: &'static [u8]) -> Wire {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            c.write_all(input).await.unwrap();
+            let _ = c.shutdown().await;
+            let mut sink = Vec::new();
+            let _ = c.read_to_end(&mut sink).await;
+        });
+        let (s, _) = listener.accept().await.unwrap();
+        Wire::new(Stream::Plain(s))
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn lines_and_long_lines() {
+        let mut w = pair(b"EHLO a\r\nXXXXXXXXXXXXXXXXXXXX\r\nNOOP\r\n").await;
+        let mut l = Vec::new();
+        assert_eq!(w.read_line(&mut l, 10, T).await.unwrap(), Line::Complete);
+        assert_eq!(l, b"EHLO a\r\n");
+        l.clear();
+        assert_eq!(w.read_line(&mut l, 10, T).await.unwrap(), Line::TooLong);
+        l.clear();
+        assert_eq!(w.read_line(&mut l, 10, T).await.unwrap(), Line::Complete);
+        assert_eq!(l, b"NOOP\r\n");
+        assert!(matches!(
+            w.read_line(&mut l, 10, T).await,
+            Err(WireError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn data_unstuffing_and_limit() {
+        let mut w = pair(b"a\r\n..b\r\n.\r\nNOOP\r\n0123456789\r\n.\r\n").await;
+        let mut d = Vec::new();
+        assert!(w.read_data(&mut d, 100, T).await.unwrap());
+        assert_eq!(d, b"a\r\n.b\r\n");
+        let mut l = Vec::new();
+        w.read_line(&mut l, 100, T).await.unwrap();
+        assert_eq!(l, b"NOOP\r\n");
+        let mut d = Vec::new();
+        assert!(!w.read_data(&mut d, 5, T).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn chunks() {
+        let mut w = pair(b"0123456789NOOP\r\n").await;
+        let mut d = Vec::new();
+        assert!(w.read_chunk(&mut d, 4, 100, T).await.unwrap());
+        assert!(!w.read_chunk(&mut d, 6, 8, T).await.unwrap());
+        let mut l = Vec::new();
+        w.read_line(&mut l, 100, T).await.unwrap();
+        assert_eq!(l, b"NOOP\r\n");
+    }
+}

@@ -1,0 +1,186 @@
+//! SMTP: submission for health professionals' software (465 implicit TLS, 587
+//! STARTTLS), the operator-to-operator interface of the trust space (25), local
+//! delivery and the outbound queue.
+//!
+//! smtp-proto parses command lines and writes reply lines; everything that reads from
+//! the network (lines, AUTH continuations, DATA, BDAT) is bounded here (`io`).
+
+mod delivery;
+pub mod dsn;
+mod inbound;
+mod io;
+mod limits;
+pub mod message;
+pub mod outbound;
+pub mod queue;
+mod session;
+mod submission;
+pub mod trust;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::server::Context;
+use limits::PeerLimits;
+pub use trust::TrustList;
+
+/// RFC 5321 §4.5.3.2: how long to wait for a command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// RFC 5321 §4.5.3.2: how long to wait for each block of DATA (and BDAT) content.
+const DATA_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// The addresses the SMTP listeners are bound to (port 0 in the configuration becomes
+/// the port the system chose).
+#[derive(Debug, Clone, Default)]
+pub struct Listening {
+    pub submission_tls: Vec<SocketAddr>,
+    pub submission_starttls: Vec<SocketAddr>,
+    pub inbound: Vec<SocketAddr>,
+}
+
+/// Which listener a connection came through: it decides TLS, AUTH and the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interface {
+    /// Port 465: TLS from the first byte.
+    SubmissionTls,
+    /// Port 587: STARTTLS before AUTH and MAIL.
+    SubmissionStartTls,
+    /// Port 25 between operators: STARTTLS with a listed client certificate.
+    Inbound,
+}
+
+impl Interface {
+    fn name(self) -> &'static str {
+        match self {
+            Interface::SubmissionTls => "submission_tls",
+            Interface::SubmissionStartTls => "submission_starttls",
+            Interface::Inbound => "inbound",
+        }
+    }
+
+    fn is_submission(self) -> bool {
+        self != Interface::Inbound
+    }
+}
+
+/// What every SMTP session and the queue runner share.
+pub(crate) struct Shared {
+    pub(crate) context: Context,
+    pub(crate) trust: Arc<TrustList>,
+    pub(crate) limits: Arc<PeerLimits>,
+    pub(crate) shutdown: CancellationToken,
+    /// Wakes the queue runner when a message was queued.
+    pub(crate) queued: Arc<Notify>,
+}
+
+/// Loads the trust list, binds the `[smtp]` listeners, starts the queue runner and
+/// the trust-list refresh on `tasks`; returns the bound addresses.
+pub async fn start(
+    context: &Context,
+    shutdown: CancellationToken,
+    tasks: &TaskTracker,
+) -> anyhow::Result<Listening> {
+    let config = &context.config;
+    let trust = TrustList::load(&config.trust)
+        .await
+        .context("loading the trust list")?;
+    trust.spawn_refresh(config.trust.refresh.0, shutdown.clone(), tasks);
+    let shared = Arc::new(Shared {
+        context: context.clone(),
+        trust,
+        limits: Arc::new(PeerLimits::default()),
+        shutdown,
+        queued: Arc::new(Notify::new()),
+    });
+    let mut listening = Listening::default();
+    for (addrs, interface, out) in [
+        (
+            &config.smtp.submission_tls,
+            Interface::SubmissionTls,
+            &mut listening.submission_tls,
+        ),
+        (
+            &config.smtp.submission_starttls,
+            Interface::SubmissionStartTls,
+            &mut listening.submission_starttls,
+        ),
+        (
+            &config.smtp.inbound,
+            Interface::Inbound,
+            &mut listening.inbound,
+        ),
+    ] {
+        for addr in addrs {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding SMTP listener {} {addr}", interface.name()))?;
+            let bound = listener.local_addr()?;
+            out.push(bound);
+            tracing::info!(%bound, interface = interface.name(), "SMTP listening");
+            tasks.spawn(accept_loop(
+                listener,
+                interface,
+                shared.clone(),
+                tasks.clone(),
+            ));
+        }
+    }
+    queue::spawn_runner(shared.clone(), tasks);
+    Ok(listening)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    interface: Interface,
+    shared: Arc<Shared>,
+    tasks: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: pause rather than spin.
+                tracing::warn!(error = %e, "SMTP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let span = tracing::info_span!("smtp", %peer, interface = interface.name());
+        tasks.spawn(handle(tcp, peer, interface, shared.clone()).instrument(span));
+    }
+}
+
+async fn handle(tcp: TcpStream, peer: SocketAddr, interface: Interface, shared: Arc<Shared>) {
+    let max = shared.context.config.smtp.max_connections_per_peer;
+    let slot = shared.limits.connect(peer.ip(), max);
+    if slot.is_none() {
+        tracing::info!("too many connections from this address");
+        let mut wire = io::Wire::new(io::Stream::Plain(tcp));
+        if interface == Interface::SubmissionTls {
+            // Nothing can be said before the handshake; closing is the answer.
+            return;
+        }
+        wire.queue(&io::reply(
+            421,
+            [4, 7, 0],
+            "Too many connections from your address",
+        ));
+        wire.close().await;
+        return;
+    }
+    session::run(shared, tcp, peer, interface).await;
+    drop(slot);
+}

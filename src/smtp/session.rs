@@ -1,0 +1,579 @@
+//! One SMTP connection: greeting, EHLO, STARTTLS, AUTH, the mail transaction and its
+//! limits. Which rules apply (AUTH or client certificate, who may send, who may
+//! receive) depends on the interface and lives in `submission` and `inbound`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use smtp_proto::{Error as ProtoError, Request};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+use super::delivery::{self, Recipient};
+use super::io::{Line, Stream, Wire, WireError, reply};
+use super::{COMMAND_TIMEOUT, DATA_TIMEOUT, Interface, Shared, inbound, submission};
+use crate::auth::Authenticated;
+use crate::tls::ClientCertificate;
+
+/// Longest command line; RFC 4954 §4 asks at least 12,288 octets for an AUTH line.
+pub(super) const MAX_COMMAND_LINE: usize = 12_288 + 512;
+/// smtp-proto's own limit for the other commands.
+const MAX_PARSED_LINE: usize = smtp_proto::request::receiver::MAX_LINE_LENGTH;
+/// Unknown or refused commands tolerated before the connection is closed.
+const MAX_ERRORS: u32 = 20;
+
+/// A refusal: the reply to send instead of going on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Refusal {
+    pub code: u16,
+    pub esc: [u8; 3],
+    pub text: String,
+}
+
+impl Refusal {
+    pub fn new(code: u16, esc: [u8; 3], text: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            esc,
+            text: text.into(),
+        }
+    }
+}
+
+/// MAIL accepted, recipients being added.
+pub(super) struct Transaction {
+    pub sender: String,
+    pub envid: Option<String>,
+    pub ret_full: bool,
+    pub recipients: Vec<Recipient>,
+    /// BDAT chunks received so far.
+    chunks: Vec<u8>,
+    chunks_fit: bool,
+    /// A BDAT chunk arrived with no valid recipient: the rest is read and refused.
+    chunks_refused: bool,
+}
+
+pub(super) struct Session {
+    pub shared: Arc<Shared>,
+    pub wire: Wire,
+    pub peer: SocketAddr,
+    pub interface: Interface,
+    pub tls: bool,
+    pub certificate: ClientCertificate,
+    pub helo: Option<String>,
+    pub authenticated: Option<Authenticated>,
+    pub auth_failures: u32,
+    /// Envelope senders already allowed for this session's identity: a client sending
+    /// many messages is checked once per address, as it was when it authenticated.
+    pub allowed_senders: Vec<String>,
+    pub transaction: Option<Transaction>,
+    messages: u32,
+    errors: u32,
+}
+
+/// Whether to go on reading commands.
+enum Next {
+    Continue,
+    Close,
+}
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    interface: Interface,
+) {
+    let mut session = Session {
+        shared,
+        wire: Wire::new(Stream::Plain(tcp)),
+        peer,
+        interface,
+        tls: false,
+        certificate: ClientCertificate::Absent,
+        helo: None,
+        authenticated: None,
+        auth_failures: 0,
+        allowed_senders: Vec::new(),
+        transaction: None,
+        messages: 0,
+        errors: 0,
+    };
+    if interface == Interface::SubmissionTls && !session.handshake().await {
+        return;
+    }
+    // A session waiting for its client stops at shutdown; one storing a message
+    // finishes first, so its reply is the truth.
+    session.wire.cancel_on(session.shared.shutdown.clone());
+    let hostname = session.shared.context.config.server.hostname.clone();
+    session
+        .wire
+        .queue(&reply(220, [2, 0, 0], &format!("{hostname} ESMTP mssante")));
+    session.serve().await;
+    session.wire.close().await;
+}
+
+impl Session {
+    fn say(&mut self, code: u16, esc: [u8; 3], text: &str) {
+        self.wire.queue(&reply(code, esc, text));
+    }
+
+    pub(super) fn refuse(&mut self, r: &Refusal) {
+        if r.code >= 500 {
+            self.errors += 1;
+        }
+        self.wire.queue(&reply(r.code, r.esc, &r.text));
+    }
+
+    /// TLS on the socket (at accept for 465, after STARTTLS otherwise); false if the
+    /// handshake failed and the connection is over.
+    async fn handshake(&mut self) -> bool {
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.wire.stream, Stream::Gone) else {
+            return false;
+        };
+        let acceptor = TlsAcceptor::from(self.shared.context.tls.current());
+        let accepted = tokio::time::timeout(COMMAND_TIMEOUT, acceptor.accept(tcp)).await;
+        let stream = match accepted {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                if let Some(refusal) = crate::tls::handshake_refusal(&e) {
+                    let reason = crate::tls::refusal_reason(&refusal);
+                    tracing::info!(%reason, "TLS handshake refused");
+                    self.audit_refusal(None, None, &reason).await;
+                } else {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                }
+                return false;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                return false;
+            }
+        };
+        let now = self.shared.context.clock.now();
+        self.certificate = self
+            .shared
+            .context
+            .tls
+            .client_certificate(stream.get_ref().1, now);
+        if let Some(reason) = self.certificate.refusal() {
+            tracing::info!(%reason, "client certificate refused");
+            self.audit_refusal(None, None, &reason).await;
+        }
+        self.wire.stream = Stream::Server(Box::new(stream));
+        self.tls = true;
+        true
+    }
+
+    /// Records a refused attempt in the audit trail (`submission` or `inbound`).
+    pub(super) async fn audit_refusal(
+        &self,
+        identity: Option<String>,
+        mailbox: Option<String>,
+        reason: &str,
+    ) {
+        let protocol = if self.interface.is_submission() {
+            "submission"
+        } else {
+            "inbound"
+        };
+        let identity =
+            identity.or_else(|| self.certificate.identity().map(|id| id.subject.clone()));
+        let entry = crate::store::AuditEntry {
+            at: self.shared.context.clock.now(),
+            protocol: protocol.to_owned(),
+            mechanism: None,
+            identity,
+            mailbox,
+            peer: Some(self.peer.to_string()),
+            outcome: crate::store::AuditOutcome::Failure,
+            reason: Some(reason.to_owned()),
+        };
+        if let Err(e) = self.shared.context.store.audit(entry).await {
+            tracing::error!(error = %e, "cannot record a refusal");
+        }
+    }
+
+    async fn serve(&mut self) {
+        let mut line = Vec::with_capacity(512);
+        loop {
+            if self.errors >= MAX_ERRORS {
+                self.say(421, [4, 7, 0], "Too many errors, closing the connection");
+                return;
+            }
+            line.clear();
+            let read = self
+                .wire
+                .read_line(&mut line, MAX_COMMAND_LINE, COMMAND_TIMEOUT)
+                .await;
+            match read {
+                Ok(Line::Complete) => {}
+                Ok(Line::TooLong) => {
+                    self.errors += 1;
+                    self.say(500, [5, 5, 2], "Line too long");
+                    continue;
+                }
+                Err(e) => return self.ended(e),
+            }
+            match self.command(&line).await {
+                Ok(Next::Continue) => {}
+                Ok(Next::Close) => return,
+                Err(e) => return self.ended(e),
+            }
+        }
+    }
+
+    /// The last word when a wait for the client ended without a command.
+    fn ended(&mut self, e: WireError) {
+        match e {
+            WireError::ShuttingDown => {
+                self.say(421, [4, 3, 2], "Server shutting down, try again later")
+            }
+            WireError::Timeout => self.say(421, [4, 4, 2], "Timeout waiting for the client"),
+            e => tracing::debug!(error = %e, "connection ended"),
+        }
+    }
+
+    async fn command(&mut self, line: &[u8]) -> Result<Next, WireError> {
+        let word_end = line
+            .iter()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(line.len());
+        if line[..word_end].eq_ignore_ascii_case(b"AUTH") {
+            return self.auth(&line[word_end..]).await.map(|()| Next::Continue);
+        }
+        if line.len() > MAX_PARSED_LINE {
+            self.errors += 1;
+            self.say(500, [5, 5, 2], "Line too long");
+            return Ok(Next::Continue);
+        }
+        let request = match Request::parse(&mut line.iter()) {
+            Ok(r) => r.into_owned(),
+            Err(e) => {
+                let r = parse_refusal(&e);
+                self.refuse(&r);
+                return Ok(Next::Continue);
+            }
+        };
+        match request {
+            Request::Ehlo { host } => self.ehlo(host, true),
+            Request::Helo { host } => self.ehlo(host, false),
+            Request::Lhlo { .. } => self.say(500, [5, 5, 1], "LHLO is for LMTP"),
+            Request::StartTls => return self.starttls().await,
+            Request::Mail { from } => {
+                if let Err(r) = self.mail(from).await {
+                    self.refuse(&r);
+                    if r.code == 421 {
+                        return Ok(Next::Close);
+                    }
+                }
+            }
+            Request::Rcpt { to } => {
+                if let Err(r) = self.rcpt(to).await {
+                    self.refuse(&r);
+                }
+            }
+            Request::Data => self.data().await?,
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => self.bdat(chunk_size, is_last).await?,
+            Request::Rset => {
+                self.transaction = None;
+                self.say(250, [2, 0, 0], "OK");
+            }
+            Request::Noop { .. } => self.say(250, [2, 0, 0], "OK"),
+            Request::Quit => {
+                self.say(221, [2, 0, 0], "Bye");
+                return Ok(Next::Close);
+            }
+            Request::Vrfy { .. } => self.say(252, [2, 5, 0], "Cannot verify, send some mail"),
+            Request::Help { .. } => self.say(214, [2, 0, 0], "See RFC 5321"),
+            Request::Auth { .. } => {
+                // invariant: AUTH lines are handled before parsing.
+                self.say(500, [5, 5, 1], "Unexpected AUTH")
+            }
+            other => {
+                self.errors += 1;
+                self.say(502, [5, 5, 1], &format!("{} not implemented", other.name()));
+            }
+        }
+        Ok(Next::Continue)
+    }
+
+    fn ehlo(&mut self, host: String, extended: bool) {
+        self.helo = Some(host);
+        self.transaction = None;
+        let hostname = &self.shared.context.config.server.hostname;
+        if !extended {
+            let text = format!("{hostname} greets you");
+            self.say(250, [2, 0, 0], &text);
+            return;
+        }
+        let mut lines = vec![format!("{hostname} greets {}", self.peer.ip())];
+        if !self.tls {
+            lines.push("STARTTLS".into());
+        } else if self.interface.is_submission() && self.authenticated.is_none() {
+            let mut auth = String::from("AUTH XOAUTH2 OAUTHBEARER");
+            if self.certificate.identity().is_some() {
+                auth.push_str(" EXTERNAL");
+            }
+            lines.push(auth);
+        }
+        lines.push(format!(
+            "SIZE {}",
+            self.shared.context.config.smtp.max_message_size.0
+        ));
+        for ext in [
+            "8BITMIME",
+            "PIPELINING",
+            "ENHANCEDSTATUSCODES",
+            "SMTPUTF8",
+            "CHUNKING",
+            "DSN",
+        ] {
+            lines.push(ext.into());
+        }
+        let last = lines.len() - 1;
+        let mut out = Vec::with_capacity(256);
+        for (i, l) in lines.iter().enumerate() {
+            out.extend_from_slice(if i == last { b"250 " } else { b"250-" });
+            out.extend_from_slice(l.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        self.wire.queue(&out);
+    }
+
+    async fn starttls(&mut self) -> Result<Next, WireError> {
+        if self.tls {
+            self.say(503, [5, 5, 1], "TLS already active");
+            return Ok(Next::Continue);
+        }
+        self.say(220, [2, 0, 0], "Ready to start TLS");
+        self.wire.flush().await?;
+        // Anything pipelined after STARTTLS was sent in clear text: never act on it.
+        self.wire.discard_buffered();
+        if !self.handshake().await {
+            return Ok(Next::Close);
+        }
+        self.helo = None;
+        self.transaction = None;
+        Ok(Next::Continue)
+    }
+
+    async fn auth(&mut self, args: &[u8]) -> Result<(), WireError> {
+        if !self.interface.is_submission() {
+            self.errors += 1;
+            self.say(502, [5, 5, 1], "AUTH is not offered on this interface");
+            return Ok(());
+        }
+        if !self.tls {
+            self.errors += 1;
+            self.say(530, [5, 7, 0], "Must issue a STARTTLS command first");
+            return Ok(());
+        }
+        if self.authenticated.is_some() {
+            self.say(503, [5, 5, 1], "Already authenticated");
+            return Ok(());
+        }
+        if self.transaction.is_some() {
+            self.say(503, [5, 5, 1], "AUTH not allowed during a mail transaction");
+            return Ok(());
+        }
+        submission::auth(self, args).await
+    }
+
+    async fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> Result<(), Refusal> {
+        if !self.tls {
+            return Err(Refusal::new(
+                530,
+                [5, 7, 0],
+                "Must issue a STARTTLS command first",
+            ));
+        }
+        if self.helo.is_none() {
+            return Err(Refusal::new(503, [5, 5, 1], "Send EHLO first"));
+        }
+        if self.transaction.is_some() {
+            return Err(Refusal::new(503, [5, 5, 1], "Nested MAIL command"));
+        }
+        let config = &self.shared.context.config.smtp;
+        if self.messages >= config.max_messages_per_connection {
+            return Err(Refusal::new(
+                421,
+                [4, 7, 0],
+                "Too many messages on this connection, reconnect",
+            ));
+        }
+        if from.size > config.max_message_size.as_usize() {
+            return Err(Refusal::new(
+                552,
+                [5, 3, 4],
+                format!(
+                    "Message too big: the limit is {} bytes",
+                    config.max_message_size.0
+                ),
+            ));
+        }
+        let sender = if self.interface.is_submission() {
+            submission::check_sender(self, &from.address).await?
+        } else {
+            inbound::check_sender(self, &from.address).await?
+        };
+        self.transaction = Some(Transaction {
+            sender,
+            envid: from.env_id,
+            ret_full: from.flags & smtp_proto::MAIL_RET_FULL != 0,
+            recipients: Vec::new(),
+            chunks: Vec::new(),
+            chunks_fit: true,
+            chunks_refused: false,
+        });
+        self.say(250, [2, 1, 0], "Sender OK");
+        Ok(())
+    }
+
+    async fn rcpt(&mut self, to: smtp_proto::RcptTo<String>) -> Result<(), Refusal> {
+        let Some(tx) = &self.transaction else {
+            return Err(Refusal::new(503, [5, 5, 1], "Need MAIL before RCPT"));
+        };
+        let max = self.shared.context.config.smtp.max_recipients as usize;
+        if tx.recipients.len() >= max {
+            return Err(Refusal::new(
+                452,
+                [4, 5, 3],
+                format!("Too many recipients (at most {max} per message)"),
+            ));
+        }
+        let recipient = delivery::resolve(self, &to).await?;
+        let Some(tx) = &mut self.transaction else {
+            return Err(Refusal::new(503, [5, 5, 1], "Need MAIL before RCPT"));
+        };
+        if !tx
+            .recipients
+            .iter()
+            .any(|r| r.address() == recipient.address())
+        {
+            tx.recipients.push(recipient);
+        }
+        self.say(250, [2, 1, 5], "Recipient OK");
+        Ok(())
+    }
+
+    async fn data(&mut self) -> Result<(), WireError> {
+        match &self.transaction {
+            None => {
+                self.say(503, [5, 5, 1], "Need MAIL before DATA");
+                return Ok(());
+            }
+            Some(tx) if tx.recipients.is_empty() => {
+                self.say(554, [5, 5, 1], "No valid recipients");
+                return Ok(());
+            }
+            Some(tx) if !tx.chunks.is_empty() => {
+                self.say(503, [5, 5, 1], "DATA cannot follow BDAT");
+                return Ok(());
+            }
+            Some(_) => {}
+        }
+        self.say(354, [0, 0, 0], "End data with <CR><LF>.<CR><LF>");
+        let limit = self.shared.context.config.smtp.max_message_size.as_usize();
+        let mut body = Vec::with_capacity(8 * 1024);
+        let fits = self.wire.read_data(&mut body, limit, DATA_TIMEOUT).await?;
+        self.finish(body, fits).await;
+        Ok(())
+    }
+
+    async fn bdat(&mut self, size: usize, last: bool) -> Result<(), WireError> {
+        let limit = self.shared.context.config.smtp.max_message_size.as_usize();
+        let Some(tx) = &mut self.transaction else {
+            // The chunk must still be read so the next command is found.
+            self.wire
+                .read_chunk(&mut Vec::new(), size, 0, DATA_TIMEOUT)
+                .await?;
+            self.say(503, [5, 5, 1], "Need MAIL before BDAT");
+            return Ok(());
+        };
+        if tx.recipients.is_empty() {
+            tx.chunks_refused = true;
+        }
+        if tx.chunks_fit && !tx.chunks_refused {
+            tx.chunks_fit = self
+                .wire
+                .read_chunk(&mut tx.chunks, size, limit, DATA_TIMEOUT)
+                .await?;
+        } else {
+            self.wire
+                .read_chunk(&mut Vec::new(), size, 0, DATA_TIMEOUT)
+                .await?;
+        }
+        let refused = tx.chunks_refused;
+        let fits = tx.chunks_fit;
+        if !last {
+            if refused {
+                self.say(554, [5, 5, 1], "No valid recipients");
+            } else if !fits {
+                self.say(552, [5, 3, 4], "Message too big");
+            } else {
+                self.say(250, [2, 0, 0], &format!("{size} octets received"));
+            }
+            return Ok(());
+        }
+        if refused {
+            self.transaction = None;
+            self.say(554, [5, 5, 1], "No valid recipients");
+            return Ok(());
+        }
+        let body = std::mem::take(&mut tx.chunks);
+        self.finish(body, fits).await;
+        Ok(())
+    }
+
+    /// The end of DATA or the last BDAT: store, then answer. The transaction ends
+    /// either way.
+    async fn finish(&mut self, body: Vec<u8>, fits: bool) {
+        let Some(tx) = self.transaction.take() else {
+            return;
+        };
+        if !fits {
+            let limit = self.shared.context.config.smtp.max_message_size.0;
+            self.say(
+                552,
+                [5, 3, 4],
+                &format!("Message too big: the limit is {limit} bytes"),
+            );
+            return;
+        }
+        match delivery::accept(self, tx, body).await {
+            Ok(id) => {
+                self.messages += 1;
+                self.say(250, [2, 0, 0], &format!("OK id={id}"));
+            }
+            Err(r) => self.refuse(&r),
+        }
+    }
+}
+
+fn parse_refusal(e: &ProtoError) -> Refusal {
+    match e {
+        ProtoError::UnknownCommand => Refusal::new(500, [5, 5, 1], "Command unrecognized"),
+        ProtoError::InvalidSenderAddress => {
+            Refusal::new(501, [5, 1, 7], "Bad sender address syntax")
+        }
+        ProtoError::InvalidRecipientAddress => {
+            Refusal::new(501, [5, 1, 3], "Bad recipient address syntax")
+        }
+        ProtoError::SyntaxError { syntax } => {
+            Refusal::new(501, [5, 5, 2], format!("Syntax: {syntax}"))
+        }
+        ProtoError::InvalidParameter { param } => {
+            Refusal::new(501, [5, 5, 4], format!("Invalid parameter {param}"))
+        }
+        ProtoError::UnsupportedParameter { param } => {
+            Refusal::new(555, [5, 5, 4], format!("Unsupported parameter {param}"))
+        }
+        ProtoError::ResponseTooLong | ProtoError::NeedsMoreData { .. } => {
+            Refusal::new(500, [5, 5, 2], "Line too long")
+        }
+        ProtoError::InvalidResponse { .. } => Refusal::new(500, [5, 5, 1], "Command unrecognized"),
+    }
+}

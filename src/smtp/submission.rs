@@ -1,0 +1,174 @@
+//! The LPS interface: SASL authentication (RFC 4954) against PSC tokens or the TLS
+//! client certificate, and who an authenticated identity may send as.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::COMMAND_TIMEOUT;
+use super::io::{Line, WireError};
+use super::session::{MAX_COMMAND_LINE, Refusal, Session};
+use crate::auth::{AuthFailure, Mechanism, Peer, Protocol};
+
+/// Longest pause imposed after repeated failures on one connection.
+const MAX_FAILURE_DELAY: Duration = Duration::from_secs(5);
+
+/// `AUTH mechanism [initial-response]`; `args` is what follows the verb.
+pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> {
+    let text = String::from_utf8_lossy(args);
+    let mut words = text.split_ascii_whitespace();
+    let (Some(name), initial, None) = (words.next(), words.next(), words.next()) else {
+        s.refuse(&Refusal::new(
+            501,
+            [5, 5, 4],
+            "Syntax: AUTH mechanism [initial-response]",
+        ));
+        return Ok(());
+    };
+    let Some(mechanism) = Mechanism::parse(name) else {
+        s.refuse(&Refusal::new(
+            504,
+            [5, 5, 4],
+            "Unrecognized authentication type",
+        ));
+        return Ok(());
+    };
+    let encoded = match initial {
+        Some(i) => i.to_owned(),
+        None => {
+            s.wire.queue(b"334 \r\n");
+            let mut line = Vec::new();
+            match s
+                .wire
+                .read_line(&mut line, MAX_COMMAND_LINE, COMMAND_TIMEOUT)
+                .await?
+            {
+                Line::TooLong => {
+                    s.refuse(&Refusal::new(500, [5, 5, 2], "Line too long"));
+                    return Ok(());
+                }
+                Line::Complete => String::from_utf8_lossy(&line).trim().to_owned(),
+            }
+        }
+    };
+    if encoded == "*" {
+        s.refuse(&Refusal::new(501, [5, 7, 0], "Authentication cancelled"));
+        return Ok(());
+    }
+    let response = if encoded == "=" || encoded.is_empty() {
+        Vec::new()
+    } else {
+        match BASE64.decode(encoded.as_bytes()) {
+            Ok(r) => r,
+            // EXTERNAL clients have been seen sending the address in clear text.
+            Err(_) if mechanism == Mechanism::External => encoded.into_bytes(),
+            Err(_) => {
+                s.refuse(&Refusal::new(
+                    501,
+                    [5, 5, 2],
+                    "Invalid base64 in the SASL response",
+                ));
+                return Ok(());
+            }
+        }
+    };
+    let peer = Peer {
+        protocol: Protocol::Submission,
+        addr: s.peer,
+        certificate: s.certificate.identity().cloned(),
+    };
+    let auth = s.shared.context.auth.clone();
+    match auth.authenticate(mechanism, &response, &peer).await {
+        Ok(done) => {
+            s.authenticated = Some(done);
+            s.wire.queue(&super::io::reply(
+                235,
+                [2, 7, 0],
+                "Authentication successful",
+            ));
+        }
+        Err(AuthFailure::Temporary { reason }) => {
+            s.wire.queue(&super::io::reply(
+                454,
+                [4, 7, 0],
+                &format!("Temporary authentication failure: {reason}"),
+            ));
+        }
+        Err(AuthFailure::Refused { reason, challenge }) => {
+            if let Some(challenge) = challenge {
+                // The mechanism's error challenge, then exactly one client line (or a
+                // timeout: some clients never answer it) before the failure.
+                s.wire
+                    .queue(format!("334 {}\r\n", BASE64.encode(challenge)).as_bytes());
+                let wait = s.shared.context.config.session.sasl_challenge_timeout.0;
+                let mut line = Vec::new();
+                match s.wire.read_line(&mut line, MAX_COMMAND_LINE, wait).await {
+                    Ok(_) | Err(WireError::Timeout) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            s.auth_failures += 1;
+            let free = s.shared.context.config.session.auth_failures_before_delay;
+            if s.auth_failures > free {
+                let delay =
+                    Duration::from_secs(u64::from(s.auth_failures - free)).min(MAX_FAILURE_DELAY);
+                tokio::time::sleep(delay).await;
+            }
+            s.refuse(&Refusal::new(
+                535,
+                [5, 7, 8],
+                format!("Authentication credentials invalid: {reason}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// MAIL FROM on submission: the address must be a mailbox the identity may open.
+pub(super) async fn check_sender(s: &mut Session, address: &str) -> Result<String, Refusal> {
+    let Some(authenticated) = &s.authenticated else {
+        return Err(Refusal::new(530, [5, 7, 0], "Authentication required"));
+    };
+    if address.is_empty() {
+        return Err(Refusal::new(
+            550,
+            [5, 7, 1],
+            "A null reverse-path is not accepted on submission",
+        ));
+    }
+    let address = crate::store::normalise_address(address)
+        .map_err(|_| Refusal::new(501, [5, 1, 7], "Bad sender address syntax"))?;
+    if s.allowed_senders.contains(&address) {
+        return Ok(address);
+    }
+    match s
+        .shared
+        .context
+        .auth
+        .may_send_as(&authenticated.identity, &address)
+        .await
+    {
+        Ok(true) => {
+            if s.allowed_senders.len() < 16 {
+                s.allowed_senders.push(address.clone());
+            }
+            Ok(address)
+        }
+        Ok(false) => {
+            let who = authenticated.identity.audit_name().to_owned();
+            let reason = format!("{address} is not a mailbox {who} may send as");
+            s.audit_refusal(Some(who), Some(address.clone()), &reason)
+                .await;
+            Err(Refusal::new(550, [5, 7, 1], reason))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check the sender");
+            Err(Refusal::new(
+                451,
+                [4, 3, 0],
+                "Temporary failure, try again later",
+            ))
+        }
+    }
+}

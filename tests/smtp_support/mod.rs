@@ -1,0 +1,474 @@
+//! What the SMTP tests and benchmark share: a server instance on loopback with its PKI,
+//! PSC stand-in, trust list and mailboxes, and a small raw SMTP client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::Utc;
+use mssante::config::Config;
+use mssante::psc_standin::{PscStandIn, TokenSpec};
+use mssante::server::Running;
+use mssante::store::{DirectoryFields, MailboxKind, NewMailbox, Store};
+use rustls::ClientConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Bound on every wait, so a broken server fails the test instead of hanging it.
+pub const WAIT: Duration = Duration::from_secs(30);
+pub const IDNAT: &str = "899700771191";
+pub const OTHER_IDNAT: &str = "899700000042";
+
+/// A test PKI shaped like IGC-Santé, in a temporary folder.
+pub struct Pki {
+    pub dir: TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        mssante::pki::generate(dir.path()).unwrap();
+        Pki { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The subject DN of `<name>.crt`, as the trust list writes it.
+    pub fn dn(&self, name: &str) -> String {
+        mssante::auth::certificate::identity_from_pem_file(&self.path(&format!("{name}.crt")))
+            .unwrap()
+            .subject
+    }
+
+    /// A client trusting the test CA, presenting `<cert>.crt` if given.
+    pub fn client(&self, cert: Option<&str>) -> Arc<ClientConfig> {
+        let roots = mssante::tls::root_store(&[self.path("ca.crt")]).unwrap();
+        let builder = ClientConfig::builder_with_provider(mssante::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match cert {
+            None => builder.with_no_client_auth(),
+            Some(name) => {
+                let chain: Vec<CertificateDer<'static>> =
+                    CertificateDer::pem_file_iter(self.path(&format!("{name}.crt")))
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect();
+                let key = PrivateKeyDer::from_pem_file(self.path(&format!("{name}.key"))).unwrap();
+                builder.with_client_auth_cert(chain, key).unwrap()
+            }
+        };
+        Arc::new(config)
+    }
+}
+
+/// `listeblanchemssante.xml` with these (domain, DN) entries.
+pub fn trust_xml(entries: &[(&str, &str)]) -> String {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListeBlanche xmlns=\"https://listeblanche.mssante.fr/schema\">\n",
+    );
+    for (domain, dn) in entries {
+        xml.push_str(&format!(
+            "  <Domaine>\n    <Nom>{domain}</Nom>\n    <DNCertificatOperateur>{}</DNCertificatOperateur>\n  </Domaine>\n",
+            dn.replace('&', "&amp;")
+        ));
+    }
+    xml.push_str("</ListeBlanche>\n");
+    xml
+}
+
+/// How to set up one server.
+pub struct Options {
+    pub domain: String,
+    /// `server` or `operator2`: the certificate this instance presents.
+    pub certificate: &'static str,
+    pub trust: Vec<(String, String)>,
+    pub routes: Vec<(String, String)>,
+    /// Address for the inbound listener (default: port 0).
+    pub inbound: String,
+    /// Extra `[smtp]` keys.
+    pub smtp_extra: String,
+}
+
+impl Options {
+    pub fn new(domain: &str) -> Self {
+        Options {
+            domain: domain.into(),
+            certificate: "server",
+            trust: Vec::new(),
+            routes: Vec::new(),
+            inbound: "127.0.0.1:0".into(),
+            smtp_extra: "save_sent = true".into(),
+        }
+    }
+}
+
+/// Writes the configuration file for an instance in `dir`; returns its path.
+pub fn write_config(pki: &Pki, dir: &Path, psc: &PscStandIn, o: &Options) -> PathBuf {
+    let trust_path = dir.join("listeblanchemssante.xml");
+    let entries: Vec<(&str, &str)> = o
+        .trust
+        .iter()
+        .map(|(d, n)| (d.as_str(), n.as_str()))
+        .collect();
+    let trust = if entries.is_empty() {
+        String::new()
+    } else {
+        std::fs::write(&trust_path, trust_xml(&entries)).unwrap();
+        format!(
+            "[trust]\nlist = {:?}\nrefresh = \"1h\"\n",
+            trust_path.to_string_lossy()
+        )
+    };
+    let mut routes = String::from("[smtp.routes]\n");
+    for (d, hop) in &o.routes {
+        routes.push_str(&format!("{d:?} = {hop:?}\n"));
+    }
+    let text = format!(
+        r#"
+[server]
+hostname = "mx.{domain}"
+domains = ["{domain}"]
+data_dir = {data:?}
+
+[tls]
+certificate = {cert:?}
+private_key = {key:?}
+client_ca = {ca:?}
+
+[imap]
+tls = ["127.0.0.1:0"]
+starttls = []
+
+[smtp]
+submission_tls = ["127.0.0.1:0"]
+submission_starttls = ["127.0.0.1:0"]
+inbound = ["{inbound}"]
+max_message_size = 65536
+max_recipients = 60
+queue_retry_initial = "200ms"
+queue_retry_max = "1s"
+{smtp_extra}
+
+{routes}
+
+[session]
+sasl_challenge_timeout = "2s"
+
+{trust}
+{psc}
+"#,
+        domain = o.domain,
+        data = dir.join("data").to_string_lossy(),
+        cert = pki
+            .path(&format!("{}.crt", o.certificate))
+            .to_string_lossy(),
+        key = pki
+            .path(&format!("{}.key", o.certificate))
+            .to_string_lossy(),
+        ca = pki.path("ca.crt").to_string_lossy(),
+        inbound = o.inbound,
+        smtp_extra = o.smtp_extra,
+        psc = psc.config_toml("local"),
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// One running server with its own data folder and PSC stand-in.
+pub struct Instance {
+    pub running: Running,
+    pub psc: PscStandIn,
+    pub dir: TempDir,
+    pub domain: String,
+}
+
+impl Instance {
+    pub async fn start(pki: &Pki, o: Options) -> Instance {
+        Self::start_in(pki, o, tempfile::tempdir().unwrap()).await
+    }
+
+    /// Starts on the data of a previous instance (a restart).
+    pub async fn start_in(pki: &Pki, o: Options, dir: TempDir) -> Instance {
+        let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let path = write_config(pki, dir.path(), &psc, &o);
+        let config = Config::load(&path).unwrap();
+        let running = mssante::server::start(config).await.unwrap();
+        Instance {
+            running,
+            psc,
+            dir,
+            domain: o.domain,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.running.context.store
+    }
+
+    pub fn submission_tls(&self) -> SocketAddr {
+        self.running.smtp.submission_tls[0]
+    }
+
+    pub fn submission_starttls(&self) -> SocketAddr {
+        self.running.smtp.submission_starttls[0]
+    }
+
+    pub fn imap_tls(&self) -> SocketAddr {
+        self.running.imap.tls[0]
+    }
+
+    pub fn inbound(&self) -> SocketAddr {
+        self.running.smtp.inbound[0]
+    }
+
+    pub fn address(&self, local: &str) -> String {
+        format!("{local}@{}", self.domain)
+    }
+
+    /// A personal mailbox owned by `idnat`.
+    pub async fn mailbox(&self, local: &str, idnat: &str) -> String {
+        create_mailbox(self.store(), &self.address(local), idnat).await
+    }
+
+    pub fn token(&self) -> String {
+        self.psc.mint(&TokenSpec::valid(IDNAT))
+    }
+
+    /// Every message of a mailbox's folder, whole.
+    pub async fn messages(&self, address: &str, folder: &str) -> Vec<Vec<u8>> {
+        folder_messages(self.store(), address, folder).await
+    }
+
+    pub async fn stop(self) {
+        self.running.stop().await;
+        self.psc.shutdown().await;
+    }
+
+    /// Stops, keeping the data folder for `start_in`.
+    pub async fn stop_keeping_data(self) -> TempDir {
+        self.running.stop().await;
+        self.psc.shutdown().await;
+        self.dir
+    }
+}
+
+pub async fn create_mailbox(store: &Store, address: &str, idnat: &str) -> String {
+    store
+        .create_mailbox(NewMailbox {
+            address: address.into(),
+            kind: MailboxKind::Personal,
+            owner: Some(idnat.into()),
+            display_name: None,
+            created_at: Utc::now(),
+            red_list: false,
+            directory: DirectoryFields::default(),
+        })
+        .await
+        .unwrap();
+    address.to_owned()
+}
+
+pub async fn folder_messages(store: &Store, address: &str, folder: &str) -> Vec<Vec<u8>> {
+    let mailbox = store.mailbox(address).await.unwrap().unwrap();
+    let folder = store.folder(mailbox.id, folder).await.unwrap().unwrap();
+    let mut out = Vec::new();
+    for m in store.messages(folder.id).await.unwrap() {
+        out.push(store.body(m.body_id).await.unwrap());
+    }
+    out
+}
+
+/// Waits until `check` holds, polling.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn xoauth2(address: &str, token: &str) -> String {
+    BASE64.encode(format!("user={address}\x01auth=Bearer {token}\x01\x01"))
+}
+
+/// A message with MSSanté headers, `size` bytes of body at least.
+pub fn message(from: &str, to: &str, subject: &str, size: usize) -> String {
+    let mut m = format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nX-MSS-CODECDA: 11488-4\r\nX-MSS-INS:  1 84 12 75 123 456 78\t\r\n\r\n"
+    );
+    let line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.\r\n";
+    while m.len() < size {
+        m.push_str(line);
+    }
+    m
+}
+
+/// A raw SMTP client: write lines, read replies.
+pub struct Smtp<S> {
+    pub io: BufReader<S>,
+}
+
+pub type Plain = Smtp<TcpStream>;
+pub type Tls = Smtp<tokio_rustls::client::TlsStream<TcpStream>>;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
+    pub async fn send(&mut self, text: &str) {
+        self.io.get_mut().write_all(text.as_bytes()).await.unwrap();
+        self.io.get_mut().flush().await.unwrap();
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.io.get_mut().write_all(bytes).await.unwrap();
+        self.io.get_mut().flush().await.unwrap();
+    }
+
+    /// One reply: code and text of every line joined with `\n`.
+    pub async fn reply(&mut self) -> (u16, String) {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(WAIT, self.io.read_line(&mut line))
+                .await
+                .expect("reply timed out")
+                .unwrap();
+            assert!(n > 0, "connection closed; got so far {lines:?}");
+            let code: u16 = line[..3].parse().unwrap();
+            lines.push(line[4..].trim_end().to_owned());
+            if line.as_bytes()[3] != b'-' {
+                return (code, lines.join("\n"));
+            }
+        }
+    }
+
+    pub async fn cmd(&mut self, line: &str) -> (u16, String) {
+        self.send(&format!("{line}\r\n")).await;
+        self.reply().await
+    }
+
+    /// Connection closed by the server?
+    pub async fn closed(&mut self) -> bool {
+        let mut line = String::new();
+        matches!(
+            tokio::time::timeout(WAIT, self.io.read_line(&mut line)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+}
+
+pub async fn plain(addr: SocketAddr) -> Plain {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut s = Smtp {
+        io: BufReader::new(tcp),
+    };
+    let (code, _) = s.reply().await;
+    assert_eq!(code, 220);
+    s
+}
+
+fn server_name() -> ServerName<'static> {
+    ServerName::try_from("localhost").unwrap()
+}
+
+/// Implicit TLS (465), greeting read.
+pub async fn implicit(addr: SocketAddr, tls: Arc<ClientConfig>) -> Tls {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let stream = TlsConnector::from(tls)
+        .connect(server_name(), tcp)
+        .await
+        .unwrap();
+    let mut s = Smtp {
+        io: BufReader::new(stream),
+    };
+    let (code, _) = s.reply().await;
+    assert_eq!(code, 220);
+    s
+}
+
+/// EHLO, STARTTLS and the handshake on a plain connection.
+pub async fn starttls(mut s: Plain, tls: Arc<ClientConfig>) -> Tls {
+    assert_eq!(s.cmd("EHLO client.test").await.0, 250);
+    assert_eq!(s.cmd("STARTTLS").await.0, 220);
+    let tcp = s.io.into_inner();
+    let stream = TlsConnector::from(tls)
+        .connect(server_name(), tcp)
+        .await
+        .unwrap();
+    Smtp {
+        io: BufReader::new(stream),
+    }
+}
+
+/// Implicit TLS, EHLO and AUTH XOAUTH2 as `address`.
+pub async fn authenticated(
+    addr: SocketAddr,
+    tls: Arc<ClientConfig>,
+    address: &str,
+    token: &str,
+) -> Tls {
+    let mut s = implicit(addr, tls).await;
+    assert_eq!(s.cmd("EHLO client.test").await.0, 250);
+    let (code, text) = s
+        .cmd(&format!("AUTH XOAUTH2 {}", xoauth2(address, token)))
+        .await;
+    assert_eq!(code, 235, "{text}");
+    s
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
+    /// One whole transaction; returns the final reply.
+    pub async fn mail(&mut self, from: &str, to: &[&str], body: &str) -> (u16, String) {
+        let (code, text) = self.cmd(&format!("MAIL FROM:<{from}>")).await;
+        if code != 250 {
+            return (code, text);
+        }
+        for r in to {
+            let (code, text) = self.cmd(&format!("RCPT TO:<{r}>")).await;
+            if code != 250 {
+                return (code, text);
+            }
+        }
+        let (code, text) = self.cmd("DATA").await;
+        if code != 354 {
+            return (code, text);
+        }
+        self.send(&dot_stuff(body)).await;
+        self.reply().await
+    }
+}
+
+pub fn dot_stuff(body: &str) -> String {
+    let mut out = String::with_capacity(body.len() + 8);
+    for line in body.split_inclusive("\r\n") {
+        if line.starts_with('.') {
+            out.push('.');
+        }
+        out.push_str(line);
+    }
+    if !out.ends_with("\r\n") {
+        out.push_str("\r\n");
+    }
+    out.push_str(".\r\n");
+    out
+}
