@@ -269,19 +269,31 @@ async fn auth(t: Arc<Target>, n: usize, secs: u64) -> anyhow::Result<()> {
 /// FETCH headers, FETCH a body, STORE flags, and EXPUNGE of the oldest message.
 async fn mixed(t: Arc<Target>, n: usize, secs: u64) -> anyhow::Result<()> {
     let body = message(0, 4096);
-    let mut clients = Vec::new();
+    let mut setup = Vec::new();
     for i in 0..n {
-        let mut c = t.login(i).await?;
-        // The same starting point on both sides: 20 messages.
-        let r = c.cmd("SELECT INBOX").await;
-        let exists = r
-            .iter()
-            .find_map(|l| l.strip_suffix(" EXISTS\r\n")?.strip_prefix("* ")?.parse().ok())
-            .unwrap_or(0usize);
-        for _ in exists..20 {
-            append(&mut c, &body).await?;
-        }
-        clients.push(c);
+        let (t, body) = (t.clone(), body.clone());
+        setup.push(tokio::spawn(async move {
+            let mut c = t.login(i).await?;
+            // The same starting point on both sides: 20 messages.
+            let r = c.cmd("SELECT INBOX").await;
+            let exists = r
+                .iter()
+                .find_map(|l| {
+                    l.strip_suffix(" EXISTS\r\n")?
+                        .strip_prefix("* ")?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0usize);
+            for _ in exists..20 {
+                append(&mut c, &body).await?;
+            }
+            anyhow::Ok(c)
+        }));
+    }
+    let mut clients = Vec::new();
+    for s in setup {
+        clients.push(s.await??);
     }
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
@@ -308,7 +320,12 @@ async fn mixed(t: Arc<Target>, n: usize, secs: u64) -> anyhow::Result<()> {
                 let r = c.cmd("SELECT INBOX").await;
                 let exists: usize = r
                     .iter()
-                    .find_map(|l| l.strip_suffix(" EXISTS\r\n")?.strip_prefix("* ")?.parse().ok())
+                    .find_map(|l| {
+                        l.strip_suffix(" EXISTS\r\n")?
+                            .strip_prefix("* ")?
+                            .parse()
+                            .ok()
+                    })
                     .unwrap_or(1);
                 timed(&mut lat, t0, last(&r).contains(" OK"));
                 let from = exists.saturating_sub(9).max(1);
@@ -449,7 +466,10 @@ async fn smtp(t: Arc<Target>, n: usize, secs: u64) -> anyhow::Result<()> {
                 };
                 let (code, text) = smtp_cmd(
                     &mut s,
-                    &format!("AUTH XOAUTH2 {}", xoauth2(&t.user(i % users), t.token(i % users))),
+                    &format!(
+                        "AUTH XOAUTH2 {}",
+                        xoauth2(&t.user(i % users), t.token(i % users))
+                    ),
                 )
                 .await?;
                 anyhow::ensure!(code == 235, "AUTH: {code} {text}");
@@ -471,11 +491,7 @@ async fn smtp(t: Arc<Target>, n: usize, secs: u64) -> anyhow::Result<()> {
                         smtp_cmd(&mut s, "RSET").await?;
                     }
                     lat.push(t0.elapsed().as_micros() as u64);
-                    if ok {
-                        sent += 1
-                    } else {
-                        failed += 1
-                    }
+                    if ok { sent += 1 } else { failed += 1 }
                 }
                 let _ = smtp_cmd(&mut s, "QUIT").await;
                 anyhow::Ok(())
@@ -523,7 +539,9 @@ async fn reply(s: &mut SmtpIo) -> anyhow::Result<(u16, String)> {
 }
 
 async fn smtp_cmd(s: &mut SmtpIo, line: &str) -> anyhow::Result<(u16, String)> {
-    s.get_mut().write_all(format!("{line}\r\n").as_bytes()).await?;
+    s.get_mut()
+        .write_all(format!("{line}\r\n").as_bytes())
+        .await?;
     s.get_mut().flush().await?;
     reply(s).await
 }
