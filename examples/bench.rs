@@ -409,14 +409,26 @@ async fn sync(t: Arc<Target>, expect: usize) -> anyhow::Result<()> {
 /// them until stdin closes (at most an hour).
 async fn idle(t: Arc<Target>, n: usize) -> anyhow::Result<()> {
     let users = t.tokens.len() - 1;
+    // `BENCH_IDLE_STAGE=tls|auth` stops earlier, to see which step the memory goes to.
+    let stage = std::env::var("BENCH_IDLE_STAGE").unwrap_or_default();
     let mut held = Vec::with_capacity(n);
     for chunk in 0..n.div_ceil(50) {
         let mut batch = Vec::new();
         for k in 0..50.min(n - chunk * 50) {
             let t = t.clone();
             let user = (chunk * 50 + k) % users;
+            let stage = stage.clone();
             batch.push(tokio::spawn(async move {
+                if stage == "tls" {
+                    let mut c = Client::plain(t.addr).await;
+                    c.upgrade_config(t.tls.clone()).await;
+                    c.line().await;
+                    return Ok(c);
+                }
                 let mut c = t.login(user).await?;
+                if stage == "auth" {
+                    return Ok(c);
+                }
                 c.cmd("SELECT INBOX").await;
                 c.send(b"i IDLE\r\n").await;
                 anyhow::ensure!(c.line().await.starts_with('+'), "IDLE refused");
