@@ -11,7 +11,6 @@
 //! - `auth|mixed|sync|smtp|idle PEER ADDR CA_DER TOKENS …`: one workload; prints `key=value`.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use std::net::SocketAddr;
