@@ -302,8 +302,8 @@ async fn mixed(t: Arc<Target>, n: usize, secs: u64) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0u64;
-            let mut timed = |lat: &mut Vec<u64>, t0: Instant, ok: bool| {
-                lat.push(t0.elapsed().as_micros() as u64);
+            let mut timed = |lat: &mut Vec<(usize, u64)>, kind: usize, t0: Instant, ok: bool| {
+                lat.push((kind, t0.elapsed().as_micros() as u64));
                 if !ok {
                     errors += 1;
                 }
@@ -314,7 +314,7 @@ async fn mixed(t: Arc<Target>, n: usize, secs: u64) -> anyhow::Result<()> {
                 }
                 let t0 = Instant::now();
                 let ok = append(&mut c, &body).await.is_ok();
-                timed(&mut lat, t0, ok);
+                timed(&mut lat, 0, t0, ok);
                 let t0 = Instant::now();
                 let r = c.cmd("SELECT INBOX").await;
                 let exists: usize = r
@@ -326,7 +326,7 @@ async fn mixed(t: Arc<Target>, n: usize, secs: u64) -> anyhow::Result<()> {
                             .ok()
                     })
                     .unwrap_or(1);
-                timed(&mut lat, t0, last(&r).contains(" OK"));
+                timed(&mut lat, 1, t0, last(&r).contains(" OK"));
                 let from = exists.saturating_sub(9).max(1);
                 let ops = [
                     format!("FETCH {from}:{exists} (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])"),
@@ -335,10 +335,10 @@ async fn mixed(t: Arc<Target>, n: usize, secs: u64) -> anyhow::Result<()> {
                     "STORE 1 +FLAGS (\\Deleted)".to_owned(),
                     "EXPUNGE".to_owned(),
                 ];
-                for op in ops {
+                for (k, op) in ops.iter().enumerate() {
                     let t0 = Instant::now();
-                    let r = c.cmd(&op).await;
-                    timed(&mut lat, t0, last(&r).contains(" OK"));
+                    let r = c.cmd(op).await;
+                    timed(&mut lat, k + 2, t0, last(&r).contains(" OK"));
                 }
             }
             let _ = c.cmd("LOGOUT").await;
@@ -354,12 +354,36 @@ async fn mixed(t: Arc<Target>, n: usize, secs: u64) -> anyhow::Result<()> {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
+    // Which commands make the tail: reads or the writes that wait for a commit.
+    let kinds = [
+        "append",
+        "select",
+        "fetch_headers",
+        "fetch_body",
+        "store_seen",
+        "store_deleted",
+        "expunge",
+    ];
+    let per_kind: Vec<String> = kinds
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let mut l: Vec<u64> = all
+                .iter()
+                .filter(|(i, _)| *i == k)
+                .map(|(_, v)| *v)
+                .collect();
+            format!("p99_{name}_ms={:.1}", percentile(&mut l, 0.99))
+        })
+        .collect();
+    let mut all: Vec<u64> = all.into_iter().map(|(_, v)| v).collect();
     println!(
-        "ops_per_s={:.1} ops={} errors={errors} p50_ms={:.2} p99_ms={:.2}",
+        "ops_per_s={:.1} ops={} errors={errors} p50_ms={:.2} p99_ms={:.2} {}",
         all.len() as f64 / elapsed,
         all.len(),
         percentile(&mut all, 0.50),
-        percentile(&mut all, 0.99)
+        percentile(&mut all, 0.99),
+        per_kind.join(" ")
     );
     Ok(())
 }
