@@ -62,7 +62,6 @@ pub(super) struct Session {
     pub certificate: ClientCertificate,
     pub helo: Option<String>,
     pub authenticated: Option<Authenticated>,
-    pub auth_failures: u32,
     /// Envelope senders already allowed for this session's identity: a client sending
     /// many messages is checked once per address, as it was when it authenticated.
     pub allowed_senders: Vec<String>,
@@ -92,7 +91,6 @@ pub(super) async fn run(
         certificate: ClientCertificate::Absent,
         helo: None,
         authenticated: None,
-        auth_failures: 0,
         allowed_senders: Vec::new(),
         transaction: None,
         messages: 0,

@@ -1,8 +1,6 @@
 //! The LPS interface: SASL authentication (RFC 4954) against PSC tokens or the TLS
 //! client certificate, and who an authenticated identity may send as.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
@@ -10,9 +8,6 @@ use super::COMMAND_TIMEOUT;
 use super::io::{Line, WireError};
 use super::session::{MAX_COMMAND_LINE, Refusal, Session};
 use crate::auth::{AuthFailure, Mechanism, Peer, Protocol};
-
-/// Longest pause imposed after repeated failures on one connection.
-const MAX_FAILURE_DELAY: Duration = Duration::from_secs(5);
 
 /// `AUTH mechanism [initial-response]`; `args` is what follows the verb.
 pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> {
@@ -81,6 +76,7 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
     let auth = s.shared.context.auth.clone();
     match auth.authenticate(mechanism, &response, &peer).await {
         Ok(done) => {
+            s.shared.limits.auth_succeeded(s.peer.ip());
             s.authenticated = Some(done);
             s.wire.queue(&super::io::reply(
                 235,
@@ -108,11 +104,10 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
                     Err(e) => return Err(e),
                 }
             }
-            s.auth_failures += 1;
+            // Per address, not per connection: reconnecting does not reset the pause.
             let free = s.shared.context.config.session.auth_failures_before_delay;
-            if s.auth_failures > free {
-                let delay =
-                    Duration::from_secs(u64::from(s.auth_failures - free)).min(MAX_FAILURE_DELAY);
+            let delay = s.shared.limits.auth_failed(s.peer.ip(), free);
+            if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             s.refuse(&Refusal::new(
