@@ -458,6 +458,12 @@ impl PscStandIn {
         Ok(kid)
     }
 
+    /// The public key new tokens are signed with (SPKI PEM), for servers that are given
+    /// keys rather than a JWKS URL (the Dovecot comparison in `bench/`).
+    pub fn public_key_pem(&self) -> String {
+        read(&self.state.keys).current().public_pem.clone()
+    }
+
     /// The `kid` new tokens are signed with.
     pub fn current_kid(&self) -> String {
         read(&self.state.keys).current().kid.clone()

@@ -238,7 +238,12 @@ impl Client {
             Some((cert, key)) => builder.with_client_auth_cert(vec![cert], key).unwrap(),
             None => builder.with_no_client_auth(),
         };
-        let connector = TlsConnector::from(Arc::new(config));
+        self.upgrade_config(Arc::new(config)).await
+    }
+
+    /// TLS with a prepared client configuration (the benchmark shares one).
+    pub async fn upgrade_config(&mut self, config: Arc<rustls::ClientConfig>) {
+        let connector = TlsConnector::from(config);
         let Io::Plain(tcp) = std::mem::replace(&mut self.io, Io::Gone) else {
             panic!("not a plain connection")
         };
