@@ -430,7 +430,8 @@ impl PscStandIn {
     }
 
     /// The public key new tokens are verified with (SPKI PEM), for servers that take a
-    /// static key instead of the JWKS (e.g. Dovecot's `local_validation_key_dict`).
+    /// static key instead of the JWKS (e.g. Dovecot's `local_validation_key_dict`, as in the
+    /// conformance run and the comparison in `bench/`).
     pub fn public_key_pem(&self) -> String {
         read(&self.state.keys).current().public_pem.clone()
     }
@@ -456,12 +457,6 @@ impl PscStandIn {
             .published
             .push(Arc::new(key));
         Ok(kid)
-    }
-
-    /// The public key new tokens are signed with (SPKI PEM), for servers that are given
-    /// keys rather than a JWKS URL (the Dovecot comparison in `bench/`).
-    pub fn public_key_pem(&self) -> String {
-        read(&self.state.keys).current().public_pem.clone()
     }
 
     /// The `kid` new tokens are signed with.
