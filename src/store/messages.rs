@@ -153,10 +153,13 @@ impl Store {
         let appended = self
             .write_statement(move |c| {
                 Box::pin(async move {
-                    // One statement (see schema/0004_append.sql), then a read of what it did.
-                    sqlx::query(
+                    // One writing statement (see schema/0004_append.sql) and a read of what it
+                    // did, sent together: one round trip to the connection's thread.
+                    let (uidvalidity, uid, modseq): (i64, i64, i64) = sqlx::query_as(
                         "INSERT INTO message_appends (folder_id, sha256, size, header, content,
-                            system_flags, keywords, internal_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            system_flags, keywords, internal_date)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
+                         SELECT uidvalidity, uidnext - 1, highestmodseq FROM folders WHERE id = ?1",
                     )
                     .bind(folder_id)
                     .bind(&raw.sha256[..])
@@ -166,21 +169,15 @@ impl Store {
                     .bind(i64::from(flags.system))
                     .bind(flags.keywords_text())
                     .bind(internal_date.timestamp())
-                    .execute(&mut *c)
+                    .fetch_one(&mut *c)
                     .await
-                    .map_err(|e| {
-                        match e.as_database_error().map(|d| d.message().to_owned()) {
+                    .map_err(
+                        |e| match e.as_database_error().map(|d| d.message().to_owned()) {
                             Some(m) if m == "no such folder" => StoreError::NoFolder,
                             Some(m) if m == "folder has run out of UIDs" => StoreError::Invalid(m),
                             _ => StoreError::from(e),
-                        }
-                    })?;
-                    let (uidvalidity, uid, modseq): (i64, i64, i64) = sqlx::query_as(
-                        "SELECT uidvalidity, uidnext - 1, highestmodseq FROM folders WHERE id = ?",
-                    )
-                    .bind(folder_id)
-                    .fetch_one(&mut *c)
-                    .await?;
+                        },
+                    )?;
                     Ok(Appended {
                         folder_id,
                         uidvalidity: u32::try_from(uidvalidity).unwrap_or(1),
