@@ -20,8 +20,7 @@ pub(crate) fn text(s: &str) -> Text<'static> {
         cleaned.to_owned()
     };
     Text::try_from(cleaned).unwrap_or_else(|_| {
-        // invariant: a fixed printable ASCII text is valid.
-        Text::try_from("-").expect("fixed text")
+        Text::try_from("-").expect("fixed text") // invariant: printable ASCII is valid text
     })
 }
 
@@ -107,8 +106,11 @@ pub(crate) fn istring(bytes: impl Into<Vec<u8>>) -> IString<'static> {
     }
     match IString::try_from(bytes) {
         Ok(s) => s,
-        // invariant: a byte string without NUL is always a valid literal.
-        Err(_) => IString::Literal(Literal::try_from(Vec::<u8>::new()).expect("empty literal")),
+        Err(_) => {
+            // The empty byte string is always a valid literal.
+            let empty = Literal::try_from(Vec::<u8>::new()).expect("empty literal"); // invariant: empty is valid
+            IString::Literal(empty)
+        }
     }
 }
 
