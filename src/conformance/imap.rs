@@ -166,24 +166,10 @@ async fn authenticate(
     }
 }
 
-fn info(
-    id: &'static str,
-    title: &'static str,
-    section: &'static str,
-    requirement: &'static str,
-) -> CaseInfo {
-    CaseInfo {
-        id,
-        title,
-        section,
-        requirement,
-    }
-}
-
 pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let Some(address) = suite.target.imap.as_deref() else {
         out.push(skipped(
-            info(
+            CaseInfo::new(
                 "imap",
                 "IMAP cases",
                 SECTION_SASL,
@@ -197,7 +183,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         Ok(e) => e,
         Err(e) => {
             out.push(skipped(
-                info("imap", "IMAP cases", SECTION_SASL, "IMAP interface"),
+                CaseInfo::new("imap", "IMAP cases", SECTION_SASL, "IMAP interface"),
                 &format!("{e:#}"),
             ));
             return;
@@ -206,7 +192,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let t = suite.target;
     let e = &endpoint;
 
-    let i = info(
+    let i = CaseInfo::new(
         "imap-capabilities-tls",
         "Capabilities on implicit TLS",
         SECTION_SASL,
@@ -244,7 +230,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         .await,
     );
 
-    let i = info(
+    let i = CaseInfo::new(
         "imap-login-refused",
         "LOGIN refused on TLS",
         SECTION_SASL,
@@ -287,7 +273,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
             true,
         ),
     ] {
-        let i = info(
+        let i = CaseInfo::new(
             id,
             title,
             SECTION_SASL,
@@ -325,7 +311,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
 
     // Bad tokens: each must be refused.
     for (flaw, id, _, title, requirement) in FLAWS {
-        let i = info(id, title, SECTION_PSC, requirement);
+        let i = CaseInfo::new(id, title, SECTION_PSC, requirement);
         let rec = Recorder::new();
         out.push(
             run_case(
@@ -337,7 +323,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         );
     }
 
-    let i = info(
+    let i = CaseInfo::new(
         "imap-wrong-idnat",
         "Valid token of another professional",
         SECTION_ACCESS,
@@ -367,7 +353,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         .await,
     );
 
-    let i = info(
+    let i = CaseInfo::new(
         "imap-xoauth2-error-challenge",
         "XOAUTH2 error challenge format",
         SECTION_SASL,
@@ -393,7 +379,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         .await,
     );
 
-    let i = info(
+    let i = CaseInfo::new(
         "imap-oauthbearer-error-challenge",
         "OAUTHBEARER error challenge format",
         SECTION_SASL,
@@ -419,7 +405,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         .await,
     );
 
-    let i = info(
+    let i = CaseInfo::new(
         "imap-challenge-unanswered",
         "Error challenge left unanswered (Thunderbird)",
         SECTION_SASL,
@@ -448,7 +434,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         .await,
     );
 
-    let i = info(
+    let i = CaseInfo::new(
         "imap-challenge-new-command",
         "New command instead of a challenge reply",
         SECTION_SASL,
@@ -486,7 +472,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         .await,
     );
 
-    let i = info(
+    let i = CaseInfo::new(
         "imap-psc-unavailable",
         "PSC unavailable",
         SECTION_PSC,
@@ -520,7 +506,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         .await,
     );
 
-    let i = info(
+    let i = CaseInfo::new(
         "imap-external-without-certificate",
         "EXTERNAL without a client certificate",
         SECTION_SASL,
@@ -548,7 +534,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         .await,
     );
 
-    let i = info(
+    let i = CaseInfo::new(
         "imap-external-certificate",
         "AUTH_CLI certificate (EXTERNAL)",
         SECTION_ACCESS,
@@ -588,7 +574,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         _ => out.push(skipped(i, "no --certificate/--key given")),
     }
 
-    let i = info(
+    let i = CaseInfo::new(
         "imap-external-bad-certificate",
         "Refused AUTH_CLI certificate",
         SECTION_ACCESS,
@@ -638,7 +624,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         ("imap-tls10-refused", "1.0", "TLS 1.0 refused"),
         ("imap-tls11-refused", "1.1", "TLS 1.1 refused"),
     ] {
-        let i = info(
+        let i = CaseInfo::new(
             id,
             title,
             SECTION_TLS,
@@ -708,19 +694,19 @@ async fn refused_token(
 
 async fn starttls_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let t = suite.target;
-    let caps_info = info(
+    let caps_info = CaseInfo::new(
         "imap-starttls-capabilities",
         "Capabilities before and after STARTTLS",
         SECTION_SASL,
         "On port 143 before STARTTLS: only STARTTLS and LOGINDISABLED, no AUTH=; after it: SASL-IR, AUTH=XOAUTH2, AUTH=OAUTHBEARER",
     );
-    let auth_info = info(
+    let auth_info = CaseInfo::new(
         "imap-starttls-authenticate-before-tls",
         "AUTHENTICATE before STARTTLS (downgrade)",
         SECTION_SASL,
         "No authentication before TLS: a valid token sent in clear text is refused",
     );
-    let login_info = info(
+    let login_info = CaseInfo::new(
         "imap-starttls-login-before-tls",
         "LOGIN before STARTTLS (downgrade)",
         SECTION_SASL,

@@ -158,6 +158,22 @@ pub struct CaseInfo {
     pub requirement: &'static str,
 }
 
+impl CaseInfo {
+    pub fn new(
+        id: &'static str,
+        title: &'static str,
+        section: &'static str,
+        requirement: &'static str,
+    ) -> Self {
+        CaseInfo {
+            id,
+            title,
+            section,
+            requirement,
+        }
+    }
+}
+
 /// One case's result with its evidence.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseResult {

@@ -19,20 +19,6 @@ use crate::psc_standin::Flaw;
 
 const EHLO: &str = "conformance.mssante.test";
 
-fn info(
-    id: &'static str,
-    title: &'static str,
-    section: &'static str,
-    requirement: &'static str,
-) -> CaseInfo {
-    CaseInfo {
-        id,
-        title,
-        section,
-        requirement,
-    }
-}
-
 /// Connects, reads the 220 greeting and says EHLO; returns the EHLO keywords.
 async fn connect(
     suite: &Suite<'_>,
@@ -133,13 +119,13 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let t = suite.target;
     submission_cases(suite, out).await;
     starttls_cases(suite, out).await;
-    let i = info(
+    let i = CaseInfo::new(
         "smtp-operator-interface",
         "Mail from another operator over mutual TLS",
         SECTION_TRUST,
         "Inbound SMTP from a trusted operator: STARTTLS with a client certificate chaining to IGC-Santé and listed for the sending domain; the mail reaches the mailbox",
     );
-    let untrusted = info(
+    let untrusted = CaseInfo::new(
         "smtp-operator-interface-no-certificate",
         "Operator interface without a client certificate",
         SECTION_TRUST,
@@ -309,25 +295,25 @@ async fn untrusted_operator(
 async fn submission_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let t = suite.target;
     let mut infos = vec![
-        info(
+        CaseInfo::new(
             "smtp-ehlo-tls",
             "EHLO on implicit TLS",
             SECTION_SASL,
             "After TLS, EHLO announces AUTH XOAUTH2 OAUTHBEARER and no password mechanism",
         ),
-        info(
+        CaseInfo::new(
             "smtp-xoauth2-sasl-ir",
             "XOAUTH2 with initial response",
             SECTION_SASL,
             "A valid PSC token for the mailbox holder authenticates: 235",
         ),
-        info(
+        CaseInfo::new(
             "smtp-xoauth2-continuation",
             "XOAUTH2 after a 334 continuation",
             SECTION_SASL,
             "A valid PSC token for the mailbox holder authenticates: 235",
         ),
-        info(
+        CaseInfo::new(
             "smtp-oauthbearer",
             "OAUTHBEARER",
             SECTION_SASL,
@@ -335,52 +321,52 @@ async fn submission_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         ),
     ];
     for (_, _, id, title, requirement) in FLAWS {
-        infos.push(info(id, title, SECTION_PSC, requirement));
+        infos.push(CaseInfo::new(id, title, SECTION_PSC, requirement));
     }
     infos.extend([
-        info(
+        CaseInfo::new(
             "smtp-wrong-idnat",
             "Valid token of another professional",
             SECTION_ACCESS,
             "Never another professional's mailbox: 535",
         ),
-        info(
+        CaseInfo::new(
             "smtp-xoauth2-error-challenge",
             "XOAUTH2 error challenge format",
             SECTION_SASL,
             "On failure: 334 base64({\"status\":\"401\",…}), the client answers with an empty line, then 535 5.7.8",
         ),
-        info(
+        CaseInfo::new(
             "smtp-sender-own-mailbox",
             "Sending as the authenticated mailbox",
             SECTION_ACCESS,
             "The envelope sender may be a mailbox the identity may open: the message is accepted",
         ),
-        info(
+        CaseInfo::new(
             "smtp-sender-other-refused",
             "Sending as someone else",
             SECTION_ACCESS,
             "The envelope sender must be a mailbox the identity may open; anything else is refused",
         ),
-        info(
+        CaseInfo::new(
             "smtp-external-certificate",
             "AUTH_CLI certificate (EXTERNAL)",
             SECTION_ACCESS,
             "A trusted AUTH_CLI certificate authenticates with AUTH EXTERNAL, announced once it was presented",
         ),
-        info(
+        CaseInfo::new(
             "smtp-external-bad-certificate",
             "Refused AUTH_CLI certificate",
             SECTION_ACCESS,
             "An expired, revoked or foreign certificate authenticates nothing",
         ),
-        info(
+        CaseInfo::new(
             "smtp-tls11-refused",
             "TLS 1.1 refused",
             SECTION_TLS,
             "TLS 1.2 minimum: a 1.1 handshake fails",
         ),
-        info(
+        CaseInfo::new(
             "smtp-psc-unavailable",
             "PSC unavailable",
             SECTION_PSC,
@@ -715,13 +701,13 @@ async fn send(w: &mut Wire, from: &str, to: &str) -> anyhow::Result<Result<Strin
 
 async fn starttls_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let t = suite.target;
-    let ehlo_info = info(
+    let ehlo_info = CaseInfo::new(
         "smtp-starttls-ehlo",
         "EHLO before and after STARTTLS",
         SECTION_SASL,
         "AUTH XOAUTH2 OAUTHBEARER in EHLO only after TLS; before it, STARTTLS and no AUTH",
     );
-    let auth_info = info(
+    let auth_info = CaseInfo::new(
         "smtp-starttls-auth-before-tls",
         "AUTH before STARTTLS (downgrade)",
         SECTION_SASL,

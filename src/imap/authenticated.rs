@@ -255,15 +255,7 @@ impl Session {
                 message,
             } => {
                 let Some(folder) = self.target_folder(&mailbox).await else {
-                    self.conn
-                        .send(&text::tagged(
-                            &tag,
-                            StatusKind::No,
-                            Some(Code::TryCreate),
-                            "no such mailbox",
-                        ))
-                        .await?;
-                    return Ok(Transition::None);
+                    return self.no_such_target(&tag).await;
                 };
                 let bytes: &[u8] = match &message {
                     LiteralOrLiteral8::Literal(l) => l.data(),

@@ -370,15 +370,7 @@ impl Session {
                 };
                 let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
                 let Some(target) = self.target_folder(&mailbox).await else {
-                    self.conn
-                        .send(&text::tagged(
-                            &tag,
-                            StatusKind::No,
-                            Some(Code::TryCreate),
-                            "no such mailbox",
-                        ))
-                        .await?;
-                    return Ok(Transition::None);
+                    return self.no_such_target(&tag).await;
                 };
                 let result = if moving {
                     store.move_messages(folder_id, uids, target.id).await
@@ -446,6 +438,23 @@ impl Session {
     ) -> Result<Transition, ConnError> {
         self.conn
             .send(&text::tagged(tag, StatusKind::No, None, msg))
+            .await?;
+        Ok(Transition::None)
+    }
+
+    /// The target of APPEND, COPY or MOVE does not exist: `[TRYCREATE]` tells the client
+    /// it may CREATE it and try again (RFC 3501 §6.3.11).
+    pub(crate) async fn no_such_target(
+        &mut self,
+        tag: &imap_codec::imap_types::core::Tag<'_>,
+    ) -> Result<Transition, ConnError> {
+        self.conn
+            .send(&text::tagged(
+                tag,
+                StatusKind::No,
+                Some(Code::TryCreate),
+                "no such mailbox",
+            ))
             .await?;
         Ok(Transition::None)
     }
