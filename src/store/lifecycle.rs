@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
 use super::mailboxes::mailbox_from_row;
-use super::messages::{bump_folder, delete_orphan_bodies, put_body};
+use super::messages::{NewRow, bump_folder, delete_orphan_bodies, insert_message, put_body};
 use super::types::from_unix;
-use super::{Appended, Mailbox, RawMessage, Store, StoreError};
+use super::{Appended, Flags, Mailbox, RawMessage, Store, StoreError};
 
 /// A notice to file in a mailbox's INBOX, with copies for its holder.
 #[derive(Debug, Clone)]
@@ -505,18 +505,16 @@ async fn send_notice_in(
     let mut appended = Vec::with_capacity(folders.len());
     for folder_id in folders {
         let (uidvalidity, uid, modseq) = bump_folder(c, folder_id, 1).await?;
-        sqlx::query(
-            "INSERT INTO messages (folder_id, uid, modseq, internal_date, size, body_id)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(folder_id)
-        .bind(i64::from(uid))
-        .bind(modseq as i64)
-        .bind(notice.at.timestamp())
-        .bind(raw.len() as i64)
-        .bind(body_id)
-        .execute(&mut *c)
-        .await?;
+        let row = NewRow {
+            folder_id,
+            uid,
+            modseq,
+            flags: &Flags::default(),
+            internal_date: notice.at.timestamp(),
+            size: raw.len() as i64,
+            body_id,
+        };
+        insert_message(c, row).await?;
         appended.push(Appended {
             folder_id,
             uidvalidity,
