@@ -299,6 +299,62 @@ async fn one_body_for_many_recipients_and_deletion_removes_orphans() {
     );
 }
 
+/// Concurrent appends share multi-row statements: each caller must still hear the UID
+/// and MODSEQ its own message got, with its own flags, even beside identical messages.
+#[tokio::test]
+async fn each_concurrent_append_is_answered_with_its_own_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let a = inbox(&store, mailbox(&store, "a@one.mssante.fr").await).await;
+    let b = inbox(&store, mailbox(&store, "b@one.mssante.fr").await).await;
+    let mut tasks = Vec::new();
+    for n in 0..200 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let folder = if n % 3 == 0 { b } else { a };
+            // every fifth message is the same bytes as another one: one shared body
+            let bytes = message(if n % 5 == 0 { 0 } else { n });
+            let flags = Flags::new(if n % 2 == 0 {
+                flag::SEEN
+            } else {
+                flag::FLAGGED
+            });
+            let appended = store
+                .append(folder, &bytes, flags.clone(), Utc::now())
+                .await
+                .unwrap();
+            (folder, bytes, flags, appended)
+        }));
+    }
+    let mut modseqs = HashSet::new();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    for (folder, bytes, flags, appended) in answers {
+        assert_eq!(appended.folder_id, folder);
+        assert!(
+            modseqs.insert((folder, appended.modseq)),
+            "MODSEQ handed out twice"
+        );
+        let meta = store
+            .messages(folder)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.uid == appended.uid)
+            .unwrap();
+        assert_eq!(meta.modseq, appended.modseq);
+        assert_eq!(meta.flags, flags, "flags of UID {}", appended.uid);
+        assert_eq!(
+            store.body(meta.body_id).await.unwrap(),
+            bytes,
+            "UID {}",
+            appended.uid
+        );
+    }
+}
+
 #[tokio::test]
 async fn one_failing_write_does_not_undo_its_batch_neighbours() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::types::from_unix;
+use super::writer;
 use super::{
     Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, RawMessage, Store, StoreError,
     StoreOutcome, flag,
@@ -140,6 +141,91 @@ pub(super) async fn delete_orphan_bodies(
     Ok(())
 }
 
+/// One message for one folder, as the writer batches it with its neighbours.
+pub(super) struct NewAppend {
+    pub(super) folder_id: i64,
+    pub(super) raw: RawMessage,
+    pub(super) flags: Flags,
+    pub(super) internal_date: i64,
+}
+
+/// Why a group of appends was not made.
+pub(super) enum AppendFailure {
+    /// The statement failed and SQLite backed it out; the transaction goes on.
+    Statement(StoreError),
+    /// What was written cannot be trusted: the whole transaction must be rolled back.
+    Transaction(StoreError),
+}
+
+/// Appends `rows` in one statement (see schema/0004_append.sql), all or none, and reads
+/// back the UID and MODSEQ each was given, in the same round trip.
+///
+/// The new message rows are the last `rows.len()` ids of the table: SQLite gives a new
+/// row the largest id plus one, and only the writer inserts. Each row read back is
+/// checked against the append it answers (folder and body digest) before anyone is told.
+pub(super) async fn append_rows(
+    c: &mut SqliteConnection,
+    rows: &[&NewAppend],
+) -> Result<Vec<Appended>, AppendFailure> {
+    let mut sql = String::from(
+        "INSERT INTO message_appends (folder_id, sha256, size, header, content, system_flags,
+            keywords, internal_date) VALUES ",
+    );
+    for i in 0..rows.len() {
+        sql.push_str(if i == 0 {
+            "(?,?,?,?,?,?,?,?)"
+        } else {
+            ",(?,?,?,?,?,?,?,?)"
+        });
+    }
+    sql.push_str(&format!(
+        "; SELECT m.folder_id, b.sha256, f.uidvalidity, m.uid, m.modseq
+             FROM messages m JOIN folders f ON f.id = m.folder_id JOIN bodies b ON b.id = m.body_id
+            WHERE m.id > (SELECT max(id) FROM messages) - {} ORDER BY m.id",
+        rows.len()
+    ));
+    let mut query = sqlx::query_as::<_, (i64, Vec<u8>, i64, i64, i64)>(sqlx::AssertSqlSafe(sql));
+    for row in rows {
+        query = query
+            .bind(row.folder_id)
+            .bind(&row.raw.sha256[..])
+            .bind(row.raw.len() as i64)
+            .bind(&row.raw.header)
+            .bind(&row.raw.content)
+            .bind(i64::from(row.flags.system))
+            .bind(row.flags.keywords_text())
+            .bind(row.internal_date);
+    }
+    let read = query.fetch_all(&mut *c).await.map_err(|e| {
+        AppendFailure::Statement(
+            match e.as_database_error().map(|d| d.message().to_owned()) {
+                Some(m) if m == "no such folder" => StoreError::NoFolder,
+                Some(m) if m == "folder has run out of UIDs" => StoreError::Invalid(m),
+                _ => StoreError::from(e),
+            },
+        )
+    })?;
+    let matches = read.len() == rows.len()
+        && read
+            .iter()
+            .zip(rows)
+            .all(|(got, want)| got.0 == want.folder_id && got.1 == want.raw.sha256);
+    if !matches {
+        return Err(AppendFailure::Transaction(StoreError::Invalid(
+            "appended rows did not read back as written".into(),
+        )));
+    }
+    Ok(read
+        .into_iter()
+        .map(|(folder_id, _, uidvalidity, uid, modseq)| Appended {
+            folder_id,
+            uidvalidity: u32::try_from(uidvalidity).unwrap_or(1),
+            uid: u32::try_from(uid).unwrap_or(0),
+            modseq: u64::try_from(modseq).unwrap_or(0),
+        })
+        .collect())
+}
+
 impl Store {
     /// Appends one message; returns once it is durable.
     pub async fn append(
@@ -149,44 +235,13 @@ impl Store {
         flags: Flags,
         internal_date: DateTime<Utc>,
     ) -> Result<Appended, StoreError> {
-        let raw = RawMessage::new(message);
-        let appended = self
-            .write_statement(move |c| {
-                Box::pin(async move {
-                    // One writing statement (see schema/0004_append.sql) and a read of what it
-                    // did, sent together: one round trip to the connection's thread.
-                    let (uidvalidity, uid, modseq): (i64, i64, i64) = sqlx::query_as(
-                        "INSERT INTO message_appends (folder_id, sha256, size, header, content,
-                            system_flags, keywords, internal_date)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
-                         SELECT uidvalidity, uidnext - 1, highestmodseq FROM folders WHERE id = ?1",
-                    )
-                    .bind(folder_id)
-                    .bind(&raw.sha256[..])
-                    .bind(raw.len() as i64)
-                    .bind(&raw.header)
-                    .bind(&raw.content)
-                    .bind(i64::from(flags.system))
-                    .bind(flags.keywords_text())
-                    .bind(internal_date.timestamp())
-                    .fetch_one(&mut *c)
-                    .await
-                    .map_err(
-                        |e| match e.as_database_error().map(|d| d.message().to_owned()) {
-                            Some(m) if m == "no such folder" => StoreError::NoFolder,
-                            Some(m) if m == "folder has run out of UIDs" => StoreError::Invalid(m),
-                            _ => StoreError::from(e),
-                        },
-                    )?;
-                    Ok(Appended {
-                        folder_id,
-                        uidvalidity: u32::try_from(uidvalidity).unwrap_or(1),
-                        uid: u32::try_from(uid).unwrap_or(0),
-                        modseq: u64::try_from(modseq).unwrap_or(0),
-                    })
-                })
-            })
-            .await?;
+        let (job, rx) = writer::append(NewAppend {
+            folder_id,
+            raw: RawMessage::new(message),
+            flags,
+            internal_date: internal_date.timestamp(),
+        });
+        let appended = self.submit_job(job, rx).await?;
         self.notify(folder_id, appended.modseq as i64);
         Ok(appended)
     }

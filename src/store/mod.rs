@@ -22,7 +22,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
 pub use lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};
@@ -137,29 +137,15 @@ impl Store {
             + Send
             + 'static,
     {
-        self.submit(writer::Isolation::Savepoint, f).await
+        let (job, rx) = writer::job(f);
+        self.submit_job(job, rx).await
     }
 
-    /// Like `write`, for a write made of exactly one statement that changes the database
-    /// (reads may follow it): it skips the savepoint, and so two round trips.
-    pub(crate) async fn write_statement<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
-    {
-        self.submit(writer::Isolation::SingleStatement, f).await
-    }
-
-    async fn submit<T, F>(&self, isolation: writer::Isolation, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
-    {
-        let (job, rx) = writer::job(isolation, f);
+    async fn submit_job<T>(
+        &self,
+        job: writer::Job,
+        rx: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         self.writer
             .send(job)
             .await
