@@ -79,8 +79,13 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async {
         println!("appends/s, 4 KiB messages, synchronous=FULL, {SECONDS_PER_RUN} s per run");
+        // `cargo bench --bench append -- 64` runs only the given writer counts.
+        let mut counts: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
+        if counts.is_empty() {
+            counts = vec![1, 8, 64];
+        }
         let mut single = None;
-        for writers in [1, 8, 64] {
+        for writers in counts {
             let rate = run(writers).await?;
             let base = *single.get_or_insert(rate);
             println!(

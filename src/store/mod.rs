@@ -108,7 +108,13 @@ impl Store {
             .busy_timeout(Duration::from_secs(30))
             .pragma("cache_size", "-16000")
             .log_statements(tracing::log::LevelFilter::Trace);
-        let mut conn = options.connect().await?;
+        // A multi-row append keeps a statement journal so SQLite can back it out alone;
+        // in memory it costs no writes to a temporary file. Only the writer needs it.
+        let mut conn = options
+            .clone()
+            .pragma("temp_store", "memory")
+            .connect()
+            .await?;
         MIGRATOR
             .run(&mut conn)
             .await

@@ -72,14 +72,21 @@ pub(super) fn append(append: NewAppend) -> (Job, oneshot::Receiver<Result<Append
 
 pub(super) async fn run(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut last = 0;
     while let Some(first) = jobs.recv().await {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
+        gather(&mut jobs, &mut batch);
+        // The callers the last commit answered are about to write again. Starting
+        // without them splits steady load into two half batches that take turns, each
+        // paying a commit; a few scheduler turns let them catch up. A lone writer never
+        // waits: its batch is as large as the last.
+        let mut turns = 0;
+        while batch.len() < last && turns < GATHER_TURNS {
+            tokio::task::yield_now().await;
+            gather(&mut jobs, &mut batch);
+            turns += 1;
         }
+        last = batch.len();
         match Batch::new(&mut conn).run(&mut batch).await {
             Ok(done) => {
                 for completion in done {
@@ -95,6 +102,20 @@ pub(super) async fn run(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job
         }
     }
     let _ = conn.close().await;
+}
+
+/// Scheduler turns the writer gives callers to resubmit before it starts a batch
+/// smaller than the last one.
+const GATHER_TURNS: usize = 8;
+
+/// Takes what is already queued, up to a batch.
+fn gather(jobs: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+    while batch.len() < MAX_BATCH {
+        match jobs.try_recv() {
+            Ok(j) => batch.push(j),
+            Err(_) => break,
+        }
+    }
 }
 
 type BatchFailure = (StoreError, Vec<Completion>);
