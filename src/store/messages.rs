@@ -157,6 +157,21 @@ pub(super) enum AppendFailure {
     Transaction(StoreError),
 }
 
+/// Whether SQLite backed out only the failed statement. Constraint failures (the append
+/// trigger's own refusals among them), oversized or mistyped values are; after an I/O
+/// error, a full disk or anything else, SQLite may have rolled back the whole transaction,
+/// and carrying on would commit the rest of the batch piecemeal.
+fn statement_local(e: &sqlx::Error) -> bool {
+    const TOOBIG: i64 = 18;
+    const CONSTRAINT: i64 = 19;
+    const MISMATCH: i64 = 20;
+    const RANGE: i64 = 25;
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|code| code.parse::<i64>().ok())
+        .is_some_and(|code| matches!(code & 0xff, TOOBIG | CONSTRAINT | MISMATCH | RANGE))
+}
+
 /// Appends `rows` in one statement (see schema/0004_append.sql), all or none, and reads
 /// back the UID and MODSEQ each was given, in the same round trip.
 ///
@@ -197,13 +212,17 @@ pub(super) async fn append_rows(
             .bind(row.internal_date);
     }
     let read = query.fetch_all(&mut *c).await.map_err(|e| {
-        AppendFailure::Statement(
-            match e.as_database_error().map(|d| d.message().to_owned()) {
-                Some(m) if m == "no such folder" => StoreError::NoFolder,
-                Some(m) if m == "folder has run out of UIDs" => StoreError::Invalid(m),
-                _ => StoreError::from(e),
-            },
-        )
+        let local = statement_local(&e);
+        let err = match e.as_database_error().map(|d| d.message().to_owned()) {
+            Some(m) if m == "no such folder" => StoreError::NoFolder,
+            Some(m) if m == "folder has run out of UIDs" => StoreError::Invalid(m),
+            _ => StoreError::from(e),
+        };
+        if local {
+            AppendFailure::Statement(err)
+        } else {
+            AppendFailure::Transaction(err)
+        }
     })?;
     let matches = read.len() == rows.len()
         && read

@@ -231,13 +231,19 @@ impl<'c> Batch<'c> {
                             }),
                             Err(AppendFailure::Statement(err)) => Err(err),
                             Err(AppendFailure::Transaction(err)) => {
+                                self.answer(reply, Err(err.clone()));
                                 return Err(self.abort(err).await);
                             }
                         };
                         self.answer(reply, result);
                     }
                 }
-                Err(AppendFailure::Transaction(err)) => return Err(self.abort(err).await),
+                Err(AppendFailure::Transaction(err)) => {
+                    for (_, reply) in chunk {
+                        self.answer(reply, Err(err.clone()));
+                    }
+                    return Err(self.abort(err).await);
+                }
             }
         }
         Ok(())
