@@ -2,9 +2,10 @@
 //! while a commit is being flushed share the next transaction (group commit).
 //!
 //! SQLite allows one writer at a time anyway; funnelling writes through one task turns
-//! that limit into batching, so throughput is not capped at one fsync per message. Each
-//! write runs inside its own savepoint, so one failing write never undoes its neighbours,
-//! and every caller hears back only after the COMMIT that made its write durable.
+//! that limit into batching, so throughput is not capped at one fsync per message. One
+//! failing write never undoes its neighbours (each write has its own savepoint, and a
+//! failed append statement is backed out by SQLite and its rows retried one by one), and
+//! every caller hears back only after the COMMIT that made its write durable.
 //!
 //! sqlx runs the connection on a thread of its own, and every statement sent there costs
 //! a thread hand-off each way: on a disk with fast fsync, hand-offs rather than SQLite
