@@ -7,11 +7,10 @@ use std::num::{NonZeroU32, NonZeroU64};
 use chrono::{DateTime, Utc};
 use imap_codec::IdleDoneCodec;
 use imap_codec::imap_types::command::{Command, CommandBody, SelectParameter};
-use imap_codec::imap_types::core::{Atom, IString, QuotedChar, Vec1};
+use imap_codec::imap_types::core::{Atom, IString, QuotedChar};
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::extensions::namespace::Namespace;
-use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{
@@ -20,7 +19,7 @@ use imap_codec::imap_types::response::{
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::connection::{ConnError, Incoming};
-use super::selected::{View, fetch_flags, store_flags};
+use super::selected::{View, flags_fetch, store_flags};
 use super::sequence;
 use super::session::{Session, State, Transition};
 use super::text;
@@ -521,20 +520,8 @@ impl Session {
                 let Ok(p) = view.uids.binary_search(&m.uid) else {
                     continue;
                 };
-                let mut items = vec![
-                    MessageDataItem::Uid(text::nz(m.uid)),
-                    MessageDataItem::Flags(fetch_flags(&m.flags)),
-                ];
-                if let Some(ms) = NonZeroU64::new(m.modseq) {
-                    items.push(MessageDataItem::ModSeq(ms));
-                }
-                if let Ok(items) = Vec1::try_from(items) {
-                    self.conn
-                        .send(&text::data(Data::Fetch {
-                            seq: text::nz(p as u32 + 1),
-                            items,
-                        }))
-                        .await?;
+                if let Some(data) = flags_fetch(p, Some(m.uid), &m.flags, Some(m.modseq)) {
+                    self.conn.send(&text::data(data)).await?;
                 }
             }
         }

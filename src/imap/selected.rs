@@ -6,7 +6,7 @@
 //! where RFC 3501 §7.4.1 allows: never an EXPUNGE during FETCH, STORE or SEARCH.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::command::{Command, CommandBody, StoreModifier};
 use imap_codec::imap_types::core::{Atom, Vec1};
@@ -49,6 +49,28 @@ impl View {
             dirty: false,
         }
     }
+}
+
+/// `* n FETCH ([UID u] FLAGS (…) [MODSEQ (m)])`: how a client hears a message's flags,
+/// whether it asked (STORE) or not (another session changed them).
+pub(crate) fn flags_fetch(
+    position: usize,
+    uid: Option<u32>,
+    flags: &Flags,
+    modseq: Option<u64>,
+) -> Option<Data<'static>> {
+    let mut items = Vec::with_capacity(3);
+    if let Some(uid) = uid {
+        items.push(MessageDataItem::Uid(text::nz(uid)));
+    }
+    items.push(MessageDataItem::Flags(fetch_flags(flags)));
+    if let Some(ms) = modseq.and_then(NonZeroU64::new) {
+        items.push(MessageDataItem::ModSeq(ms));
+    }
+    Some(Data::Fetch {
+        seq: text::nz(u32::try_from(position + 1).unwrap_or(u32::MAX)),
+        items: Vec1::try_from(items).ok()?,
+    })
 }
 
 pub(crate) fn fetch_flags(f: &Flags) -> Vec<FlagFetch<'static>> {
@@ -180,22 +202,9 @@ impl Session {
             self.conn.send(&text::data(Data::Exists(n))).await?;
         }
         for (p, m) in updates {
-            let mut items = vec![
-                MessageDataItem::Uid(text::nz(m.uid)),
-                MessageDataItem::Flags(fetch_flags(&m.flags)),
-            ];
-            if user.condstore
-                && let Some(ms) = std::num::NonZeroU64::new(m.modseq)
-            {
-                items.push(MessageDataItem::ModSeq(ms));
-            }
-            if let Ok(items) = Vec1::try_from(items) {
-                self.conn
-                    .send(&text::data(Data::Fetch {
-                        seq: text::nz(p as u32 + 1),
-                        items,
-                    }))
-                    .await?;
+            let modseq = user.condstore.then_some(m.modseq);
+            if let Some(data) = flags_fetch(p, Some(m.uid), &m.flags, modseq) {
+                self.conn.send(&text::data(data)).await?;
             }
         }
         view.known_modseq = highest;
@@ -307,19 +316,12 @@ impl Session {
                     let Ok(p) = view.uids.binary_search(u) else {
                         continue;
                     };
-                    let mut items = vec![MessageDataItem::Flags(fetch_flags(f))];
-                    if uid {
-                        items.insert(0, MessageDataItem::Uid(text::nz(*u)));
-                    }
-                    if condstore && let Some(ms) = std::num::NonZeroU64::new(*modseq) {
-                        items.push(MessageDataItem::ModSeq(ms));
-                    }
-                    if let Ok(items) = Vec1::try_from(items) {
-                        responses.push(Data::Fetch {
-                            seq: text::nz(p as u32 + 1),
-                            items,
-                        });
-                    }
+                    responses.extend(flags_fetch(
+                        p,
+                        uid.then_some(*u),
+                        f,
+                        condstore.then_some(*modseq),
+                    ));
                 }
                 let modified: Vec<u32> = if uid {
                     outcome.modified.clone()
