@@ -166,6 +166,22 @@ async fn authenticate(
     }
 }
 
+/// One AUTHENTICATE (initial response inline) on a fresh TLS connection, then LOGOUT: the
+/// shape of most authentication cases.
+async fn authenticate_once(
+    suite: &Suite<'_>,
+    e: &Endpoint,
+    rec: &Recorder,
+    mechanism: &str,
+    payload: (String, String),
+    on_challenge: OnChallenge,
+) -> anyhow::Result<AuthExchange> {
+    let mut w = connect(suite, e, Some(&suite.tls), rec).await?;
+    let a = authenticate(&mut w, "A1", mechanism, payload, true, on_challenge).await?;
+    let _ = w.send("A2 LOGOUT").await;
+    Ok(a)
+}
+
 pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let Some(address) = suite.target.imap.as_deref() else {
         out.push(skipped(
@@ -332,19 +348,17 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let rec = Recorder::new();
     out.push(
         run_case(i, rec.clone(), async {
-            let mut w = connect(suite, e, Some(&suite.tls), &rec).await?;
             let token = suite.token(&rec, &t.other_idnat, None);
             let label = format!("valid token of {}, redacted", t.other_idnat);
-            let a = authenticate(
-                &mut w,
-                "A1",
+            let a = authenticate_once(
+                suite,
+                e,
+                &rec,
                 "XOAUTH2",
                 xoauth2(&t.mailbox, &token, &label),
-                true,
                 OnChallenge::Empty,
             )
             .await?;
-            let _ = w.send("A2 LOGOUT").await;
             Ok(verdict(
                 status(&a.tagged) == "NO",
                 format!("answer: {}", a.tagged),
@@ -362,18 +376,16 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let rec = Recorder::new();
     out.push(
         run_case(i, rec.clone(), async {
-            let mut w = connect(suite, e, Some(&suite.tls), &rec).await?;
             let token = suite.token(&rec, &t.idnat, Some(Flaw::Expired));
-            let a = authenticate(
-                &mut w,
-                "A1",
+            let a = authenticate_once(
+                suite,
+                e,
+                &rec,
                 "XOAUTH2",
                 xoauth2(&t.mailbox, &token, "expired token, redacted"),
-                true,
                 OnChallenge::Empty,
             )
             .await?;
-            let _ = w.send("A2 LOGOUT").await;
             Ok(challenge_verdict(&a, "401"))
         })
         .await,
@@ -388,18 +400,16 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let rec = Recorder::new();
     out.push(
         run_case(i, rec.clone(), async {
-            let mut w = connect(suite, e, Some(&suite.tls), &rec).await?;
             let token = suite.token(&rec, &t.idnat, Some(Flaw::Expired));
-            let a = authenticate(
-                &mut w,
-                "A1",
+            let a = authenticate_once(
+                suite,
+                e,
+                &rec,
                 "OAUTHBEARER",
                 oauthbearer(&t.mailbox, e, &token, "expired token, redacted"),
-                true,
                 OnChallenge::CtrlA,
             )
             .await?;
-            let _ = w.send("A2 LOGOUT").await;
             Ok(challenge_verdict(&a, "invalid_token"))
         })
         .await,
@@ -414,18 +424,16 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let rec = Recorder::new();
     out.push(
         run_case(i, rec.clone(), async {
-            let mut w = connect(suite, e, Some(&suite.tls), &rec).await?;
             let token = suite.token(&rec, &t.idnat, Some(Flaw::Expired));
-            let a = authenticate(
-                &mut w,
-                "A1",
+            let a = authenticate_once(
+                suite,
+                e,
+                &rec,
                 "XOAUTH2",
                 xoauth2(&t.mailbox, &token, "expired token, redacted"),
-                true,
                 OnChallenge::Silence(t.unanswered_challenge_wait),
             )
             .await?;
-            let _ = w.send("A2 LOGOUT").await;
             Ok(verdict(
                 status(&a.tagged) == "NO",
                 format!("answer without a reply: {}", a.tagged),
@@ -443,18 +451,16 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let rec = Recorder::new();
     out.push(
         run_case(i, rec.clone(), async {
-            let mut w = connect(suite, e, Some(&suite.tls), &rec).await?;
             let token = suite.token(&rec, &t.idnat, Some(Flaw::Expired));
-            let a = authenticate(
-                &mut w,
-                "A1",
+            let a = authenticate_once(
+                suite,
+                e,
+                &rec,
                 "XOAUTH2",
                 xoauth2(&t.mailbox, &token, "expired token, redacted"),
-                true,
                 OnChallenge::NewCommand,
             )
             .await?;
-            let _ = w.send("A2 LOGOUT").await;
             let after = a
                 .after
                 .clone()
@@ -673,19 +679,17 @@ async fn refused_token(
     flaw: Flaw,
     idnat: &str,
 ) -> anyhow::Result<Outcome> {
-    let mut w = connect(suite, e, Some(&suite.tls), rec).await?;
     let token = suite.token(rec, idnat, Some(flaw));
     let label = format!("{flaw:?} token, redacted");
-    let a = authenticate(
-        &mut w,
-        "A1",
+    let a = authenticate_once(
+        suite,
+        e,
+        rec,
         "XOAUTH2",
         xoauth2(&suite.target.mailbox, &token, &label),
-        true,
         OnChallenge::Empty,
     )
     .await?;
-    let _ = w.send("A2 LOGOUT").await;
     Ok(verdict(
         status(&a.tagged) == "NO",
         format!("answer: {}", a.tagged),
