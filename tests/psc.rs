@@ -568,7 +568,20 @@ async fn access_rules() {
             .await
             .unwrap()
     );
-    let labo = Identity::Application(labo_certificate());
+    let labo = w
+        .auth
+        .authenticate(
+            Mechanism::External,
+            b"",
+            &Peer {
+                certificate: Some(labo_certificate()),
+                ..peer()
+            },
+        )
+        .await
+        .unwrap()
+        .identity;
+    assert!(matches!(labo, Identity::Application(_)));
     assert!(
         w.auth
             .may_send_as(&labo, "labo@h.mssante.fr")

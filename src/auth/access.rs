@@ -27,11 +27,29 @@ impl Professional {
     }
 }
 
+/// An application that presented an IGC-Santé client certificate the TLS layer verified.
+/// Only the authenticator makes one, from the connection's verified peer, so holding an
+/// `Application` proves the handshake checked the chain, dates, EKU and revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    certificate: CertificateIdentity,
+}
+
+impl Application {
+    pub(crate) fn new(certificate: CertificateIdentity) -> Self {
+        Application { certificate }
+    }
+
+    pub fn certificate(&self) -> &CertificateIdentity {
+        &self.certificate
+    }
+}
+
 /// Who authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
     Professional(Professional),
-    Application(CertificateIdentity),
+    Application(Application),
 }
 
 impl Identity {
@@ -39,7 +57,7 @@ impl Identity {
     pub fn audit_name(&self) -> &str {
         match self {
             Identity::Professional(p) => p.idnat(),
-            Identity::Application(c) => &c.subject,
+            Identity::Application(a) => &a.certificate().subject,
         }
     }
 }
@@ -138,9 +156,12 @@ pub async fn may_open(
         (Identity::Application(_), MailboxKind::Personal | MailboxKind::Organisational) => {
             Err(AccessRefusal::CertificateOnPersonal)
         }
-        (Identity::Application(cert), MailboxKind::Applicative) => {
+        (Identity::Application(app), MailboxKind::Applicative) => {
             let grants = store.grants(mailbox.id).await?;
-            if grants.iter().any(|g| certificate_matches(g, cert)) {
+            if grants
+                .iter()
+                .any(|g| certificate_matches(g, app.certificate()))
+            {
                 Ok(())
             } else {
                 Err(AccessRefusal::CertificateNotBound)
@@ -171,7 +192,8 @@ pub async fn open(
 
 async fn default_mailbox(store: &Store, identity: &Identity) -> Result<Access, StoreError> {
     Ok(match identity {
-        Identity::Application(cert) => {
+        Identity::Application(app) => {
+            let cert = app.certificate();
             let mut bound: Vec<Mailbox> = store
                 .mailboxes_bound_to_certificate(&cert.subject, &cert.issuer, &cert.fingerprint)
                 .await?
@@ -315,7 +337,7 @@ mod tests {
             open(pro("899700000001"), Some("labo@h.mssante.fr")).await,
             Err(AccessRefusal::ApplicativeNeedsCertificate)
         );
-        let app = Identity::Application(labo.clone());
+        let app = Identity::Application(Application::new(labo.clone()));
         assert!(open(app.clone(), Some("labo@h.mssante.fr")).await.is_ok());
         assert_eq!(
             open(app.clone(), Some("labo2@h.mssante.fr")).await,
@@ -354,7 +376,7 @@ mod tests {
             open(app.clone(), None).await,
             Err(AccessRefusal::SeveralMailboxesBound)
         );
-        let stranger = Identity::Application(cert("CN=OTHER,C=FR", "ff"));
+        let stranger = Identity::Application(Application::new(cert("CN=OTHER,C=FR", "ff")));
         assert_eq!(
             open(stranger, None).await,
             Err(AccessRefusal::NoMailboxBound)

@@ -17,7 +17,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::store::{AuditEntry, AuditOutcome, Mailbox, Store, StoreError};
 
-pub use access::{AccessRefusal, Identity, Professional};
+pub use access::{AccessRefusal, Application, Identity, Professional};
 pub use psc::{PscValidator, Refusal, TokenError};
 pub use sasl::SaslError;
 
@@ -311,7 +311,10 @@ impl Authenticator {
                 let message = sasl::parse_external(response).map_err(Denial::Malformed)?;
                 trail.mailbox = message.mailbox.clone();
                 let certificate = peer.certificate.clone().ok_or(Denial::NoCertificate)?;
-                (Identity::Application(certificate), message.mailbox)
+                (
+                    Identity::Application(Application::new(certificate)),
+                    message.mailbox,
+                )
             }
         };
         trail.identity = Some(identity.audit_name().to_owned());
