@@ -101,6 +101,12 @@ impl DirectoryPublisher for Recorder {
     }
 }
 
+async fn apply(jobs: &Lifecycle) -> JobReport {
+    jobs.run(Mode::Apply, &CancellationToken::new())
+        .await
+        .unwrap()
+}
+
 struct Env {
     dir: tempfile::TempDir,
     config: Config,
@@ -127,7 +133,10 @@ impl Env {
     }
 
     fn jobs_at(&self, at: DateTime<Utc>) -> Lifecycle {
-        let publisher: SharedPublisher = self.directory.clone();
+        self.jobs_publishing_to(at, self.directory.clone())
+    }
+
+    fn jobs_publishing_to(&self, at: DateTime<Utc>, publisher: SharedPublisher) -> Lifecycle {
         Lifecycle::new(
             &self.config,
             self.store.clone(),
@@ -137,10 +146,7 @@ impl Env {
     }
 
     async fn run(&self, at: DateTime<Utc>) -> JobReport {
-        self.jobs_at(at)
-            .run(Mode::Apply, &CancellationToken::new())
-            .await
-            .unwrap()
+        apply(&self.jobs_at(at)).await
     }
 
     async fn create(
@@ -170,6 +176,15 @@ impl Env {
             })
             .await
             .unwrap()
+    }
+
+    /// A mailbox created long ago whose holder last authenticated `at`.
+    async fn last_seen(&self, local: &str, kind: MailboxKind, at: DateTime<Utc>) -> Mailbox {
+        let m = self
+            .create(local, kind, t0() - days(800), false, None)
+            .await;
+        self.store.record_authentication(m.id, at).await.unwrap();
+        m
     }
 
     async fn get(&self, m: &Mailbox) -> Option<Mailbox> {
@@ -211,16 +226,7 @@ fn addr(local: &str) -> String {
 #[tokio::test]
 async fn unpublished_after_60_days_without_authentication_not_59() {
     let env = Env::new().await;
-    let m = env
-        .create(
-            "alice",
-            MailboxKind::Personal,
-            t0() - days(800),
-            false,
-            None,
-        )
-        .await;
-    env.store.record_authentication(m.id, t0()).await.unwrap();
+    let m = env.last_seen("alice", MailboxKind::Personal, t0()).await;
 
     let r = env.run(t0()).await;
     assert_eq!(r.published, vec![addr("alice")]);
@@ -279,10 +285,7 @@ async fn mailbox_younger_than_a_year_is_never_unpublished() {
 #[tokio::test]
 async fn republished_at_the_next_run_after_an_authentication() {
     let env = Env::new().await;
-    let m = env
-        .create("bob", MailboxKind::Personal, t0() - days(800), false, None)
-        .await;
-    env.store.record_authentication(m.id, t0()).await.unwrap();
+    let m = env.last_seen("bob", MailboxKind::Personal, t0()).await;
     env.run(t0()).await;
     env.run(t0() + days(70)).await;
     assert!(!env.get(&m).await.unwrap().published);
@@ -358,16 +361,7 @@ async fn a_mailbox_red_listed_after_publication_leaves_the_directory() {
 #[tokio::test]
 async fn applicative_mailboxes_stay_published_while_inactive_until_deletion() {
     let env = Env::new().await;
-    let app = env
-        .create(
-            "labo",
-            MailboxKind::Applicative,
-            t0() - days(800),
-            false,
-            None,
-        )
-        .await;
-    env.store.record_authentication(app.id, t0()).await.unwrap();
+    let app = env.last_seen("labo", MailboxKind::Applicative, t0()).await;
     env.run(t0()).await;
     let r = env.run(t0() + days(300)).await;
     assert!(r.unpublished.is_empty(), "{r}");
@@ -685,10 +679,7 @@ async fn warnings_are_sent_once_each_even_when_jobs_run_twice() {
 #[tokio::test]
 async fn deleted_after_365_days_not_364_with_an_audit_record() {
     let env = Env::new().await;
-    let m = env
-        .create("gus", MailboxKind::Personal, t0() - days(800), false, None)
-        .await;
-    env.store.record_authentication(m.id, t0()).await.unwrap();
+    let m = env.last_seen("gus", MailboxKind::Personal, t0()).await;
     let inbox = env.store.folder(m.id, "INBOX").await.unwrap().unwrap();
     let only_here = env
         .store
@@ -778,16 +769,7 @@ async fn held_mailboxes_are_neither_warned_nor_deleted() {
 #[tokio::test]
 async fn an_authentication_starts_a_new_warning_cycle() {
     let env = Env::new().await;
-    let m = env
-        .create(
-            "jules",
-            MailboxKind::Personal,
-            t0() - days(800),
-            false,
-            None,
-        )
-        .await;
-    env.store.record_authentication(m.id, t0()).await.unwrap();
+    let m = env.last_seen("jules", MailboxKind::Personal, t0()).await;
     env.run(t0() + days(335)).await;
     assert!(env.get(&m).await.unwrap().deletion_warned_at.is_some());
 
@@ -923,16 +905,7 @@ async fn http_publisher_retries_server_errors_within_a_run() {
             .unwrap()
             .with_retries(4, Duration::from_millis(10)),
     );
-    let jobs = Lifecycle::new(
-        &env.config,
-        env.store.clone(),
-        Arc::new(FixedClock(t0())),
-        publisher,
-    );
-    let r = jobs
-        .run(Mode::Apply, &CancellationToken::new())
-        .await
-        .unwrap();
+    let r = apply(&env.jobs_publishing_to(t0(), publisher)).await;
     assert_eq!(r.published, vec![addr("lab")], "{r}");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     let got = received.lock().unwrap().clone();
@@ -954,16 +927,7 @@ async fn http_publisher_does_not_retry_a_refusal_and_nothing_is_marked() {
             .unwrap()
             .with_retries(4, Duration::from_millis(10)),
     );
-    let jobs = Lifecycle::new(
-        &env.config,
-        env.store.clone(),
-        Arc::new(FixedClock(t0())),
-        publisher,
-    );
-    let r = jobs
-        .run(Mode::Apply, &CancellationToken::new())
-        .await
-        .unwrap();
+    let r = apply(&env.jobs_publishing_to(t0(), publisher)).await;
     assert!(r.published.is_empty());
     assert!(r.failures[0].contains("400"), "{r}");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -980,18 +944,9 @@ async fn file_publisher_appends_json_lines() {
     env.create("b", MailboxKind::Applicative, t0(), false, None)
         .await;
     let publisher: SharedPublisher = Arc::new(FilePublisher::new(path.clone()));
-    let jobs = Lifecycle::new(
-        &env.config,
-        env.store.clone(),
-        Arc::new(FixedClock(t0())),
-        publisher,
-    );
-    jobs.run(Mode::Apply, &CancellationToken::new())
-        .await
-        .unwrap();
-    jobs.run(Mode::Apply, &CancellationToken::new())
-        .await
-        .unwrap();
+    let jobs = env.jobs_publishing_to(t0(), publisher);
+    apply(&jobs).await;
+    apply(&jobs).await;
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
         .unwrap()
         .lines()
