@@ -1087,95 +1087,60 @@ async fn python_imaplib_over_tls_and_starttls() {
     w.stop().await;
 }
 
+/// `curl --oauth2-bearer TOKEN --user ADDRESS imaps://…/PATH` against the server.
+async fn curl(port: u16, token: String, path: &str) -> (bool, String) {
+    let url = format!("imaps://127.0.0.1:{port}/{path}");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-k",
+                "--max-time",
+                "20",
+                "--oauth2-bearer",
+                &token,
+                "--user",
+                HOUSE_BAL,
+                &url,
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        eprintln!(
+            "curl: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (out.status.success(), stdout)
+}
+
 #[tokio::test]
 async fn curl_with_oauth2_bearer() {
     let w = world("").await;
     let mut c = w.login(HOUSE_BAL, HOUSE).await;
     append(&mut c, "INBOX", SIMPLE, "").await;
-    let token = w.token(HOUSE);
-    let url = format!("imaps://127.0.0.1:{}/INBOX;UID=1", w.tls.port());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-k",
-                "--max-time",
-                "20",
-                "--oauth2-bearer",
-                &token,
-                "--user",
-                HOUSE_BAL,
-                &url,
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let body = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "curl: {:?} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let port = w.tls.port();
+    let (ok, body) = curl(port, w.token(HOUSE), "INBOX;UID=1").await;
+    assert!(ok, "curl failed");
     assert!(
         body.contains("Subject: Patient 12") && body.contains("Lupus, again."),
         "{body}"
     );
     // The mailbox URL alone, as in the operator documentation.
-    let token = w.token(HOUSE);
-    let url = format!("imaps://127.0.0.1:{}/INBOX", w.tls.port());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-k",
-                "--max-time",
-                "20",
-                "--oauth2-bearer",
-                &token,
-                "--user",
-                HOUSE_BAL,
-                &url,
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "curl: {:?} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, listing) = curl(port, w.token(HOUSE), "INBOX").await;
+    assert!(ok, "curl failed");
     assert!(
         listing.contains("* LIST (\\HasNoChildren) \"/\" INBOX"),
         "{listing}"
     );
     // A bad token fails.
-    let url = format!("imaps://127.0.0.1:{}/INBOX;UID=1", w.tls.port());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-k",
-                "--max-time",
-                "20",
-                "--oauth2-bearer",
-                "not-a-token",
-                "--user",
-                HOUSE_BAL,
-                &url,
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(!out.status.success());
+    let (ok, _) = curl(port, "not-a-token".into(), "INBOX;UID=1").await;
+    assert!(!ok);
     tokio::time::sleep(Duration::from_millis(10)).await;
     w.stop().await;
 }
