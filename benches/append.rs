@@ -34,15 +34,12 @@ fn message(writer: usize, n: u64) -> Vec<u8> {
 /// A new mailbox for writer `w`; its INBOX's folder id.
 async fn inbox(store: &Store, w: usize) -> anyhow::Result<i64> {
     let mb = store
-        .create_mailbox(NewMailbox {
-            address: format!("dr{w}@one.mssante.fr"),
-            kind: MailboxKind::Personal,
-            owner: Some(format!("8{w:011}")),
-            display_name: None,
-            created_at: Utc::now(),
-            red_list: false,
-            directory: Default::default(),
-        })
+        .create_mailbox(NewMailbox::new(
+            format!("dr{w}@one.mssante.fr"),
+            MailboxKind::Personal,
+            Some(format!("8{w:011}")),
+            Utc::now(),
+        ))
         .await?;
     let inbox = store
         .folder(mb.id, "INBOX")

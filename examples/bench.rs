@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::Utc;
 use common::{Client, last, xoauth2};
 use mssante::psc_standin::{DEFAULT_AZP, PscStandIn, TokenSpec};
-use mssante::store::{DirectoryFields, Flags, MailboxKind, NewMailbox, Store};
+use mssante::store::{Flags, MailboxKind, NewMailbox, Store};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -110,15 +110,12 @@ async fn fill_ours(data_dir: String, users: usize, sync_n: usize) -> anyhow::Res
     let store = Store::open(std::path::Path::new(&data_dir)).await?;
     for i in (0..users).chain([SYNC_USER]) {
         store
-            .create_mailbox(NewMailbox {
-                address: bal(i),
-                kind: MailboxKind::Personal,
-                owner: Some(idnat(i)),
-                display_name: None,
-                created_at: Utc::now(),
-                red_list: false,
-                directory: DirectoryFields::default(),
-            })
+            .create_mailbox(NewMailbox::new(
+                bal(i),
+                MailboxKind::Personal,
+                Some(idnat(i)),
+                Utc::now(),
+            ))
             .await?;
     }
     let mailbox = store

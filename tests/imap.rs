@@ -288,22 +288,19 @@ async fn temporary_failure_when_psc_is_down() {
 
 #[tokio::test]
 async fn external_with_an_application_certificate() {
-    use mssante::store::{DirectoryFields, Grant, MailboxKind, NewMailbox};
+    use mssante::store::{Grant, MailboxKind, NewMailbox};
     use sha2::Digest;
     let w = world("tls.client_ca").await;
     let store = &w.running.as_ref().unwrap().context.store;
     let (cert, key) = w.client_certificate("LABO-SIL");
     let again = (cert.clone(), key.clone_key());
     store
-        .create_mailbox(NewMailbox {
-            address: "labo@h.mssante.fr".into(),
-            kind: MailboxKind::Applicative,
-            owner: None,
-            display_name: None,
-            created_at: chrono::Utc::now(),
-            red_list: false,
-            directory: DirectoryFields::default(),
-        })
+        .create_mailbox(NewMailbox::new(
+            "labo@h.mssante.fr",
+            MailboxKind::Applicative,
+            None,
+            chrono::Utc::now(),
+        ))
         .await
         .unwrap();
     let fingerprint = hex::encode(sha2::Sha256::digest(cert.as_ref()));

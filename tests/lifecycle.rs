@@ -795,15 +795,12 @@ async fn a_new_personal_mailbox_is_told_the_holders_other_mailboxes_once() {
     let idnat = "810012345678";
     let first = env
         .store
-        .create_mailbox(NewMailbox {
-            address: addr("k.first"),
-            kind: MailboxKind::Personal,
-            owner: Some(idnat.into()),
-            display_name: None,
-            created_at: t0(),
-            red_list: false,
-            directory: DirectoryFields::default(),
-        })
+        .create_mailbox(NewMailbox::new(
+            addr("k.first"),
+            MailboxKind::Personal,
+            Some(idnat.into()),
+            t0(),
+        ))
         .await
         .unwrap();
     let service = env
@@ -822,15 +819,12 @@ async fn a_new_personal_mailbox_is_told_the_holders_other_mailboxes_once() {
         .await;
     let new = env
         .store
-        .create_mailbox(NewMailbox {
-            address: addr("k.second"),
-            kind: MailboxKind::Personal,
-            owner: Some(idnat.into()),
-            display_name: None,
-            created_at: t0(),
-            red_list: false,
-            directory: DirectoryFields::default(),
-        })
+        .create_mailbox(NewMailbox::new(
+            addr("k.second"),
+            MailboxKind::Personal,
+            Some(idnat.into()),
+            t0(),
+        ))
         .await
         .unwrap();
     let clock = FixedClock(t0());
@@ -971,15 +965,12 @@ async fn the_server_scheduler_runs_the_jobs_until_shutdown() {
     {
         let store = Store::open(&config.server.data_dir).await.unwrap();
         store
-            .create_mailbox(NewMailbox {
-                address: addr("new"),
-                kind: MailboxKind::Applicative,
-                owner: None,
-                display_name: None,
-                created_at: Utc::now(),
-                red_list: false,
-                directory: DirectoryFields::default(),
-            })
+            .create_mailbox(NewMailbox::new(
+                addr("new"),
+                MailboxKind::Applicative,
+                None,
+                Utc::now(),
+            ))
             .await
             .unwrap();
     }

@@ -855,15 +855,12 @@ async fn oauthbearer_and_external_authenticate_too() {
     // EXTERNAL: an applicative mailbox bound to the lab's AUTH_CLI certificate.
     let lab = "sil-labo@a.mssante.test";
     a.store()
-        .create_mailbox(mssante::store::NewMailbox {
-            address: lab.into(),
-            kind: mssante::store::MailboxKind::Applicative,
-            owner: None,
-            display_name: None,
-            created_at: chrono::Utc::now(),
-            red_list: false,
-            directory: Default::default(),
-        })
+        .create_mailbox(mssante::store::NewMailbox::new(
+            lab,
+            mssante::store::MailboxKind::Applicative,
+            None,
+            chrono::Utc::now(),
+        ))
         .await
         .unwrap();
     let id = mssante::auth::certificate::identity_from_pem_file(&pki.path("app.crt")).unwrap();

@@ -17,15 +17,12 @@ fn message(n: usize) -> Vec<u8> {
 
 async fn mailbox(store: &Store, address: &str) -> i64 {
     store
-        .create_mailbox(NewMailbox {
-            address: address.into(),
-            kind: MailboxKind::Personal,
-            owner: Some("899700771191".into()),
-            display_name: None,
-            created_at: Utc::now(),
-            red_list: false,
-            directory: Default::default(),
-        })
+        .create_mailbox(NewMailbox::new(
+            address,
+            MailboxKind::Personal,
+            Some("899700771191".into()),
+            Utc::now(),
+        ))
         .await
         .unwrap()
         .id

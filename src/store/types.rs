@@ -102,6 +102,27 @@ pub struct NewMailbox {
     pub directory: DirectoryFields,
 }
 
+impl NewMailbox {
+    /// A mailbox with no display name, off the red list and without directory details;
+    /// struct update syntax sets what differs.
+    pub fn new(
+        address: impl Into<String>,
+        kind: MailboxKind,
+        owner: Option<String>,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        NewMailbox {
+            address: address.into(),
+            kind,
+            owner,
+            display_name: None,
+            created_at,
+            red_list: false,
+            directory: DirectoryFields::default(),
+        }
+    }
+}
+
 /// Who, besides a personal mailbox's owner, may open a mailbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -12,7 +12,7 @@ use chrono::Utc;
 use mssante::config::Config;
 use mssante::psc_standin::{PscStandIn, TokenSpec};
 use mssante::server::{self, Running};
-use mssante::store::{DirectoryFields, MailboxKind, NewMailbox};
+use mssante::store::{MailboxKind, NewMailbox};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
@@ -84,15 +84,12 @@ pub async fn world(extra: &str) -> World {
         running
             .context
             .store
-            .create_mailbox(NewMailbox {
-                address: address.into(),
-                kind: MailboxKind::Personal,
-                owner: Some(owner.into()),
-                display_name: None,
-                created_at: Utc::now(),
-                red_list: false,
-                directory: DirectoryFields::default(),
-            })
+            .create_mailbox(NewMailbox::new(
+                address,
+                MailboxKind::Personal,
+                Some(owner.into()),
+                Utc::now(),
+            ))
             .await
             .unwrap();
     }

@@ -13,7 +13,7 @@ use chrono::Utc;
 use mssante::config::Config;
 use mssante::psc_standin::{PscStandIn, TokenSpec};
 use mssante::server::Running;
-use mssante::store::{DirectoryFields, MailboxKind, NewMailbox, Store};
+use mssante::store::{MailboxKind, NewMailbox, Store};
 use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -269,15 +269,12 @@ impl Instance {
 
 pub async fn create_mailbox(store: &Store, address: &str, idnat: &str) -> String {
     store
-        .create_mailbox(NewMailbox {
-            address: address.into(),
-            kind: MailboxKind::Personal,
-            owner: Some(idnat.into()),
-            display_name: None,
-            created_at: Utc::now(),
-            red_list: false,
-            directory: DirectoryFields::default(),
-        })
+        .create_mailbox(NewMailbox::new(
+            address,
+            MailboxKind::Personal,
+            Some(idnat.into()),
+            Utc::now(),
+        ))
         .await
         .unwrap();
     address.to_owned()
