@@ -123,6 +123,37 @@ pub(super) async fn insert_message(
     Ok(())
 }
 
+/// One message row per folder for a body already stored.
+pub(super) async fn file_in(
+    c: &mut SqliteConnection,
+    folders: &[i64],
+    body_id: i64,
+    size: usize,
+    now: DateTime<Utc>,
+) -> Result<Vec<Appended>, StoreError> {
+    let mut out = Vec::with_capacity(folders.len());
+    for &folder_id in folders {
+        let (uidvalidity, uid, modseq) = bump_folder(c, folder_id, 1).await?;
+        let row = NewRow {
+            folder_id,
+            uid,
+            modseq,
+            flags: &Flags::default(),
+            internal_date: now.timestamp(),
+            size: size as i64,
+            body_id,
+        };
+        insert_message(c, row).await?;
+        out.push(Appended {
+            folder_id,
+            uidvalidity,
+            uid,
+            modseq,
+        });
+    }
+    Ok(out)
+}
+
 /// Removes the given bodies if no message and no queued mail refers to them any more.
 pub(super) async fn delete_orphan_bodies(
     c: &mut SqliteConnection,
@@ -276,27 +307,7 @@ impl Store {
             .write(move |c| {
                 Box::pin(async move {
                     let body_id = put_body(c, &message).await?;
-                    let mut out = Vec::with_capacity(folder_ids.len());
-                    for folder_id in folder_ids {
-                        let (uidvalidity, uid, modseq) = bump_folder(c, folder_id, 1).await?;
-                        let row = NewRow {
-                            folder_id,
-                            uid,
-                            modseq,
-                            flags: &Flags::default(),
-                            internal_date: internal_date.timestamp(),
-                            size: message.len() as i64,
-                            body_id,
-                        };
-                        insert_message(c, row).await?;
-                        out.push(Appended {
-                            folder_id,
-                            uidvalidity,
-                            uid,
-                            modseq,
-                        });
-                    }
-                    Ok(out)
+                    file_in(c, &folder_ids, body_id, message.len(), internal_date).await
                 })
             })
             .await?;

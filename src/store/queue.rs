@@ -11,9 +11,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::messages::{NewRow, bump_folder, delete_orphan_bodies, insert_message, put_body};
+use super::messages::{delete_orphan_bodies, file_in, put_body};
 use super::types::from_unix;
-use super::{Appended, Flags, RawMessage, Store, StoreError};
+use super::{Appended, RawMessage, Store, StoreError};
 
 /// A message for remote recipients, as the SMTP session accepted it.
 #[derive(Debug, Clone)]
@@ -276,35 +276,4 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// One message row per folder for a body already stored.
-async fn file_in(
-    c: &mut sqlx::SqliteConnection,
-    folders: &[i64],
-    body_id: i64,
-    size: usize,
-    now: DateTime<Utc>,
-) -> Result<Vec<Appended>, StoreError> {
-    let mut out = Vec::with_capacity(folders.len());
-    for &folder_id in folders {
-        let (uidvalidity, uid, modseq) = bump_folder(c, folder_id, 1).await?;
-        let row = NewRow {
-            folder_id,
-            uid,
-            modseq,
-            flags: &Flags::default(),
-            internal_date: now.timestamp(),
-            size: size as i64,
-            body_id,
-        };
-        insert_message(c, row).await?;
-        out.push(Appended {
-            folder_id,
-            uidvalidity,
-            uid,
-            modseq,
-        });
-    }
-    Ok(out)
 }
