@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
 use super::mailboxes::mailbox_from_row;
-use super::messages::{NewRow, bump_folder, delete_orphan_bodies, insert_message, put_body};
+use super::messages::{delete_orphan_bodies, file_in, put_body};
 use super::types::from_unix;
-use super::{Appended, Flags, Mailbox, RawMessage, Store, StoreError};
+use super::{Appended, Mailbox, RawMessage, Store, StoreError};
 
 /// A notice to file in a mailbox's INBOX, with copies for its holder.
 #[derive(Debug, Clone)]
@@ -502,26 +502,7 @@ async fn send_notice_in(
             NoticeCopy::Remote { address } => remote.push(address.clone()),
         }
     }
-    let mut appended = Vec::with_capacity(folders.len());
-    for folder_id in folders {
-        let (uidvalidity, uid, modseq) = bump_folder(c, folder_id, 1).await?;
-        let row = NewRow {
-            folder_id,
-            uid,
-            modseq,
-            flags: &Flags::default(),
-            internal_date: notice.at.timestamp(),
-            size: raw.len() as i64,
-            body_id,
-        };
-        insert_message(c, row).await?;
-        appended.push(Appended {
-            folder_id,
-            uidvalidity,
-            uid,
-            modseq,
-        });
-    }
+    let appended = file_in(c, &folders, body_id, raw.len(), notice.at).await?;
     if !remote.is_empty() {
         // The null reverse path: an automatic notice must not bounce back (RFC 3834).
         let queue_id: i64 = sqlx::query_scalar(

@@ -55,7 +55,7 @@ pub(super) async fn put_body(
 
 /// Takes the folder's next UID (if `uids` > 0) and next MODSEQ.
 /// Returns (uidvalidity, first uid, modseq).
-pub(super) async fn bump_folder(
+async fn bump_folder(
     c: &mut SqliteConnection,
     folder_id: i64,
     uids: u32,
@@ -83,17 +83,17 @@ pub(super) async fn bump_folder(
 }
 
 /// One row of `messages`, before it is written.
-pub(super) struct NewRow<'a> {
-    pub(super) folder_id: i64,
-    pub(super) uid: u32,
-    pub(super) modseq: u64,
-    pub(super) flags: &'a Flags,
-    pub(super) internal_date: i64,
-    pub(super) size: i64,
-    pub(super) body_id: i64,
+struct NewRow<'a> {
+    folder_id: i64,
+    uid: u32,
+    modseq: u64,
+    flags: &'a Flags,
+    internal_date: i64,
+    size: i64,
+    body_id: i64,
 }
 
-pub(super) async fn insert_message(
+async fn insert_message(
     c: &mut SqliteConnection,
     row: NewRow<'_>,
 ) -> Result<(), StoreError> {
