@@ -15,6 +15,36 @@ use crate::config::Config;
 use crate::store::Store;
 use crate::tls::TlsSource;
 
+/// Accepts connections until `shutdown`, each served as its own task on `tasks`. An accept
+/// error (out of file descriptors and the like) pauses the loop rather than spin on it.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: tokio::net::TcpListener,
+    protocol: &'static str,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    mut serve: F,
+) where
+    F: FnMut(tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                tasks.spawn(serve(tcp, peer));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, protocol, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// What every connection and job shares.
 #[derive(Clone, Debug)]
 pub struct Context {

@@ -15,7 +15,7 @@ use super::limits::PeerLimits;
 use super::session::{self, Session};
 use super::text;
 use crate::auth::Authenticator;
-use crate::server::Context;
+use crate::server::{Context, accept_loop};
 
 /// The addresses the IMAP listeners are bound to (port 0 in the configuration becomes
 /// the port the system chose).
@@ -63,41 +63,20 @@ pub async fn start(
             let bound = listener.local_addr()?;
             out.push(bound);
             tracing::info!(%bound, implicit_tls = implicit, "IMAP listening");
+            let shared = shared.clone();
             tasks.spawn(accept_loop(
                 listener,
-                implicit,
-                shared.clone(),
+                "IMAP",
+                shared.shutdown.clone(),
                 tasks.clone(),
+                move |tcp, peer| {
+                    let span = tracing::info_span!("imap", %peer, tls = implicit);
+                    handle(tcp, peer, implicit, shared.clone()).instrument(span)
+                },
             ));
         }
     }
     Ok(listening)
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    implicit_tls: bool,
-    shared: Arc<Shared>,
-    tasks: TaskTracker,
-) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: pause rather than spin.
-                tracing::warn!(error = %e, "IMAP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let span = tracing::info_span!("imap", %peer, tls = implicit_tls);
-        tasks.spawn(handle(tcp, peer, implicit_tls, shared.clone()).instrument(span));
-    }
 }
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, shared: Arc<Shared>) {

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::server::Context;
+use crate::server::{Context, accept_loop};
 use limits::PeerLimits;
 pub use trust::TrustList;
 
@@ -125,42 +125,21 @@ pub async fn start(
             let bound = listener.local_addr()?;
             out.push(bound);
             tracing::info!(%bound, interface = interface.name(), "SMTP listening");
+            let shared = shared.clone();
             tasks.spawn(accept_loop(
                 listener,
-                interface,
-                shared.clone(),
+                "SMTP",
+                shared.shutdown.clone(),
                 tasks.clone(),
+                move |tcp, peer| {
+                    let span = tracing::info_span!("smtp", %peer, interface = interface.name());
+                    handle(tcp, peer, interface, shared.clone()).instrument(span)
+                },
             ));
         }
     }
     queue::spawn_runner(shared.clone(), tasks);
     Ok(listening)
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    interface: Interface,
-    shared: Arc<Shared>,
-    tasks: TaskTracker,
-) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: pause rather than spin.
-                tracing::warn!(error = %e, "SMTP accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let span = tracing::info_span!("smtp", %peer, interface = interface.name());
-        tasks.spawn(handle(tcp, peer, interface, shared.clone()).instrument(span));
-    }
 }
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, interface: Interface, shared: Arc<Shared>) {

@@ -93,10 +93,7 @@ struct NewRow<'a> {
     body_id: i64,
 }
 
-async fn insert_message(
-    c: &mut SqliteConnection,
-    row: NewRow<'_>,
-) -> Result<(), StoreError> {
+async fn insert_message(c: &mut SqliteConnection, row: NewRow<'_>) -> Result<(), StoreError> {
     let NewRow {
         folder_id,
         uid,
