@@ -82,22 +82,15 @@ impl Session {
                 };
                 let name = name.trim_end_matches(DELIMITER);
                 match store.create_folder(mailbox_id, name).await {
-                    Ok(_) => {
-                        self.conn
-                            .send(&text::tagged_ok(&tag, None, "CREATE completed"))
-                            .await?;
-                        Ok(Transition::None)
-                    }
+                    Ok(_) => self.ok(&tag, "CREATE completed").await,
                     Err(StoreError::FolderExists(_)) => {
-                        self.conn
-                            .send(&text::tagged(
-                                &tag,
-                                StatusKind::No,
-                                Some(text::code("ALREADYEXISTS")),
-                                "mailbox already exists",
-                            ))
-                            .await?;
-                        Ok(Transition::None)
+                        self.complete(
+                            &tag,
+                            StatusKind::No,
+                            Some(text::code("ALREADYEXISTS")),
+                            "mailbox already exists",
+                        )
+                        .await
                     }
                     Err(e) => self.no(&tag, &format!("CREATE failed: {e}")).await,
                 }
@@ -158,21 +151,16 @@ impl Session {
                 match result {
                     Ok(()) => {
                         self.mark_dirty();
-                        self.conn
-                            .send(&text::tagged_ok(&tag, None, "RENAME completed"))
-                            .await?;
-                        Ok(Transition::None)
+                        self.ok(&tag, "RENAME completed").await
                     }
                     Err(StoreError::FolderExists(_)) => {
-                        self.conn
-                            .send(&text::tagged(
-                                &tag,
-                                StatusKind::No,
-                                Some(text::code("ALREADYEXISTS")),
-                                "target mailbox already exists",
-                            ))
-                            .await?;
-                        Ok(Transition::None)
+                        self.complete(
+                            &tag,
+                            StatusKind::No,
+                            Some(text::code("ALREADYEXISTS")),
+                            "target mailbox already exists",
+                        )
+                        .await
                     }
                     Err(e) => self.no(&tag, &format!("RENAME failed: {e}")).await,
                 }
@@ -185,10 +173,7 @@ impl Session {
                 if let Err(e) = store.set_subscribed(folder.id, subscribe).await {
                     return self.no(&tag, &format!("failed: {e}")).await;
                 }
-                self.conn
-                    .send(&text::tagged_ok(&tag, None, "completed"))
-                    .await?;
-                Ok(Transition::None)
+                self.ok(&tag, "completed").await
             }
             CommandBody::List {
                 reference,
@@ -242,10 +227,7 @@ impl Session {
                         items: items.into(),
                     }))
                     .await?;
-                self.conn
-                    .send(&text::tagged_ok(&tag, None, "STATUS completed"))
-                    .await?;
-                Ok(Transition::None)
+                self.ok(&tag, "STATUS completed").await
             }
             CommandBody::Append {
                 mailbox,
@@ -301,10 +283,7 @@ impl Session {
                         shared: Vec::new(),
                     }))
                     .await?;
-                self.conn
-                    .send(&text::tagged_ok(&tag, None, "NAMESPACE completed"))
-                    .await?;
-                Ok(Transition::None)
+                self.ok(&tag, "NAMESPACE completed").await
             }
             CommandBody::Enable { capabilities } => {
                 let mut enabled = Vec::new();
@@ -330,10 +309,7 @@ impl Session {
                         capabilities: enabled,
                     }))
                     .await?;
-                self.conn
-                    .send(&text::tagged_ok(&tag, None, "ENABLE completed"))
-                    .await?;
-                Ok(Transition::None)
+                self.ok(&tag, "ENABLE completed").await
             }
             CommandBody::Idle => self.idle(tag).await,
             _ => self.bad(&tag, "unexpected command").await,
@@ -344,15 +320,9 @@ impl Session {
         &mut self,
         tag: &imap_codec::imap_types::core::Tag<'_>,
     ) -> Result<Transition, ConnError> {
-        self.conn
-            .send(&text::tagged(
-                tag,
-                StatusKind::No,
-                Some(text::code("NONEXISTENT")),
-                "no such mailbox",
-            ))
-            .await?;
-        Ok(Transition::None)
+        let code = Some(text::code("NONEXISTENT"));
+        self.complete(tag, StatusKind::No, code, "no such mailbox")
+            .await
     }
 
     async fn select(

@@ -332,9 +332,6 @@ impl Session {
             }
         }
         self.sync(uid).await?;
-        self.conn
-            .send(&text::tagged_ok(&tag, None, "FETCH completed"))
-            .await?;
-        Ok(Transition::None)
+        self.ok(&tag, "FETCH completed").await
     }
 }

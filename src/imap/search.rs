@@ -256,10 +256,7 @@ impl Session {
             self.conn
                 .send(&text::data(Data::Search(Vec::new(), None)))
                 .await?;
-            self.conn
-                .send(&text::tagged_ok(&tag, None, "SEARCH completed"))
-                .await?;
-            return Ok(Transition::None);
+            return self.ok(&tag, "SEARCH completed").await;
         };
         let metas = match store.messages_in_range(folder_id, first, last).await {
             Ok(m) => m,
@@ -313,9 +310,6 @@ impl Session {
             .send(&text::data(Data::Search(found, modseq)))
             .await?;
         self.sync(uid).await?;
-        self.conn
-            .send(&text::tagged_ok(&tag, None, "SEARCH completed"))
-            .await?;
-        Ok(Transition::None)
+        self.ok(&tag, "SEARCH completed").await
     }
 }

@@ -228,10 +228,7 @@ impl Session {
         match c.body {
             CommandBody::Check => {
                 self.sync(true).await?;
-                self.conn
-                    .send(&text::tagged_ok(&tag, None, "CHECK completed"))
-                    .await?;
-                Ok(Transition::None)
+                self.ok(&tag, "CHECK completed").await
             }
             CommandBody::Close | CommandBody::Unselect => {
                 let closing = matches!(c.body, CommandBody::Close);
@@ -261,10 +258,7 @@ impl Session {
                 }
                 self.mark_dirty();
                 self.sync(true).await?;
-                self.conn
-                    .send(&text::tagged_ok(&tag, None, "EXPUNGE completed"))
-                    .await?;
-                Ok(Transition::None)
+                self.ok(&tag, "EXPUNGE completed").await
             }
             CommandBody::Store {
                 sequence_set,
@@ -433,15 +427,32 @@ impl Session {
         }
     }
 
+    /// Ends a command with its tagged status; the session carries on.
+    pub(crate) async fn complete(
+        &mut self,
+        tag: &imap_codec::imap_types::core::Tag<'_>,
+        kind: StatusKind,
+        code: Option<Code<'static>>,
+        msg: &str,
+    ) -> Result<Transition, ConnError> {
+        self.conn.send(&text::tagged(tag, kind, code, msg)).await?;
+        Ok(Transition::None)
+    }
+
+    pub(crate) async fn ok(
+        &mut self,
+        tag: &imap_codec::imap_types::core::Tag<'_>,
+        msg: &str,
+    ) -> Result<Transition, ConnError> {
+        self.complete(tag, StatusKind::Ok, None, msg).await
+    }
+
     pub(crate) async fn no(
         &mut self,
         tag: &imap_codec::imap_types::core::Tag<'_>,
         msg: &str,
     ) -> Result<Transition, ConnError> {
-        self.conn
-            .send(&text::tagged(tag, StatusKind::No, None, msg))
-            .await?;
-        Ok(Transition::None)
+        self.complete(tag, StatusKind::No, None, msg).await
     }
 
     /// The target of APPEND, COPY or MOVE does not exist: `[TRYCREATE]` tells the client
@@ -450,15 +461,13 @@ impl Session {
         &mut self,
         tag: &imap_codec::imap_types::core::Tag<'_>,
     ) -> Result<Transition, ConnError> {
-        self.conn
-            .send(&text::tagged(
-                tag,
-                StatusKind::No,
-                Some(Code::TryCreate),
-                "no such mailbox",
-            ))
-            .await?;
-        Ok(Transition::None)
+        self.complete(
+            tag,
+            StatusKind::No,
+            Some(Code::TryCreate),
+            "no such mailbox",
+        )
+        .await
     }
 
     pub(crate) async fn bad(
@@ -466,9 +475,6 @@ impl Session {
         tag: &imap_codec::imap_types::core::Tag<'_>,
         msg: &str,
     ) -> Result<Transition, ConnError> {
-        self.conn
-            .send(&text::tagged(tag, StatusKind::Bad, None, msg))
-            .await?;
-        Ok(Transition::None)
+        self.complete(tag, StatusKind::Bad, None, msg).await
     }
 }

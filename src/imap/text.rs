@@ -35,14 +35,12 @@ pub(crate) fn tagged_ok(
     code: Option<Code<'static>>,
     msg: &str,
 ) -> Response<'static> {
-    Response::Status(Status::Tagged(imap_codec::imap_types::response::Tagged {
-        tag: tag.clone().into_static_tag(),
-        body: imap_codec::imap_types::response::StatusBody {
-            kind: imap_codec::imap_types::response::StatusKind::Ok,
-            code,
-            text: text(msg),
-        },
-    }))
+    tagged(
+        tag,
+        imap_codec::imap_types::response::StatusKind::Ok,
+        code,
+        msg,
+    )
 }
 
 pub(crate) fn tagged(
