@@ -293,6 +293,13 @@ impl Wire {
 }
 
 /// One reply line, `code esc text`, or several joined with `-` continuations.
+/// A reply without an enhanced status code: the greeting, whose first word must be the
+/// server's name (RFC 5321 §4.2), and intermediate 3xx replies, which RFC 2034 leaves
+/// without one.
+pub fn bare_reply(code: u16, text: &str) -> Vec<u8> {
+    format!("{code} {}\r\n", sanitize(text)).into_bytes()
+}
+
 pub fn reply(code: u16, esc: [u8; 3], text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() + 16);
     // invariant: writing to a Vec cannot fail.
@@ -310,6 +317,16 @@ fn sanitize(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn greeting_and_data_replies_carry_no_enhanced_code() {
+        assert_eq!(
+            bare_reply(220, "mx.example ESMTP"),
+            b"220 mx.example ESMTP\r\n"
+        );
+        assert_eq!(bare_reply(354, "go\r\nahead"), b"354 go  ahead\r\n");
+        assert_eq!(reply(250, [2, 1, 0], "OK"), b"250 2.1.0 OK\r\n");
+    }
     use tokio::io::AsyncWriteExt;
 
     async fn pair(input: &'static [u8]) -> Wire {

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::delivery::{self, Recipient};
-use super::io::{Line, Stream, Wire, WireError, reply};
+use super::io::{Line, Stream, Wire, WireError, bare_reply, reply};
 use super::{COMMAND_TIMEOUT, DATA_TIMEOUT, Interface, Shared, inbound, submission};
 use crate::auth::Authenticated;
 use crate::tls::ClientCertificate;
@@ -105,7 +105,7 @@ pub(super) async fn run(
     let hostname = session.shared.context.config.server.hostname.clone();
     session
         .wire
-        .queue(&reply(220, [2, 0, 0], &format!("{hostname} ESMTP mssante")));
+        .queue(&bare_reply(220, &format!("{hostname} ESMTP mssante")));
     session.serve().await;
     session.wire.close().await;
 }
@@ -473,7 +473,8 @@ impl Session {
             }
             Some(_) => {}
         }
-        self.say(354, [0, 0, 0], "End data with <CR><LF>.<CR><LF>");
+        self.wire
+            .queue(&bare_reply(354, "End data with <CR><LF>.<CR><LF>"));
         let limit = self.shared.context.config.smtp.max_message_size.as_usize();
         let mut body = Vec::with_capacity(8 * 1024);
         let fits = self.wire.read_data(&mut body, limit, DATA_TIMEOUT).await?;

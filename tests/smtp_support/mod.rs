@@ -379,8 +379,10 @@ pub async fn plain(addr: SocketAddr) -> Plain {
     let mut s = Smtp {
         io: BufReader::new(tcp),
     };
-    let (code, _) = s.reply().await;
+    let (code, text) = s.reply().await;
     assert_eq!(code, 220);
+    // RFC 5321 §4.2: the server's name comes first, no enhanced status code before it.
+    assert!(text.starts_with("mx."), "greeting: {text}");
     s
 }
 
