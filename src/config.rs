@@ -220,6 +220,7 @@ pub struct PscConfig {
     pub http_timeout: HumanDuration,
     pub leeway: HumanDuration,
     pub jwks_refetch_interval: HumanDuration,
+    pub jwks_max_age: HumanDuration,
     pub introspection_cache_size: u64,
 }
 
@@ -382,6 +383,7 @@ mod raw {
         pub http_timeout: Option<Scalar>,
         pub leeway: Option<Scalar>,
         pub jwks_refetch_interval: Option<Scalar>,
+        pub jwks_max_age: Option<Scalar>,
         pub introspection_cache_size: Option<i64>,
     }
 
@@ -804,6 +806,7 @@ impl Config {
                     p.jwks_refetch_interval,
                     "1m",
                 )?,
+                jwks_max_age: c.duration("psc.jwks_max_age", p.jwks_max_age, "10m")?,
                 introspection_cache_size: u64::from(c.count(
                     "psc.introspection_cache_size",
                     p.introspection_cache_size,

@@ -363,6 +363,32 @@ async fn key_rotation_is_picked_up_without_restart() {
 }
 
 #[tokio::test]
+async fn a_key_psc_withdraws_stops_being_trusted_after_jwks_max_age() {
+    let w = world_with(
+        "local",
+        "jwks_max_age = \"300ms\"\njwks_refetch_interval = \"0s\"\n",
+    )
+    .await;
+    let old_kid = w.psc.current_kid();
+    let first = w.psc.mint(&TokenSpec::valid(HOUSE));
+    let second = w.psc.mint(&TokenSpec::valid(HOUSE));
+    let third = w.psc.mint(&TokenSpec::valid(HOUSE));
+    w.login("house@h.mssante.fr", &first).await.unwrap();
+    w.psc.rotate_key().await.unwrap();
+    assert!(w.psc.withdraw_key(&old_kid));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // PSC unreachable once the keys are due for a check: the keys known stay in use.
+    w.psc.set_down(true);
+    w.login("house@h.mssante.fr", &second).await.unwrap();
+    w.psc.set_down(false);
+    // PSC answers again, without the old key: a token it signed is refused.
+    w.assert_refused("house@h.mssante.fr", &third, "unknown signing key")
+        .await;
+    let fresh = w.psc.mint(&TokenSpec::valid(HOUSE));
+    w.login("house@h.mssante.fr", &fresh).await.unwrap();
+}
+
+#[tokio::test]
 async fn unknown_kid_refetches_at_most_once_per_interval() {
     let w = world("local").await;
     w.login("house@h.mssante.fr", &w.psc.mint(&TokenSpec::valid(HOUSE)))

@@ -2,7 +2,8 @@
 //!
 //! Two modes, chosen by `[psc] validation`:
 //! - `local`: the JWT signature is checked against the issuer's JWKS, fetched lazily and
-//!   refetched on an unknown `kid` at most once per `jwks_refetch_interval`;
+//!   refetched on an unknown `kid` at most once per `jwks_refetch_interval`, and once it is
+//!   older than `jwks_max_age` so that withdrawn keys stop being trusted;
 //! - `introspection`: RFC 7662 at the issuer, answers cached by SHA-256 of the token until
 //!   the token's `exp`, concurrent questions about one token sharing one request.
 //!
@@ -141,6 +142,7 @@ struct Inner {
     configured_jwks: Option<Url>,
     configured_introspection: Option<Url>,
     refetch_interval: Duration,
+    max_age: Duration,
     endpoints: Refreshed<Endpoints>,
     keys: Refreshed<KeySet>,
     cache: Mutex<TokenCache>,
@@ -169,9 +171,9 @@ struct VerifyingKey {
     algorithm: Option<Algorithm>,
 }
 
-#[derive(Default)]
 struct KeySet {
     by_kid: HashMap<String, Arc<VerifyingKey>>,
+    fetched_at: Instant,
 }
 
 /// Something fetched from PSC on demand and replaced when refetched. Fetches are
@@ -185,6 +187,7 @@ struct Refreshed<T> {
 
 #[derive(Default)]
 struct FetchRecord {
+    last_attempt: Option<Instant>,
     last_success: Option<Instant>,
     last_error: Option<String>,
 }
@@ -469,6 +472,7 @@ impl PscValidator {
                 configured_jwks: config.jwks_uri.clone(),
                 configured_introspection: config.introspection_endpoint.clone(),
                 refetch_interval: config.jwks_refetch_interval.0,
+                max_age: config.jwks_max_age.0,
                 endpoints: Refreshed::new(),
                 keys: Refreshed::new(),
                 cache: Mutex::new(TokenCache::new(capacity)),
@@ -597,37 +601,56 @@ impl Inner {
         Ok(self.rules.check(&data.claims, now)?)
     }
 
-    /// The key for `kid`, fetching the JWKS when it is unknown (at most once per
-    /// `jwks_refetch_interval` once a fetch has succeeded).
+    /// The key for `kid`. The JWKS is fetched when `kid` is unknown (at most once per
+    /// `jwks_refetch_interval` once a fetch has succeeded) and again once the keys are older
+    /// than `jwks_max_age`, so a key PSC withdrew stops being trusted. While PSC cannot be
+    /// reached, the keys fetched last stay in use: an outage must not lock everyone out.
     async fn key(&self, kid: &str) -> Result<Arc<VerifyingKey>, TokenError> {
-        let lookup = |set: Option<Arc<KeySet>>| set.and_then(|s| s.by_kid.get(kid).cloned());
-        if let Some(key) = lookup(self.keys.current()) {
+        let lookup = |set: &Option<Arc<KeySet>>| set.as_ref()?.by_kid.get(kid).cloned();
+        let fresh = |set: &Option<Arc<KeySet>>| {
+            set.as_ref()
+                .is_some_and(|s| s.fetched_at.elapsed() < self.max_age)
+        };
+        let current = self.keys.current();
+        if let Some(key) = lookup(&current)
+            && fresh(&current)
+        {
             return Ok(key);
         }
         let seen = self.keys.attempts.load(Ordering::Acquire);
         let mut record = self.keys.fetch.lock().await;
-        if let Some(key) = lookup(self.keys.current()) {
-            return Ok(key);
+        let current = self.keys.current();
+        let known = lookup(&current);
+        if let Some(key) = &known
+            && fresh(&current)
+        {
+            return Ok(key.clone());
         }
         if self.keys.attempts.load(Ordering::Acquire) != seen {
             // A fetch ran while we waited: its outcome is ours.
-            return Err(match &record.last_error {
-                Some(e) => TokenError::Temporary(e.clone()),
-                None => Refusal::UnknownKey.into(),
-            });
+            return match (&record.last_error, known) {
+                (Some(_), Some(key)) => Ok(key),
+                (Some(e), None) => Err(TokenError::Temporary(e.clone())),
+                (None, _) => Err(Refusal::UnknownKey.into()),
+            };
         }
-        if record.last_error.is_none()
-            && record
-                .last_success
-                .is_some_and(|t| t.elapsed() < self.refetch_interval)
-        {
-            return Err(Refusal::UnknownKey.into());
+        let within = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() < self.refetch_interval);
+        match &known {
+            // Keys past their age, and PSC failed to answer a moment ago: keep them.
+            Some(key) if record.last_error.is_some() && within(record.last_attempt) => {
+                return Ok(key.clone());
+            }
+            None if record.last_error.is_none() && within(record.last_success) => {
+                return Err(Refusal::UnknownKey.into());
+            }
+            _ => {}
         }
         let fetched = self.fetch_keys().await;
         self.keys.attempts.fetch_add(1, Ordering::AcqRel);
+        record.last_attempt = Some(Instant::now());
         match fetched {
             Ok(set) => {
-                record.last_success = Some(Instant::now());
+                record.last_success = record.last_attempt;
                 record.last_error = None;
                 let key = set.by_kid.get(kid).cloned();
                 self.keys.set(set);
@@ -636,7 +659,7 @@ impl Inner {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot fetch the PSC signing keys");
                 record.last_error = Some(e.clone());
-                Err(TokenError::Temporary(e))
+                known.ok_or(TokenError::Temporary(e))
             }
         }
     }
@@ -654,7 +677,10 @@ impl Inner {
         let body = self.get(&uri).await?;
         let set: RawJwkSet =
             serde_json::from_slice(&body).map_err(|e| temporary("JWKS is not valid JSON", e))?;
-        let mut keys = KeySet::default();
+        let mut keys = KeySet {
+            by_kid: HashMap::new(),
+            fetched_at: Instant::now(),
+        };
         // One key we cannot read (an encryption key, a new key type) must not hide the others.
         for jwk in set
             .keys

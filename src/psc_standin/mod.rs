@@ -165,7 +165,7 @@ struct Keys {
 
 impl Keys {
     fn current(&self) -> Arc<SigningKey> {
-        // invariant: `published` starts with one key and only grows.
+        // invariant: `published` starts with one key and never loses its last (withdraw_key).
         Arc::clone(&self.published[self.published.len() - 1])
     }
 }
@@ -457,6 +457,16 @@ impl PscStandIn {
             .published
             .push(Arc::new(key));
         Ok(kid)
+    }
+
+    /// Stops publishing the key `kid`, as PSC does when it retires or revokes one. The key
+    /// new tokens are signed with cannot be withdrawn; says whether a key was.
+    pub fn withdraw_key(&self, kid: &str) -> bool {
+        let mut keys = self.state.keys.write().unwrap_or_else(|p| p.into_inner());
+        let current = keys.current().kid.clone();
+        let before = keys.published.len();
+        keys.published.retain(|k| k.kid != kid || k.kid == current);
+        keys.published.len() < before
     }
 
     /// The `kid` new tokens are signed with.
