@@ -84,13 +84,7 @@ impl Session {
                 match store.create_folder(mailbox_id, name).await {
                     Ok(_) => self.ok(&tag, "CREATE completed").await,
                     Err(StoreError::FolderExists(_)) => {
-                        self.complete(
-                            &tag,
-                            StatusKind::No,
-                            Some(text::code("ALREADYEXISTS")),
-                            "mailbox already exists",
-                        )
-                        .await
+                        self.no_already_exists(&tag, "mailbox already exists").await
                     }
                     Err(e) => self.no(&tag, &format!("CREATE failed: {e}")).await,
                 }
@@ -154,13 +148,8 @@ impl Session {
                         self.ok(&tag, "RENAME completed").await
                     }
                     Err(StoreError::FolderExists(_)) => {
-                        self.complete(
-                            &tag,
-                            StatusKind::No,
-                            Some(text::code("ALREADYEXISTS")),
-                            "target mailbox already exists",
-                        )
-                        .await
+                        self.no_already_exists(&tag, "target mailbox already exists")
+                            .await
                     }
                     Err(e) => self.no(&tag, &format!("RENAME failed: {e}")).await,
                 }
@@ -314,6 +303,16 @@ impl Session {
             CommandBody::Idle => self.idle(tag).await,
             _ => self.bad(&tag, "unexpected command").await,
         }
+    }
+
+    /// CREATE or RENAME onto a name in use (RFC 5530 `[ALREADYEXISTS]`).
+    async fn no_already_exists(
+        &mut self,
+        tag: &imap_codec::imap_types::core::Tag<'_>,
+        msg: &str,
+    ) -> Result<Transition, ConnError> {
+        let code = Some(text::code("ALREADYEXISTS"));
+        self.complete(tag, StatusKind::No, code, msg).await
     }
 
     async fn no_nonexistent(
