@@ -45,6 +45,19 @@ const MAX_BATCH: usize = 512;
 /// prepared-statement cache small; a group of appends is cut greedily into them.
 const APPEND_CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
+/// Message bytes per multi-row statement: SQLite copies what is bound, so a statement of
+/// sixty-four large messages would hold a second copy of all of them at once.
+const APPEND_CHUNK_BYTES: usize = 4 << 20;
+
+/// How many of the next appends (their sizes) go into one statement: the largest of
+/// `APPEND_CHUNKS` that they fill within `APPEND_CHUNK_BYTES`, and at least one.
+fn chunk_len(sizes: &[usize]) -> usize {
+    APPEND_CHUNKS
+        .into_iter()
+        .find(|&n| n <= sizes.len() && sizes[..n].iter().sum::<usize>() <= APPEND_CHUNK_BYTES)
+        .unwrap_or(1)
+}
+
 pub(super) fn job<T, F>(f: F) -> (Job, oneshot::Receiver<Result<T, StoreError>>)
 where
     T: Send + 'static,
@@ -206,10 +219,12 @@ impl<'c> Batch<'c> {
         mut group: Vec<(NewAppend, oneshot::Sender<Result<Appended, StoreError>>)>,
     ) -> Result<(), BatchFailure> {
         while !group.is_empty() {
-            let size = APPEND_CHUNKS
-                .into_iter()
-                .find(|&n| n <= group.len())
-                .unwrap_or(1);
+            let sizes: Vec<usize> = group
+                .iter()
+                .take(APPEND_CHUNKS[0])
+                .map(|(a, _)| a.raw.len())
+                .collect();
+            let size = chunk_len(&sizes);
             let chunk: Vec<_> = group.drain(..size).collect();
             self.flush().await?;
             let rows: Vec<&NewAppend> = chunk.iter().map(|(a, _)| a).collect();
@@ -258,5 +273,24 @@ impl<'c> Batch<'c> {
         self.done.push(Box::new(move |commit| {
             let _ = reply.send(commit.and(result));
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_are_cut_into_fixed_sizes_within_the_byte_budget() {
+        assert_eq!(chunk_len(&[4096; 100]), 64);
+        assert_eq!(chunk_len(&[4096; 63]), 16);
+        assert_eq!(chunk_len(&[4096; 5]), 4);
+        assert_eq!(chunk_len(&[4096; 3]), 1);
+        // 64 messages of 100 KiB are over the budget; 16 of them are not
+        assert_eq!(chunk_len(&[100 << 10; 64]), 16);
+        // one message over the budget still goes, alone
+        assert_eq!(chunk_len(&[64 << 20, 10]), 1);
+        assert_eq!(chunk_len(&[2 << 20, 2 << 20, 1, 1]), 1);
+        assert_eq!(chunk_len(&[1 << 20; 4]), 4);
     }
 }
