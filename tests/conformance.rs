@@ -233,3 +233,33 @@ async fn our_server_passes_with_introspection_too() {
     assert!(failures.is_empty(), "failed cases: {failures:#?}");
     assert!(report.summary.passed >= 48, "{:?}", report.summary);
 }
+
+/// A target given no address: every case is reported skipped, and says which option is
+/// missing, rather than failing or vanishing from the report.
+#[tokio::test]
+async fn cases_without_an_address_are_skipped_with_the_missing_option() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let report = conformance::run(&psc, &Target::new(MAILBOX, IDNAT))
+        .await
+        .unwrap();
+    assert!(!report.cases.is_empty());
+    for case in &report.cases {
+        match &case.outcome {
+            Outcome::Skipped(why) => assert!(why.starts_with("no --"), "{}: {why}", case.info.id),
+            other => panic!("{}: {other:?}", case.info.id),
+        }
+    }
+    let why = |id: &str| report.case(id).unwrap().outcome.detail().to_owned();
+    assert_eq!(why("imap"), "no --imap address given");
+    assert_eq!(
+        why("imap-starttls-capabilities"),
+        "no --imap-starttls address given"
+    );
+    assert_eq!(
+        why("smtp-starttls-ehlo"),
+        "no --smtp-starttls address given"
+    );
+}

@@ -11,7 +11,8 @@ use rustls::ClientConfig;
 use super::wire::{Endpoint, Recorder, Wire};
 use super::{
     CaseInfo, CaseResult, FLAWS, Outcome, SECTION_ACCESS, SECTION_PSC, SECTION_SASL, SECTION_TLS,
-    Suite, decode_challenge, oauthbearer, python_tls, run_case, skipped, verdict, xoauth2,
+    Suite, challenge_status, decode_challenge, oauthbearer, python_tls, run_case, skipped, verdict,
+    xoauth2,
 };
 use crate::psc_standin::Flaw;
 
@@ -182,28 +183,39 @@ async fn authenticate_once(
     Ok(a)
 }
 
-pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
-    let Some(address) = suite.target.imap.as_deref() else {
-        out.push(skipped(
-            CaseInfo::new(
-                "imap",
-                "IMAP cases",
-                SECTION_SASL,
-                "IMAP interface of the LPS API",
-            ),
-            "no --imap address given",
-        ));
-        return;
+/// An expired token for the mailbox holder, presented with `mechanism`: the way to draw
+/// the error challenge.
+async fn expired_token(
+    suite: &Suite<'_>,
+    e: &Endpoint,
+    rec: &Recorder,
+    mechanism: &str,
+    on_challenge: OnChallenge,
+) -> anyhow::Result<AuthExchange> {
+    let t = suite.target;
+    let token = suite.token(rec, &t.idnat, Some(Flaw::Expired));
+    let label = "expired token, redacted";
+    let payload = if mechanism == "OAUTHBEARER" {
+        oauthbearer(&t.mailbox, e, &token, label)
+    } else {
+        xoauth2(&t.mailbox, &token, label)
     };
-    let endpoint = match suite.endpoint(address) {
-        Ok(e) => e,
-        Err(e) => {
-            out.push(skipped(
-                CaseInfo::new("imap", "IMAP cases", SECTION_SASL, "IMAP interface"),
-                &format!("{e:#}"),
-            ));
-            return;
-        }
+    authenticate_once(suite, e, rec, mechanism, payload, on_challenge).await
+}
+
+pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
+    let all = CaseInfo::new(
+        "imap",
+        "IMAP cases",
+        SECTION_SASL,
+        "IMAP interface of the LPS API",
+    );
+    let Some(endpoint) =
+        suite.endpoint_or_skip(suite.target.imap.as_deref(), "--imap", vec![all], out)
+    else {
+        // The STARTTLS port is a case of its own: tried whenever its address is given.
+        starttls_cases(suite, out).await;
+        return;
     };
     let t = suite.target;
     let e = &endpoint;
@@ -376,16 +388,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let rec = Recorder::new();
     out.push(
         run_case(i, rec.clone(), async {
-            let token = suite.token(&rec, &t.idnat, Some(Flaw::Expired));
-            let a = authenticate_once(
-                suite,
-                e,
-                &rec,
-                "XOAUTH2",
-                xoauth2(&t.mailbox, &token, "expired token, redacted"),
-                OnChallenge::Empty,
-            )
-            .await?;
+            let a = expired_token(suite, e, &rec, "XOAUTH2", OnChallenge::Empty).await?;
             Ok(challenge_verdict(&a, "401"))
         })
         .await,
@@ -400,16 +403,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let rec = Recorder::new();
     out.push(
         run_case(i, rec.clone(), async {
-            let token = suite.token(&rec, &t.idnat, Some(Flaw::Expired));
-            let a = authenticate_once(
-                suite,
-                e,
-                &rec,
-                "OAUTHBEARER",
-                oauthbearer(&t.mailbox, e, &token, "expired token, redacted"),
-                OnChallenge::CtrlA,
-            )
-            .await?;
+            let a = expired_token(suite, e, &rec, "OAUTHBEARER", OnChallenge::CtrlA).await?;
             Ok(challenge_verdict(&a, "invalid_token"))
         })
         .await,
@@ -424,13 +418,11 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let rec = Recorder::new();
     out.push(
         run_case(i, rec.clone(), async {
-            let token = suite.token(&rec, &t.idnat, Some(Flaw::Expired));
-            let a = authenticate_once(
+            let a = expired_token(
                 suite,
                 e,
                 &rec,
                 "XOAUTH2",
-                xoauth2(&t.mailbox, &token, "expired token, redacted"),
                 OnChallenge::Silence(t.unanswered_challenge_wait),
             )
             .await?;
@@ -451,16 +443,7 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let rec = Recorder::new();
     out.push(
         run_case(i, rec.clone(), async {
-            let token = suite.token(&rec, &t.idnat, Some(Flaw::Expired));
-            let a = authenticate_once(
-                suite,
-                e,
-                &rec,
-                "XOAUTH2",
-                xoauth2(&t.mailbox, &token, "expired token, redacted"),
-                OnChallenge::NewCommand,
-            )
-            .await?;
+            let a = expired_token(suite, e, &rec, "XOAUTH2", OnChallenge::NewCommand).await?;
             let after = a
                 .after
                 .clone()
@@ -646,22 +629,9 @@ pub(crate) async fn run(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
 /// Checks the challenge JSON status and the final tagged NO [AUTHENTICATIONFAILED].
 fn challenge_verdict(a: &AuthExchange, expected_status: &str) -> Outcome {
     let tagged_ok = status(&a.tagged) == "NO" && a.tagged.contains("[AUTHENTICATIONFAILED]");
-    let challenge_status = match &a.challenge {
-        None => return Outcome::Fail(format!("no error challenge was sent; answer: {}", a.tagged)),
-        Some(None) => {
-            return Outcome::Fail(format!(
-                "the challenge is not base64 JSON; answer: {}",
-                a.tagged
-            ));
-        }
-        Some(Some(json)) => json
-            .get("status")
-            .and_then(|s| {
-                s.as_str()
-                    .map(str::to_owned)
-                    .or_else(|| Some(s.to_string()))
-            })
-            .unwrap_or_default(),
+    let challenge_status = match challenge_status(&a.challenge) {
+        Ok(s) => s,
+        Err(why) => return Outcome::Fail(format!("{why}; answer: {}", a.tagged)),
     };
     verdict(
         tagged_ok && challenge_status == expected_status,
@@ -716,20 +686,13 @@ async fn starttls_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         SECTION_SASL,
         "LOGINDISABLED: LOGIN in clear text is refused",
     );
-    let Some(address) = t.imap_starttls.as_deref() else {
-        for i in [caps_info, auth_info, login_info] {
-            out.push(skipped(i, "no --imap-starttls address given"));
-        }
+    let Some(e) = suite.endpoint_or_skip(
+        t.imap_starttls.as_deref(),
+        "--imap-starttls",
+        vec![caps_info, auth_info, login_info],
+        out,
+    ) else {
         return;
-    };
-    let e = match suite.endpoint(address) {
-        Ok(e) => e,
-        Err(err) => {
-            for i in [caps_info, auth_info, login_info] {
-                out.push(skipped(i, &format!("{err:#}")));
-            }
-            return;
-        }
     };
     let e = &e;
 

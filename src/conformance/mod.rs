@@ -199,6 +199,24 @@ impl Suite<'_> {
         Endpoint::parse(address, self.target.server_name.as_deref())
     }
 
+    /// The endpoint at `address` (given by the command-line `option`); without one, each of
+    /// `cases` is reported skipped, with why.
+    fn endpoint_or_skip(
+        &self,
+        address: Option<&str>,
+        option: &str,
+        cases: Vec<CaseInfo>,
+        out: &mut Vec<CaseResult>,
+    ) -> Option<Endpoint> {
+        let why = match address.map(|a| self.endpoint(a)) {
+            Some(Ok(e)) => return Some(e),
+            Some(Err(err)) => format!("{err:#}"),
+            None => format!("no {option} address given"),
+        };
+        out.extend(cases.into_iter().map(|i| skipped(i, &why)));
+        None
+    }
+
     /// A token for `idnat` (`flaw` on purpose), registered as a secret of `rec`.
     fn token(&self, rec: &Recorder, idnat: &str, flaw: Option<Flaw>) -> String {
         let spec = match flaw {
@@ -236,6 +254,25 @@ pub(crate) fn oauthbearer(
 }
 
 /// Decodes a base64 error challenge as JSON, noting it in the transcript.
+/// The `status` of an error challenge as the exchange saw it (`None`: none was sent;
+/// `Some(None)`: not base64 JSON), or why there is none to compare.
+pub(crate) fn challenge_status(
+    challenge: &Option<Option<serde_json::Value>>,
+) -> Result<String, &'static str> {
+    match challenge {
+        None => Err("no error challenge was sent"),
+        Some(None) => Err("the challenge is not base64 JSON"),
+        Some(Some(json)) => Ok(json
+            .get("status")
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| s.to_string())
+            })
+            .unwrap_or_default()),
+    }
+}
+
 pub(crate) fn decode_challenge(rec: &Recorder, b64: &str) -> Option<serde_json::Value> {
     let b64 = b64.trim();
     match B64.decode(b64) {

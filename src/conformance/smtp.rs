@@ -12,8 +12,8 @@ use rustls::ClientConfig;
 use super::wire::{Endpoint, Recorder, Wire};
 use super::{
     CaseInfo, CaseResult, FLAWS, Outcome, SECTION_ACCESS, SECTION_PSC, SECTION_SASL, SECTION_TLS,
-    SECTION_TRUST, Suite, decode_challenge, oauthbearer, python_tls, run_case, skipped, verdict,
-    xoauth2,
+    SECTION_TRUST, Suite, challenge_status, decode_challenge, oauthbearer, python_tls, run_case,
+    skipped, verdict, xoauth2,
 };
 use crate::psc_standin::Flaw;
 
@@ -107,6 +107,24 @@ async fn authenticate(
             challenge,
         });
     }
+}
+
+/// AUTH XOAUTH2 with the initial response inline, a token for `idnat` (`flaw` on purpose)
+/// shown as `label`, on a fresh TLS connection; then QUIT.
+async fn xoauth2_once(
+    suite: &Suite<'_>,
+    e: &Endpoint,
+    rec: &Recorder,
+    idnat: &str,
+    flaw: Option<Flaw>,
+    label: &str,
+) -> anyhow::Result<AuthExchange> {
+    let (mut w, _) = connect(suite, e, Some(&suite.tls), rec).await?;
+    let token = suite.token(rec, idnat, flaw);
+    let payload = xoauth2(&suite.target.mailbox, &token, label);
+    let a = authenticate(&mut w, "XOAUTH2", payload, true, "").await?;
+    quit(&mut w).await;
+    Ok(a)
 }
 
 async fn quit(w: &mut Wire) {
@@ -373,20 +391,8 @@ async fn submission_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
             "PSC unreachable or answering 5xx: 454 4.7.0 (temporary), never a definitive refusal; a server validating locally with cached keys may accept a good token",
         ),
     ]);
-    let Some(address) = t.smtp.as_deref() else {
-        for i in infos {
-            out.push(skipped(i, "no --smtp address given"));
-        }
+    let Some(e) = suite.endpoint_or_skip(t.smtp.as_deref(), "--smtp", infos.clone(), out) else {
         return;
-    };
-    let e = match suite.endpoint(address) {
-        Ok(e) => e,
-        Err(err) => {
-            for i in infos {
-                out.push(skipped(i, &format!("{err:#}")));
-            }
-            return;
-        }
     };
     let probe = Recorder::new();
     if let Err(err) = Wire::connect(&e, Some(&suite.tls), &probe, t.timeout).await {
@@ -454,18 +460,8 @@ async fn submission_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         let rec = Recorder::new();
         out.push(
             run_case(next(), rec.clone(), async {
-                let (mut w, _) = connect(suite, e, Some(&suite.tls), &rec).await?;
-                let token = suite.token(&rec, &t.idnat, Some(*flaw));
                 let label = format!("{flaw:?} token, redacted");
-                let a = authenticate(
-                    &mut w,
-                    "XOAUTH2",
-                    xoauth2(&t.mailbox, &token, &label),
-                    true,
-                    "",
-                )
-                .await?;
-                quit(&mut w).await;
+                let a = xoauth2_once(suite, e, &rec, &t.idnat, Some(*flaw), &label).await?;
                 Ok(verdict(
                     (500..600).contains(&a.code),
                     format!("answer: {} {}", a.code, a.text),
@@ -478,18 +474,8 @@ async fn submission_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let rec = Recorder::new();
     out.push(
         run_case(next(), rec.clone(), async {
-            let (mut w, _) = connect(suite, e, Some(&suite.tls), &rec).await?;
-            let token = suite.token(&rec, &t.other_idnat, None);
             let label = format!("valid token of {}, redacted", t.other_idnat);
-            let a = authenticate(
-                &mut w,
-                "XOAUTH2",
-                xoauth2(&t.mailbox, &token, &label),
-                true,
-                "",
-            )
-            .await?;
-            quit(&mut w).await;
+            let a = xoauth2_once(suite, e, &rec, &t.other_idnat, None, &label).await?;
             Ok(verdict(
                 (500..600).contains(&a.code),
                 format!("answer: {} {}", a.code, a.text),
@@ -501,33 +487,23 @@ async fn submission_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
     let rec = Recorder::new();
     out.push(
         run_case(next(), rec.clone(), async {
-            let (mut w, _) = connect(suite, e, Some(&suite.tls), &rec).await?;
-            let token = suite.token(&rec, &t.idnat, Some(Flaw::Expired));
-            let a = authenticate(
-                &mut w,
-                "XOAUTH2",
-                xoauth2(&t.mailbox, &token, "expired token, redacted"),
-                true,
-                "",
+            let a = xoauth2_once(
+                suite,
+                e,
+                &rec,
+                &t.idnat,
+                Some(Flaw::Expired),
+                "expired token, redacted",
             )
             .await?;
-            quit(&mut w).await;
-            let status = match &a.challenge {
-                None => {
+            let status = match challenge_status(&a.challenge) {
+                Ok(s) => s,
+                Err(why) => {
                     return Ok(Outcome::Fail(format!(
-                        "no 334 error challenge; answer: {} {}",
+                        "{why}; answer: {} {}",
                         a.code, a.text
                     )));
                 }
-                Some(None) => return Ok(Outcome::Fail("the challenge is not base64 JSON".into())),
-                Some(Some(json)) => json
-                    .get("status")
-                    .map(|s| {
-                        s.as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| s.to_string())
-                    })
-                    .unwrap_or_default(),
             };
             Ok(verdict(
                 status == "401" && a.code == 535 && a.text.contains("5.7.8"),
@@ -713,20 +689,13 @@ async fn starttls_cases(suite: &Suite<'_>, out: &mut Vec<CaseResult>) {
         SECTION_SASL,
         "No authentication before TLS: a valid token sent in clear text is refused",
     );
-    let Some(address) = t.smtp_starttls.as_deref() else {
-        for i in [ehlo_info, auth_info] {
-            out.push(skipped(i, "no --smtp-starttls address given"));
-        }
+    let Some(e) = suite.endpoint_or_skip(
+        t.smtp_starttls.as_deref(),
+        "--smtp-starttls",
+        vec![ehlo_info, auth_info],
+        out,
+    ) else {
         return;
-    };
-    let e = match suite.endpoint(address) {
-        Ok(e) => e,
-        Err(err) => {
-            for i in [ehlo_info, auth_info] {
-                out.push(skipped(i, &format!("{err:#}")));
-            }
-            return;
-        }
     };
     let probe = Recorder::new();
     if let Err(err) = Wire::connect(&e, None, &probe, t.timeout).await {
