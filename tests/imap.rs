@@ -103,6 +103,17 @@ async fn starttls_port_offers_only_starttls_then_authenticates() {
     w.stop().await;
 }
 
+/// Sends `AUTHENTICATE XOAUTH2` for the holder of HOUSE_BAL with `token` inline; the tag.
+async fn start_xoauth2(c: &mut Client, token: &str) -> String {
+    let tag = c.next_tag();
+    let line = format!(
+        "{tag} AUTHENTICATE XOAUTH2 {}\r\n",
+        xoauth2(HOUSE_BAL, token)
+    );
+    c.send(line.as_bytes()).await;
+    tag
+}
+
 #[tokio::test]
 async fn implicit_tls_greeting_and_refusals() {
     // Many refusals in a row from one address: keep the back-off out of the way here.
@@ -127,15 +138,7 @@ async fn implicit_tls_greeting_and_refusals() {
 
     // An expired token: the XOAUTH2 error challenge, an empty reply, then the failure.
     let expired = w.psc.mint(&TokenSpec::flawed(HOUSE, Flaw::Expired));
-    let tag = c.next_tag();
-    c.send(
-        format!(
-            "{tag} AUTHENTICATE XOAUTH2 {}\r\n",
-            xoauth2(HOUSE_BAL, &expired)
-        )
-        .as_bytes(),
-    )
-    .await;
+    let tag = start_xoauth2(&mut c, &expired).await;
     let challenge = c.line().await;
     assert!(challenge.starts_with("+ "), "{challenge}");
     let decoded = B64.decode(challenge[2..].trim()).unwrap();
@@ -146,29 +149,13 @@ async fn implicit_tls_greeting_and_refusals() {
     assert!(last(&r).contains("NO [AUTHENTICATIONFAILED]"), "{r:?}");
 
     // Thunderbird: never answers the challenge; the server gives up after the timeout.
-    let tag = c.next_tag();
-    c.send(
-        format!(
-            "{tag} AUTHENTICATE XOAUTH2 {}\r\n",
-            xoauth2(HOUSE_BAL, &expired)
-        )
-        .as_bytes(),
-    )
-    .await;
+    let tag = start_xoauth2(&mut c, &expired).await;
     assert!(c.line().await.starts_with("+ "));
     let r = c.until(&tag).await;
     assert!(last(&r).contains("NO [AUTHENTICATIONFAILED]"), "{r:?}");
 
     // A new command instead of a reply ends the exchange, and is then answered.
-    let tag = c.next_tag();
-    c.send(
-        format!(
-            "{tag} AUTHENTICATE XOAUTH2 {}\r\n",
-            xoauth2(HOUSE_BAL, &expired)
-        )
-        .as_bytes(),
-    )
-    .await;
+    let tag = start_xoauth2(&mut c, &expired).await;
     assert!(c.line().await.starts_with("+ "));
     c.send(b"n1 NOOP\r\n").await;
     let r = c.until(&tag).await;
@@ -188,15 +175,7 @@ async fn implicit_tls_greeting_and_refusals() {
         Flaw::BadSignature,
     ] {
         let bad = w.psc.mint(&TokenSpec::flawed(HOUSE, flaw));
-        let tag = c.next_tag();
-        c.send(
-            format!(
-                "{tag} AUTHENTICATE XOAUTH2 {}\r\n",
-                xoauth2(HOUSE_BAL, &bad)
-            )
-            .as_bytes(),
-        )
-        .await;
+        let tag = start_xoauth2(&mut c, &bad).await;
         assert!(c.line().await.starts_with("+ "), "{flaw:?}");
         c.send(b"\r\n").await;
         let r = c.until(&tag).await;
