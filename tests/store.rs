@@ -32,6 +32,16 @@ async fn inbox(store: &Store, mailbox_id: i64) -> i64 {
     store.folder(mailbox_id, "INBOX").await.unwrap().unwrap().id
 }
 
+/// A new store in a temporary folder with one mailbox: the folder, the store, the
+/// mailbox and its INBOX.
+async fn one_mailbox() -> (tempfile::TempDir, Store, i64, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let mb = mailbox(&store, "a@one.mssante.fr").await;
+    let folder = inbox(&store, mb).await;
+    (dir, store, mb, folder)
+}
+
 async fn count_rows(dir: &std::path::Path, table: &str) -> i64 {
     use sqlx::Connection;
     let mut c =
@@ -65,10 +75,7 @@ async fn new_mailbox_has_special_use_folders() {
 
 #[tokio::test]
 async fn uids_increase_and_are_never_reused_after_expunge_or_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let mb = mailbox(&store, "a@one.mssante.fr").await;
-    let folder = inbox(&store, mb).await;
+    let (dir, store, _, folder) = one_mailbox().await;
     let mut last = 0;
     for n in 0..5 {
         let a = store
@@ -117,10 +124,7 @@ async fn uids_increase_and_are_never_reused_after_expunge_or_restart() {
 
 #[tokio::test]
 async fn concurrent_appenders_get_unique_gap_free_uids() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let mb = mailbox(&store, "a@one.mssante.fr").await;
-    let folder = inbox(&store, mb).await;
+    let (_dir, store, _, folder) = one_mailbox().await;
     let mut tasks = Vec::new();
     for w in 0..8 {
         let store = store.clone();
@@ -153,10 +157,7 @@ async fn concurrent_appenders_get_unique_gap_free_uids() {
 
 #[tokio::test]
 async fn copy_and_move_keep_flags_and_modseq_grows_on_every_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let mb = mailbox(&store, "a@one.mssante.fr").await;
-    let inbox = inbox(&store, mb).await;
+    let (_dir, store, mb, inbox) = one_mailbox().await;
     let trash = store.folder(mb, "Trash").await.unwrap().unwrap().id;
     let archive = store.create_folder(mb, "Archive").await.unwrap().id;
 
@@ -354,10 +355,7 @@ async fn each_concurrent_append_is_answered_with_its_own_uid() {
 
 #[tokio::test]
 async fn one_failing_write_does_not_undo_its_batch_neighbours() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    let mb = mailbox(&store, "a@one.mssante.fr").await;
-    let folder = inbox(&store, mb).await;
+    let (_dir, store, _, folder) = one_mailbox().await;
     let mut tasks = Vec::new();
     for n in 0..40 {
         let store = store.clone();
