@@ -66,6 +66,21 @@ type IdentifyFn = Arc<
 >;
 
 /// A minimal TLS server: greets with `hello <CN or none>` then echoes lines.
+/// An acceptor serving `config` that identifies each client certificate (dates and EKU
+/// checked now, nothing else).
+async fn identifying_acceptor(
+    config: Arc<rustls::ServerConfig>,
+) -> (SocketAddr, mpsc::UnboundedReceiver<Seen>) {
+    acceptor(
+        Arc::new(move || config.clone()),
+        Arc::new(|conn: &rustls::ServerConnection| {
+            conn.peer_certificates()
+                .map(|chain| identify(chain, Utc::now()))
+        }),
+    )
+    .await
+}
+
 async fn acceptor(
     config: ConfigFn,
     identify: IdentifyFn,
@@ -293,14 +308,7 @@ async fn plain_server_config_enforces_file_crls() {
     let d = dir.path().to_path_buf();
     // Without CRLs the revoked certificate is just another valid one…
     let plain = tls::server_config(&tls_config(&d, vec![])).unwrap();
-    let (addr, mut rx) = acceptor(
-        Arc::new(move || plain.clone()),
-        Arc::new(|conn: &rustls::ServerConnection| {
-            conn.peer_certificates()
-                .map(|chain| identify(chain, Utc::now()))
-        }),
-    )
-    .await;
+    let (addr, mut rx) = identifying_acceptor(plain).await;
     let (seen, _) = attempt(addr, &mut rx, &d, Some("revoked")).await;
     assert_eq!(
         accepted_identity(seen).common_name.as_deref(),
@@ -309,14 +317,7 @@ async fn plain_server_config_enforces_file_crls() {
 
     // …with the CRL it is refused, and the others still pass.
     let with_crl = tls::server_config(&tls_config(&d, vec![crl_path(&d)])).unwrap();
-    let (addr, mut rx) = acceptor(
-        Arc::new(move || with_crl.clone()),
-        Arc::new(|conn: &rustls::ServerConnection| {
-            conn.peer_certificates()
-                .map(|chain| identify(chain, Utc::now()))
-        }),
-    )
-    .await;
+    let (addr, mut rx) = identifying_acceptor(with_crl).await;
     let (seen, _) = attempt(addr, &mut rx, &d, Some("revoked")).await;
     assert_eq!(refusal(seen), CertificateError::Revoked);
     let (seen, _) = attempt(addr, &mut rx, &d, Some("app")).await;
