@@ -314,10 +314,7 @@ impl Session {
                 } else {
                     "STARTTLS first"
                 };
-                self.conn
-                    .send(&text::tagged(&c.tag, StatusKind::Bad, None, msg))
-                    .await?;
-                Ok(Transition::None)
+                self.bad(&c.tag, msg).await
             }
         }
     }
@@ -330,17 +327,7 @@ impl Session {
             | CommandBody::Id { .. } => self.any_state(c).await,
             CommandBody::StartTLS
             | CommandBody::Authenticate { .. }
-            | CommandBody::Login { .. } => {
-                self.conn
-                    .send(&text::tagged(
-                        &c.tag,
-                        StatusKind::Bad,
-                        None,
-                        "already authenticated",
-                    ))
-                    .await?;
-                Ok(Transition::None)
-            }
+            | CommandBody::Login { .. } => self.bad(&c.tag, "already authenticated").await,
             CommandBody::Select { .. }
             | CommandBody::Examine { .. }
             | CommandBody::Create { .. }
@@ -355,41 +342,16 @@ impl Session {
             | CommandBody::Namespace
             | CommandBody::Enable { .. }
             | CommandBody::Idle => self.mailbox_command(c).await,
-            CommandBody::Check
-            | CommandBody::Close
-            | CommandBody::Unselect
-            | CommandBody::Expunge
-            | CommandBody::ExpungeUid { .. }
-            | CommandBody::Search { .. }
-            | CommandBody::Fetch { .. }
-            | CommandBody::Store { .. }
-            | CommandBody::Copy { .. }
-            | CommandBody::Move { .. } => {
-                let r = text::tagged(&c.tag, StatusKind::Bad, None, "no mailbox selected");
-                self.conn.send(&r).await?;
-                Ok(Transition::None)
-            }
-            _ => {
-                let r = text::tagged(&c.tag, StatusKind::Bad, None, "command not supported");
-                self.conn.send(&r).await?;
-                Ok(Transition::None)
-            }
+            body if needs_selection(body) => self.bad(&c.tag, "no mailbox selected").await,
+            _ => self.bad(&c.tag, "command not supported").await,
         }
     }
 
     async fn selected(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
-        match &c.body {
-            CommandBody::Check
-            | CommandBody::Close
-            | CommandBody::Unselect
-            | CommandBody::Expunge
-            | CommandBody::ExpungeUid { .. }
-            | CommandBody::Search { .. }
-            | CommandBody::Fetch { .. }
-            | CommandBody::Store { .. }
-            | CommandBody::Copy { .. }
-            | CommandBody::Move { .. } => self.selected_command(c).await,
-            _ => self.authenticated(c).await,
+        if needs_selection(&c.body) {
+            self.selected_command(c).await
+        } else {
+            self.authenticated(c).await
         }
     }
 
@@ -482,4 +444,21 @@ async fn audit_certificate_refusal(
     if let Err(e) = shared.context.store.audit(entry).await {
         tracing::error!(error = %e, "cannot record a certificate refusal in the audit trail");
     }
+}
+
+/// The commands that act on the selected folder (RFC 3501 §6.4 and its extensions).
+fn needs_selection(body: &CommandBody<'_>) -> bool {
+    matches!(
+        body,
+        CommandBody::Check
+            | CommandBody::Close
+            | CommandBody::Unselect
+            | CommandBody::Expunge
+            | CommandBody::ExpungeUid { .. }
+            | CommandBody::Search { .. }
+            | CommandBody::Fetch { .. }
+            | CommandBody::Store { .. }
+            | CommandBody::Copy { .. }
+            | CommandBody::Move { .. }
+    )
 }
