@@ -6,6 +6,8 @@ use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::mime::MimePart;
 
+use super::io::one_line;
+
 /// One recipient the queue gave up on.
 #[derive(Debug, Clone)]
 pub struct FailedRecipient {
@@ -88,12 +90,6 @@ pub fn failure_notice(n: &Notice<'_>) -> std::io::Result<Vec<u8>> {
         )
         .body(report)
         .write_to_vec()
-}
-
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 #[cfg(test)]

@@ -297,18 +297,18 @@ impl Wire {
 /// server's name (RFC 5321 §4.2), and intermediate 3xx replies, which RFC 2034 leaves
 /// without one.
 pub fn bare_reply(code: u16, text: &str) -> Vec<u8> {
-    format!("{code} {}\r\n", sanitize(text)).into_bytes()
+    format!("{code} {}\r\n", one_line(text)).into_bytes()
 }
 
 pub fn reply(code: u16, esc: [u8; 3], text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() + 16);
     // invariant: writing to a Vec cannot fail.
-    let _ = smtp_proto::Response::new(code, esc[0], esc[1], esc[2], sanitize(text)).write(&mut out);
+    let _ = smtp_proto::Response::new(code, esc[0], esc[1], esc[2], one_line(text)).write(&mut out);
     out
 }
 
-/// Keeps peer-supplied text from breaking the reply line.
-fn sanitize(text: &str) -> String {
+/// Keeps peer-supplied text on one line: in a reply, or in a DSN field.
+pub(crate) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
