@@ -174,6 +174,8 @@ impl Session {
             certificate: self.certificate.clone(),
         };
         let auth = self.shared.auth.clone();
+        // Read before the decision: a withdrawal after it moves the counter past this.
+        let epoch = self.shared.context.store.access_epoch().await.ok();
         match auth.authenticate(mech, &response, &peer).await {
             Ok(authenticated) => {
                 self.shared.limits.succeeded(self.peer.ip());
@@ -186,7 +188,7 @@ impl Session {
                         "authenticated",
                     ))
                     .await?;
-                Ok(Transition::Authenticate(Box::new(authenticated)))
+                Ok(Transition::Authenticate(Box::new(authenticated), epoch))
             }
             Err(AuthFailure::Temporary { reason }) => {
                 tracing::warn!(%reason, "authentication could not be decided");

@@ -605,9 +605,12 @@ impl Session {
         loop {
             let limit = self.idle_limit();
             let shutdown = self.shared.shutdown.clone();
+            // An idling client sends nothing, so withdrawn access is looked for on a timer.
+            let access_check = self.next_access_check();
             enum Event {
                 Read(Result<Incoming, ConnError>),
                 Change,
+                AccessCheck,
                 Shutdown,
             }
             let event = {
@@ -632,6 +635,12 @@ impl Session {
                             _ => std::future::pending::<()>().await,
                         }
                     } => Event::Change,
+                    _ = async {
+                        match access_check {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending::<()>().await,
+                        }
+                    } => Event::AccessCheck,
                 }
             };
             match event {
@@ -642,6 +651,11 @@ impl Session {
                 Event::Change => {
                     self.sync(true).await?;
                     self.conn.flush().await?;
+                }
+                Event::AccessCheck => {
+                    if !self.access_still_granted().await? {
+                        return Ok(Transition::Logout);
+                    }
                 }
                 Event::Read(Err(ConnError::Timeout)) => {
                     self.conn

@@ -22,6 +22,7 @@ use super::capabilities::{self, Stage};
 use super::connection::{ConnError, Connection, Incoming, Stream};
 use super::limits::RateLimit;
 use super::listener::Shared;
+use super::revocation::AccessWatch;
 use super::selected::View;
 use super::text;
 use crate::auth::certificate::CertificateIdentity;
@@ -40,6 +41,7 @@ pub(crate) struct User {
     pub(crate) condstore: bool,
     pub(crate) qresync: bool,
     pub(crate) changes: broadcast::Receiver<FolderChange>,
+    pub(crate) access: AccessWatch,
 }
 
 pub(crate) enum State {
@@ -52,7 +54,8 @@ pub(crate) enum State {
 /// A state change a command asks for; `Session::apply` refuses the illegal ones.
 pub(crate) enum Transition {
     None,
-    Authenticate(Box<crate::auth::Authenticated>),
+    /// With the store's access counter as read before the access decision.
+    Authenticate(Box<crate::auth::Authenticated>, Option<i64>),
     Select(Box<View>),
     Unselect,
     Logout,
@@ -279,6 +282,9 @@ impl Session {
     async fn dispatch(&mut self, command: Command<'static>) -> Result<(), ConnError> {
         let name = command.name();
         tracing::debug!(command = name, "command");
+        if !self.access_still_granted().await? {
+            return Ok(());
+        }
         let transition = match self.state {
             State::NotAuthenticated => self.not_authenticated(command).await?,
             State::Authenticated(_) => self.authenticated(command).await?,
@@ -360,12 +366,13 @@ impl Session {
         self.state = match (state, t) {
             (s, Transition::None) => s,
             (_, Transition::Logout) => State::Logout,
-            (State::NotAuthenticated, Transition::Authenticate(auth)) => {
+            (State::NotAuthenticated, Transition::Authenticate(auth, epoch)) => {
                 State::Authenticated(User {
                     auth: *auth,
                     condstore: false,
                     qresync: false,
                     changes: self.shared.context.store.subscribe(),
+                    access: AccessWatch::new(epoch),
                 })
             }
             (State::Authenticated(u) | State::Selected(u, _), Transition::Select(v)) => {

@@ -76,6 +76,14 @@ pub(crate) fn bye(msg: &str) -> Response<'static> {
     }))
 }
 
+/// `BYE [ALERT]`: the client must show the text to the user (RFC 3501 §7.1).
+pub(crate) fn bye_alert(msg: &str) -> Response<'static> {
+    Response::Status(Status::Bye(imap_codec::imap_types::response::Bye {
+        code: Some(Code::Alert),
+        text: text(msg),
+    }))
+}
+
 pub(crate) fn data(d: Data<'static>) -> Response<'static> {
     Response::Data(d)
 }

@@ -341,6 +341,19 @@ impl Store {
             .collect()
     }
 
+    /// A counter that moves whenever access may have been taken away: a grant revoked, a
+    /// certificate unbound, a mailbox deleted (by the CLI, the lifecycle jobs or any other
+    /// process on this database) or its holder changed. The schema's triggers bump it in
+    /// the same transaction as the change, so a session that read the counter before its
+    /// access decision knows that decision still holds while the counter has not moved.
+    pub async fn access_epoch(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT epoch FROM access_epoch WHERE id = 1")
+                .fetch_one(self.reader())
+                .await?,
+        )
+    }
+
     /// Mailboxes on which `idnat` holds a grant.
     pub async fn mailboxes_granted_to(&self, idnat: &str) -> Result<Vec<Mailbox>, StoreError> {
         sqlx::query(concat!(

@@ -78,6 +78,8 @@ pub async fn world(extra: &str) -> World {
         extra_session = section(extra, "session"),
         psc = psc.config_toml(mode),
     );
+    // Also on disk, for tests that run the CLI as a separate process on the same store.
+    std::fs::write(dir.path().join("config.toml"), &text).unwrap();
     let config = Config::parse(&text, dir.path()).unwrap();
     let running = server::start(config).await.unwrap();
     for (address, owner) in [(HOUSE_BAL, HOUSE), (CUDDY_BAL, CUDDY)] {
