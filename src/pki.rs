@@ -226,8 +226,7 @@ pub fn generate_at(dir: &Path, now: DateTime<Utc>) -> Result<(), PkiError> {
         path: dir.to_path_buf(),
         source,
     })?;
-    let long = (now - Duration::days(1), now + Duration::days(3650));
-    let expired = (now - Duration::days(730), now - Duration::days(365));
+    let long = long_window(now);
 
     let root_key = new_key("the root CA key")?;
     let mut root_params = ca_params(&root_subject(), long);
@@ -255,27 +254,136 @@ pub fn generate_at(dir: &Path, now: DateTime<Utc>) -> Result<(), PkiError> {
     write(dir, "foreign-ca.crt", &foreign.pem())?;
 
     for leaf in LEAVES {
-        let key = new_key(leaf.name)?;
-        let window = match leaf.window {
-            Window::Long => long,
-            Window::Expired => expired,
-        };
-        let params = leaf_params(leaf, window)?;
-        let (cert, chain_tail) = if leaf.foreign {
-            (params.signed_by(&key, &foreign), foreign.pem())
+        if leaf.foreign {
+            issue_leaf(dir, leaf, now, &foreign, &foreign.pem())?;
         } else {
-            (params.signed_by(&key, &issuing), issuing.pem())
-        };
-        let cert = cert.map_err(|source| generated(leaf.name, source))?;
-        write(
-            dir,
-            &format!("{}.crt", leaf.name),
-            &format!("{}{chain_tail}", cert.pem()),
-        )?;
-        write_key(dir, &format!("{}.key", leaf.name), &key.serialize_pem())?;
+            issue_leaf(dir, leaf, now, &issuing, &issuing.pem())?;
+        }
     }
 
     write_crl_at(dir, &["revoked"], &dir.join("organisations.crl"), now)
+}
+
+/// Valid from yesterday for ten years.
+fn long_window(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (now - Duration::days(1), now + Duration::days(3650))
+}
+
+/// A certificate this close to its end is issued again: a sandbox started today should
+/// not break tomorrow.
+const RENEW_BEFORE: Duration = Duration::days(30);
+
+/// What `ensure` did with a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ensured {
+    /// There was no usable test CA (missing, unreadable, expired or about to): a whole new
+    /// PKI was written, and clients must trust the new `ca.crt`.
+    NewCa,
+    /// The CAs were kept; these end-entity certificates were missing, expired or about to
+    /// expire and were issued again by the same CA (new keys). Clients that trust
+    /// `ca.crt` keep working.
+    Kept { reissued: Vec<&'static str> },
+}
+
+/// Keeps the test PKI already in `dir` and fills in only what is missing or expired, so a
+/// kept sandbox folder keeps the CA its clients trust. The intentionally expired
+/// certificate is only written when missing. The foreign CA's key is not kept (nothing
+/// trusts that CA), so its certificate is issued again with its CA when either is gone.
+/// The CRL is always signed again, as it lists the revoked certificate's current serial.
+pub fn ensure(dir: &Path) -> Result<Ensured, PkiError> {
+    ensure_at(dir, Utc::now())
+}
+
+pub fn ensure_at(dir: &Path, now: DateTime<Utc>) -> Result<Ensured, PkiError> {
+    let Some(issuing) = kept_issuing_ca(dir, now) else {
+        generate_at(dir, now)?;
+        return Ok(Ensured::NewCa);
+    };
+    let issuing_pem = read(&dir.join("organisations-ca.crt"))?;
+    let mut reissued = Vec::new();
+    let foreign_leaves = LEAVES.iter().filter(|l| l.foreign);
+    if !usable(&dir.join("foreign-ca.crt"), now, true)
+        || foreign_leaves.clone().any(|l| !leaf_usable(dir, l, now))
+    {
+        let foreign_key = new_key("the foreign CA key")?;
+        let mut foreign_params = ca_params(&foreign_subject(), long_window(now));
+        foreign_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let foreign = CertifiedIssuer::self_signed(foreign_params, foreign_key)
+            .map_err(|source| generated("the foreign CA", source))?;
+        write(dir, "foreign-ca.crt", &foreign.pem())?;
+        for leaf in foreign_leaves {
+            issue_leaf(dir, leaf, now, &foreign, &foreign.pem())?;
+            reissued.push(leaf.name);
+        }
+    }
+    for leaf in LEAVES.iter().filter(|l| !l.foreign) {
+        if !leaf_usable(dir, leaf, now) {
+            issue_leaf(dir, leaf, now, &issuing, &issuing_pem)?;
+            reissued.push(leaf.name);
+        }
+    }
+    write_crl_at(dir, &["revoked"], &dir.join("organisations.crl"), now)?;
+    Ok(Ensured::Kept { reissued })
+}
+
+/// The issuing CA of `dir`, rebuilt from its kept key, when the root and issuing CA
+/// certificates are there and valid for a while yet.
+fn kept_issuing_ca(dir: &Path, now: DateTime<Utc>) -> Option<Issuer<'static, KeyPair>> {
+    let cas = ["root-ca.crt", "organisations-ca.crt", "ca.crt"];
+    if !cas.iter().all(|name| usable(&dir.join(name), now, true)) {
+        return None;
+    }
+    let key = KeyPair::from_pem(&read(&dir.join("organisations-ca.key")).ok()?).ok()?;
+    // Rebuilt from the same parameters rather than parsed, as for the CRL.
+    Some(Issuer::new(ca_params(&issuing_subject(), (now, now)), key))
+}
+
+/// Whether a leaf's certificate and key are there and, unless it is meant to be expired,
+/// valid for a while yet.
+fn leaf_usable(dir: &Path, leaf: &Leaf, now: DateTime<Utc>) -> bool {
+    dir.join(format!("{}.key", leaf.name)).is_file()
+        && usable(
+            &dir.join(format!("{}.crt", leaf.name)),
+            now,
+            matches!(leaf.window, Window::Long),
+        )
+}
+
+/// Whether `path` holds a certificate (the first of the file) that, when `check_dates`,
+/// is still valid `RENEW_BEFORE` from now.
+fn usable(path: &Path, now: DateTime<Utc>, check_dates: bool) -> bool {
+    let Ok(pem) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    match first_not_after(&pem) {
+        Some(end) => !check_dates || end > now + RENEW_BEFORE,
+        None => false,
+    }
+}
+
+/// Issues `leaf` with a new key, signed by `issuer`, and writes it with the issuer's
+/// certificate after it (the chain a server or client presents).
+fn issue_leaf(
+    dir: &Path,
+    leaf: &Leaf,
+    now: DateTime<Utc>,
+    issuer: &Issuer<'_, KeyPair>,
+    chain_tail: &str,
+) -> Result<(), PkiError> {
+    let window = match leaf.window {
+        Window::Long => long_window(now),
+        Window::Expired => (now - Duration::days(730), now - Duration::days(365)),
+    };
+    let key = new_key(leaf.name)?;
+    let cert = leaf_params(leaf, window)?
+        .signed_by(&key, issuer)
+        .map_err(|source| generated(leaf.name, source))?;
+    write(
+        dir,
+        &format!("{}.crt", leaf.name),
+        &format!("{}{chain_tail}", cert.pem()),
+    )?;
+    write_key(dir, &format!("{}.key", leaf.name), &key.serialize_pem())
 }
 
 /// Writes a CRL signed by the issuing CA in `dir` listing the named certificates of `dir`
@@ -334,13 +442,27 @@ fn write_crl_at(
 }
 
 fn first_serial(pem: &str) -> Option<Vec<u8>> {
+    with_first_certificate(pem, |cert| cert.raw_serial().to_vec())
+}
+
+fn first_not_after(pem: &str) -> Option<DateTime<Utc>> {
+    with_first_certificate(pem, |cert| {
+        DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)
+    })
+    .flatten()
+}
+
+fn with_first_certificate<T>(
+    pem: &str,
+    f: impl FnOnce(&x509_parser::certificate::X509Certificate<'_>) -> T,
+) -> Option<T> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let der = CertificateDer::pem_slice_iter(pem.as_bytes())
         .next()?
         .ok()?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
-    Some(cert.raw_serial().to_vec())
+    Some(f(&cert))
 }
 
 fn ca_params(
@@ -449,4 +571,52 @@ fn write_key(dir: &Path, name: &str, contents: &str) -> Result<(), PkiError> {
             .map_err(|source| PkiError::Write { path, source })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_after(path: &Path) -> DateTime<Utc> {
+        first_not_after(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// An expired server certificate is issued again by the kept CA: the CA the clients
+    /// trust does not change, and the new certificate is valid from now on.
+    #[test]
+    fn an_expired_server_certificate_is_issued_again_by_the_kept_ca() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let now = Utc::now();
+        generate_at(dir, now).unwrap();
+        let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+        let expired = std::fs::read(dir.join("expired.crt")).unwrap();
+        std::fs::copy(dir.join("expired.crt"), dir.join("server.crt")).unwrap();
+
+        assert_eq!(
+            ensure_at(dir, now).unwrap(),
+            Ensured::Kept {
+                reissued: vec!["server"]
+            }
+        );
+        assert_eq!(std::fs::read(dir.join("ca.crt")).unwrap(), ca);
+        assert_eq!(std::fs::read(dir.join("expired.crt")).unwrap(), expired);
+        assert!(not_after(&dir.join("server.crt")) > now + Duration::days(3000));
+        let server = std::fs::read_to_string(dir.join("server.crt")).unwrap();
+        let issuing = std::fs::read_to_string(dir.join("organisations-ca.crt")).unwrap();
+        let issuer = with_first_certificate(&server, |c| c.issuer().as_raw().to_vec()).unwrap();
+        let subject = with_first_certificate(&issuing, |c| c.subject().as_raw().to_vec()).unwrap();
+        assert_eq!(issuer, subject);
+
+        // Nothing to do the second time; a CA about to expire means a new PKI.
+        assert_eq!(
+            ensure_at(dir, now).unwrap(),
+            Ensured::Kept { reissued: vec![] }
+        );
+        assert_eq!(
+            ensure_at(dir, now + Duration::days(3640)).unwrap(),
+            Ensured::NewCa
+        );
+        assert_ne!(std::fs::read(dir.join("ca.crt")).unwrap(), ca);
+    }
 }

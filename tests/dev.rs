@@ -448,3 +448,39 @@ async fn stand_in_authorization_code_with_pkce_and_refresh() {
         "899700771192"
     );
 }
+
+/// A kept sandbox folder keeps its CA, so the clients that trust it keep working; only
+/// what is missing is issued again, by the same CA.
+#[test]
+fn a_kept_sandbox_folder_keeps_its_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sandbox");
+    let first = Sandbox::start(&["--dir", dir.to_str().unwrap()]);
+    first.line_starting("  Test PKI         new CA in ");
+    let (status, rest) = first.terminate();
+    assert!(status.success(), "{status:?} {rest:?}");
+    let certs = dir.join("certs");
+    let ca = std::fs::read(certs.join("ca.crt")).unwrap();
+    let server = std::fs::read(certs.join("server.crt")).unwrap();
+    std::fs::remove_file(certs.join("app.crt")).unwrap();
+
+    let second = Sandbox::start(&["--dir", dir.to_str().unwrap()]);
+    second.line_starting("  Test PKI         CA kept from ");
+    assert!(
+        second
+            .line_starting("  Test PKI ")
+            .ends_with("(missing or expiring): app"),
+        "{:#?}",
+        second.banner
+    );
+    assert_eq!(std::fs::read(certs.join("ca.crt")).unwrap(), ca);
+    assert_eq!(std::fs::read(certs.join("server.crt")).unwrap(), server);
+    let app = std::fs::read_to_string(certs.join("app.crt")).unwrap();
+    let issuing = std::fs::read_to_string(certs.join("organisations-ca.crt")).unwrap();
+    assert!(
+        app.ends_with(&issuing),
+        "the new app certificate chains to the kept CA"
+    );
+    let (status, rest) = second.terminate();
+    assert!(status.success(), "{status:?} {rest:?}");
+}

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::report;
 use crate::config::Config;
+use crate::pki::Ensured;
 use crate::psc_standin::{DemoProfessional, PscStandIn, REALM_PATH, TokenSpec};
 use crate::store::{DirectoryFields, Grant, MailboxKind, NewMailbox, RawMessage, Store};
 
@@ -215,8 +216,9 @@ async fn sandbox(
     let dir = sandbox_dir(dir)?;
     let d = &dir.path;
     let certs = d.join("certs");
-    crate::pki::generate(&certs)
-        .with_context(|| format!("generating the test PKI in {}", certs.display()))?;
+    // A kept folder keeps its CA: the clients set up to trust it go on working.
+    let pki = crate::pki::ensure(&certs)
+        .with_context(|| format!("preparing the test PKI in {}", certs.display()))?;
     let [
         imap_tls,
         imap_starttls,
@@ -273,7 +275,7 @@ async fn sandbox(
     // Listen for the signals before saying "ready": a SIGTERM right after must stop
     // the sandbox cleanly, not kill it.
     let stop = stop_signal()?;
-    print_instructions(d, &state, &psc, &demo, smtp_served);
+    print_instructions(d, &state, &psc, &demo, &pki, smtp_served);
 
     stop.await;
     println!("stopping the sandbox …");
@@ -409,6 +411,7 @@ fn print_instructions(
     s: &SandboxState,
     psc: &PscStandIn,
     demo: &Demo,
+    pki: &Ensured,
     smtp_served: bool,
 ) {
     let ca = s.ca.display();
@@ -424,6 +427,17 @@ fn print_instructions(
         .unwrap_or_else(|_| "mssante".into());
     println!("MSSanté sandbox (not for production) in {dir}");
     println!();
+    match pki {
+        Ensured::NewCa => println!("  Test PKI         new CA in {}", certs.display()),
+        Ensured::Kept { reissued } if reissued.is_empty() => {
+            println!("  Test PKI         kept from {}", certs.display())
+        }
+        Ensured::Kept { reissued } => println!(
+            "  Test PKI         CA kept from {}; issued again by it (missing or expiring): {}",
+            certs.display(),
+            reissued.join(", ")
+        ),
+    }
     println!("  PSC stand-in     {} (tokens live 2 minutes)", s.issuer);
     println!(
         "  IMAP             {} (TLS), {} (STARTTLS)",
