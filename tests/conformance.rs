@@ -220,8 +220,25 @@ async fn our_server_passes_every_applicable_case() {
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("imap-xoauth2-expired") && !page.contains("<script"));
     let parsed: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(parsed["summary"]["failed"], 0);
+
+    // The report is handed to the ANS: it cites public documents, never our own notes,
+    // and every case says where its rule comes from.
+    for text in [&page, &std::fs::read_to_string(&json).unwrap()] {
+        assert!(!text.contains("DOMAIN.md"), "the report cites DOMAIN.md");
+    }
+    assert!(page.contains("Requirement (public reference)"));
+    let cases = parsed["cases"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for case in cases {
+        let reference = case["reference"].as_str().unwrap_or_default();
+        assert!(
+            reference.contains("ANS") || reference.contains("RFC"),
+            "{} has no public reference: {reference:?}",
+            case["id"]
+        );
+    }
 }
 
 /// The ANS application also exposes introspection: a server validating that way passes

@@ -3,7 +3,7 @@
 //!
 //! The runner mints good and deliberately bad tokens with a [`PscStandIn`] the server
 //! under test trusts, speaks IMAP and SMTP to it as an LPS would, and writes down each
-//! exchange (tokens redacted) beside the verdict and the rule it checks (DOMAIN.md), so
+//! exchange (tokens redacted) beside the verdict, the rule it checks and the public document the rule comes from, so
 //! that the HTML/JSON report is evidence an operator can hand over.
 //!
 //! ```no_run
@@ -152,8 +152,9 @@ pub struct CaseInfo {
     /// Stable name, e.g. `imap-xoauth2-expired`.
     pub id: &'static str,
     pub title: &'static str,
-    /// DOMAIN.md section.
-    pub section: &'static str,
+    /// The public documents the rule comes from (ANS documents, PSC documentation, RFC
+    /// sections), so the report can be shown to the ANS as it is.
+    pub reference: &'static str,
     /// The rule, in a sentence.
     pub requirement: &'static str,
 }
@@ -162,13 +163,13 @@ impl CaseInfo {
     pub fn new(
         id: &'static str,
         title: &'static str,
-        section: &'static str,
+        reference: &'static str,
         requirement: &'static str,
     ) -> Self {
         CaseInfo {
             id,
             title,
-            section,
+            reference,
             requirement,
         }
     }
@@ -357,11 +358,28 @@ pub(crate) const FLAWS: &[FlawCase] = &[
     ),
 ];
 
-pub(crate) const SECTION_PSC: &str = "Pro Santé Connect: validation rules";
-pub(crate) const SECTION_SASL: &str = "SASL on the wire";
-pub(crate) const SECTION_ACCESS: &str = "Access rules";
-pub(crate) const SECTION_TLS: &str = "TLS";
-pub(crate) const SECTION_TRUST: &str = "Trust space between operators";
+// The public documents each family of cases comes from, as the report cites them: an
+// operator hands the report to the ANS, who can only be shown published references.
+// Section numbers are given where the document has stable ones (the RFCs).
+
+pub(crate) const SECTION_PSC: &str = "ANS, Pro Santé Connect documentation (access token \
+     validation: RS256 signature against the published JWKS, iss, exp and nbf, typ Bearer, \
+     acr eidas1); RFC 7519 §4.1 (registered claims); RFC 7515 §4.1.1 (alg); RFC 8725 §3.1 \
+     (algorithm verification); RFC 7662 §2.2 (introspection response)";
+pub(crate) const SECTION_SASL: &str = "ANS, API LPS (IMAP and SMTP authentication with a \
+     PSC access token in SASL XOAUTH2 or OAUTHBEARER, or an IGC-Santé AUTH_CLI certificate \
+     in SASL EXTERNAL); RFC 7628 (OAUTHBEARER); RFC 4422 Appendix A (EXTERNAL); RFC 3501 \
+     §6.2.2 and RFC 4959 (IMAP AUTHENTICATE, SASL-IR); RFC 4954 §4 (SMTP AUTH)";
+pub(crate) const SECTION_ACCESS: &str = "ANS, Référentiel #1 Opérateurs MSSanté (personal, \
+     organisational and applicative mailboxes, who may open and send from each; \
+     traceability of authentications); ANS, API LPS (AUTH_CLI certificates for \
+     applicative mailboxes); RFC 4954 §5 (MAIL FROM after AUTH)";
+pub(crate) const SECTION_TLS: &str = "ANS, Référentiel #1 Opérateurs MSSanté (TLS, IGC-Santé \
+     certificates); RFC 8996 (TLS 1.0 and 1.1 deprecated); RFC 8314 (implicit TLS); \
+     RFC 3501 §6.2.1 and RFC 3207 (STARTTLS)";
+pub(crate) const SECTION_TRUST: &str = "ANS, Référentiel #1 Opérateurs MSSanté (trust space: \
+     the ANS list listeblanchemssante.xml of operator domains and server certificates, \
+     IGC-Santé client certificates between operators); RFC 3207 (SMTP STARTTLS)";
 
 /// Runs one case under a time limit and keeps its transcript whatever happens.
 pub(crate) async fn run_case<F>(info: CaseInfo, rec: Recorder, case: F) -> CaseResult

@@ -153,14 +153,14 @@ impl Report {
         ] {
             let _ = writeln!(h, "<tr><th>{k}</th><td>{v}</td></tr>");
         }
-        h.push_str("</table></section>\n<section><h2>Summary</h2><table class=\"summary\"><thead><tr><th>Case</th><th>Checks</th><th>Requirement (DOMAIN.md)</th><th>Result</th></tr></thead><tbody>\n");
+        h.push_str("</table></section>\n<section><h2>Summary</h2><table class=\"summary\"><thead><tr><th>Case</th><th>Checks</th><th>Requirement (public reference)</th><th>Result</th></tr></thead><tbody>\n");
         for c in &self.cases {
             let _ = writeln!(
                 h,
-                "<tr class=\"{label}\"><td><a href=\"#{id}\"><code>{id}</code></a></td><td>{title}</td><td><span class=\"section\">{section}</span> {req}</td><td><span class=\"badge {label}\">{label}</span>{why}</td></tr>",
+                "<tr class=\"{label}\"><td><a href=\"#{id}\"><code>{id}</code></a></td><td>{title}</td><td><span class=\"section\">{reference}</span> {req}</td><td><span class=\"badge {label}\">{label}</span>{why}</td></tr>",
                 id = esc(c.info.id),
                 title = esc(c.info.title),
-                section = esc(c.info.section),
+                reference = esc(c.info.reference),
                 req = esc(c.info.requirement),
                 label = c.outcome.label(),
                 why = match &c.outcome {
@@ -174,10 +174,10 @@ impl Report {
             let label = c.outcome.label();
             let _ = write!(
                 h,
-                "<article id=\"{id}\" class=\"case {label}\"><h3><span class=\"badge {label}\">{label}</span> <code>{id}</code> {title}</h3>\n<p class=\"req\"><span class=\"section\">{section}</span> {req}</p>\n<p class=\"detail\">{detail}</p>\n",
+                "<article id=\"{id}\" class=\"case {label}\"><h3><span class=\"badge {label}\">{label}</span> <code>{id}</code> {title}</h3>\n<p class=\"req\"><span class=\"section\">{reference}</span> {req}</p>\n<p class=\"detail\">{detail}</p>\n",
                 id = esc(c.info.id),
                 title = esc(c.info.title),
-                section = esc(c.info.section),
+                reference = esc(c.info.reference),
                 req = esc(c.info.requirement),
                 detail = esc(c.outcome.detail()),
             );
