@@ -63,8 +63,8 @@ pub(super) struct Session {
     pub helo: Option<String>,
     pub authenticated: Option<Authenticated>,
     /// Envelope senders already allowed for this session's identity: a client sending
-    /// many messages is checked once per address, as it was when it authenticated.
-    pub allowed_senders: Vec<String>,
+    /// many messages is checked once per address while access stays unchanged.
+    pub allowed_senders: super::submission::AllowedSenders,
     pub transaction: Option<Transaction>,
     messages: u32,
     errors: u32,
@@ -91,7 +91,7 @@ pub(super) async fn run(
         certificate: ClientCertificate::Absent,
         helo: None,
         authenticated: None,
-        allowed_senders: Vec::new(),
+        allowed_senders: Default::default(),
         transaction: None,
         messages: 0,
         errors: 0,

@@ -120,6 +120,15 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
     Ok(())
 }
 
+/// Senders already allowed in a session, kept only while the store's access counter
+/// stays where it was before they were allowed: a grant revoked by any process refuses
+/// the next transaction of an open session, not only the next session.
+#[derive(Debug, Default)]
+pub struct AllowedSenders {
+    epoch: Option<i64>,
+    addresses: Vec<String>,
+}
+
 /// MAIL FROM on submission: the address must be a mailbox the identity may open.
 pub(super) async fn check_sender(s: &mut Session, address: &str) -> Result<String, Refusal> {
     let Some(authenticated) = &s.authenticated else {
@@ -134,7 +143,15 @@ pub(super) async fn check_sender(s: &mut Session, address: &str) -> Result<Strin
     }
     let address = crate::store::normalise_address(address)
         .map_err(|_| Refusal::new(501, [5, 1, 7], "Bad sender address syntax"))?;
-    if s.allowed_senders.contains(&address) {
+    // Read before the decision: a withdrawal after it moves the counter past this.
+    let epoch = s.shared.context.store.access_epoch().await.ok();
+    if epoch.is_none() || s.allowed_senders.epoch != epoch {
+        s.allowed_senders = AllowedSenders {
+            epoch,
+            addresses: Vec::new(),
+        };
+    }
+    if s.allowed_senders.addresses.contains(&address) {
         return Ok(address);
     }
     match s
@@ -145,8 +162,8 @@ pub(super) async fn check_sender(s: &mut Session, address: &str) -> Result<Strin
         .await
     {
         Ok(true) => {
-            if s.allowed_senders.len() < 16 {
-                s.allowed_senders.push(address.clone());
+            if s.allowed_senders.addresses.len() < 16 {
+                s.allowed_senders.addresses.push(address.clone());
             }
             Ok(address)
         }
