@@ -209,3 +209,45 @@ async fn a_lifecycle_deletion_ends_the_sessions_of_the_deleted_mailbox() {
     assert!(last(&r).contains("OK"), "{r:?}");
     w.stop().await;
 }
+
+#[tokio::test]
+async fn an_unbound_certificate_ends_the_applicative_session() {
+    use sha2::Digest;
+    let w = world("tls.client_ca").await;
+    let store = &w.running.as_ref().unwrap().context.store;
+    let labo = "labo@h.mssante.fr";
+    store
+        .create_mailbox(NewMailbox::new(
+            labo,
+            MailboxKind::Applicative,
+            None,
+            Utc::now(),
+        ))
+        .await
+        .unwrap();
+    let (cert, key) = w.client_certificate("LABO-SIL");
+    let fingerprint = hex::encode(sha2::Sha256::digest(cert.as_ref()));
+    store
+        .add_grant(
+            labo,
+            Grant::CertificatePin {
+                fingerprint: fingerprint.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let mut c = w.connect_tls_with((cert, key)).await;
+    c.line().await;
+    let r = c.cmd(&format!("AUTHENTICATE EXTERNAL {labo}")).await;
+    assert!(last(&r).contains("OK"), "{r:?}");
+    let r = c.cmd("SELECT INBOX").await;
+    assert!(last(&r).contains("OK"), "{r:?}");
+
+    cli(
+        &w,
+        &["mailbox", "revoke", labo, "--certificate", &fingerprint],
+    );
+    tokio::time::sleep(PAST_CHECK).await;
+    next_command_is_refused(&mut c, "NOOP").await;
+    w.stop().await;
+}
