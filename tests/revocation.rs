@@ -251,3 +251,36 @@ async fn an_unbound_certificate_ends_the_applicative_session() {
     next_command_is_refused(&mut c, "NOOP").await;
     w.stop().await;
 }
+
+/// Only what can take access away moves the counter: every login or publication moving
+/// it would make every open session decide again.
+#[tokio::test]
+async fn the_access_counter_moves_only_when_access_may_be_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let start = store.access_epoch().await.unwrap();
+    let m = store
+        .create_mailbox(NewMailbox::new(
+            SECRETARIAT,
+            MailboxKind::Organisational,
+            None,
+            Utc::now(),
+        ))
+        .await
+        .unwrap();
+    let grant = || Grant::Idnat {
+        idnat: HOUSE.into(),
+    };
+    store.add_grant(SECRETARIAT, grant()).await.unwrap();
+    store.record_authentication(m.id, Utc::now()).await.unwrap();
+    store.set_hold(SECRETARIAT, true).await.unwrap();
+    assert_eq!(store.access_epoch().await.unwrap(), start);
+
+    assert!(store.revoke_grant(SECRETARIAT, grant()).await.unwrap());
+    let revoked = store.access_epoch().await.unwrap();
+    assert!(revoked > start);
+    assert!(!store.revoke_grant(SECRETARIAT, grant()).await.unwrap());
+    assert_eq!(store.access_epoch().await.unwrap(), revoked);
+    assert!(store.delete_mailbox(SECRETARIAT).await.unwrap());
+    assert!(store.access_epoch().await.unwrap() > revoked);
+}
