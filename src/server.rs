@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::Authenticator;
+use crate::auth::{AccessEpoch, Authenticator};
 use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::store::Store;
@@ -55,6 +55,8 @@ pub struct Context {
     pub tls: Arc<TlsSource>,
     /// PSC tokens and certificates for every protocol's SASL.
     pub auth: Authenticator,
+    /// The store's access counter, watched for every open session at once.
+    pub access_epoch: AccessEpoch,
 }
 
 /// The running server: stop it with `shutdown` and wait with `wait`.
@@ -89,15 +91,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let auth = Authenticator::new(&config, store.clone(), clock.clone())
         .await
         .context("starting the authenticator")?;
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let access_epoch = AccessEpoch::start(store.clone(), shutdown.clone(), &tasks).await;
     let context = Context {
         config: Arc::new(config),
         store,
         clock,
         tls,
         auth,
+        access_epoch,
     };
-    let shutdown = CancellationToken::new();
-    let tasks = TaskTracker::new();
     context.tls.spawn_crl_refresh(shutdown.clone(), &tasks);
     reload_tls_on_sighup(context.tls.clone(), shutdown.clone(), &tasks);
     crate::lifecycle::spawn_scheduler(&context, shutdown.clone(), &tasks)

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod certificate;
+pub mod epoch;
 pub mod psc;
 pub mod sasl;
 
@@ -18,6 +19,7 @@ use crate::config::Config;
 use crate::store::{AuditEntry, AuditOutcome, Mailbox, Store, StoreError};
 
 pub use access::{AccessRefusal, Application, Identity, Professional};
+pub use epoch::AccessEpoch;
 pub use psc::{PscValidator, Refusal, TokenError};
 pub use sasl::SaslError;
 

@@ -175,7 +175,7 @@ impl Session {
         };
         let auth = self.shared.auth.clone();
         // Read before the decision: a withdrawal after it moves the counter past this.
-        let epoch = self.shared.context.store.access_epoch().await.ok();
+        let epoch = self.shared.context.access_epoch.current();
         match auth.authenticate(mech, &response, &peer).await {
             Ok(authenticated) => {
                 self.shared.limits.succeeded(self.peer.ip());

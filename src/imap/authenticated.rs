@@ -602,11 +602,12 @@ impl Session {
         self.sync(true).await?;
         self.conn.send(&plus).await?;
         self.conn.flush().await?;
+        // An idling client sends nothing, so withdrawn access is watched for here.
+        let mut access = self.shared.context.access_epoch.clone();
         loop {
             let limit = self.idle_limit();
             let shutdown = self.shared.shutdown.clone();
-            // An idling client sends nothing, so withdrawn access is looked for on a timer.
-            let access_check = self.next_access_check();
+            let access_due = self.access_due();
             enum Event {
                 Read(Result<Incoming, ConnError>),
                 Change,
@@ -635,12 +636,7 @@ impl Session {
                             _ => std::future::pending::<()>().await,
                         }
                     } => Event::Change,
-                    _ = async {
-                        match access_check {
-                            Some(at) => tokio::time::sleep_until(at).await,
-                            None => std::future::pending::<()>().await,
-                        }
-                    } => Event::AccessCheck,
+                    _ = super::revocation::check_due(access_due, &mut access) => Event::AccessCheck,
                 }
             };
             match event {

@@ -2,44 +2,34 @@
 //! a deleted mailbox ends the sessions that relied on it within about a second.
 //!
 //! The change may come from another process (the CLI, another node), so the session
-//! watches the store's access counter (`Store::access_epoch`) rather than an in-process
-//! channel: before a command when the last look is older than `CHECK_INTERVAL`, and on a
-//! timer inside IDLE. When the counter moved, the access decision is made again for the
-//! session's mailbox; a refusal ends the session with `BYE` and an audit record.
-
-use std::time::Duration;
-
-use tokio::time::Instant;
+//! watches the store's access counter as this process last read it (`AccessEpoch`, one
+//! read a second for all sessions) rather than an in-process channel: before every
+//! command, and while IDLE whenever the reading moves. When the counter moved, the access
+//! decision is made again for the session's mailbox; a refusal ends the session with
+//! `BYE` and an audit record.
 
 use super::connection::ConnError;
 use super::session::{Session, State};
 use super::text;
-use crate::auth::{AccessRefusal, Authenticated, access};
+use crate::auth::epoch::POLL_INTERVAL;
+use crate::auth::{AccessEpoch, AccessRefusal, Authenticated, access};
 use crate::store::{AuditEntry, AuditOutcome, Mailbox, Store, StoreError};
-
-/// How stale a session's access decision may get. One indexed read of one row each
-/// time, so a second costs little even with many sessions.
-pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the session last knew about the store's access counter.
 pub(crate) struct AccessWatch {
-    /// The counter read before the access decision this session relies on; `None` when
-    /// it could not be read, so the next look decides again.
+    /// The counter as read before the access decision this session relies on; `None`
+    /// when it had not been read, so the first reading decides again.
     epoch: Option<i64>,
-    checked: Instant,
 }
 
 impl AccessWatch {
     pub(crate) fn new(epoch: Option<i64>) -> Self {
-        AccessWatch {
-            epoch,
-            checked: Instant::now(),
-        }
+        AccessWatch { epoch }
     }
 
-    /// When the next look at the counter is due (for IDLE's timer).
-    pub(crate) fn next_check(&self) -> Instant {
-        self.checked + CHECK_INTERVAL
+    /// Whether the counter moved past the session's decision: the decision is due.
+    fn due(&self, watch: &AccessEpoch) -> bool {
+        matches!(watch.current(), Some(now) if self.epoch != Some(now))
     }
 }
 
@@ -64,33 +54,24 @@ async fn decide_again(
 impl Session {
     /// Whether the session may go on. When access was withdrawn, sends `BYE`, records
     /// why in the audit trail and moves to Logout. When the store cannot be read, the
-    /// session goes on and the next look, a second later, tries again: the command
-    /// itself needs the store anyway, and a passing fault should not close every session.
+    /// session goes on and the decision stays due: the next command, or IDLE a second
+    /// later, tries again. The command itself needs the store anyway, and a passing fault
+    /// should not close every session.
     pub(crate) async fn access_still_granted(&mut self) -> Result<bool, ConnError> {
         let store = self.shared.context.store.clone();
+        let watch = self.shared.context.access_epoch.clone();
         let Some(user) = self.user_mut() else {
             return Ok(true);
         };
-        if user.access.checked.elapsed() < CHECK_INTERVAL {
+        if !user.access.due(&watch) {
             return Ok(true);
         }
-        // Whatever the outcome, the next look is a second away: IDLE's timer must not spin
-        // on a store that cannot be read.
-        user.access.checked = Instant::now();
-        let epoch = match store.access_epoch().await {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the access counter");
-                return Ok(true);
-            }
-        };
-        if user.access.epoch == Some(epoch) {
-            return Ok(true);
-        }
+        // Read before the decision: a withdrawal after it moves the counter past this.
+        let epoch = watch.current();
         let refusal = match decide_again(&store, &user.auth).await {
             Ok(Ok(mailbox)) => {
                 user.auth.mailbox = mailbox;
-                user.access = AccessWatch::new(Some(epoch));
+                user.access = AccessWatch::new(epoch);
                 return Ok(true);
             }
             Ok(Err(refusal)) => refusal,
@@ -128,11 +109,25 @@ impl Session {
         Ok(false)
     }
 
-    /// When IDLE should look at the access counter next.
-    pub(crate) fn next_access_check(&self) -> Option<Instant> {
+    /// For IDLE: `Some(true)` when a decision is already due (the last one could not
+    /// read the store), `Some(false)` when it is up to date, `None` before authentication.
+    pub(crate) fn access_due(&self) -> Option<bool> {
         match &self.state {
-            State::Authenticated(u) | State::Selected(u, _) => Some(u.access.next_check()),
+            State::Authenticated(u) | State::Selected(u, _) => {
+                Some(u.access.due(&self.shared.context.access_epoch))
+            }
             _ => None,
         }
+    }
+}
+
+/// Resolves when an idling session should decide its access again (`due` from
+/// `Session::access_due`): a second from now when a decision is already due, else when
+/// `watch` moves; never before authentication.
+pub(crate) async fn check_due(due: Option<bool>, watch: &mut AccessEpoch) {
+    match due {
+        Some(true) => tokio::time::sleep(POLL_INTERVAL).await,
+        Some(false) => watch.moved().await,
+        None => std::future::pending().await,
     }
 }
