@@ -824,6 +824,55 @@ async fn twenty_mib_append_and_literal_limits() {
     w.stop().await;
 }
 
+/// Before login nobody is known: a literal too large for a SASL exchange ends the
+/// connection at once, unread, and a synchronizing one gets no `+`.
+#[tokio::test]
+async fn large_literal_before_login_gets_bye_unread() {
+    let w = world("").await;
+    for literal in ["{60000000+}", "{60000000}"] {
+        let mut c = w.connect_tls().await;
+        c.line().await;
+        c.send(format!("x ID ({literal}\r\n").as_bytes()).await;
+        let l = c.line().await;
+        assert!(l.starts_with("* BYE"), "{literal}: {l}");
+        assert!(c.closed().await, "{literal}");
+        // The clear-text port before STARTTLS too.
+        let mut c = w.connect_starttls().await;
+        c.line().await;
+        c.send(format!("x ID ({literal}\r\n").as_bytes()).await;
+        let l = c.line().await;
+        assert!(l.starts_with("* BYE"), "{literal}: {l}");
+        assert!(c.closed().await, "{literal}");
+    }
+    // A line longer than a SASL exchange needs, before login: the same.
+    let mut c = w.connect_tls().await;
+    c.line().await;
+    c.send(format!("x NOOP {}", "x".repeat(20 * 1024)).as_bytes())
+        .await;
+    let l = c.line().await;
+    assert!(l.starts_with("* BYE"), "{l}");
+    assert!(c.closed().await);
+    // Small literals before login still work, and the limits go back to the configured
+    // ones after login.
+    let mut c = w.connect_tls().await;
+    c.line().await;
+    c.send(b"x ID (\"name\" {5}\r\n").await;
+    assert!(c.line().await.starts_with("+ "));
+    c.send(b"hello)\r\n").await;
+    let r = c.until("x").await;
+    assert!(last(&r).starts_with("x OK"), "{r:?}");
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    let r = append(
+        &mut c,
+        "INBOX",
+        &format!("{SIMPLE}{}\r\n", "y".repeat(40 * 1024)),
+        "",
+    )
+    .await;
+    assert!(last(&r).contains("OK [APPENDUID"), "{r:?}");
+    w.stop().await;
+}
+
 #[tokio::test]
 async fn session_limits() {
     let w = world("imap.max_connections_per_peer = 2\nsession.idle_timeout = \"1s\"\nsession.max_lifetime = \"3s\"").await;

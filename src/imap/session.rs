@@ -175,8 +175,16 @@ impl Session {
     }
 
     pub(crate) async fn run(mut self) {
-        if self.run_inner().await.is_err() {
-            tracing::debug!("connection ended");
+        match self.run_inner().await {
+            Ok(()) => {}
+            // Wherever the read happened (a command, a SASL reply): say why, then close.
+            Err(e) => match e.oversize() {
+                Some(why) => {
+                    tracing::info!(error = %e, "connection closed");
+                    let _ = self.conn.send(&text::bye(&why)).await;
+                }
+                None => tracing::debug!("connection ended"),
+            },
         }
         self.conn.close().await;
     }
@@ -211,12 +219,6 @@ impl Session {
                         "inactivity time limit reached"
                     };
                     self.conn.send(&text::bye(why)).await?;
-                    return Ok(());
-                }
-                Err(ConnError::LineTooLong(n)) => {
-                    self.conn
-                        .send(&text::bye(&format!("command line longer than {n} bytes")))
-                        .await?;
                     return Ok(());
                 }
                 Err(e) => return Err(e),
@@ -361,6 +363,7 @@ impl Session {
             (s, Transition::None) => s,
             (_, Transition::Logout) => State::Logout,
             (State::NotAuthenticated, Transition::Authenticate(auth)) => {
+                self.conn.set_authenticated();
                 State::Authenticated(User {
                     auth: *auth,
                     condstore: false,
