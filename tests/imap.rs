@@ -417,6 +417,50 @@ async fn folders_and_mailbox_commands() {
     w.stop().await;
 }
 
+/// RFC 3501 §5.1, §5.1.3: wildcards, control characters and invalid or needless
+/// modified UTF-7 are refused as new names, by CREATE and as a RENAME target.
+#[tokio::test]
+async fn invalid_folder_names_are_refused() {
+    let w = world("").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    assert!(last(&c.cmd("CREATE Patients").await).contains(" OK "));
+    let before = c.cmd("LIST \"\" *").await;
+    for name in [
+        "\"a*b\"",
+        "\"a%b\"",
+        "{3+}\r\na\x01b",
+        "\"a\tb\"",
+        "&Jjo",
+        "&AGEAYgBj-",
+        "&AAA-",
+        "&2D3-",
+        "&AC8-",
+    ] {
+        let r = c.cmd(&format!("CREATE {name}")).await;
+        assert!(
+            last(&r).contains(" NO ") && last(&r).contains("invalid mailbox name"),
+            "CREATE {name:?}: {r:?}"
+        );
+        let r = c.cmd(&format!("RENAME Patients {name}")).await;
+        assert!(
+            last(&r).contains(" NO ") && last(&r).contains("invalid mailbox name"),
+            "RENAME {name:?}: {r:?}"
+        );
+    }
+    let after = c.cmd("LIST \"\" *").await;
+    assert_eq!(before.len(), after.len(), "{before:?} then {after:?}");
+    // Été, properly encoded, is a good name.
+    assert!(last(&c.cmd("CREATE &AMk-t&AOk-").await).contains(" OK "));
+    assert!(last(&c.cmd("RENAME Patients Patients/&AMk-t&AOk-").await).contains(" OK "));
+    let r = c.cmd("LIST \"\" *").await;
+    assert!(
+        has(&r, "\"&AMk-t&AOk-\"") || has(&r, " &AMk-t&AOk-\r\n"),
+        "{r:?}"
+    );
+    assert!(has(&r, "Patients/&AMk-t&AOk-"), "{r:?}");
+    w.stop().await;
+}
+
 #[tokio::test]
 async fn fetch_store_search_copy_move() {
     let w = world("").await;
