@@ -417,6 +417,26 @@ async fn folders_and_mailbox_commands() {
     w.stop().await;
 }
 
+/// The server version is for those who logged in, not for whoever connects.
+#[tokio::test]
+async fn id_tells_the_version_only_after_login() {
+    let w = world("").await;
+    let version = env!("CARGO_PKG_VERSION");
+    let mut c = w.connect_tls().await;
+    c.line().await;
+    let r = c.cmd("ID (\"name\" \"probe\")").await;
+    assert_eq!(r[0], "* ID (\"name\" \"mssante\")\r\n", "{r:?}");
+    assert!(!r.iter().any(|l| l.contains(version)), "{r:?}");
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    let r = c.cmd("ID NIL").await;
+    assert_eq!(
+        r[0],
+        format!("* ID (\"name\" \"mssante\" \"version\" \"{version}\")\r\n"),
+        "{r:?}"
+    );
+    w.stop().await;
+}
+
 /// RFC 3501 §5.1, §5.1.3: wildcards, control characters and invalid or needless
 /// modified UTF-7 are refused as new names, by CREATE and as a RENAME target.
 #[tokio::test]
