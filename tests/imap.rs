@@ -846,7 +846,8 @@ async fn twenty_mib_append_and_literal_limits() {
     let mut c = w.login(HOUSE_BAL, HOUSE).await;
     let mut big = String::from("From: a@h.mssante.fr\r\nSubject: big\r\n\r\n");
     let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdef\r\n";
-    while big.len() < 20 * 1024 * 1024 {
+    // As large as the default limit (smtp.max_message_size, 20 MiB) allows.
+    while big.len() + line.len() <= 20 * 1024 * 1024 {
         big.push_str(line);
     }
     let tag = c.next_tag();
@@ -930,6 +931,49 @@ async fn large_literal_before_login_gets_bye_unread() {
         &mut c,
         "INBOX",
         &format!("{SIMPLE}{}\r\n", "y".repeat(40 * 1024)),
+        "",
+    )
+    .await;
+    assert!(last(&r).contains("OK [APPENDUID"), "{r:?}");
+    w.stop().await;
+}
+
+/// One message size limit whichever way a message comes in: APPEND takes what SMTP
+/// takes (`smtp.max_message_size`), announced as APPENDLIMIT (RFC 7889), unless
+/// `imap.max_literal_size` says otherwise.
+#[tokio::test]
+async fn append_limit_is_the_smtp_message_size() {
+    let w = world("").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    let r = c.cmd("CAPABILITY").await;
+    assert!(r[0].contains(" APPENDLIMIT=20971520"), "{r:?}");
+    w.stop().await;
+
+    let w = world("imap.max_literal_size = \"1MiB\"").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    let r = c.cmd("CAPABILITY").await;
+    assert!(r[0].contains(" APPENDLIMIT=1048576"), "{r:?}");
+    w.stop().await;
+
+    let w = world("smtp.max_message_size = 100000").await;
+    let mut c = w.connect_tls().await;
+    let greeting = c.line().await;
+    assert!(greeting.contains(" APPENDLIMIT=100000"), "{greeting}");
+    let r = c
+        .cmd(&format!(
+            "AUTHENTICATE XOAUTH2 {}",
+            w.xoauth2(HOUSE_BAL, HOUSE)
+        ))
+        .await;
+    assert!(last(&r).contains(" APPENDLIMIT=100000"), "{r:?}");
+    // Over the limit: refused at once, no `+`, nothing to upload.
+    let r = c.cmd("APPEND INBOX {100001}").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(last(&r).contains("NO [TOOBIG]"), "{r:?}");
+    let r = append(
+        &mut c,
+        "INBOX",
+        &format!("{SIMPLE}{}\r\n", "y".repeat(90_000)),
         "",
     )
     .await;

@@ -13,7 +13,7 @@ impl Session {
     pub(crate) async fn any_state(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
         match c.body {
             CommandBody::Capability => {
-                let caps = capabilities::list(self.stage());
+                let caps = capabilities::list(self.stage(), self.conn.max_literal());
                 self.conn.send(&text::data(Data::Capability(caps))).await?;
                 self.conn
                     .send(&text::tagged_ok(&c.tag, None, "CAPABILITY completed"))

@@ -178,7 +178,10 @@ impl Session {
             Ok(authenticated) => {
                 self.shared.limits.succeeded(self.peer.ip());
                 tracing::info!(mailbox = %authenticated.mailbox.address, mechanism = mech.name(), "authenticated");
-                let caps = super::capabilities::list(super::capabilities::Stage::Authenticated);
+                let caps = super::capabilities::list(
+                    super::capabilities::Stage::Authenticated,
+                    self.conn.max_literal(),
+                );
                 self.conn
                     .send(&text::tagged_ok(
                         &tag,

@@ -158,6 +158,11 @@ impl Connection {
         }
     }
 
+    /// The largest literal an authenticated session may send (APPENDLIMIT).
+    pub(crate) fn max_literal(&self) -> u32 {
+        self.max_literal
+    }
+
     /// The session authenticated: the configured line and literal limits apply from now on.
     pub(crate) fn set_authenticated(&mut self) {
         self.authenticated = true;

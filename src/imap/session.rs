@@ -190,7 +190,7 @@ impl Session {
     }
 
     async fn run_inner(&mut self) -> Result<(), ConnError> {
-        let caps = capabilities::list(self.stage());
+        let caps = capabilities::list(self.stage(), self.conn.max_literal());
         let greeting = Greeting {
             kind: GreetingKind::Ok,
             code: Some(Code::Capability(caps)),
