@@ -981,6 +981,69 @@ async fn append_limit_is_the_smtp_message_size() {
     w.stop().await;
 }
 
+/// Refusals decided before the authenticator is asked are in the audit trail too, with
+/// the peer address.
+#[tokio::test]
+async fn refusals_are_audited_with_the_peer() {
+    let w = world("session.auth_failures_before_delay = 1000").await;
+    let mut c = w.connect_tls().await;
+    c.line().await;
+    assert!(last(&c.cmd("LOGIN gregory.house@h.mssante.fr secret").await).contains(" NO "));
+    assert!(last(&c.cmd("AUTHENTICATE PLAIN AGhvdXNlAHNlY3JldA==").await).contains(" NO "));
+    assert!(last(&c.cmd("AUTHENTICATE EXTERNAL =").await).contains(" NO "));
+    assert!(last(&c.cmd("AUTHENTICATE XOAUTH2 !!!!").await).contains(" BAD "));
+    let tag = c.next_tag();
+    c.send(format!("{tag} AUTHENTICATE XOAUTH2\r\n").as_bytes())
+        .await;
+    assert!(c.line().await.starts_with("+"));
+    c.send(b"%%%\r\n").await;
+    assert!(last(&c.until(&tag).await).contains(" BAD "));
+    let mut clear = w.connect_starttls().await;
+    clear.line().await;
+    let r = clear
+        .cmd(&format!(
+            "AUTHENTICATE XOAUTH2 {}",
+            w.xoauth2(HOUSE_BAL, HOUSE)
+        ))
+        .await;
+    assert!(last(&r).contains("NO [PRIVACYREQUIRED]"), "{r:?}");
+    let mut big = w.connect_tls().await;
+    big.line().await;
+    big.send(b"x ID ({60000000}\r\n").await;
+    assert!(big.line().await.starts_with("* BYE"));
+    assert!(big.closed().await);
+
+    let store = &w.running.as_ref().unwrap().context.store;
+    let audit = store.audit_records(None, 100).await.unwrap();
+    for (mechanism, reason) in [
+        (Some("LOGIN"), "LOGIN is disabled"),
+        (Some("PLAIN"), "unsupported mechanism"),
+        (Some("EXTERNAL"), "EXTERNAL without a client certificate"),
+        (Some("XOAUTH2"), "syntax error"),
+        (Some("XOAUTH2"), "SASL response is not base64"),
+        (Some("XOAUTH2"), "authentication before TLS"),
+        (
+            None,
+            "literal larger than 16384 bytes before authentication",
+        ),
+    ] {
+        assert!(
+            audit.iter().any(|r| {
+                r.entry.outcome == mssante::store::AuditOutcome::Failure
+                    && r.entry.protocol == "imap"
+                    && r.entry.mechanism.as_deref() == mechanism
+                    && r.entry.reason.as_deref() == Some(reason)
+                    && r.entry
+                        .peer
+                        .as_deref()
+                        .is_some_and(|p| p.starts_with("127.0.0.1:"))
+            }),
+            "{mechanism:?} {reason}: {audit:?}"
+        );
+    }
+    w.stop().await;
+}
+
 #[tokio::test]
 async fn session_limits() {
     let w = world("imap.max_connections_per_peer = 2\nsession.idle_timeout = \"1s\"\nsession.max_lifetime = \"3s\"").await;
