@@ -1044,6 +1044,31 @@ async fn refusals_are_audited_with_the_peer() {
     w.stop().await;
 }
 
+/// An AUTHENTICATE that does not parse is audited, so it waits its turn like any other
+/// command: a flood of them cannot turn into a flood of audit writes.
+#[tokio::test]
+async fn unparsable_authenticate_lines_are_rate_limited() {
+    let w = world("imap.max_commands_per_second = 2").await;
+    let mut c = w.connect_tls().await;
+    c.line().await;
+    let started = tokio::time::Instant::now();
+    let mut burst = Vec::new();
+    for i in 0..6 {
+        burst.extend_from_slice(format!("b{i} AUTHENTICATE XOAUTH2 !!!!\r\n").as_bytes());
+    }
+    c.send(&burst).await;
+    for i in 0..6 {
+        let r = c.until(&format!("b{i}")).await;
+        assert!(last(&r).contains(" BAD "), "{r:?}");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    w.stop().await;
+}
+
 #[tokio::test]
 async fn session_limits() {
     let w = world("imap.max_connections_per_peer = 2\nsession.idle_timeout = \"1s\"\nsession.max_lifetime = \"3s\"").await;

@@ -271,6 +271,9 @@ impl Session {
                                 let r = text::tagged(&tag, StatusKind::Bad, None, "syntax error");
                                 self.conn.send(&r).await?;
                                 if let Some(mechanism) = attempt {
+                                    // Each one costs an audit write: no faster than the
+                                    // commands that parse.
+                                    self.rate.admit().await;
                                     self.audit_refusal(Some(&mechanism), "syntax error").await;
                                 }
                             }
