@@ -13,6 +13,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+/// `smtp.max_message_size`, and the IMAP APPEND limit unless `imap.max_literal_size` is set.
+const DEFAULT_MAX_MESSAGE_SIZE: u64 = 20 * 1024 * 1024;
+
 /// A configuration problem, always tied to the key that caused it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -277,7 +280,7 @@ mod raw {
     //! The file as written. Every struct refuses unknown keys.
     use super::*;
 
-    #[derive(Deserialize)]
+    #[derive(Deserialize, Clone)]
     #[serde(untagged)]
     pub enum Scalar {
         Int(i64),
@@ -655,11 +658,16 @@ impl Config {
                 tls: c.listeners("imap.tls", i.tls, &["0.0.0.0:993"])?,
                 starttls: c.listeners("imap.starttls", i.starttls, &["0.0.0.0:143"])?,
                 max_line_length: c.size("imap.max_line_length", i.max_line_length, 64 * 1024)?,
-                max_literal_size: c.size(
-                    "imap.max_literal_size",
-                    i.max_literal_size,
-                    64 * 1024 * 1024,
-                )?,
+                // A message is a message however it arrives: APPEND takes what SMTP takes,
+                // unless the operator set an IMAP limit of its own, which then wins.
+                max_literal_size: match i.max_literal_size {
+                    Some(size) => c.size("imap.max_literal_size", Some(size), 0)?,
+                    None => c.size(
+                        "smtp.max_message_size",
+                        f.smtp.max_message_size.clone(),
+                        DEFAULT_MAX_MESSAGE_SIZE,
+                    )?,
+                },
                 max_connections_per_peer: c.count(
                     "imap.max_connections_per_peer",
                     i.max_connections_per_peer,
@@ -703,7 +711,7 @@ impl Config {
                 max_message_size: c.size(
                     "smtp.max_message_size",
                     s.max_message_size,
-                    20 * 1024 * 1024,
+                    DEFAULT_MAX_MESSAGE_SIZE,
                 )?,
                 max_recipients: c.count("smtp.max_recipients", s.max_recipients, 100)?,
                 max_messages_per_connection: c.count(

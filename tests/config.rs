@@ -83,7 +83,8 @@ fn every_key_of_the_example_parses() {
     let config = parse(&text, dir.path()).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
     assert_eq!(config.server.domains, ["operator.mssante.fr"]);
     assert_eq!(config.smtp.max_message_size.0, 20_971_520);
-    assert_eq!(config.imap.max_literal_size.0, 64 << 20);
+    // No IMAP override: APPEND takes what SMTP takes.
+    assert_eq!(config.imap.max_literal_size.0, 20_971_520);
     assert_eq!(config.session.idle_timeout.to_string(), "15m");
     assert_eq!(config.session.max_lifetime.to_string(), "4h");
     assert_eq!(config.lifecycle.unpublish_after.to_string(), "60d");

@@ -417,6 +417,70 @@ async fn folders_and_mailbox_commands() {
     w.stop().await;
 }
 
+/// The server version is for those who logged in, not for whoever connects.
+#[tokio::test]
+async fn id_tells_the_version_only_after_login() {
+    let w = world("").await;
+    let version = env!("CARGO_PKG_VERSION");
+    let mut c = w.connect_tls().await;
+    c.line().await;
+    let r = c.cmd("ID (\"name\" \"probe\")").await;
+    assert_eq!(r[0], "* ID (\"name\" \"mssante\")\r\n", "{r:?}");
+    assert!(!r.iter().any(|l| l.contains(version)), "{r:?}");
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    let r = c.cmd("ID NIL").await;
+    assert_eq!(
+        r[0],
+        format!("* ID (\"name\" \"mssante\" \"version\" \"{version}\")\r\n"),
+        "{r:?}"
+    );
+    w.stop().await;
+}
+
+/// RFC 3501 §5.1, §5.1.3: wildcards, control characters and invalid or needless
+/// modified UTF-7 are refused as new names, by CREATE and as a RENAME target.
+#[tokio::test]
+async fn invalid_folder_names_are_refused() {
+    let w = world("").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    assert!(last(&c.cmd("CREATE Patients").await).contains(" OK "));
+    let before = c.cmd("LIST \"\" *").await;
+    for name in [
+        "\"a*b\"",
+        "\"a%b\"",
+        "{3+}\r\na\x01b",
+        "\"a\tb\"",
+        "&Jjo",
+        "&AGEAYgBj-",
+        "&AAA-",
+        "&2D3-",
+        "&AC8-",
+    ] {
+        let r = c.cmd(&format!("CREATE {name}")).await;
+        assert!(
+            last(&r).contains(" NO ") && last(&r).contains("invalid mailbox name"),
+            "CREATE {name:?}: {r:?}"
+        );
+        let r = c.cmd(&format!("RENAME Patients {name}")).await;
+        assert!(
+            last(&r).contains(" NO ") && last(&r).contains("invalid mailbox name"),
+            "RENAME {name:?}: {r:?}"
+        );
+    }
+    let after = c.cmd("LIST \"\" *").await;
+    assert_eq!(before.len(), after.len(), "{before:?} then {after:?}");
+    // Été, properly encoded, is a good name.
+    assert!(last(&c.cmd("CREATE &AMk-t&AOk-").await).contains(" OK "));
+    assert!(last(&c.cmd("RENAME Patients Patients/&AMk-t&AOk-").await).contains(" OK "));
+    let r = c.cmd("LIST \"\" *").await;
+    assert!(
+        has(&r, "\"&AMk-t&AOk-\"") || has(&r, " &AMk-t&AOk-\r\n"),
+        "{r:?}"
+    );
+    assert!(has(&r, "Patients/&AMk-t&AOk-"), "{r:?}");
+    w.stop().await;
+}
+
 #[tokio::test]
 async fn fetch_store_search_copy_move() {
     let w = world("").await;
@@ -782,7 +846,8 @@ async fn twenty_mib_append_and_literal_limits() {
     let mut c = w.login(HOUSE_BAL, HOUSE).await;
     let mut big = String::from("From: a@h.mssante.fr\r\nSubject: big\r\n\r\n");
     let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdef\r\n";
-    while big.len() < 20 * 1024 * 1024 {
+    // As large as the default limit (smtp.max_message_size, 20 MiB) allows.
+    while big.len() + line.len() <= 20 * 1024 * 1024 {
         big.push_str(line);
     }
     let tag = c.next_tag();
@@ -821,6 +886,186 @@ async fn twenty_mib_append_and_literal_limits() {
     let l = c.line().await;
     assert!(l.starts_with("* BYE"), "{l}");
     assert!(c.closed().await);
+    w.stop().await;
+}
+
+/// Before login nobody is known: a literal too large for a SASL exchange ends the
+/// connection at once, unread, and a synchronizing one gets no `+`.
+#[tokio::test]
+async fn large_literal_before_login_gets_bye_unread() {
+    let w = world("").await;
+    for literal in ["{60000000+}", "{60000000}"] {
+        let mut c = w.connect_tls().await;
+        c.line().await;
+        c.send(format!("x ID ({literal}\r\n").as_bytes()).await;
+        let l = c.line().await;
+        assert!(l.starts_with("* BYE"), "{literal}: {l}");
+        assert!(c.closed().await, "{literal}");
+        // The clear-text port before STARTTLS too.
+        let mut c = w.connect_starttls().await;
+        c.line().await;
+        c.send(format!("x ID ({literal}\r\n").as_bytes()).await;
+        let l = c.line().await;
+        assert!(l.starts_with("* BYE"), "{literal}: {l}");
+        assert!(c.closed().await, "{literal}");
+    }
+    // A line longer than a SASL exchange needs, before login: the same.
+    let mut c = w.connect_tls().await;
+    c.line().await;
+    c.send(format!("x NOOP {}", "x".repeat(20 * 1024)).as_bytes())
+        .await;
+    let l = c.line().await;
+    assert!(l.starts_with("* BYE"), "{l}");
+    assert!(c.closed().await);
+    // Small literals before login still work, and the limits go back to the configured
+    // ones after login.
+    let mut c = w.connect_tls().await;
+    c.line().await;
+    c.send(b"x ID (\"name\" {5}\r\n").await;
+    assert!(c.line().await.starts_with("+ "));
+    c.send(b"hello)\r\n").await;
+    let r = c.until("x").await;
+    assert!(last(&r).starts_with("x OK"), "{r:?}");
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    let r = append(
+        &mut c,
+        "INBOX",
+        &format!("{SIMPLE}{}\r\n", "y".repeat(40 * 1024)),
+        "",
+    )
+    .await;
+    assert!(last(&r).contains("OK [APPENDUID"), "{r:?}");
+    w.stop().await;
+}
+
+/// One message size limit whichever way a message comes in: APPEND takes what SMTP
+/// takes (`smtp.max_message_size`), announced as APPENDLIMIT (RFC 7889), unless
+/// `imap.max_literal_size` says otherwise.
+#[tokio::test]
+async fn append_limit_is_the_smtp_message_size() {
+    let w = world("").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    let r = c.cmd("CAPABILITY").await;
+    assert!(r[0].contains(" APPENDLIMIT=20971520"), "{r:?}");
+    w.stop().await;
+
+    let w = world("imap.max_literal_size = \"1MiB\"").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    let r = c.cmd("CAPABILITY").await;
+    assert!(r[0].contains(" APPENDLIMIT=1048576"), "{r:?}");
+    w.stop().await;
+
+    let w = world("smtp.max_message_size = 100000").await;
+    let mut c = w.connect_tls().await;
+    let greeting = c.line().await;
+    assert!(greeting.contains(" APPENDLIMIT=100000"), "{greeting}");
+    let r = c
+        .cmd(&format!(
+            "AUTHENTICATE XOAUTH2 {}",
+            w.xoauth2(HOUSE_BAL, HOUSE)
+        ))
+        .await;
+    assert!(last(&r).contains(" APPENDLIMIT=100000"), "{r:?}");
+    // Over the limit: refused at once, no `+`, nothing to upload.
+    let r = c.cmd("APPEND INBOX {100001}").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(last(&r).contains("NO [TOOBIG]"), "{r:?}");
+    let r = append(
+        &mut c,
+        "INBOX",
+        &format!("{SIMPLE}{}\r\n", "y".repeat(90_000)),
+        "",
+    )
+    .await;
+    assert!(last(&r).contains("OK [APPENDUID"), "{r:?}");
+    w.stop().await;
+}
+
+/// Refusals decided before the authenticator is asked are in the audit trail too, with
+/// the peer address.
+#[tokio::test]
+async fn refusals_are_audited_with_the_peer() {
+    let w = world("session.auth_failures_before_delay = 1000").await;
+    let mut c = w.connect_tls().await;
+    c.line().await;
+    assert!(last(&c.cmd("LOGIN gregory.house@h.mssante.fr secret").await).contains(" NO "));
+    assert!(last(&c.cmd("AUTHENTICATE PLAIN AGhvdXNlAHNlY3JldA==").await).contains(" NO "));
+    assert!(last(&c.cmd("AUTHENTICATE EXTERNAL =").await).contains(" NO "));
+    assert!(last(&c.cmd("AUTHENTICATE XOAUTH2 !!!!").await).contains(" BAD "));
+    let tag = c.next_tag();
+    c.send(format!("{tag} AUTHENTICATE XOAUTH2\r\n").as_bytes())
+        .await;
+    assert!(c.line().await.starts_with("+"));
+    c.send(b"%%%\r\n").await;
+    assert!(last(&c.until(&tag).await).contains(" BAD "));
+    let mut clear = w.connect_starttls().await;
+    clear.line().await;
+    let r = clear
+        .cmd(&format!(
+            "AUTHENTICATE XOAUTH2 {}",
+            w.xoauth2(HOUSE_BAL, HOUSE)
+        ))
+        .await;
+    assert!(last(&r).contains("NO [PRIVACYREQUIRED]"), "{r:?}");
+    let mut big = w.connect_tls().await;
+    big.line().await;
+    big.send(b"x ID ({60000000}\r\n").await;
+    assert!(big.line().await.starts_with("* BYE"));
+    assert!(big.closed().await);
+
+    let store = &w.running.as_ref().unwrap().context.store;
+    let audit = store.audit_records(None, 100).await.unwrap();
+    for (mechanism, reason) in [
+        (Some("LOGIN"), "LOGIN is disabled"),
+        (Some("PLAIN"), "unsupported mechanism"),
+        (Some("EXTERNAL"), "EXTERNAL without a client certificate"),
+        (Some("XOAUTH2"), "syntax error"),
+        (Some("XOAUTH2"), "SASL response is not base64"),
+        (Some("XOAUTH2"), "authentication before TLS"),
+        (
+            None,
+            "literal larger than 16384 bytes before authentication",
+        ),
+    ] {
+        assert!(
+            audit.iter().any(|r| {
+                r.entry.outcome == mssante::store::AuditOutcome::Failure
+                    && r.entry.protocol == "imap"
+                    && r.entry.mechanism.as_deref() == mechanism
+                    && r.entry.reason.as_deref() == Some(reason)
+                    && r.entry
+                        .peer
+                        .as_deref()
+                        .is_some_and(|p| p.starts_with("127.0.0.1:"))
+            }),
+            "{mechanism:?} {reason}: {audit:?}"
+        );
+    }
+    w.stop().await;
+}
+
+/// An AUTHENTICATE that does not parse is audited, so it waits its turn like any other
+/// command: a flood of them cannot turn into a flood of audit writes.
+#[tokio::test]
+async fn unparsable_authenticate_lines_are_rate_limited() {
+    let w = world("imap.max_commands_per_second = 2").await;
+    let mut c = w.connect_tls().await;
+    c.line().await;
+    let started = tokio::time::Instant::now();
+    let mut burst = Vec::new();
+    for i in 0..6 {
+        burst.extend_from_slice(format!("b{i} AUTHENTICATE XOAUTH2 !!!!\r\n").as_bytes());
+    }
+    c.send(&burst).await;
+    for i in 0..6 {
+        let r = c.until(&format!("b{i}")).await;
+        assert!(last(&r).contains(" BAD "), "{r:?}");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     w.stop().await;
 }
 

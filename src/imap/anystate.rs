@@ -6,14 +6,14 @@ use imap_codec::imap_types::response::{Data, StatusKind};
 
 use super::capabilities;
 use super::connection::ConnError;
-use super::session::{Session, Transition};
+use super::session::{Session, State, Transition};
 use super::text;
 
 impl Session {
     pub(crate) async fn any_state(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
         match c.body {
             CommandBody::Capability => {
-                let caps = capabilities::list(self.stage());
+                let caps = capabilities::list(self.stage(), self.conn.max_literal());
                 self.conn.send(&text::data(Data::Capability(caps))).await?;
                 self.conn
                     .send(&text::tagged_ok(&c.tag, None, "CAPABILITY completed"))
@@ -37,13 +37,15 @@ impl Session {
             CommandBody::Id { parameters } => {
                 // Which client is on the line: the first thing to look for in a trace.
                 tracing::debug!(client = ?client_id(parameters.as_deref()), "ID");
-                let parameters = vec![
-                    (istr("name"), text::nstring(Some("mssante"))),
-                    (
+                let mut parameters = vec![(istr("name"), text::nstring(Some("mssante")))];
+                // The exact version tells a scanner which known flaws to try: only those
+                // who logged in get it.
+                if !matches!(self.state, State::NotAuthenticated) {
+                    parameters.push((
                         istr("version"),
                         text::nstring(Some(env!("CARGO_PKG_VERSION"))),
-                    ),
-                ];
+                    ));
+                }
                 self.conn
                     .send(&text::data(Data::Id {
                         parameters: Some(parameters),

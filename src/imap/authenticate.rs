@@ -12,7 +12,7 @@ use imap_codec::imap_types::response::{Code, CommandContinuationRequest, Respons
 use imap_codec::{AuthenticateDataCodec, CommandCodec};
 
 use super::connection::{ConnError, Incoming, Stream};
-use super::session::{Session, Transition, handshake};
+use super::session::{Session, Transition, audit_mechanism, handshake};
 use super::text;
 use crate::auth::{AuthFailure, Mechanism, Peer, Protocol};
 
@@ -74,6 +74,7 @@ impl Session {
         self.conn
             .send(&text::tagged(&tag, StatusKind::No, Some(code), msg))
             .await?;
+        self.audit_refusal(Some("LOGIN"), "LOGIN is disabled").await;
         Ok(Transition::None)
     }
 
@@ -83,6 +84,7 @@ impl Session {
         mechanism: AuthMechanism<'static>,
         initial: Option<Vec<u8>>,
     ) -> Result<Transition, ConnError> {
+        let asked = audit_mechanism(mechanism.as_ref().as_bytes());
         if !self.tls {
             self.conn
                 .send(&text::tagged(
@@ -92,12 +94,16 @@ impl Session {
                     "STARTTLS first",
                 ))
                 .await?;
+            self.audit_refusal(Some(&asked), "authentication before TLS")
+                .await;
             return Ok(Transition::None);
         }
         let mech = Mechanism::parse(mechanism.as_ref());
-        let mech = match mech {
-            Some(Mechanism::External) if !self.certificate_presented => None,
-            m => m,
+        let (mech, refusal) = match mech {
+            Some(Mechanism::External) if !self.certificate_presented => {
+                (None, "EXTERNAL without a client certificate")
+            }
+            m => (m, "unsupported mechanism"),
         };
         let Some(mech) = mech else {
             self.conn
@@ -108,6 +114,7 @@ impl Session {
                     "unsupported authentication mechanism",
                 ))
                 .await?;
+            self.audit_refusal(Some(&asked), refusal).await;
             return Ok(Transition::None);
         };
         let free = self
@@ -140,6 +147,8 @@ impl Session {
                         self.conn
                             .send(&text::tagged(&tag, StatusKind::Bad, None, "invalid base64"))
                             .await?;
+                        self.audit_refusal(Some(mech.name()), "SASL response is not base64")
+                            .await;
                         return Ok(Transition::None);
                     }
                     Reply::Cancel => {
@@ -151,6 +160,8 @@ impl Session {
                                 "authentication cancelled",
                             ))
                             .await?;
+                        self.audit_refusal(Some(mech.name()), "cancelled by the client")
+                            .await;
                         return Ok(Transition::None);
                     }
                     Reply::Command | Reply::Nothing => {
@@ -162,6 +173,8 @@ impl Session {
                                 "no SASL response received",
                             ))
                             .await?;
+                        self.audit_refusal(Some(mech.name()), "no SASL response")
+                            .await;
                         return Ok(Transition::None);
                     }
                 }
@@ -180,7 +193,10 @@ impl Session {
             Ok(authenticated) => {
                 self.shared.limits.succeeded(self.peer.ip());
                 tracing::info!(mailbox = %authenticated.mailbox.address, mechanism = mech.name(), "authenticated");
-                let caps = super::capabilities::list(super::capabilities::Stage::Authenticated);
+                let caps = super::capabilities::list(
+                    super::capabilities::Stage::Authenticated,
+                    self.conn.max_literal(),
+                );
                 self.conn
                     .send(&text::tagged_ok(
                         &tag,

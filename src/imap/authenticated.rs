@@ -19,6 +19,7 @@ use imap_codec::imap_types::response::{
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::connection::{ConnError, Incoming};
+use super::names;
 use super::selected::{View, flags_fetch, store_flags};
 use super::sequence;
 use super::session::{Session, State, Transition};
@@ -81,6 +82,9 @@ impl Session {
                     return self.no(&tag, "invalid mailbox name").await;
                 };
                 let name = name.trim_end_matches(DELIMITER);
+                if let Err(e) = names::check(name) {
+                    return self.no(&tag, &format!("invalid mailbox name: {e}")).await;
+                }
                 match store.create_folder(mailbox_id, name).await {
                     Ok(_) => self.ok(&tag, "CREATE completed").await,
                     Err(StoreError::FolderExists(_)) => {
@@ -125,6 +129,9 @@ impl Session {
                     return self.no(&tag, "invalid mailbox name").await;
                 };
                 let to_name = to_name.trim_end_matches(DELIMITER).to_owned();
+                if let Err(e) = names::check(&to_name) {
+                    return self.no(&tag, &format!("invalid mailbox name: {e}")).await;
+                }
                 let result = if source.name == "INBOX" {
                     // RFC 3501: renaming INBOX moves its messages and leaves it empty.
                     match store.create_folder(mailbox_id, &to_name).await {

@@ -26,8 +26,9 @@ fn mechanism(name: &'static str) -> Option<Capability<'static>> {
         .map(|a| Capability::Auth(AuthMechanism::from(a)))
 }
 
-/// The extensions served once TLS is up.
-fn extensions() -> Vec<Capability<'static>> {
+/// The extensions served once TLS is up; `append_limit` is the largest message APPEND
+/// takes (RFC 7889), so clients can refuse a too large message before uploading it.
+fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
     let mut caps = vec![
         Capability::Idle,
         Capability::UidPlus,
@@ -42,10 +43,15 @@ fn extensions() -> Vec<Capability<'static>> {
     ];
     caps.extend(other("SPECIAL-USE"));
     caps.extend(other("CHILDREN"));
+    caps.extend(
+        Atom::try_from(format!("APPENDLIMIT={append_limit}"))
+            .ok()
+            .map(Capability::from),
+    );
     caps
 }
 
-pub(crate) fn list(stage: Stage) -> Vec1<Capability<'static>> {
+pub(crate) fn list(stage: Stage, append_limit: u32) -> Vec1<Capability<'static>> {
     let mut caps = vec![Capability::Imap4Rev1];
     match stage {
         Stage::Clear => {
@@ -60,9 +66,9 @@ pub(crate) fn list(stage: Stage) -> Vec1<Capability<'static>> {
                 caps.extend(mechanism("EXTERNAL"));
             }
             caps.push(Capability::LoginDisabled);
-            caps.extend(extensions());
+            caps.extend(extensions(append_limit));
         }
-        Stage::Authenticated => caps.extend(extensions()),
+        Stage::Authenticated => caps.extend(extensions(append_limit)),
     }
     // invariant: the list starts with IMAP4rev1, so it is never empty.
     Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))

@@ -4,6 +4,11 @@
 //! literal can be skipped without ever reading its bytes as commands. This layer enforces
 //! the line and literal limits, answers synchronizing literals with `+`, and puts a
 //! timeout on every read and write.
+//!
+//! Before authentication anybody can connect, so a connection may hold no more than
+//! [`UNAUTHENTICATED_MAX_MESSAGE`] of one message: a larger line or literal ends the
+//! connection (`* BYE`) without its bytes being read, and a synchronizing literal gets no
+//! `+`. The configured limits apply once the session is authenticated.
 
 use std::io;
 use std::pin::Pin;
@@ -25,6 +30,11 @@ const FLUSH_AT: usize = 64 * 1024;
 /// Buffers above this size are given back after each command.
 const KEEP_CAPACITY: usize = 4 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
+/// The most one message (lines and literals together) may hold before authentication:
+/// room for a SASL initial response or continuation carrying a PSC token (a few KiB in
+/// base64; RFC 4954 suggests allowing 12,288 bytes), so that thousands of idle,
+/// unauthenticated connections cannot pin memory.
+pub(crate) const UNAUTHENTICATED_MAX_MESSAGE: usize = 16 * 1024;
 pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) enum Stream {
@@ -83,6 +93,23 @@ pub(crate) enum ConnError {
     Timeout,
     #[error("line longer than {0} bytes")]
     LineTooLong(usize),
+    /// Before authentication only: the literal is refused unread.
+    #[error("literal larger than {0} bytes before authentication")]
+    LiteralTooLarge(usize),
+}
+
+impl ConnError {
+    /// The `* BYE` text for the errors the client caused by sending too much; `None` for
+    /// the others (closed, timed out, i/o), where nothing useful can be said.
+    pub(crate) fn oversize(&self) -> Option<String> {
+        match self {
+            ConnError::LineTooLong(n) => Some(format!("command line longer than {n} bytes")),
+            ConnError::LiteralTooLarge(n) => Some(format!(
+                "literal larger than {n} bytes before authentication"
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// What a read produced.
@@ -108,6 +135,8 @@ pub(crate) struct Connection {
     in_literal: bool,
     /// The message held in the fragmentizer has not been handled yet.
     replay: bool,
+    /// Until the session authenticates, [`UNAUTHENTICATED_MAX_MESSAGE`] bounds everything.
+    authenticated: bool,
 }
 
 impl Connection {
@@ -125,6 +154,26 @@ impl Connection {
             fragment_end: 0,
             in_literal: false,
             replay: false,
+            authenticated: false,
+        }
+    }
+
+    /// The largest literal an authenticated session may send (APPENDLIMIT).
+    pub(crate) fn max_literal(&self) -> u32 {
+        self.max_literal
+    }
+
+    /// The session authenticated: the configured line and literal limits apply from now on.
+    pub(crate) fn set_authenticated(&mut self) {
+        self.authenticated = true;
+    }
+
+    /// The longest line accepted now.
+    fn line_limit(&self) -> usize {
+        if self.authenticated {
+            self.max_line
+        } else {
+            self.max_line.min(UNAUTHENTICATED_MAX_MESSAGE)
         }
     }
 
@@ -174,10 +223,12 @@ impl Connection {
         loop {
             let Some(info) = self.frag.progress() else {
                 if !self.in_literal {
-                    let partial = self.frag.message_bytes().len()
-                        - self.fragment_end.min(self.frag.message_bytes().len());
-                    if partial > self.max_line {
-                        return Err(ConnError::LineTooLong(self.max_line));
+                    let held = self.frag.message_bytes().len();
+                    let partial = held - self.fragment_end.min(held);
+                    let too_much = partial > self.line_limit()
+                        || (!self.authenticated && held > UNAUTHENTICATED_MAX_MESSAGE);
+                    if too_much {
+                        return Err(ConnError::LineTooLong(self.line_limit()));
                     }
                 }
                 if self.frag.message_bytes().is_empty() {
@@ -195,11 +246,19 @@ impl Connection {
                     announcement,
                     ..
                 } => {
-                    if end - start > self.max_line.saturating_add(2) {
-                        return Err(ConnError::LineTooLong(self.max_line));
+                    if end - start > self.line_limit().saturating_add(2)
+                        || (!self.authenticated && end > UNAUTHENTICATED_MAX_MESSAGE)
+                    {
+                        return Err(ConnError::LineTooLong(self.line_limit()));
                     }
                     self.fragment_end = end;
                     if let Some(LiteralAnnouncement { mode, length }) = announcement {
+                        let length_bytes = usize::try_from(length).unwrap_or(usize::MAX);
+                        if !self.authenticated
+                            && end.saturating_add(length_bytes) > UNAUTHENTICATED_MAX_MESSAGE
+                        {
+                            return Err(ConnError::LiteralTooLarge(UNAUTHENTICATED_MAX_MESSAGE));
+                        }
                         self.in_literal = true;
                         if length > self.max_literal {
                             use imap_codec::imap_types::IntoStatic;

@@ -15,6 +15,7 @@ mod fetch;
 mod limits;
 mod listener;
 mod mime;
+mod names;
 mod revocation;
 mod search;
 mod selected;

@@ -178,14 +178,23 @@ impl Session {
     }
 
     pub(crate) async fn run(mut self) {
-        if self.run_inner().await.is_err() {
-            tracing::debug!("connection ended");
+        match self.run_inner().await {
+            Ok(()) => {}
+            // Wherever the read happened (a command, a SASL reply): say why, then close.
+            Err(e) => match e.oversize() {
+                Some(why) => {
+                    tracing::info!(error = %e, "connection closed");
+                    let _ = self.conn.send(&text::bye(&why)).await;
+                    self.audit_refusal(None, &why).await;
+                }
+                None => tracing::debug!("connection ended"),
+            },
         }
         self.conn.close().await;
     }
 
     async fn run_inner(&mut self) -> Result<(), ConnError> {
-        let caps = capabilities::list(self.stage());
+        let caps = capabilities::list(self.stage(), self.conn.max_literal());
         let greeting = Greeting {
             kind: GreetingKind::Ok,
             code: Some(Code::Capability(caps)),
@@ -214,12 +223,6 @@ impl Session {
                         "inactivity time limit reached"
                     };
                     self.conn.send(&text::bye(why)).await?;
-                    return Ok(());
-                }
-                Err(ConnError::LineTooLong(n)) => {
-                    self.conn
-                        .send(&text::bye(&format!("command line longer than {n} bytes")))
-                        .await?;
                     return Ok(());
                 }
                 Err(e) => return Err(e),
@@ -265,8 +268,17 @@ impl Session {
                                     .await?;
                                 self.apply(t);
                             } else {
+                                let attempt =
+                                    refused_login_attempt(self.conn.message().message_bytes())
+                                        .filter(|_| matches!(self.state, State::NotAuthenticated));
                                 let r = text::tagged(&tag, StatusKind::Bad, None, "syntax error");
                                 self.conn.send(&r).await?;
+                                if let Some(mechanism) = attempt {
+                                    // Each one costs an audit write: no faster than the
+                                    // commands that parse.
+                                    self.rate.admit().await;
+                                    self.audit_refusal(Some(&mechanism), "syntax error").await;
+                                }
                             }
                         }
                         Err(None) => {
@@ -367,6 +379,7 @@ impl Session {
             (s, Transition::None) => s,
             (_, Transition::Logout) => State::Logout,
             (State::NotAuthenticated, Transition::Authenticate(auth, epoch)) => {
+                self.conn.set_authenticated();
                 State::Authenticated(User {
                     auth: *auth,
                     condstore: false,
@@ -391,6 +404,21 @@ impl Session {
             State::Authenticated(u) | State::Selected(u, _) => Some(u),
             _ => None,
         }
+    }
+
+    /// Records a refusal in the audit trail with the peer address (and the user, once
+    /// authenticated): every refused attempt must be visible there, not only those the
+    /// authenticator decides.
+    pub(crate) async fn audit_refusal(&self, mechanism: Option<&str>, reason: &str) {
+        let who = match &self.state {
+            State::Authenticated(u) | State::Selected(u, _) => Who {
+                identity: Some(u.auth.identity.audit_name().to_owned()),
+                mailbox: Some(u.auth.mailbox.address.clone()),
+            },
+            _ => Who::default(),
+        };
+        let mechanism = mechanism.map(str::to_owned);
+        audit_refusal(&self.shared, self.peer, mechanism, who, reason.to_owned()).await;
     }
 
     /// Waits `delay` unless the server is shutting down.
@@ -438,19 +466,72 @@ async fn audit_certificate_refusal(
     subject: Option<String>,
     reason: String,
 ) {
+    let who = Who {
+        identity: subject,
+        mailbox: None,
+    };
+    audit_refusal(shared, peer, Some("EXTERNAL".into()), who, reason).await;
+}
+
+/// Who the refused client was, when the session knows.
+#[derive(Default)]
+struct Who {
+    identity: Option<String>,
+    mailbox: Option<String>,
+}
+
+/// Records a refusal the authenticator never saw (it records its own decisions).
+async fn audit_refusal(
+    shared: &Shared,
+    peer: SocketAddr,
+    mechanism: Option<String>,
+    who: Who,
+    reason: String,
+) {
     let entry = crate::store::AuditEntry {
         at: shared.context.clock.now(),
         protocol: "imap".into(),
-        mechanism: Some("EXTERNAL".into()),
-        identity: subject,
-        mailbox: None,
+        mechanism,
+        identity: who.identity,
+        mailbox: who.mailbox,
         peer: Some(peer.to_string()),
         outcome: crate::store::AuditOutcome::Failure,
         reason: Some(reason),
     };
     if let Err(e) = shared.context.store.audit(entry).await {
-        tracing::error!(error = %e, "cannot record a certificate refusal in the audit trail");
+        tracing::error!(error = %e, "cannot record a refusal in the audit trail");
     }
+}
+
+/// The mechanism named by an `AUTHENTICATE` line (or `LOGIN`) that did not parse, for the
+/// audit trail; `None` for other commands.
+fn refused_login_attempt(line: &[u8]) -> Option<String> {
+    let mut words = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    let (_tag, command) = (words.next()?, words.next()?);
+    if command.eq_ignore_ascii_case(b"LOGIN") {
+        return Some("LOGIN".into());
+    }
+    if !command.eq_ignore_ascii_case(b"AUTHENTICATE") {
+        return None;
+    }
+    Some(audit_mechanism(words.next().unwrap_or_default()))
+}
+
+/// A mechanism name as the client sent it, cut short and made printable: it goes into
+/// the audit trail.
+pub(crate) fn audit_mechanism(name: &[u8]) -> String {
+    name.iter()
+        .take(32)
+        .map(|b| {
+            if b.is_ascii_graphic() {
+                char::from(b.to_ascii_uppercase())
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 /// The commands that act on the selected folder (RFC 3501 §6.4 and its extensions).

@@ -72,9 +72,10 @@ pub async fn world(extra: &str) -> World {
         "[server]\nhostname = \"mail.h.mssante.fr\"\ndomains = [\"h.mssante.fr\"]\ndata_dir = \"data\"\n\
          [tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n{client_ca}\
          [imap]\ntls = [\"127.0.0.1:0\"]\nstarttls = [\"127.0.0.1:0\"]\n{extra_imap}\n\
-         [smtp]\nsubmission_tls = []\nsubmission_starttls = []\ninbound = []\n\
+         [smtp]\nsubmission_tls = []\nsubmission_starttls = []\ninbound = []\n{extra_smtp}\n\
          [session]\nsasl_challenge_timeout = \"1s\"\n{extra_session}\n{psc}",
         extra_imap = section(extra, "imap"),
+        extra_smtp = section(extra, "smtp"),
         extra_session = section(extra, "session"),
         psc = psc.config_toml(mode),
     );
@@ -109,7 +110,8 @@ pub async fn world(extra: &str) -> World {
     }
 }
 
-/// Lines of `extra` written as `imap.key = value` / `session.key = value`.
+/// Lines of `extra` written as `imap.key = value`, `smtp.key = value` or
+/// `session.key = value`.
 fn section(extra: &str, name: &str) -> String {
     extra
         .lines()

@@ -1,0 +1,140 @@
+//! Which new folder names are acceptable (CREATE, RENAME target).
+//!
+//! IMAP4rev1 mailbox names are 7-bit: other characters travel in modified UTF-7
+//! (RFC 3501 §5.1.3). imap-codec hands names over as raw bytes and decodes no UTF-7, so
+//! this strict validator sits here. A name accepted once is listed back to every client
+//! for years: refusing odd names at creation keeps LIST, wildcards and the other clients'
+//! UTF-7 decoders safe.
+
+/// Why a folder name is refused; the text goes to the client after "invalid mailbox name".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NameError {
+    #[error("the name is empty")]
+    Empty,
+    #[error("'*' and '%' are LIST wildcards")]
+    Wildcard,
+    #[error("control characters are not allowed")]
+    Control,
+    #[error("non-ASCII characters must be sent in modified UTF-7 (RFC 3501 section 5.1.3)")]
+    EightBit,
+    #[error("'&' starts a modified UTF-7 sequence that does not end with '-'")]
+    Unterminated,
+    #[error("invalid modified UTF-7: {0}")]
+    Utf7(&'static str),
+}
+
+/// Accepts `name` only if it is printable 7-bit ASCII without wildcards, with valid,
+/// necessary modified UTF-7 sequences.
+pub(crate) fn check(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'*' | b'%' => return Err(NameError::Wildcard),
+            0x00..=0x1f | 0x7f => return Err(NameError::Control),
+            0x80..=0xff => return Err(NameError::EightBit),
+            b'&' => {
+                let rest = &bytes[i + 1..];
+                let Some(len) = rest.iter().position(|b| *b == b'-') else {
+                    return Err(NameError::Unterminated);
+                };
+                // `&-` is '&' itself.
+                if len > 0 {
+                    check_shifted(&rest[..len])?;
+                }
+                i += len + 2;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The modified base64 between `&` and `-`: whole UTF-16 units with zero padding bits,
+/// paired surrogates, and only characters that could not have been written directly.
+fn check_shifted(encoded: &[u8]) -> Result<(), NameError> {
+    let mut bits: u32 = 0;
+    let mut nbits = 0u32;
+    let mut units = Vec::with_capacity(encoded.len() * 6 / 16);
+    for &c in encoded {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b',' => 63,
+            _ => {
+                return Err(NameError::Utf7(
+                    "a character outside the modified base64 alphabet",
+                ));
+            }
+        };
+        bits = (bits << 6) | u32::from(v);
+        nbits += 6;
+        if nbits >= 16 {
+            nbits -= 16;
+            units.push(((bits >> nbits) & 0xffff) as u16);
+            bits &= (1 << nbits) - 1;
+        }
+    }
+    if nbits >= 6 || bits != 0 {
+        return Err(NameError::Utf7(
+            "the base64 does not end on a whole character",
+        ));
+    }
+    for c in char::decode_utf16(units.iter().copied()) {
+        let c = c.map_err(|_| NameError::Utf7("an unpaired surrogate"))?;
+        if c.is_control() {
+            return Err(NameError::Control);
+        }
+        if (' '..='~').contains(&c) {
+            return Err(NameError::Utf7("printable ASCII must be written directly"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_and_encoded_names() {
+        for name in [
+            "Patients",
+            "Patients/Lupus",
+            "R&-D",
+            "&AMk-t&AOk-",
+            "&Jjo-",
+            "&ZeVnLIqe-",
+            "&2D3eAA-",
+        ] {
+            assert_eq!(check(name), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_rfc_3501_forbids() {
+        assert_eq!(check(""), Err(NameError::Empty));
+        assert_eq!(check("a*b"), Err(NameError::Wildcard));
+        assert_eq!(check("a%b"), Err(NameError::Wildcard));
+        assert_eq!(check("a\tb"), Err(NameError::Control));
+        assert_eq!(check("a\x7fb"), Err(NameError::Control));
+        assert_eq!(check("Été"), Err(NameError::EightBit));
+        assert_eq!(check("&Jjo"), Err(NameError::Unterminated));
+        assert!(matches!(check("&AGEAYgBj-"), Err(NameError::Utf7(_))));
+        assert_eq!(check("&AAA-"), Err(NameError::Control));
+        assert!(matches!(check("&2D3-"), Err(NameError::Utf7(_))));
+        assert!(matches!(check("&2D0-"), Err(NameError::Utf7(_))));
+        assert!(matches!(check("&AC8-"), Err(NameError::Utf7(_))));
+        assert!(matches!(check("&A-"), Err(NameError::Utf7(_))));
+        assert!(matches!(check("&AM=-"), Err(NameError::Utf7(_))));
+        // Padding bits must be zero: `AMl` would be U+00C9 with one stray bit.
+        assert!(matches!(check("&AMl-"), Err(NameError::Utf7(_))));
+    }
+}
