@@ -5,6 +5,7 @@
 //! then puts it back.
 
 mod common;
+mod database;
 
 use chrono::Utc;
 use common::*;
@@ -16,18 +17,8 @@ fn has(lines: &[String], needle: &str) -> bool {
     lines.iter().any(|l| l.contains(needle))
 }
 
-/// Runs `sql` on the server's database from a connection of its own, as an operator's
-/// tool would. Off the runtime's thread: the server must keep running while SQLite
-/// waits for its locks.
 async fn on_database(w: &World, sql: &'static str) {
-    let path = w.dir.path().join("data").join("mssante.db");
-    tokio::task::spawn_blocking(move || {
-        let db = rusqlite::Connection::open(path).unwrap();
-        db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
-        db.execute_batch(sql).unwrap();
-    })
-    .await
-    .unwrap();
+    database::run(&database::file(&w.dir.path().join("data")), sql).await;
 }
 
 /// Puts `n` messages in House's INBOX through the store.
