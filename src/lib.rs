@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod conformance;
 pub mod imap;
+pub mod incident;
 pub mod lifecycle;
 pub mod pki;
 pub mod psc_standin;

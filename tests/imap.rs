@@ -2,6 +2,7 @@
 //! real TLS, a raw client that checks the bytes, Python's imaplib and curl.
 
 mod common;
+mod tools;
 
 use std::time::Duration;
 
@@ -1269,6 +1270,9 @@ print("done")
 
 #[tokio::test]
 async fn python_imaplib_over_tls_and_starttls() {
+    if !tools::available("python3") {
+        return;
+    }
     let w = world("").await;
     for (mode, port) in [("tls", w.tls.port()), ("starttls", w.starttls.port())] {
         let args = vec![
@@ -1342,6 +1346,9 @@ async fn curl(port: u16, token: String, path: &str) -> (bool, String) {
 
 #[tokio::test]
 async fn curl_with_oauth2_bearer() {
+    if !tools::available("curl") {
+        return;
+    }
     let w = world("").await;
     let mut c = w.login(HOUSE_BAL, HOUSE).await;
     append(&mut c, "INBOX", SIMPLE, "").await;

@@ -21,7 +21,9 @@ impl Session {
                 Ok(Transition::None)
             }
             CommandBody::Noop => {
-                self.sync(true).await?;
+                if let Some(t) = self.sync_or_refuse(&c.tag, true).await? {
+                    return Ok(t);
+                }
                 self.conn
                     .send(&text::tagged_ok(&c.tag, None, "NOOP completed"))
                     .await?;

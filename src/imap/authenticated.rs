@@ -36,17 +36,17 @@ impl Session {
         }
     }
 
-    /// A folder of this session's mailbox, by the name the client gave.
-    pub(crate) async fn target_folder(&self, mailbox: &Mailbox<'_>) -> Option<Folder> {
-        let id = self.mailbox_id()?;
-        let name = text::folder_name(mailbox)?;
-        self.shared
-            .context
-            .store
-            .folder(id, &name)
-            .await
-            .ok()
-            .flatten()
+    /// A folder of this session's mailbox, by the name the client gave. A name that
+    /// cannot be a folder is no folder; a store error is not "no such mailbox", which
+    /// would invite the client to CREATE it.
+    pub(crate) async fn target_folder(
+        &self,
+        mailbox: &Mailbox<'_>,
+    ) -> Result<Option<Folder>, StoreError> {
+        let (Some(id), Some(name)) = (self.mailbox_id(), text::folder_name(mailbox)) else {
+            return Ok(None);
+        };
+        self.shared.context.store.folder(id, &name).await
     }
 
     pub(crate) async fn mailbox_command(
@@ -63,8 +63,9 @@ impl Session {
         if !matches!(
             c.body,
             CommandBody::Select { .. } | CommandBody::Examine { .. } | CommandBody::Idle
-        ) {
-            self.sync(true).await?;
+        ) && let Some(t) = self.sync_or_defer(true).await?
+        {
+            return Ok(t);
         }
         let is_subscribe = matches!(c.body, CommandBody::Subscribe { .. });
         let is_lsub = matches!(c.body, CommandBody::Lsub { .. });
@@ -90,25 +91,32 @@ impl Session {
                     Err(StoreError::FolderExists(_)) => {
                         self.no_already_exists(&tag, "mailbox already exists").await
                     }
-                    Err(e) => self.no(&tag, &format!("CREATE failed: {e}")).await,
+                    Err(e) => self.no_internal(&tag, "CREATE failed", &e).await,
                 }
             }
             CommandBody::Delete { mailbox } => {
-                let Some(folder) = self.target_folder(&mailbox).await else {
-                    return self.no_nonexistent(&tag).await;
+                let folder = match self.target_folder(&mailbox).await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return self.no_nonexistent(&tag).await,
+                    Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
                 };
                 if DEFAULT_FOLDERS.iter().any(|(n, _)| *n == folder.name) {
                     return self.no(&tag, "this mailbox cannot be deleted").await;
                 }
                 let prefix = format!("{}{DELIMITER}", folder.name);
-                let folders = store.folders(mailbox_id).await.unwrap_or_default();
+                // Without the list, children cannot be ruled out: refuse rather than
+                // leave them orphaned.
+                let folders = match store.folders(mailbox_id).await {
+                    Ok(f) => f,
+                    Err(e) => return self.no_internal(&tag, "cannot list folders", &e).await,
+                };
                 if folders.iter().any(|f| f.name.starts_with(&prefix)) {
                     return self
                         .no(&tag, "mailbox has children: delete them first")
                         .await;
                 }
                 if let Err(e) = store.delete_folder(folder.id).await {
-                    return self.no(&tag, &format!("DELETE failed: {e}")).await;
+                    return self.no_internal(&tag, "DELETE failed", &e).await;
                 }
                 let unselect =
                     matches!(&self.state, State::Selected(_, v) if v.folder.id == folder.id);
@@ -122,8 +130,10 @@ impl Session {
                 })
             }
             CommandBody::Rename { from, to } => {
-                let Some(source) = self.target_folder(&from).await else {
-                    return self.no_nonexistent(&tag).await;
+                let source = match self.target_folder(&from).await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return self.no_nonexistent(&tag).await,
+                    Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
                 };
                 let Some(to_name) = text::folder_name(&to) else {
                     return self.no(&tag, "invalid mailbox name").await;
@@ -134,14 +144,16 @@ impl Session {
                 }
                 let result = if source.name == "INBOX" {
                     // RFC 3501: renaming INBOX moves its messages and leaves it empty.
+                    // A failed read must not pass for an empty INBOX: the client would
+                    // be told its messages moved.
                     match store.create_folder(mailbox_id, &to_name).await {
-                        Ok(target) => {
-                            let uids = store.folder_uids(source.id).await.unwrap_or_default();
-                            store
+                        Ok(target) => match store.folder_uids(source.id).await {
+                            Ok(uids) => store
                                 .move_messages(source.id, uids, target.id)
                                 .await
-                                .map(|_| ())
-                        }
+                                .map(|_| ()),
+                            Err(e) => Err(e),
+                        },
                         Err(e) => Err(e),
                     }
                 } else {
@@ -158,16 +170,18 @@ impl Session {
                         self.no_already_exists(&tag, "target mailbox already exists")
                             .await
                     }
-                    Err(e) => self.no(&tag, &format!("RENAME failed: {e}")).await,
+                    Err(e) => self.no_internal(&tag, "RENAME failed", &e).await,
                 }
             }
             CommandBody::Subscribe { mailbox } | CommandBody::Unsubscribe { mailbox } => {
                 let subscribe = is_subscribe;
-                let Some(folder) = self.target_folder(&mailbox).await else {
-                    return self.no_nonexistent(&tag).await;
+                let folder = match self.target_folder(&mailbox).await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return self.no_nonexistent(&tag).await,
+                    Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
                 };
                 if let Err(e) = store.set_subscribed(folder.id, subscribe).await {
-                    return self.no(&tag, &format!("failed: {e}")).await;
+                    return self.no_internal(&tag, "SUBSCRIBE failed", &e).await;
                 }
                 self.ok(&tag, "completed").await
             }
@@ -187,12 +201,14 @@ impl Session {
                 mailbox,
                 item_names,
             } => {
-                let Some(folder) = self.target_folder(&mailbox).await else {
-                    return self.no_nonexistent(&tag).await;
+                let folder = match self.target_folder(&mailbox).await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return self.no_nonexistent(&tag).await,
+                    Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
                 };
                 let counts = match store.counts(folder.id).await {
                     Ok(c) => c,
-                    Err(e) => return self.no(&tag, &format!("STATUS failed: {e}")).await,
+                    Err(e) => return self.no_internal(&tag, "STATUS failed", &e).await,
                 };
                 let items: Vec<StatusDataItem> = item_names
                     .iter()
@@ -231,8 +247,10 @@ impl Session {
                 date,
                 message,
             } => {
-                let Some(folder) = self.target_folder(&mailbox).await else {
-                    return self.no_such_target(&tag).await;
+                let folder = match self.target_folder(&mailbox).await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return self.no_such_target(&tag).await,
+                    Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
                 };
                 let bytes: &[u8] = match &message {
                     LiteralOrLiteral8::Literal(l) => l.data(),
@@ -246,7 +264,7 @@ impl Session {
                     .await
                 {
                     Ok(a) => a,
-                    Err(e) => return self.no(&tag, &format!("APPEND failed: {e}")).await,
+                    Err(e) => return self.no_internal(&tag, "APPEND failed", &e).await,
                 };
                 drop(message);
                 let code = match (
@@ -260,7 +278,9 @@ impl Session {
                     _ => None,
                 };
                 self.mark_dirty();
-                self.sync(true).await?;
+                if let Some(t) = self.sync_or_defer(true).await? {
+                    return Ok(t);
+                }
                 self.conn
                     .send(&text::tagged_ok(&tag, code, "APPEND completed"))
                     .await?;
@@ -375,33 +395,51 @@ impl Session {
                 }
             }
         }
-        let Some(folder) = self.target_folder(&mailbox).await else {
-            self.no_nonexistent(&tag).await?;
-            return Ok(if was_selected {
-                Transition::Unselect
-            } else {
-                Transition::None
-            });
+        let not_selected = if was_selected {
+            Transition::Unselect
+        } else {
+            Transition::None
+        };
+        let folder = match self.target_folder(&mailbox).await {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                self.no_nonexistent(&tag).await?;
+                return Ok(not_selected);
+            }
+            Err(e) => {
+                self.no_internal(&tag, "cannot look a folder up", &e)
+                    .await?;
+                return Ok(not_selected);
+            }
         };
         let store = self.shared.context.store.clone();
+        // Everything is read before the first untagged response, so that a failure is a
+        // plain NO and never half a SELECT.
+        let resync = qresync
+            .as_ref()
+            .filter(|(validity, ..)| validity.get() == folder.uidvalidity)
+            .map(|(_, since, _)| since.get());
         let loaded = async {
             let uids = store.folder_uids(folder.id).await?;
             let unseen = store.first_unseen(folder.id).await?;
-            Ok::<_, StoreError>((uids, unseen))
+            let changes = match resync {
+                Some(since) => Some((
+                    store.vanished_since(folder.id, since).await?,
+                    store.changed_since(folder.id, since).await?,
+                )),
+                None => None,
+            };
+            Ok::<_, StoreError>((uids, unseen, changes))
         }
         .await;
-        let (uids, unseen) = match loaded {
+        let (uids, unseen, changes) = match loaded {
             Ok(x) => {
                 tracing::debug!(folder = %folder.name, read_only, messages = x.0.len(), "selected");
                 x
             }
             Err(e) => {
-                self.no(&tag, &format!("SELECT failed: {e}")).await?;
-                return Ok(if was_selected {
-                    Transition::Unselect
-                } else {
-                    Transition::None
-                });
+                self.no_internal(&tag, "SELECT failed", &e).await?;
+                return Ok(not_selected);
             }
         };
         let system = vec![
@@ -464,15 +502,10 @@ impl Session {
             }
         }
         let view = View::new(folder.clone(), read_only, uids);
-        if let Some((validity, since, known)) = qresync
-            && validity.get() == folder.uidvalidity
-        {
-            let since = since.get();
+        if let Some((vanished, changed)) = changes {
+            let known = qresync.and_then(|(_, _, known)| known);
             let largest = view.uids.last().copied().unwrap_or(0);
-            let gone: Vec<u32> = store
-                .vanished_since(folder.id, since)
-                .await
-                .unwrap_or_default()
+            let gone: Vec<u32> = vanished
                 .into_iter()
                 .filter(|u| {
                     known
@@ -488,11 +521,7 @@ impl Session {
                     }))
                     .await?;
             }
-            for m in store
-                .changed_since(folder.id, since)
-                .await
-                .unwrap_or_default()
-            {
+            for m in changed {
                 let Ok(p) = view.uids.binary_search(&m.uid) else {
                     continue;
                 };
@@ -547,7 +576,7 @@ impl Session {
         let full = format!("{reference}{pattern}");
         let folders = match self.shared.context.store.folders(mailbox_id).await {
             Ok(f) => f,
-            Err(e) => return self.no(tag, &format!("LIST failed: {e}")).await,
+            Err(e) => return self.no_internal(tag, "LIST failed", &e).await,
         };
         for f in &folders {
             if lsub && !f.subscribed {
@@ -606,7 +635,9 @@ impl Session {
         let plus = Response::CommandContinuationRequest(
             CommandContinuationRequest::basic(None, "idling").map_err(|_| ConnError::Closed)?,
         );
-        self.sync(true).await?;
+        if let Some(t) = self.sync_or_defer(true).await? {
+            return Ok(t);
+        }
         self.conn.send(&plus).await?;
         self.conn.flush().await?;
         // An idling client sends nothing, so withdrawn access is watched for here.
@@ -652,7 +683,10 @@ impl Session {
                     return Ok(Transition::Logout);
                 }
                 Event::Change => {
-                    self.sync(true).await?;
+                    // A failed read stays pending: the next change or DONE tries again.
+                    if let Some(t) = self.sync_or_defer(true).await? {
+                        return Ok(t);
+                    }
                     self.conn.flush().await?;
                 }
                 Event::AccessCheck => {
@@ -682,7 +716,9 @@ impl Session {
                         .decode_message(&IdleDoneCodec::default())
                         .is_ok();
                     if done {
-                        self.sync(true).await?;
+                        if let Some(t) = self.sync_or_refuse(&tag, true).await? {
+                            return Ok(t);
+                        }
                         self.conn
                             .send(&text::tagged_ok(&tag, None, "IDLE terminated"))
                             .await?;

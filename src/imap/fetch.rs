@@ -163,10 +163,11 @@ impl Session {
 
         if vanished && let Some(since) = changed_since {
             let largest = uids.last().copied().unwrap_or(0);
-            let gone: Vec<u32> = store
-                .vanished_since(folder_id, since)
-                .await
-                .unwrap_or_default()
+            let vanished = match store.vanished_since(folder_id, since).await {
+                Ok(v) => v,
+                Err(e) => return self.no_internal(&tag, "FETCH VANISHED failed", &e).await,
+            };
+            let gone: Vec<u32> = vanished
                 .into_iter()
                 .filter(|u| sequence::contains(&set, *u, largest.max(*u)))
                 .collect();
@@ -187,13 +188,13 @@ impl Session {
             };
             let metas = match store.messages_in_range(folder_id, *first, *last).await {
                 Ok(m) => m,
-                Err(e) => return self.no(&tag, &format!("FETCH failed: {e}")).await,
+                Err(e) => return self.no_internal(&tag, "FETCH failed", &e).await,
             };
             let mut metas: Vec<MessageMeta> = metas;
             let headers = if need.header && !need.body {
                 match store.headers_in_range(folder_id, *first, *last).await {
                     Ok(h) => h,
-                    Err(e) => return self.no(&tag, &format!("FETCH failed: {e}")).await,
+                    Err(e) => return self.no_internal(&tag, "FETCH failed", &e).await,
                 }
             } else {
                 Vec::new()
@@ -204,10 +205,22 @@ impl Session {
                     .filter(|m| !m.flags.has(flag::SEEN))
                     .map(|m| m.uid)
                     .collect();
-                if !unseen.is_empty()
-                    && let Ok(outcome) = store
+                // A body fetched without \Seen set would look unread for ever after:
+                // the client must hear that the FETCH did not complete.
+                let outcome = if unseen.is_empty() {
+                    None
+                } else {
+                    match store
                         .store_flags(folder_id, unseen, FlagOp::Add, Flags::new(flag::SEEN), None)
                         .await
+                    {
+                        Ok(o) => Some(o),
+                        Err(e) => {
+                            return self.no_internal(&tag, "FETCH cannot set \\Seen", &e).await;
+                        }
+                    }
+                };
+                if let Some(outcome) = outcome
                     && let State::Selected(_, view) = &mut self.state
                 {
                     {
@@ -331,7 +344,9 @@ impl Session {
                 }
             }
         }
-        self.sync(uid).await?;
+        if let Some(t) = self.sync_or_defer(uid).await? {
+            return Ok(t);
+        }
         self.ok(&tag, "FETCH completed").await
     }
 }

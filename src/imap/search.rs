@@ -260,13 +260,15 @@ impl Session {
         };
         let metas = match store.messages_in_range(folder_id, first, last).await {
             Ok(m) => m,
-            Err(e) => return self.no(&tag, &format!("SEARCH failed: {e}")).await,
+            Err(e) => return self.no_internal(&tag, "SEARCH failed", &e).await,
         };
+        // A message that cannot be read is not a message that does not match: the
+        // client would act on a wrong answer.
         let headers = if need.header && !need.body {
-            store
-                .headers_in_range(folder_id, first, last)
-                .await
-                .unwrap_or_default()
+            match store.headers_in_range(folder_id, first, last).await {
+                Ok(h) => h,
+                Err(e) => return self.no_internal(&tag, "SEARCH failed", &e).await,
+            }
         } else {
             Vec::new()
         };
@@ -279,7 +281,10 @@ impl Session {
             };
             let meta = &metas[mi];
             let content: Option<Vec<u8>> = if need.body {
-                store.body(meta.body_id).await.ok()
+                match store.body(meta.body_id).await {
+                    Ok(b) => Some(b),
+                    Err(e) => return self.no_internal(&tag, "SEARCH failed", &e).await,
+                }
             } else if need.header {
                 while hi < headers.len() && headers[hi].0 < *u {
                     hi += 1;
@@ -309,7 +314,9 @@ impl Session {
         self.conn
             .send(&text::data(Data::Search(found, modseq)))
             .await?;
-        self.sync(uid).await?;
+        if let Some(t) = self.sync_or_defer(uid).await? {
+            return Ok(t);
+        }
         self.ok(&tag, "SEARCH completed").await
     }
 }

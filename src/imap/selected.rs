@@ -20,7 +20,8 @@ use super::connection::ConnError;
 use super::sequence;
 use super::session::{Session, State, Transition};
 use super::text;
-use crate::store::{FlagOp, Flags, Folder, flag};
+use crate::incident::Incident;
+use crate::store::{FlagOp, Flags, Folder, StoreError, flag};
 
 pub(crate) struct View {
     pub(crate) folder: Folder,
@@ -121,11 +122,27 @@ pub(crate) fn uidplus_set(uids: &[u32]) -> Option<UidSet> {
     Vec1::try_from(elems).ok().map(UidSet)
 }
 
+/// How far a sync got.
+#[must_use]
+pub(crate) enum Synced {
+    /// The client has heard of every change up to now.
+    Done,
+    /// The store could not be read: nothing was reported and nothing advanced, so the
+    /// same changes are read again next time and sequence numbers stay in step.
+    Failed(Incident),
+    /// The folder no longer exists (another session deleted it).
+    Gone,
+}
+
 impl Session {
     /// Reports what other sessions (and this one) changed in the selected folder.
-    pub(crate) async fn sync(&mut self, allow_expunge: bool) -> Result<(), ConnError> {
+    ///
+    /// The view only advances past what the client was told: a read that fails leaves
+    /// the MODSEQs where they were, or a transient database error would swallow an
+    /// EXPUNGE and the client's sequence numbers would point at other messages.
+    pub(crate) async fn sync(&mut self, allow_expunge: bool) -> Result<Synced, ConnError> {
         let State::Selected(user, view) = &mut self.state else {
-            return Ok(());
+            return Ok(Synced::Done);
         };
         loop {
             match user.changes.try_recv() {
@@ -136,19 +153,30 @@ impl Session {
             }
         }
         if !view.dirty {
-            return Ok(());
+            return Ok(Synced::Done);
         }
         let store = &self.shared.context.store;
-        let Ok(Some(folder)) = store.folder_by_id(view.folder.id).await else {
-            return Ok(());
+        let failed = |e: StoreError| {
+            Ok(Synced::Failed(Incident::store(
+                "cannot sync the selected folder",
+                &e,
+            )))
+        };
+        let folder = match store.folder_by_id(view.folder.id).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(Synced::Gone),
+            Err(e) => return failed(e),
         };
         let highest = folder.highestmodseq;
         let mut still_dirty = false;
         if allow_expunge {
-            let gone = store
+            let gone = match store
                 .vanished_since(view.folder.id, view.expunged_modseq)
                 .await
-                .unwrap_or_default();
+            {
+                Ok(g) => g,
+                Err(e) => return failed(e),
+            };
             let mut positions: Vec<usize> = gone
                 .iter()
                 .filter_map(|u| view.uids.binary_search(u).ok())
@@ -179,10 +207,11 @@ impl Session {
         } else {
             still_dirty = true;
         }
-        let changed = store
-            .changed_since(view.folder.id, view.known_modseq)
-            .await
-            .unwrap_or_default();
+        // Expunges told so far stay told: `expunged_modseq` moved with them.
+        let changed = match store.changed_since(view.folder.id, view.known_modseq).await {
+            Ok(c) => c,
+            Err(e) => return failed(e),
+        };
         let last = view.uids.last().copied().unwrap_or(0);
         let mut added = false;
         let mut updates = Vec::new();
@@ -210,7 +239,50 @@ impl Session {
         view.known_modseq = highest;
         view.reported.clear();
         view.dirty = still_dirty;
-        Ok(())
+        Ok(Synced::Done)
+    }
+
+    /// Syncs before a tagged reply that promises the client is up to date (NOOP, CHECK,
+    /// EXPUNGE, MOVE, IDLE). `Some` is the reply already given in its place:
+    /// `NO [UNAVAILABLE]` when the store could not be read, `BYE` when the folder is gone.
+    pub(crate) async fn sync_or_refuse(
+        &mut self,
+        tag: &imap_codec::imap_types::core::Tag<'_>,
+        allow_expunge: bool,
+    ) -> Result<Option<Transition>, ConnError> {
+        match self.sync(allow_expunge).await? {
+            Synced::Done => Ok(None),
+            Synced::Failed(incident) => {
+                let code = Some(text::code("UNAVAILABLE"));
+                self.complete(tag, StatusKind::No, code, &incident.text())
+                    .await
+                    .map(Some)
+            }
+            Synced::Gone => self.folder_gone().await.map(Some),
+        }
+    }
+
+    /// Syncs after a command whose own results are already reported (STORE, COPY,
+    /// APPEND) or that does not depend on the view: if the store cannot be read now,
+    /// the changes wait for the next command (the failure is logged), because a `NO`
+    /// would invite the client to repeat a command that worked. `Some` after `BYE`.
+    pub(crate) async fn sync_or_defer(
+        &mut self,
+        allow_expunge: bool,
+    ) -> Result<Option<Transition>, ConnError> {
+        match self.sync(allow_expunge).await? {
+            Synced::Done | Synced::Failed(_) => Ok(None),
+            Synced::Gone => self.folder_gone().await.map(Some),
+        }
+    }
+
+    /// The selected folder was deleted under this session: its UIDs mean nothing any
+    /// more, so the session ends as RFC 3501 §7.1.5 allows.
+    async fn folder_gone(&mut self) -> Result<Transition, ConnError> {
+        self.conn
+            .send(&text::bye("the selected mailbox was deleted"))
+            .await?;
+        Ok(Transition::Logout)
     }
 
     pub(crate) async fn selected_command(
@@ -227,13 +299,20 @@ impl Session {
         let moving = matches!(c.body, CommandBody::Move { .. });
         match c.body {
             CommandBody::Check => {
-                self.sync(true).await?;
+                if let Some(t) = self.sync_or_refuse(&tag, true).await? {
+                    return Ok(t);
+                }
                 self.ok(&tag, "CHECK completed").await
             }
             CommandBody::Close | CommandBody::Unselect => {
                 let closing = matches!(c.body, CommandBody::Close);
-                if closing && !read_only {
-                    let _ = store.expunge(folder_id, None).await;
+                // The client takes CLOSE to have removed its \Deleted messages: if that
+                // failed it must hear so, and the folder stays selected.
+                if closing
+                    && !read_only
+                    && let Err(e) = store.expunge(folder_id, None).await
+                {
+                    return self.no_internal(&tag, "CLOSE cannot expunge", &e).await;
                 }
                 self.conn
                     .send(&text::tagged_ok(&tag, None, "mailbox closed"))
@@ -254,10 +333,12 @@ impl Session {
                     _ => None,
                 };
                 if let Err(e) = store.expunge(folder_id, only).await {
-                    return self.no(&tag, &format!("expunge failed: {e}")).await;
+                    return self.no_internal(&tag, "EXPUNGE failed", &e).await;
                 }
                 self.mark_dirty();
-                self.sync(true).await?;
+                if let Some(t) = self.sync_or_refuse(&tag, true).await? {
+                    return Ok(t);
+                }
                 self.ok(&tag, "EXPUNGE completed").await
             }
             CommandBody::Store {
@@ -294,7 +375,7 @@ impl Session {
                     .await
                 {
                     Ok(o) => o,
-                    Err(e) => return self.no(&tag, &format!("STORE failed: {e}")).await,
+                    Err(e) => return self.no_internal(&tag, "STORE failed", &e).await,
                 };
                 let State::Selected(user, view) = &mut self.state else {
                     return Ok(Transition::None);
@@ -329,7 +410,9 @@ impl Session {
                 for r in responses {
                     self.conn.send(&text::data(r)).await?;
                 }
-                self.sync(uid).await?;
+                if let Some(t) = self.sync_or_defer(uid).await? {
+                    return Ok(t);
+                }
                 match sequence::uid_set(&modified) {
                     Some(set) if !modified.is_empty() => {
                         self.conn
@@ -365,8 +448,10 @@ impl Session {
                     return self.bad(&tag, "invalid message sequence number").await;
                 };
                 let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
-                let Some(target) = self.target_folder(&mailbox).await else {
-                    return self.no_such_target(&tag).await;
+                let target = match self.target_folder(&mailbox).await {
+                    Ok(Some(t)) => t,
+                    Ok(None) => return self.no_such_target(&tag).await,
+                    Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
                 };
                 let result = if moving {
                     store.move_messages(folder_id, uids, target.id).await
@@ -375,7 +460,7 @@ impl Session {
                 };
                 let copied = match result {
                     Ok(c) => c,
-                    Err(e) => return self.no(&tag, &format!("failed: {e}")).await,
+                    Err(e) => return self.no_internal(&tag, "COPY or MOVE failed", &e).await,
                 };
                 let src: Vec<u32> = copied.pairs.iter().map(|(s, _)| *s).collect();
                 let dst: Vec<u32> = copied.pairs.iter().map(|(_, d)| *d).collect();
@@ -394,12 +479,16 @@ impl Session {
                 self.mark_dirty();
                 if moving {
                     self.conn.send(&text::untagged_ok(code, "moved")).await?;
-                    self.sync(true).await?;
+                    if let Some(t) = self.sync_or_refuse(&tag, true).await? {
+                        return Ok(t);
+                    }
                     self.conn
                         .send(&text::tagged_ok(&tag, None, "MOVE completed"))
                         .await?;
                 } else {
-                    self.sync(uid).await?;
+                    if let Some(t) = self.sync_or_defer(uid).await? {
+                        return Ok(t);
+                    }
                     self.conn
                         .send(&text::tagged_ok(&tag, code, "COPY completed"))
                         .await?;
@@ -453,6 +542,29 @@ impl Session {
         msg: &str,
     ) -> Result<Transition, ConnError> {
         self.complete(tag, StatusKind::No, None, msg).await
+    }
+
+    /// A command failed on a store error. The client gets a fixed text and a reference;
+    /// the error itself, which may name tables or files, goes to the log.
+    pub(crate) async fn no_internal(
+        &mut self,
+        tag: &imap_codec::imap_types::core::Tag<'_>,
+        during: &str,
+        error: &StoreError,
+    ) -> Result<Transition, ConnError> {
+        let incident = Incident::store(during, error);
+        let code = if incident.transient() {
+            "UNAVAILABLE"
+        } else {
+            "SERVERBUG"
+        };
+        self.complete(
+            tag,
+            StatusKind::No,
+            Some(text::code(code)),
+            &incident.text(),
+        )
+        .await
     }
 
     /// The target of APPEND, COPY or MOVE does not exist: `[TRYCREATE]` tells the client

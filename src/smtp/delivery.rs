@@ -38,10 +38,8 @@ pub(super) async fn resolve(
         .unwrap_or_default();
     let store = &s.shared.context.store;
     if s.shared.context.config.is_local_domain(&domain) {
-        let unavailable = |e: crate::store::StoreError| {
-            tracing::error!(error = %e, "cannot look a recipient up");
-            Refusal::new(451, [4, 3, 0], "Temporary failure, try again later")
-        };
+        let unavailable =
+            |e: crate::store::StoreError| Refusal::internal("cannot look a recipient up", &e);
         let Some((address, folder)) = store.inbox_of(&address).await.map_err(unavailable)? else {
             return Err(Refusal::new(
                 550,
@@ -147,12 +145,7 @@ pub(super) async fn accept(s: &Session, tx: Transaction, body: Vec<u8>) -> Resul
         queued.map(|_| ())
     };
     if let Err(e) = stored {
-        tracing::error!(error = %e, "cannot store a message");
-        return Err(Refusal::new(
-            451,
-            [4, 3, 0],
-            "Temporary storage failure, try again later",
-        ));
+        return Err(Refusal::internal("cannot store a message", &e));
     }
     tracing::info!(%id, "message accepted");
     if submission && context.config.smtp.save_sent {

@@ -38,6 +38,13 @@ impl Refusal {
             text: text.into(),
         }
     }
+
+    /// The store failed: `451 4.3.0` with the reference of the log entry, so the client
+    /// may retry and the operator can find the detail.
+    pub fn internal(during: &str, error: &crate::store::StoreError) -> Self {
+        let incident = crate::incident::Incident::store(during, error);
+        Refusal::new(451, [4, 3, 0], incident.text())
+    }
 }
 
 /// MAIL accepted, recipients being added.

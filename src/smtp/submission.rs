@@ -174,13 +174,6 @@ pub(super) async fn check_sender(s: &mut Session, address: &str) -> Result<Strin
                 .await;
             Err(Refusal::new(550, [5, 7, 1], reason))
         }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot check the sender");
-            Err(Refusal::new(
-                451,
-                [4, 3, 0],
-                "Temporary failure, try again later",
-            ))
-        }
+        Err(e) => Err(Refusal::internal("cannot check the sender", &e)),
     }
 }

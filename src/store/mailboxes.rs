@@ -1,8 +1,8 @@
 //! Mailboxes, their grants and folders.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
 
 use super::types::from_unix;
 use super::{
@@ -78,10 +78,23 @@ macro_rules! folder_columns {
     };
 }
 
-/// A UIDVALIDITY that differs for a folder re-created under the same name.
-fn new_uidvalidity(now: DateTime<Utc>, salt: i64) -> i64 {
-    let base = now.timestamp().rem_euclid(1 << 31);
-    (base + salt).rem_euclid(i64::from(u32::MAX) - 1) + 1
+/// The UIDVALIDITY of a new folder: strictly above every one issued before in this
+/// store, so a name used again never comes back with a UIDVALIDITY a client has seen
+/// (schema/0005_uidvalidity.sql). It follows the clock while folders are created less
+/// than once a second, and runs ahead of it by one per folder when they come faster.
+async fn next_uidvalidity(c: &mut SqliteConnection, now: DateTime<Utc>) -> Result<i64, StoreError> {
+    let issued: i64 = sqlx::query_scalar(
+        "UPDATE uidvalidity_issued SET last = MAX(last + 1, ?) WHERE id = 1 RETURNING last",
+    )
+    .bind(now.timestamp())
+    .fetch_one(&mut *c)
+    .await?;
+    if !(1..=i64::from(u32::MAX)).contains(&issued) {
+        return Err(StoreError::Invalid(format!(
+            "no UIDVALIDITY left to issue after {issued}"
+        )));
+    }
+    Ok(issued)
 }
 
 /// Checks the address shape the store relies on: one `@`, a domain with a dot.
@@ -136,7 +149,7 @@ impl Store {
                     .fetch_one(&mut *c)
                     .await?;
                     let now = Utc::now();
-                    for (i, (name, special)) in DEFAULT_FOLDERS.iter().enumerate() {
+                    for (name, special) in DEFAULT_FOLDERS.iter() {
                         sqlx::query(
                             "INSERT INTO folders (mailbox_id, name, special_use, uidvalidity)
                              VALUES (?, ?, ?, ?)",
@@ -144,7 +157,7 @@ impl Store {
                         .bind(id)
                         .bind(name)
                         .bind(special)
-                        .bind(new_uidvalidity(now, i as i64))
+                        .bind(next_uidvalidity(c, now).await?)
                         .execute(&mut *c)
                         .await?;
                     }
@@ -489,10 +502,7 @@ impl Store {
         let result = self
             .write(move |c| {
                 Box::pin(async move {
-                    // Distinct from any earlier folder of that name: max id as salt.
-                    let salt: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM folders")
-                        .fetch_one(&mut *c)
-                        .await?;
+                    let uidvalidity = next_uidvalidity(c, Utc::now()).await?;
                     let row = sqlx::query(concat!(
                         "INSERT INTO folders (mailbox_id, name, uidvalidity) VALUES (?, ?, ?)
                          RETURNING ",
@@ -501,7 +511,7 @@ impl Store {
                     ))
                     .bind(mailbox_id)
                     .bind(&owned)
-                    .bind(new_uidvalidity(Utc::now(), salt + 1))
+                    .bind(uidvalidity)
                     .fetch_one(&mut *c)
                     .await?;
                     folder_from_row(&row)

@@ -59,6 +59,28 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
+    /// Errors that say nothing about the request and may clear up by themselves: the
+    /// database busy, locked, out of space or memory, or the store shutting down.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Closed => true,
+            StoreError::Database(e) => match e.as_ref() {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(d) => d.code().is_some_and(|code| {
+                    // SQLite primary result codes: BUSY, LOCKED, NOMEM, IOERR, FULL,
+                    // CANTOPEN, PROTOCOL; extended codes keep them in the low byte.
+                    let primary = code.parse::<i32>().map(|c| c & 0xff).unwrap_or(0);
+                    matches!(primary, 5 | 6 | 7 | 10 | 13 | 14 | 15)
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Database(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()))
     }
