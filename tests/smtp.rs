@@ -978,3 +978,63 @@ async fn the_queue_survives_a_restart_and_expires_with_a_dsn() {
     assert_eq!(a.store().queue_len().await.unwrap(), 0);
     a.stop().await;
 }
+
+/// SMTP smuggling: `LF . LF` inside DATA followed by a second transaction. The second
+/// transaction must never run, and the body with its bare LF is refused whole.
+fn smuggling_payload(sender: &str, rcpt: &str) -> String {
+    format!(
+        "From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: x\r\n\r\nhello\n.\nMAIL FROM:<{sender}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\nFrom: <ceo@elsewhere.example>\r\nTo: <{rcpt}>\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n"
+    )
+}
+
+async fn smuggling_is_refused<S>(s: &mut Smtp<S>, sender: &str, rcpt: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    assert_eq!(s.cmd(&format!("MAIL FROM:<{sender}>")).await.0, 250);
+    assert_eq!(s.cmd(&format!("RCPT TO:<{rcpt}>")).await.0, 250);
+    assert_eq!(s.cmd("DATA").await.0, 354);
+    s.send(&smuggling_payload(sender, rcpt)).await;
+    let (code, t) = s.reply().await;
+    assert_eq!(code, 554, "{t}");
+    assert!(t.starts_with("5.5.2"), "{t}");
+    // The next reply is the NOOP's: nothing of the body was read as commands.
+    let (code, t) = s.cmd("NOOP").await;
+    assert_eq!((code, t.as_str()), (250, "2.0.0 OK"));
+    // The same rule for BDAT.
+    assert_eq!(s.cmd(&format!("MAIL FROM:<{sender}>")).await.0, 250);
+    assert_eq!(s.cmd(&format!("RCPT TO:<{rcpt}>")).await.0, 250);
+    let body = "Subject: y\r\n\r\nbare\rCR\r\n";
+    s.send(&format!("BDAT {} LAST\r\n{body}", body.len())).await;
+    let (code, t) = s.reply().await;
+    assert_eq!(code, 554, "{t}");
+}
+
+#[tokio::test]
+async fn bare_lf_never_ends_data_on_submission_or_inbound() {
+    let (pki, a) = one_instance().await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let rcpt = a.mailbox("wilson", OTHER_IDNAT).await;
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    smuggling_is_refused(&mut s, &sender, &rcpt).await;
+    // The operator interface: operator2 is listed for b.mssante.test.
+    let mut s = starttls(plain(a.inbound()).await, pki.client(Some("operator2"))).await;
+    assert_eq!(s.cmd("EHLO mx.b.mssante.test").await.0, 250);
+    smuggling_is_refused(&mut s, "cuddy@b.mssante.test", &rcpt).await;
+    assert!(a.messages(&rcpt, "INBOX").await.is_empty());
+    assert!(a.messages(&sender, "Sent").await.is_empty());
+    let audit = a.store().audit_records(None, 100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .filter(|r| r
+                .entry
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("bare CR")))
+            .count()
+            >= 4,
+        "{audit:?}"
+    );
+    a.stop().await;
+}

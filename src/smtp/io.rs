@@ -5,6 +5,13 @@
 //! RFC 4954 lets an AUTH line carry at least 12,288 bytes. Replies accumulate and are
 //! flushed only before the session would wait for the client, so a pipelined batch
 //! (RFC 2920) gets its answers in one write.
+//!
+//! Line endings in a message are CRLF and nothing else (RFC 5321 §2.3.8). DATA ends only
+//! at `CRLF . CRLF`: a server that also ended it at `LF . LF` or `CRLF . LF` would read
+//! what follows as commands where the previous hop saw message text (SMTP smuggling).
+//! A body holding a bare CR or a bare LF anywhere, in DATA or in BDAT chunks, is read
+//! through its real end and refused with `554 5.5.2`; nothing of it is stored or
+//! interpreted, and the session goes on with the next command.
 
 use std::io;
 use std::pin::Pin;
@@ -35,6 +42,69 @@ pub enum Line {
     Complete,
     /// The line was longer than allowed; it was read through its end and dropped.
     TooLong,
+}
+
+/// How a DATA or BDAT body ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Body {
+    Complete,
+    /// Larger than allowed: read through its end and dropped.
+    TooBig,
+    /// A CR or LF outside a CRLF pair: read through its end and dropped.
+    BareLineEnding,
+}
+
+/// Where DATA is within its current line; only `CRLF . CRLF` reaches `End`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataState {
+    /// After a CRLF (or at the start of the body).
+    LineStart,
+    /// A `.` at the start of a line.
+    Dot,
+    /// `.` CR at the start of a line.
+    DotCr,
+    /// Inside a line.
+    Mid,
+    /// A CR inside a line, waiting for its LF.
+    Cr,
+    End,
+}
+
+/// What one byte of DATA adds to the body.
+enum Emit {
+    Nothing,
+    Byte(u8),
+    Crlf,
+}
+
+impl DataState {
+    /// The next state, what to append, and false if the byte broke a CRLF pair.
+    fn step(self, b: u8) -> (DataState, Emit, bool) {
+        use DataState::*;
+        match (self, b) {
+            (LineStart, b'.') => (Dot, Emit::Nothing, true),
+            (LineStart | Mid | Dot, b'\r') => {
+                (if self == Dot { DotCr } else { Cr }, Emit::Nothing, true)
+            }
+            (LineStart | Mid | Dot, b'\n') => (Mid, Emit::Nothing, false),
+            // Dot-stuffing: a leading dot is dropped, whatever follows it.
+            (LineStart | Mid | Dot, _) => (Mid, Emit::Byte(b), true),
+            (DotCr, b'\n') => (End, Emit::Nothing, true),
+            (Cr, b'\n') => (LineStart, Emit::Crlf, true),
+            (DotCr | Cr, b'\r') => (Cr, Emit::Nothing, false),
+            (DotCr | Cr, _) => (Mid, Emit::Nothing, false),
+            (End, _) => (End, Emit::Nothing, true),
+        }
+    }
+}
+
+/// Whether `data` holds a CR or LF that is not part of a CRLF pair.
+pub fn has_bare_line_ending(data: &[u8]) -> bool {
+    data.iter().enumerate().any(|(i, &b)| match b {
+        b'\r' => data.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || data[i - 1] != b'\r',
+        _ => false,
+    })
 }
 
 /// A plain or TLS stream, either side.
@@ -220,36 +290,52 @@ impl Wire {
         }
     }
 
-    /// Reads a DATA body through the `.` line, removing dot-stuffing. Past `limit` bytes
-    /// the rest is read and dropped; returns whether it fit.
+    /// Reads a DATA body through the `CRLF.CRLF` that ends it, removing dot-stuffing.
+    /// Only that sequence ends the body; see the module doc for bare CR and LF.
     pub async fn read_data(
         &mut self,
         out: &mut Vec<u8>,
         limit: usize,
         timeout: Duration,
-    ) -> Result<bool, WireError> {
-        let mut fits = true;
-        let mut line = Vec::with_capacity(1024);
+    ) -> Result<Body, WireError> {
+        let mut state = DataState::LineStart;
+        let mut too_big = false;
+        let mut bare = false;
         loop {
-            line.clear();
-            // A single line may be anything up to the whole budget.
-            let status = self
-                .read_line(&mut line, limit.saturating_add(3), timeout)
-                .await?;
-            if status == Line::TooLong {
-                fits = false;
-                continue;
+            while self.pos < self.buf.len() {
+                let b = self.buf[self.pos];
+                self.pos += 1;
+                let (next, emit, ok) = state.step(b);
+                state = next;
+                if !ok {
+                    bare = true;
+                    out.clear();
+                }
+                if state == DataState::End {
+                    return Ok(if bare {
+                        Body::BareLineEnding
+                    } else if too_big {
+                        Body::TooBig
+                    } else {
+                        Body::Complete
+                    });
+                }
+                if bare || too_big {
+                    continue;
+                }
+                let emit: &[u8] = match emit {
+                    Emit::Nothing => continue,
+                    Emit::Byte(b) => &[b],
+                    Emit::Crlf => b"\r\n",
+                };
+                if out.len() + emit.len() > limit {
+                    too_big = true;
+                    out.clear();
+                } else {
+                    out.extend_from_slice(emit);
+                }
             }
-            if line == b".\r\n" || line == b".\n" {
-                return Ok(fits);
-            }
-            let content = line.strip_prefix(b".").unwrap_or(&line);
-            if fits && out.len() + content.len() <= limit {
-                out.extend_from_slice(content);
-            } else {
-                fits = false;
-                out.clear();
-            }
+            self.fill(timeout).await?;
         }
     }
 
@@ -366,13 +452,48 @@ mod tests {
     async fn data_unstuffing_and_limit() {
         let mut w = pair(b"a\r\n..b\r\n.\r\nNOOP\r\n0123456789\r\n.\r\n").await;
         let mut d = Vec::new();
-        assert!(w.read_data(&mut d, 100, T).await.unwrap());
+        assert_eq!(w.read_data(&mut d, 100, T).await.unwrap(), Body::Complete);
         assert_eq!(d, b"a\r\n.b\r\n");
         let mut l = Vec::new();
         w.read_line(&mut l, 100, T).await.unwrap();
         assert_eq!(l, b"NOOP\r\n");
         let mut d = Vec::new();
-        assert!(!w.read_data(&mut d, 5, T).await.unwrap());
+        assert_eq!(w.read_data(&mut d, 5, T).await.unwrap(), Body::TooBig);
+    }
+
+    /// Only CRLF.CRLF ends DATA; every other ending is part of a refused body.
+    #[tokio::test]
+    async fn data_ends_only_at_crlf_dot_crlf() {
+        for input in [
+            &b"a\n.\nMAIL FROM:<x>\r\n.\r\nNOOP\r\n"[..],
+            b"a\r\n.\nMAIL FROM:<x>\r\n.\r\nNOOP\r\n",
+            b"a\n.\r\nMAIL FROM:<x>\r\n.\r\nNOOP\r\n",
+            b"a\r.\r\nMAIL FROM:<x>\r\n.\r\nNOOP\r\n",
+            b"a\r\n.\r.\r\n.\r\nNOOP\r\n",
+            b"\n.\r\n.\r\nNOOP\r\n",
+        ] {
+            let mut w = pair(input).await;
+            let mut d = Vec::new();
+            let ended = w.read_data(&mut d, 100, T).await.unwrap();
+            assert_eq!(ended, Body::BareLineEnding, "{input:?}");
+            assert!(d.is_empty());
+            let mut l = Vec::new();
+            w.read_line(&mut l, 100, T).await.unwrap();
+            assert_eq!(l, b"NOOP\r\n", "{input:?}");
+        }
+        let mut w = pair(b".\r\n").await;
+        let mut d = Vec::new();
+        assert_eq!(w.read_data(&mut d, 100, T).await.unwrap(), Body::Complete);
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn bare_line_endings() {
+        assert!(!has_bare_line_ending(b"a\r\nb\r\n"));
+        assert!(has_bare_line_ending(b"a\nb"));
+        assert!(has_bare_line_ending(b"\nb"));
+        assert!(has_bare_line_ending(b"a\r"));
+        assert!(has_bare_line_ending(b"a\r\r\n"));
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::delivery::{self, Recipient};
-use super::io::{Line, Stream, Wire, WireError, bare_reply, reply};
+use super::io::{Body, Line, Stream, Wire, WireError, bare_reply, has_bare_line_ending, reply};
 use super::{COMMAND_TIMEOUT, DATA_TIMEOUT, Interface, Shared, inbound, submission};
 use crate::auth::Authenticated;
 use crate::tls::ClientCertificate;
@@ -174,8 +174,13 @@ impl Session {
         } else {
             "inbound"
         };
-        let identity =
-            identity.or_else(|| self.certificate.identity().map(|id| id.subject.clone()));
+        let identity = identity
+            .or_else(|| {
+                self.authenticated
+                    .as_ref()
+                    .map(|a| a.identity.audit_name().to_owned())
+            })
+            .or_else(|| self.certificate.identity().map(|id| id.subject.clone()));
         let entry = crate::store::AuditEntry {
             at: self.shared.context.clock.now(),
             protocol: protocol.to_owned(),
@@ -477,8 +482,8 @@ impl Session {
             .queue(&bare_reply(354, "End data with <CR><LF>.<CR><LF>"));
         let limit = self.shared.context.config.smtp.max_message_size.as_usize();
         let mut body = Vec::with_capacity(8 * 1024);
-        let fits = self.wire.read_data(&mut body, limit, DATA_TIMEOUT).await?;
-        self.finish(body, fits).await;
+        let ended = self.wire.read_data(&mut body, limit, DATA_TIMEOUT).await?;
+        self.finish(body, ended).await;
         Ok(())
     }
 
@@ -523,24 +528,41 @@ impl Session {
             return Ok(());
         }
         let body = std::mem::take(&mut tx.chunks);
-        self.finish(body, fits).await;
+        let ended = if !fits {
+            Body::TooBig
+        } else if has_bare_line_ending(&body) {
+            Body::BareLineEnding
+        } else {
+            Body::Complete
+        };
+        self.finish(body, ended).await;
         Ok(())
     }
 
     /// The end of DATA or the last BDAT: store, then answer. The transaction ends
     /// either way.
-    async fn finish(&mut self, body: Vec<u8>, fits: bool) {
+    async fn finish(&mut self, body: Vec<u8>, ended: Body) {
         let Some(tx) = self.transaction.take() else {
             return;
         };
-        if !fits {
-            let limit = self.shared.context.config.smtp.max_message_size.0;
-            self.say(
-                552,
-                [5, 3, 4],
-                &format!("Message too big: the limit is {limit} bytes"),
-            );
-            return;
+        match ended {
+            Body::Complete => {}
+            Body::TooBig => {
+                let limit = self.shared.context.config.smtp.max_message_size.0;
+                self.say(
+                    552,
+                    [5, 3, 4],
+                    &format!("Message too big: the limit is {limit} bytes"),
+                );
+                return;
+            }
+            Body::BareLineEnding => {
+                let reason = "bare CR or LF in the message: lines must end with CRLF";
+                self.audit_refusal(None, Some(tx.sender.clone()), reason)
+                    .await;
+                self.refuse(&Refusal::new(554, [5, 5, 2], reason));
+                return;
+            }
         }
         match delivery::accept(self, tx, body).await {
             Ok(id) => {
