@@ -1038,3 +1038,59 @@ async fn bare_lf_never_ends_data_on_submission_or_inbound() {
     );
     a.stop().await;
 }
+
+/// A client that has not authenticated gets a few KiB of room: an endless line, an
+/// overlong command or SASL response is answered and the connection closed at once,
+/// without waiting for a line end that may never come.
+#[tokio::test]
+async fn oversized_lines_before_authentication_close_the_connection() {
+    let (pki, a) = one_instance().await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let endless = "A".repeat(20_000);
+    let expect_closed = |what: &'static str| {
+        move |(code, t): (u16, String)| {
+            assert_eq!(code, 500, "{what}: {t}");
+            assert!(t.starts_with("5.5.2"), "{what}: {t}");
+        }
+    };
+    // No line end at all, on the implicit TLS port.
+    let mut s = implicit(a.submission_tls(), pki.client(None)).await;
+    s.send(&endless).await;
+    expect_closed("endless line")(s.reply().await);
+    assert!(s.closed().await);
+    // A command line over 512 bytes before AUTH (AUTH lines may be longer).
+    let mut s = implicit(a.submission_tls(), pki.client(None)).await;
+    let (code, t) = s.cmd(&format!("EHLO {}", "h".repeat(600))).await;
+    expect_closed("long EHLO")((code, t));
+    assert!(s.closed().await);
+    // A SASL response past the AUTH line limit.
+    let mut s = implicit(a.submission_tls(), pki.client(None)).await;
+    s.cmd("EHLO client.test").await;
+    assert_eq!(s.cmd("AUTH XOAUTH2").await.0, 334);
+    s.send(&endless).await;
+    expect_closed("SASL response")(s.reply().await);
+    assert!(s.closed().await);
+    // Before STARTTLS on the operator interface.
+    let mut s = plain(a.inbound()).await;
+    s.send(&endless).await;
+    expect_closed("inbound")(s.reply().await);
+    assert!(s.closed().await);
+    // Authenticated, long lines are still answered without closing.
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    assert_eq!(s.cmd(&format!("NOOP {}", "n".repeat(600))).await.0, 250);
+    let audit = a.store().audit_records(None, 100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .filter(|r| r.entry.reason.as_deref()
+                == Some("command line too long, connection closed")
+                && r.entry
+                    .peer
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("127.0.0.1:")))
+            .count()
+            >= 4,
+        "{audit:?}"
+    );
+    a.stop().await;
+}

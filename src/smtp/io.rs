@@ -31,17 +31,11 @@ pub enum WireError {
     Timeout,
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The rest of the line was not read: the stream is out of step, only closing is left.
+    #[error("line too long")]
+    LineTooLong,
     #[error("{0}")]
     Io(#[from] io::Error),
-}
-
-/// How a bounded line read ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Line {
-    /// The line (with its line ending) was appended.
-    Complete,
-    /// The line was longer than allowed; it was read through its end and dropped.
-    TooLong,
 }
 
 /// How a DATA or BDAT body ended.
@@ -164,8 +158,11 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// Room read from the socket at once.
-const READ_CHUNK: usize = 16 * 1024;
+/// Room read from the socket at once for command lines: what an idle or unauthenticated
+/// connection holds stays a few KiB.
+const LINE_CHUNK: usize = 4 * 1024;
+/// Room read at once for message bodies.
+const BODY_CHUNK: usize = 16 * 1024;
 
 /// A stream with a read buffer and a reply buffer.
 pub struct Wire {
@@ -181,7 +178,7 @@ impl Wire {
     pub fn new(stream: Stream) -> Self {
         Wire {
             stream,
-            buf: Vec::with_capacity(READ_CHUNK),
+            buf: Vec::new(),
             pos: 0,
             out: Vec::with_capacity(512),
             cancel: None,
@@ -215,19 +212,23 @@ impl Wire {
     }
 
     /// Reads more bytes, flushing queued replies first if the client is waiting for them.
-    async fn fill(&mut self, timeout: Duration) -> Result<(), WireError> {
+    async fn fill(&mut self, timeout: Duration, chunk: usize) -> Result<(), WireError> {
         if !self.out.is_empty() {
             self.flush().await?;
         }
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
-        } else if self.pos > READ_CHUNK {
+            if self.buf.capacity() > 2 * chunk {
+                // A body read grew it; a connection waiting for commands gives it back.
+                self.buf = Vec::new();
+            }
+        } else if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
         let start = self.buf.len();
-        self.buf.resize(start + READ_CHUNK, 0);
+        self.buf.resize(start + chunk, 0);
         let read = match &self.cancel {
             None => tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])).await,
             Some(cancel) => tokio::select! {
@@ -256,37 +257,30 @@ impl Wire {
         Ok(())
     }
 
-    /// Appends one line (through LF) to `out` if it fits in `limit` bytes; a longer line
-    /// is consumed and dropped.
+    /// Appends one line (through LF) to `out`. A line longer than `limit` bytes is not
+    /// read to its end, which may never come: `WireError::LineTooLong`, and the
+    /// connection can only be closed.
     pub async fn read_line(
         &mut self,
         out: &mut Vec<u8>,
         limit: usize,
         timeout: Duration,
-    ) -> Result<Line, WireError> {
+    ) -> Result<(), WireError> {
         let start = out.len();
-        let mut too_long = false;
         loop {
             let available = &self.buf[self.pos..];
             let newline = available.iter().position(|&b| b == b'\n');
             let take = newline.map_or(available.len(), |i| i + 1);
-            if !too_long {
-                if out.len() - start + take > limit {
-                    too_long = true;
-                    out.truncate(start);
-                } else {
-                    out.extend_from_slice(&available[..take]);
-                }
+            if out.len() - start + take > limit {
+                out.truncate(start);
+                return Err(WireError::LineTooLong);
             }
+            out.extend_from_slice(&available[..take]);
             self.pos += take;
             if newline.is_some() {
-                return Ok(if too_long {
-                    Line::TooLong
-                } else {
-                    Line::Complete
-                });
+                return Ok(());
             }
-            self.fill(timeout).await?;
+            self.fill(timeout, LINE_CHUNK).await?;
         }
     }
 
@@ -335,7 +329,7 @@ impl Wire {
                     out.extend_from_slice(emit);
                 }
             }
-            self.fill(timeout).await?;
+            self.fill(timeout, BODY_CHUNK).await?;
         }
     }
 
@@ -354,7 +348,7 @@ impl Wire {
         }
         while n > 0 {
             if self.pos == self.buf.len() {
-                self.fill(timeout).await?;
+                self.fill(timeout, BODY_CHUNK).await?;
             }
             let available = &self.buf[self.pos..];
             let take = available.len().min(n);
@@ -433,19 +427,19 @@ mod tests {
 
     #[tokio::test]
     async fn lines_and_long_lines() {
-        let mut w = pair(b"EHLO a\r\nXXXXXXXXXXXXXXXXXXXX\r\nNOOP\r\n").await;
+        let mut w = pair(b"EHLO a\r\nNOOP\r\nXXXXXXXXXXXXXXXXXXXX\r\n").await;
         let mut l = Vec::new();
-        assert_eq!(w.read_line(&mut l, 10, T).await.unwrap(), Line::Complete);
+        w.read_line(&mut l, 10, T).await.unwrap();
         assert_eq!(l, b"EHLO a\r\n");
         l.clear();
-        assert_eq!(w.read_line(&mut l, 10, T).await.unwrap(), Line::TooLong);
-        l.clear();
-        assert_eq!(w.read_line(&mut l, 10, T).await.unwrap(), Line::Complete);
+        w.read_line(&mut l, 10, T).await.unwrap();
         assert_eq!(l, b"NOOP\r\n");
+        l.clear();
         assert!(matches!(
             w.read_line(&mut l, 10, T).await,
-            Err(WireError::Closed)
+            Err(WireError::LineTooLong)
         ));
+        assert!(l.is_empty());
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::io::{Line, Stream, Wire, WireError};
+use super::io::{Stream, Wire, WireError};
 use super::trust::TrustList;
 use crate::store::QueuedRecipient;
 
@@ -349,9 +349,7 @@ async fn read_reply(wire: &mut Wire, timeout: Duration) -> Result<Reply, WireErr
     let mut lines = Vec::new();
     loop {
         let mut line = Vec::new();
-        if wire.read_line(&mut line, MAX_REPLY_LINE, timeout).await? == Line::TooLong {
-            return Err(WireError::Io(std::io::Error::other("reply line too long")));
-        }
+        wire.read_line(&mut line, MAX_REPLY_LINE, timeout).await?;
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();
         let code = text

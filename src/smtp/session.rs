@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::delivery::{self, Recipient};
-use super::io::{Body, Line, Stream, Wire, WireError, bare_reply, has_bare_line_ending, reply};
+use super::io::{Body, Stream, Wire, WireError, bare_reply, has_bare_line_ending, reply};
 use super::{COMMAND_TIMEOUT, DATA_TIMEOUT, Interface, Shared, inbound, submission};
 use crate::auth::Authenticated;
 use crate::tls::ClientCertificate;
@@ -19,6 +19,8 @@ use crate::tls::ClientCertificate;
 pub(super) const MAX_COMMAND_LINE: usize = 12_288 + 512;
 /// smtp-proto's own limit for the other commands.
 const MAX_PARSED_LINE: usize = smtp_proto::request::receiver::MAX_LINE_LENGTH;
+/// Other commands from a client that has not proved who it is: RFC 5321 §4.5.3.1.4.
+const MAX_UNAUTHENTICATED_LINE: usize = 512;
 /// Unknown or refused commands tolerated before the connection is closed.
 const MAX_ERRORS: u32 = 20;
 
@@ -203,31 +205,39 @@ impl Session {
                 self.say(421, [4, 7, 0], "Too many errors, closing the connection");
                 return;
             }
+            if line.capacity() > MAX_UNAUTHENTICATED_LINE * 2 {
+                // An AUTH line may be long; the connection does not keep its room.
+                line = Vec::with_capacity(MAX_UNAUTHENTICATED_LINE);
+            }
             line.clear();
             let read = self
                 .wire
                 .read_line(&mut line, MAX_COMMAND_LINE, COMMAND_TIMEOUT)
                 .await;
-            match read {
-                Ok(Line::Complete) => {}
-                Ok(Line::TooLong) => {
-                    self.errors += 1;
-                    self.say(500, [5, 5, 2], "Line too long");
-                    continue;
-                }
-                Err(e) => return self.ended(e),
+            if let Err(e) = read {
+                return self.ended(e).await;
             }
             match self.command(&line).await {
                 Ok(Next::Continue) => {}
                 Ok(Next::Close) => return,
-                Err(e) => return self.ended(e),
+                Err(e) => return self.ended(e).await,
             }
         }
     }
 
+    /// Whether the peer has proved who it is: AUTH on submission, a certificate verified
+    /// to the IGC-Santé roots on the operator interface.
+    fn identified(&self) -> bool {
+        match self.interface {
+            Interface::Inbound => self.certificate.identity().is_some(),
+            _ => self.authenticated.is_some(),
+        }
+    }
+
     /// The last word when a wait for the client ended without a command.
-    fn ended(&mut self, e: WireError) {
+    async fn ended(&mut self, e: WireError) {
         match e {
+            WireError::LineTooLong => self.line_too_long().await,
             WireError::ShuttingDown => {
                 self.say(421, [4, 3, 2], "Server shutting down, try again later")
             }
@@ -243,6 +253,10 @@ impl Session {
             .unwrap_or(line.len());
         if line[..word_end].eq_ignore_ascii_case(b"AUTH") {
             return self.auth(&line[word_end..]).await.map(|()| Next::Continue);
+        }
+        if !self.identified() && line.len() > MAX_UNAUTHENTICATED_LINE {
+            self.line_too_long().await;
+            return Ok(Next::Close);
         }
         if line.len() > MAX_PARSED_LINE {
             self.errors += 1;
@@ -301,6 +315,13 @@ impl Session {
             }
         }
         Ok(Next::Continue)
+    }
+
+    /// A line over the limit: the rest of it is never read, so the session ends here.
+    async fn line_too_long(&mut self) {
+        self.audit_refusal(None, None, "command line too long, connection closed")
+            .await;
+        self.say(500, [5, 5, 2], "Line too long, closing the connection");
     }
 
     fn ehlo(&mut self, host: String, extended: bool) {

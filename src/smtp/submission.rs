@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::COMMAND_TIMEOUT;
-use super::io::{Line, WireError};
+use super::io::WireError;
 use super::session::{MAX_COMMAND_LINE, Refusal, Session};
 use crate::auth::{AuthFailure, Mechanism, Peer, Protocol};
 
@@ -34,17 +34,10 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
         None => {
             s.wire.queue(b"334 \r\n");
             let mut line = Vec::new();
-            match s
-                .wire
+            s.wire
                 .read_line(&mut line, MAX_COMMAND_LINE, COMMAND_TIMEOUT)
-                .await?
-            {
-                Line::TooLong => {
-                    s.refuse(&Refusal::new(500, [5, 5, 2], "Line too long"));
-                    return Ok(());
-                }
-                Line::Complete => String::from_utf8_lossy(&line).trim().to_owned(),
-            }
+                .await?;
+            String::from_utf8_lossy(&line).trim().to_owned()
         }
     };
     if encoded == "*" {
