@@ -1094,3 +1094,58 @@ async fn oversized_lines_before_authentication_close_the_connection() {
     );
     a.stop().await;
 }
+
+/// A queued message holding bare CR and LF (stored before the CRLF rule, or by IMAP
+/// APPEND) reaches the next operator with CRLF line endings only.
+#[tokio::test]
+async fn queued_messages_are_relayed_with_canonical_line_endings() {
+    let pki = Pki::new();
+    let (a, b) = two_operators(&pki, true).await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let remote = b.mailbox("cameron", OTHER_IDNAT).await;
+    let raw = format!(
+        "From: <{sender}>\nX-Injected: yes\r\nTo: <{remote}>\r\nSubject: bare\r\n\r\nA\r.\r\nnext\n.\nend\r\n"
+    );
+    let outgoing = mssante::store::Outgoing {
+        sender: sender.clone(),
+        recipients: vec![mssante::store::OutgoingRecipient {
+            address: remote.clone(),
+            domain: "b.mssante.test".into(),
+            notify: None,
+            orcpt: None,
+        }],
+        envid: None,
+        ret_full: false,
+    };
+    a.store()
+        .deliver_and_queue(
+            Vec::new(),
+            outgoing,
+            Arc::new(mssante::store::RawMessage::new(raw.as_bytes())),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    eventually("delivery to B", || async {
+        b.messages(&remote, "INBOX").await.len() == 1
+    })
+    .await;
+    let got = b.messages(&remote, "INBOX").await.remove(0);
+    let t = text(&got);
+    assert!(
+        t.ends_with(&format!(
+            "From: <{sender}>\r\nX-Injected: yes\r\nTo: <{remote}>\r\nSubject: bare\r\n\r\nA\r\n.\r\nnext\r\n.\r\nend\r\n"
+        )),
+        "{t:?}"
+    );
+    assert!(
+        !got.windows(2)
+            .enumerate()
+            .any(|(i, w)| (w[1] == b'\n' && w[0] != b'\r')
+                || (w[0] == b'\r' && w[1] != b'\n')
+                || (i == 0 && w[0] == b'\n')),
+        "{t:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
