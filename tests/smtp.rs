@@ -1149,3 +1149,34 @@ async fn queued_messages_are_relayed_with_canonical_line_endings() {
     a.stop().await;
     b.stop().await;
 }
+
+/// EXTERNAL refusals all read the same: an unbound certificate, an unknown mailbox
+/// and a personal one are told apart only in the audit trail.
+#[tokio::test]
+async fn external_refusals_do_not_tell_which_mailboxes_exist() {
+    let (pki, a) = one_instance().await;
+    let personal = a.mailbox("house", IDNAT).await;
+    let mut replies = Vec::new();
+    for authzid in [
+        None,
+        Some("nobody@a.mssante.test".to_string()),
+        Some(personal.clone()),
+    ] {
+        let mut s = implicit(a.submission_tls(), pki.client(Some("app"))).await;
+        s.cmd("EHLO lab.test").await;
+        let arg = authzid.map_or("=".to_string(), |z| BASE64.encode(z));
+        let (code, t) = s.cmd(&format!("AUTH EXTERNAL {arg}")).await;
+        assert_eq!(code, 535, "{t}");
+        replies.push(t);
+    }
+    assert!(replies.iter().all(|r| r == &replies[0]), "{replies:?}");
+    assert_eq!(replies[0], "5.7.8 Authentication credentials invalid");
+    let audit = a.store().audit_records(None, 100).await.unwrap();
+    let reasons: std::collections::HashSet<_> = audit
+        .iter()
+        .filter(|r| r.entry.outcome == AuditOutcome::Failure)
+        .filter_map(|r| r.entry.reason.clone())
+        .collect();
+    assert!(reasons.len() >= 3, "the detail is audited: {audit:?}");
+    a.stop().await;
+}

@@ -103,10 +103,13 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
+            // One reply for every refusal, as IMAP gives: the reason would tell a client
+            // which mailboxes exist and what kind they are. The auth layer audited it.
+            tracing::info!(%reason, mechanism = ?mechanism, "authentication refused");
             s.refuse(&Refusal::new(
                 535,
                 [5, 7, 8],
-                format!("Authentication credentials invalid: {reason}"),
+                "Authentication credentials invalid",
             ));
         }
     }
