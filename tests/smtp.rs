@@ -1180,3 +1180,28 @@ async fn external_refusals_do_not_tell_which_mailboxes_exist() {
     assert!(reasons.len() >= 3, "the detail is audited: {audit:?}");
     a.stop().await;
 }
+
+/// A SIZE= or BDAT size past 2^64 is not read as a small number.
+#[tokio::test]
+async fn sizes_past_two_to_the_64_are_too_big() {
+    let (pki, a) = one_instance().await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let rcpt = a.mailbox("wilson", OTHER_IDNAT).await;
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    for size in ["99999999999999999999999", "18446744073709551616", "65537"] {
+        let (code, t) = s.cmd(&format!("MAIL FROM:<{sender}> SIZE={size}")).await;
+        assert_eq!(code, 552, "SIZE={size}: {t}");
+        assert!(t.starts_with("5.3.4"), "{t}");
+    }
+    assert_eq!(
+        s.cmd(&format!("MAIL FROM:<{sender}> SIZE=65536")).await.0,
+        250
+    );
+    assert_eq!(s.cmd(&format!("RCPT TO:<{rcpt}>")).await.0, 250);
+    // A chunk that big cannot be skipped: the connection ends.
+    let (code, t) = s.cmd("BDAT 99999999999999999999999 LAST").await;
+    assert_eq!(code, 552, "{t}");
+    assert!(s.closed().await);
+    assert!(a.messages(&rcpt, "INBOX").await.is_empty());
+    a.stop().await;
+}

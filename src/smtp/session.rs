@@ -263,6 +263,9 @@ impl Session {
             self.say(500, [5, 5, 2], "Line too long");
             return Ok(Next::Continue);
         }
+        if let Some(next) = self.overflowing_size(line) {
+            return Ok(next);
+        }
         let request = match Request::parse(&mut line.iter()) {
             Ok(r) => r.into_owned(),
             Err(e) => {
@@ -315,6 +318,43 @@ impl Session {
             }
         }
         Ok(Next::Continue)
+    }
+
+    /// smtp-proto reads a `SIZE=` or BDAT size past `usize::MAX` as a small number
+    /// (it wraps to the digits after the overflow): such a MAIL would pass the size
+    /// check, and such a BDAT would leave the rest of its chunk to be read as commands.
+    fn overflowing_size(&mut self, line: &[u8]) -> Option<Next> {
+        let text = String::from_utf8_lossy(line);
+        let mut words = text.split_ascii_whitespace();
+        let verb = words.next()?;
+        let overflows = |v: &str| {
+            !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<usize>().is_err()
+        };
+        let limit = self.shared.context.config.smtp.max_message_size.0;
+        if verb.eq_ignore_ascii_case("MAIL") {
+            let size = words.find_map(|w| {
+                w.get(..5)
+                    .filter(|k| k.eq_ignore_ascii_case("SIZE="))
+                    .and_then(|_| w.get(5..))
+            })?;
+            if overflows(size) {
+                self.refuse(&Refusal::new(
+                    552,
+                    [5, 3, 4],
+                    format!("Message too big: the limit is {limit} bytes"),
+                ));
+                return Some(Next::Continue);
+            }
+        } else if verb.eq_ignore_ascii_case("BDAT") && words.next().is_some_and(overflows) {
+            // The chunk cannot be skipped: nothing after it can be read in step.
+            self.refuse(&Refusal::new(
+                552,
+                [5, 3, 4],
+                format!("Chunk too big: the limit is {limit} bytes, closing the connection"),
+            ));
+            return Some(Next::Close);
+        }
+        None
     }
 
     /// A line over the limit: the rest of it is never read, so the session ends here.
