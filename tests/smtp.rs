@@ -1205,3 +1205,56 @@ async fn sizes_past_two_to_the_64_are_too_big() {
     assert!(a.messages(&rcpt, "INBOX").await.is_empty());
     a.stop().await;
 }
+
+/// Submission checks the author in From: against the identity, like MAIL FROM, and
+/// removes Bcc: before anyone receives the message.
+#[tokio::test]
+async fn from_header_is_checked_and_bcc_removed() {
+    let (pki, a) = one_instance().await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let other = a.mailbox("cuddy", OTHER_IDNAT).await;
+    let rcpt = a.mailbox("wilson", OTHER_IDNAT).await;
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    let forged = message(&other, &rcpt, "forged", 10);
+    let (code, t) = s.mail(&sender, &[&rcpt], &forged).await;
+    assert_eq!(code, 550, "{t}");
+    assert!(t.starts_with("5.7.1") && t.contains("From: header"), "{t}");
+    let no_from = "Subject: anonymous\r\n\r\nbody\r\n";
+    assert_eq!(s.mail(&sender, &[&rcpt], no_from).await.0, 550);
+    let bcc = format!(
+        "From: House <{sender}>\r\nTo: <{rcpt}>\r\nBcc: <{other}>,\r\n <secret@a.mssante.test>\r\nSubject: hidden\r\n\r\nbody\r\n"
+    );
+    let (code, t) = s.mail(&sender, &[&rcpt, &other], &bcc).await;
+    assert_eq!(code, 250, "{t}");
+    for who in [&rcpt, &other] {
+        let inbox = a.messages(who, "INBOX").await;
+        assert_eq!(inbox.len(), 1, "{who}");
+        let t = text(&inbox[0]);
+        assert!(!t.to_ascii_lowercase().contains("bcc:"), "{t}");
+        assert!(!t.contains("secret@"), "{t}");
+        assert!(t.contains("Subject: hidden\r\n"), "{t}");
+    }
+    let audit = a.store().audit_records(None, 100).await.unwrap();
+    assert!(
+        audit.iter().any(|r| r
+            .entry
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("From: header"))
+            && r.entry.peer.is_some()
+            && r.entry.identity.is_some()),
+        "{audit:?}"
+    );
+    a.stop().await;
+    // check_from_header = false lets the client choose its From:.
+    let pki = Pki::new();
+    let mut o = Options::new("a.mssante.test");
+    o.smtp_extra = "check_from_header = false".into();
+    let a = Instance::start(&pki, o).await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let other = a.mailbox("cuddy", OTHER_IDNAT).await;
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    let forged = message(&other, &other, "allowed", 10);
+    assert_eq!(s.mail(&sender, &[&other], &forged).await.0, 250);
+    a.stop().await;
+}

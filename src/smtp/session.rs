@@ -625,6 +625,13 @@ impl Session {
                 return;
             }
         }
+        if self.interface.is_submission()
+            && self.shared.context.config.smtp.check_from_header
+            && let Err(r) = submission::check_from_header(self, &body).await
+        {
+            self.refuse(&r);
+            return;
+        }
         match delivery::accept(self, tx, body).await {
             Ok(id) => {
                 self.messages += 1;

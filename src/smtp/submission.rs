@@ -163,3 +163,61 @@ pub(super) async fn check_sender(s: &mut Session, address: &str) -> Result<Strin
         }
     }
 }
+
+/// The `From:` header of a submitted message: every author it names must be a mailbox
+/// the identity may send as, or the envelope check is easily bypassed by what the
+/// recipient actually reads.
+pub(super) async fn check_from_header(s: &Session, body: &[u8]) -> Result<(), Refusal> {
+    let Some(authenticated) = &s.authenticated else {
+        return Err(Refusal::new(530, [5, 7, 0], "Authentication required"));
+    };
+    let who = authenticated.identity.audit_name().to_owned();
+    let parsed = mail_parser::MessageParser::default().parse_headers(body);
+    let authors: Vec<String> = parsed
+        .as_ref()
+        .and_then(|m| m.from())
+        .map(|from| {
+            from.iter()
+                .map(|a| a.address().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if authors.is_empty() {
+        let reason = "the message has no From: header naming its author";
+        s.audit_refusal(Some(who), None, reason).await;
+        return Err(Refusal::new(550, [5, 7, 1], reason));
+    }
+    for author in authors {
+        let Ok(address) = crate::store::normalise_address(&author) else {
+            let reason = format!("From: header address `{author}` is not valid");
+            s.audit_refusal(Some(who), None, &reason).await;
+            return Err(Refusal::new(550, [5, 7, 1], reason));
+        };
+        if s.allowed_senders.contains(&address) {
+            continue;
+        }
+        match s
+            .shared
+            .context
+            .auth
+            .may_send_as(&authenticated.identity, &address)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                let reason = format!("From: header {address} is not a mailbox {who} may send as");
+                s.audit_refusal(Some(who), Some(address), &reason).await;
+                return Err(Refusal::new(550, [5, 7, 1], reason));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check the From: header");
+                return Err(Refusal::new(
+                    451,
+                    [4, 3, 0],
+                    "Temporary failure, try again later",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
