@@ -1258,3 +1258,49 @@ async fn from_header_is_checked_and_bcc_removed() {
     assert_eq!(s.mail(&sender, &[&other], &forged).await.0, 250);
     a.stop().await;
 }
+
+/// Every refusal of a peer leaves an audit entry naming the peer address.
+#[tokio::test]
+async fn refusals_are_audited_with_the_peer() {
+    let (pki, a) = one_instance().await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let mut s = implicit(a.submission_tls(), pki.client(None)).await;
+    s.cmd("EHLO client.test").await;
+    assert_eq!(s.cmd("AUTH PLAIN AGFAYg==").await.0, 504);
+    assert_eq!(s.cmd("AUTH LOGIN").await.0, 504);
+    assert_eq!(s.cmd("AUTH XOAUTH2 !!!notbase64").await.0, 501);
+    assert_eq!(s.cmd("AUTH XOAUTH2 a b c").await.0, 501);
+    assert_eq!(s.cmd("AUTH EXTERNAL =").await.0, 535);
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    assert_eq!(s.cmd(&format!("MAIL FROM:<{sender}>")).await.0, 250);
+    assert_eq!(s.cmd("RCPT TO:<someone@gmail.com>").await.0, 550);
+    // The operator interface before STARTTLS.
+    let mut s = plain(a.inbound()).await;
+    s.cmd("EHLO mx.b.mssante.test").await;
+    assert_eq!(s.cmd("MAIL FROM:<cuddy@b.mssante.test>").await.0, 530);
+    let audit = a.store().audit_records(None, 100).await.unwrap();
+    for (protocol, reason) in [
+        ("submission", "unsupported mechanism PLAIN"),
+        ("submission", "unsupported mechanism LOGIN"),
+        ("submission", "invalid base64"),
+        ("submission", "AUTH syntax error"),
+        ("submission", "certificate"),
+        ("submission", "relaying denied: gmail.com"),
+        ("inbound", "MAIL before STARTTLS"),
+    ] {
+        assert!(
+            audit.iter().any(|r| r.entry.protocol == protocol
+                && r.entry.outcome == AuditOutcome::Failure
+                && r.entry
+                    .reason
+                    .as_deref()
+                    .is_some_and(|t| t.contains(reason))
+                && r.entry
+                    .peer
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("127.0.0.1:"))),
+            "{reason}: {audit:#?}"
+        );
+    }
+    a.stop().await;
+}

@@ -43,6 +43,8 @@ pub(super) async fn resolve(
             Refusal::new(451, [4, 3, 0], "Temporary failure, try again later")
         };
         let Some((address, folder)) = store.inbox_of(&address).await.map_err(unavailable)? else {
+            s.audit_refusal(None, Some(address.clone()), "no such mailbox here")
+                .await;
             return Err(Refusal::new(
                 550,
                 [5, 1, 1],
@@ -64,6 +66,8 @@ pub(super) async fn resolve(
             orcpt: to.orcpt.clone(),
         }));
     }
+    let reason = format!("relaying denied: {domain} is not in the MSSanté trust space");
+    s.audit_refusal(None, Some(address), &reason).await;
     Err(Refusal::new(
         550,
         [5, 7, 1],

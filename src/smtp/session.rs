@@ -202,6 +202,8 @@ impl Session {
         let mut line = Vec::with_capacity(512);
         loop {
             if self.errors >= MAX_ERRORS {
+                self.audit_refusal(None, None, "too many errors, connection closed")
+                    .await;
                 self.say(421, [4, 7, 0], "Too many errors, closing the connection");
                 return;
             }
@@ -426,11 +428,14 @@ impl Session {
 
     async fn auth(&mut self, args: &[u8]) -> Result<(), WireError> {
         if !self.interface.is_submission() {
+            self.audit_refusal(None, None, "AUTH on the operator interface")
+                .await;
             self.errors += 1;
             self.say(502, [5, 5, 1], "AUTH is not offered on this interface");
             return Ok(());
         }
         if !self.tls {
+            self.audit_refusal(None, None, "AUTH before STARTTLS").await;
             self.errors += 1;
             self.say(530, [5, 7, 0], "Must issue a STARTTLS command first");
             return Ok(());
@@ -448,6 +453,8 @@ impl Session {
 
     async fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> Result<(), Refusal> {
         if !self.tls {
+            self.audit_refusal(None, Some(from.address.clone()), "MAIL before STARTTLS")
+                .await;
             return Err(Refusal::new(
                 530,
                 [5, 7, 0],

@@ -14,6 +14,7 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
     let text = String::from_utf8_lossy(args);
     let mut words = text.split_ascii_whitespace();
     let (Some(name), initial, None) = (words.next(), words.next(), words.next()) else {
+        s.audit_refusal(None, None, "AUTH syntax error").await;
         s.refuse(&Refusal::new(
             501,
             [5, 5, 4],
@@ -22,6 +23,14 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
         return Ok(());
     };
     let Some(mechanism) = Mechanism::parse(name) else {
+        let reason = format!(
+            "AUTH with an unsupported mechanism {}",
+            super::io::one_line(name)
+                .chars()
+                .take(32)
+                .collect::<String>()
+        );
+        s.audit_refusal(None, None, &reason).await;
         s.refuse(&Refusal::new(
             504,
             [5, 5, 4],
@@ -41,6 +50,8 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
         }
     };
     if encoded == "*" {
+        s.audit_refusal(None, None, "AUTH cancelled by the client")
+            .await;
         s.refuse(&Refusal::new(501, [5, 7, 0], "Authentication cancelled"));
         return Ok(());
     }
@@ -52,6 +63,8 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
             // EXTERNAL clients have been seen sending the address in clear text.
             Err(_) if mechanism == Mechanism::External => encoded.into_bytes(),
             Err(_) => {
+                s.audit_refusal(None, None, "invalid base64 in the SASL response")
+                    .await;
                 s.refuse(&Refusal::new(
                     501,
                     [5, 5, 2],
