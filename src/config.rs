@@ -200,6 +200,8 @@ pub struct SmtpConfig {
     pub max_connections_per_peer: u32,
     /// Store a copy of submitted mail in the sender's Sent folder.
     pub save_sent: bool,
+    /// Refuse submitted mail whose `From:` names a mailbox the identity may not send as.
+    pub check_from_header: bool,
     /// Static next hops for remote domains (`domain = "host:port"`), before MX lookup.
     pub routes: BTreeMap<String, String>,
     pub queue_max_lifetime: HumanDuration,
@@ -365,6 +367,7 @@ mod raw {
         pub max_messages_per_connection: Option<i64>,
         pub max_connections_per_peer: Option<i64>,
         pub save_sent: Option<bool>,
+        pub check_from_header: Option<bool>,
         pub routes: Option<BTreeMap<String, String>>,
         pub queue_max_lifetime: Option<Scalar>,
         pub queue_retry_initial: Option<Scalar>,
@@ -725,6 +728,7 @@ impl Config {
                     50,
                 )?,
                 save_sent: s.save_sent.unwrap_or(false),
+                check_from_header: s.check_from_header.unwrap_or(true),
                 routes: routes
                     .into_iter()
                     .map(|(d, h)| (d.to_ascii_lowercase(), h))

@@ -981,3 +981,329 @@ async fn the_queue_survives_a_restart_and_expires_with_a_dsn() {
     assert_eq!(a.store().queue_len().await.unwrap(), 0);
     a.stop().await;
 }
+
+/// SMTP smuggling: `LF . LF` inside DATA followed by a second transaction. The second
+/// transaction must never run, and the body with its bare LF is refused whole.
+fn smuggling_payload(sender: &str, rcpt: &str) -> String {
+    format!(
+        "From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: x\r\n\r\nhello\n.\nMAIL FROM:<{sender}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\nFrom: <ceo@elsewhere.example>\r\nTo: <{rcpt}>\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n"
+    )
+}
+
+async fn smuggling_is_refused<S>(s: &mut Smtp<S>, sender: &str, rcpt: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    assert_eq!(s.cmd(&format!("MAIL FROM:<{sender}>")).await.0, 250);
+    assert_eq!(s.cmd(&format!("RCPT TO:<{rcpt}>")).await.0, 250);
+    assert_eq!(s.cmd("DATA").await.0, 354);
+    s.send(&smuggling_payload(sender, rcpt)).await;
+    let (code, t) = s.reply().await;
+    assert_eq!(code, 554, "{t}");
+    assert!(t.starts_with("5.5.2"), "{t}");
+    // The next reply is the NOOP's: nothing of the body was read as commands.
+    let (code, t) = s.cmd("NOOP").await;
+    assert_eq!((code, t.as_str()), (250, "2.0.0 OK"));
+    // The same rule for BDAT.
+    assert_eq!(s.cmd(&format!("MAIL FROM:<{sender}>")).await.0, 250);
+    assert_eq!(s.cmd(&format!("RCPT TO:<{rcpt}>")).await.0, 250);
+    let body = "Subject: y\r\n\r\nbare\rCR\r\n";
+    s.send(&format!("BDAT {} LAST\r\n{body}", body.len())).await;
+    let (code, t) = s.reply().await;
+    assert_eq!(code, 554, "{t}");
+}
+
+#[tokio::test]
+async fn bare_lf_never_ends_data_on_submission_or_inbound() {
+    let (pki, a) = one_instance().await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let rcpt = a.mailbox("wilson", OTHER_IDNAT).await;
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    smuggling_is_refused(&mut s, &sender, &rcpt).await;
+    // The operator interface: operator2 is listed for b.mssante.test.
+    let mut s = starttls(plain(a.inbound()).await, pki.client(Some("operator2"))).await;
+    assert_eq!(s.cmd("EHLO mx.b.mssante.test").await.0, 250);
+    smuggling_is_refused(&mut s, "cuddy@b.mssante.test", &rcpt).await;
+    assert!(a.messages(&rcpt, "INBOX").await.is_empty());
+    assert!(a.messages(&sender, "Sent").await.is_empty());
+    let audit = a.store().audit_records(None, 100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .filter(|r| r
+                .entry
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("bare CR")))
+            .count()
+            >= 4,
+        "{audit:?}"
+    );
+    a.stop().await;
+}
+
+/// A client that has not authenticated gets a few KiB of room: an endless line, an
+/// overlong command or SASL response is answered and the connection closed at once,
+/// without waiting for a line end that may never come.
+#[tokio::test]
+async fn oversized_lines_before_authentication_close_the_connection() {
+    let (pki, a) = one_instance().await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let endless = "A".repeat(20_000);
+    let expect_closed = |what: &'static str| {
+        move |(code, t): (u16, String)| {
+            assert_eq!(code, 500, "{what}: {t}");
+            assert!(t.starts_with("5.5.2"), "{what}: {t}");
+        }
+    };
+    // No line end at all, on the implicit TLS port.
+    let mut s = implicit(a.submission_tls(), pki.client(None)).await;
+    s.send(&endless).await;
+    expect_closed("endless line")(s.reply().await);
+    assert!(s.closed().await);
+    // A command line over 512 bytes before AUTH (AUTH lines may be longer).
+    let mut s = implicit(a.submission_tls(), pki.client(None)).await;
+    let (code, t) = s.cmd(&format!("EHLO {}", "h".repeat(600))).await;
+    expect_closed("long EHLO")((code, t));
+    assert!(s.closed().await);
+    // A SASL response past the AUTH line limit.
+    let mut s = implicit(a.submission_tls(), pki.client(None)).await;
+    s.cmd("EHLO client.test").await;
+    assert_eq!(s.cmd("AUTH XOAUTH2").await.0, 334);
+    s.send(&endless).await;
+    expect_closed("SASL response")(s.reply().await);
+    assert!(s.closed().await);
+    // Before STARTTLS on the operator interface.
+    let mut s = plain(a.inbound()).await;
+    s.send(&endless).await;
+    expect_closed("inbound")(s.reply().await);
+    assert!(s.closed().await);
+    // Authenticated, long lines are still answered without closing.
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    assert_eq!(s.cmd(&format!("NOOP {}", "n".repeat(600))).await.0, 250);
+    let audit = a.store().audit_records(None, 100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .filter(|r| r.entry.reason.as_deref()
+                == Some("command line too long, connection closed")
+                && r.entry
+                    .peer
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("127.0.0.1:")))
+            .count()
+            >= 4,
+        "{audit:?}"
+    );
+    a.stop().await;
+}
+
+/// A queued message holding bare CR and LF (stored before the CRLF rule, or by IMAP
+/// APPEND) reaches the next operator with CRLF line endings only.
+#[tokio::test]
+async fn queued_messages_are_relayed_with_canonical_line_endings() {
+    let pki = Pki::new();
+    let (a, b) = two_operators(&pki, true).await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let remote = b.mailbox("cameron", OTHER_IDNAT).await;
+    let raw = format!(
+        "From: <{sender}>\nX-Injected: yes\r\nTo: <{remote}>\r\nSubject: bare\r\n\r\nA\r.\r\nnext\n.\nend\r\n"
+    );
+    let outgoing = mssante::store::Outgoing {
+        sender: sender.clone(),
+        recipients: vec![mssante::store::OutgoingRecipient {
+            address: remote.clone(),
+            domain: "b.mssante.test".into(),
+            notify: None,
+            orcpt: None,
+        }],
+        envid: None,
+        ret_full: false,
+    };
+    a.store()
+        .deliver_and_queue(
+            Vec::new(),
+            outgoing,
+            Arc::new(mssante::store::RawMessage::new(raw.as_bytes())),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    eventually("delivery to B", || async {
+        b.messages(&remote, "INBOX").await.len() == 1
+    })
+    .await;
+    let got = b.messages(&remote, "INBOX").await.remove(0);
+    let t = text(&got);
+    assert!(
+        t.ends_with(&format!(
+            "From: <{sender}>\r\nX-Injected: yes\r\nTo: <{remote}>\r\nSubject: bare\r\n\r\nA\r\n.\r\nnext\r\n.\r\nend\r\n"
+        )),
+        "{t:?}"
+    );
+    assert!(
+        !got.windows(2)
+            .enumerate()
+            .any(|(i, w)| (w[1] == b'\n' && w[0] != b'\r')
+                || (w[0] == b'\r' && w[1] != b'\n')
+                || (i == 0 && w[0] == b'\n')),
+        "{t:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+/// EXTERNAL refusals all read the same: an unbound certificate, an unknown mailbox
+/// and a personal one are told apart only in the audit trail.
+#[tokio::test]
+async fn external_refusals_do_not_tell_which_mailboxes_exist() {
+    let (pki, a) = one_instance().await;
+    let personal = a.mailbox("house", IDNAT).await;
+    let mut replies = Vec::new();
+    for authzid in [
+        None,
+        Some("nobody@a.mssante.test".to_string()),
+        Some(personal.clone()),
+    ] {
+        let mut s = implicit(a.submission_tls(), pki.client(Some("app"))).await;
+        s.cmd("EHLO lab.test").await;
+        let arg = authzid.map_or("=".to_string(), |z| BASE64.encode(z));
+        let (code, t) = s.cmd(&format!("AUTH EXTERNAL {arg}")).await;
+        assert_eq!(code, 535, "{t}");
+        replies.push(t);
+    }
+    assert!(replies.iter().all(|r| r == &replies[0]), "{replies:?}");
+    assert_eq!(replies[0], "5.7.8 Authentication credentials invalid");
+    let audit = a.store().audit_records(None, 100).await.unwrap();
+    let reasons: std::collections::HashSet<_> = audit
+        .iter()
+        .filter(|r| r.entry.outcome == AuditOutcome::Failure)
+        .filter_map(|r| r.entry.reason.clone())
+        .collect();
+    assert!(reasons.len() >= 3, "the detail is audited: {audit:?}");
+    a.stop().await;
+}
+
+/// A SIZE= or BDAT size past 2^64 is not read as a small number.
+#[tokio::test]
+async fn sizes_past_two_to_the_64_are_too_big() {
+    let (pki, a) = one_instance().await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let rcpt = a.mailbox("wilson", OTHER_IDNAT).await;
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    for size in ["99999999999999999999999", "18446744073709551616", "65537"] {
+        let (code, t) = s.cmd(&format!("MAIL FROM:<{sender}> SIZE={size}")).await;
+        assert_eq!(code, 552, "SIZE={size}: {t}");
+        assert!(t.starts_with("5.3.4"), "{t}");
+    }
+    assert_eq!(
+        s.cmd(&format!("MAIL FROM:<{sender}> SIZE=65536")).await.0,
+        250
+    );
+    assert_eq!(s.cmd(&format!("RCPT TO:<{rcpt}>")).await.0, 250);
+    // A chunk that big cannot be skipped: the connection ends.
+    let (code, t) = s.cmd("BDAT 99999999999999999999999 LAST").await;
+    assert_eq!(code, 552, "{t}");
+    assert!(s.closed().await);
+    assert!(a.messages(&rcpt, "INBOX").await.is_empty());
+    a.stop().await;
+}
+
+/// Submission checks the author in From: against the identity, like MAIL FROM, and
+/// removes Bcc: before anyone receives the message.
+#[tokio::test]
+async fn from_header_is_checked_and_bcc_removed() {
+    let (pki, a) = one_instance().await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let other = a.mailbox("cuddy", OTHER_IDNAT).await;
+    let rcpt = a.mailbox("wilson", OTHER_IDNAT).await;
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    let forged = message(&other, &rcpt, "forged", 10);
+    let (code, t) = s.mail(&sender, &[&rcpt], &forged).await;
+    assert_eq!(code, 550, "{t}");
+    assert!(t.starts_with("5.7.1") && t.contains("From: header"), "{t}");
+    let no_from = "Subject: anonymous\r\n\r\nbody\r\n";
+    assert_eq!(s.mail(&sender, &[&rcpt], no_from).await.0, 550);
+    let bcc = format!(
+        "From: House <{sender}>\r\nTo: <{rcpt}>\r\nBcc: <{other}>,\r\n <secret@a.mssante.test>\r\nSubject: hidden\r\n\r\nbody\r\n"
+    );
+    let (code, t) = s.mail(&sender, &[&rcpt, &other], &bcc).await;
+    assert_eq!(code, 250, "{t}");
+    for who in [&rcpt, &other] {
+        let inbox = a.messages(who, "INBOX").await;
+        assert_eq!(inbox.len(), 1, "{who}");
+        let t = text(&inbox[0]);
+        assert!(!t.to_ascii_lowercase().contains("bcc:"), "{t}");
+        assert!(!t.contains("secret@"), "{t}");
+        assert!(t.contains("Subject: hidden\r\n"), "{t}");
+    }
+    let audit = a.store().audit_records(None, 100).await.unwrap();
+    assert!(
+        audit.iter().any(|r| r
+            .entry
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("From: header"))
+            && r.entry.peer.is_some()
+            && r.entry.identity.is_some()),
+        "{audit:?}"
+    );
+    a.stop().await;
+    // check_from_header = false lets the client choose its From:.
+    let pki = Pki::new();
+    let mut o = Options::new("a.mssante.test");
+    o.smtp_extra = "check_from_header = false".into();
+    let a = Instance::start(&pki, o).await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let other = a.mailbox("cuddy", OTHER_IDNAT).await;
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    let forged = message(&other, &other, "allowed", 10);
+    assert_eq!(s.mail(&sender, &[&other], &forged).await.0, 250);
+    a.stop().await;
+}
+
+/// Every refusal of a peer leaves an audit entry naming the peer address.
+#[tokio::test]
+async fn refusals_are_audited_with_the_peer() {
+    let (pki, a) = one_instance().await;
+    let sender = a.mailbox("house", IDNAT).await;
+    let mut s = implicit(a.submission_tls(), pki.client(None)).await;
+    s.cmd("EHLO client.test").await;
+    assert_eq!(s.cmd("AUTH PLAIN AGFAYg==").await.0, 504);
+    assert_eq!(s.cmd("AUTH LOGIN").await.0, 504);
+    assert_eq!(s.cmd("AUTH XOAUTH2 !!!notbase64").await.0, 501);
+    assert_eq!(s.cmd("AUTH XOAUTH2 a b c").await.0, 501);
+    assert_eq!(s.cmd("AUTH EXTERNAL =").await.0, 535);
+    let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+    assert_eq!(s.cmd(&format!("MAIL FROM:<{sender}>")).await.0, 250);
+    assert_eq!(s.cmd("RCPT TO:<someone@gmail.com>").await.0, 550);
+    // The operator interface before STARTTLS.
+    let mut s = plain(a.inbound()).await;
+    s.cmd("EHLO mx.b.mssante.test").await;
+    assert_eq!(s.cmd("MAIL FROM:<cuddy@b.mssante.test>").await.0, 530);
+    let audit = a.store().audit_records(None, 100).await.unwrap();
+    for (protocol, reason) in [
+        ("submission", "unsupported mechanism PLAIN"),
+        ("submission", "unsupported mechanism LOGIN"),
+        ("submission", "invalid base64"),
+        ("submission", "AUTH syntax error"),
+        ("submission", "certificate"),
+        ("submission", "relaying denied: gmail.com"),
+        ("inbound", "MAIL before STARTTLS"),
+    ] {
+        assert!(
+            audit.iter().any(|r| r.entry.protocol == protocol
+                && r.entry.outcome == AuditOutcome::Failure
+                && r.entry
+                    .reason
+                    .as_deref()
+                    .is_some_and(|t| t.contains(reason))
+                && r.entry
+                    .peer
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("127.0.0.1:"))),
+            "{reason}: {audit:#?}"
+        );
+    }
+    a.stop().await;
+}

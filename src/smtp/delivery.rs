@@ -41,6 +41,8 @@ pub(super) async fn resolve(
         let unavailable =
             |e: crate::store::StoreError| Refusal::internal("cannot look a recipient up", &e);
         let Some((address, folder)) = store.inbox_of(&address).await.map_err(unavailable)? else {
+            s.audit_refusal(None, Some(address.clone()), "no such mailbox here")
+                .await;
             return Err(Refusal::new(
                 550,
                 [5, 1, 1],
@@ -62,6 +64,8 @@ pub(super) async fn resolve(
             orcpt: to.orcpt.clone(),
         }));
     }
+    let reason = format!("relaying denied: {domain} is not in the MSSanté trust space");
+    s.audit_refusal(None, Some(address), &reason).await;
     Err(Refusal::new(
         550,
         [5, 7, 1],

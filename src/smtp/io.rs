@@ -5,6 +5,13 @@
 //! RFC 4954 lets an AUTH line carry at least 12,288 bytes. Replies accumulate and are
 //! flushed only before the session would wait for the client, so a pipelined batch
 //! (RFC 2920) gets its answers in one write.
+//!
+//! Line endings in a message are CRLF and nothing else (RFC 5321 §2.3.8). DATA ends only
+//! at `CRLF . CRLF`: a server that also ended it at `LF . LF` or `CRLF . LF` would read
+//! what follows as commands where the previous hop saw message text (SMTP smuggling).
+//! A body holding a bare CR or a bare LF anywhere, in DATA or in BDAT chunks, is read
+//! through its real end and refused with `554 5.5.2`; nothing of it is stored or
+//! interpreted, and the session goes on with the next command.
 
 use std::io;
 use std::pin::Pin;
@@ -24,17 +31,74 @@ pub enum WireError {
     Timeout,
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The rest of the line was not read: the stream is out of step, only closing is left.
+    #[error("line too long")]
+    LineTooLong,
     #[error("{0}")]
     Io(#[from] io::Error),
 }
 
-/// How a bounded line read ended.
+/// How a DATA or BDAT body ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Line {
-    /// The line (with its line ending) was appended.
+pub enum Body {
     Complete,
-    /// The line was longer than allowed; it was read through its end and dropped.
-    TooLong,
+    /// Larger than allowed: read through its end and dropped.
+    TooBig,
+    /// A CR or LF outside a CRLF pair: read through its end and dropped.
+    BareLineEnding,
+}
+
+/// Where DATA is within its current line; only `CRLF . CRLF` reaches `End`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataState {
+    /// After a CRLF (or at the start of the body).
+    LineStart,
+    /// A `.` at the start of a line.
+    Dot,
+    /// `.` CR at the start of a line.
+    DotCr,
+    /// Inside a line.
+    Mid,
+    /// A CR inside a line, waiting for its LF.
+    Cr,
+    End,
+}
+
+/// What one byte of DATA adds to the body.
+enum Emit {
+    Nothing,
+    Byte(u8),
+    Crlf,
+}
+
+impl DataState {
+    /// The next state, what to append, and false if the byte broke a CRLF pair.
+    fn step(self, b: u8) -> (DataState, Emit, bool) {
+        use DataState::*;
+        match (self, b) {
+            (LineStart, b'.') => (Dot, Emit::Nothing, true),
+            (LineStart | Mid | Dot, b'\r') => {
+                (if self == Dot { DotCr } else { Cr }, Emit::Nothing, true)
+            }
+            (LineStart | Mid | Dot, b'\n') => (Mid, Emit::Nothing, false),
+            // Dot-stuffing: a leading dot is dropped, whatever follows it.
+            (LineStart | Mid | Dot, _) => (Mid, Emit::Byte(b), true),
+            (DotCr, b'\n') => (End, Emit::Nothing, true),
+            (Cr, b'\n') => (LineStart, Emit::Crlf, true),
+            (DotCr | Cr, b'\r') => (Cr, Emit::Nothing, false),
+            (DotCr | Cr, _) => (Mid, Emit::Nothing, false),
+            (End, _) => (End, Emit::Nothing, true),
+        }
+    }
+}
+
+/// Whether `data` holds a CR or LF that is not part of a CRLF pair.
+pub fn has_bare_line_ending(data: &[u8]) -> bool {
+    data.iter().enumerate().any(|(i, &b)| match b {
+        b'\r' => data.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || data[i - 1] != b'\r',
+        _ => false,
+    })
 }
 
 /// A plain or TLS stream, either side.
@@ -94,8 +158,11 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// Room read from the socket at once.
-const READ_CHUNK: usize = 16 * 1024;
+/// Room read from the socket at once for command lines: what an idle or unauthenticated
+/// connection holds stays a few KiB.
+const LINE_CHUNK: usize = 4 * 1024;
+/// Room read at once for message bodies.
+const BODY_CHUNK: usize = 16 * 1024;
 
 /// A stream with a read buffer and a reply buffer.
 pub struct Wire {
@@ -111,7 +178,7 @@ impl Wire {
     pub fn new(stream: Stream) -> Self {
         Wire {
             stream,
-            buf: Vec::with_capacity(READ_CHUNK),
+            buf: Vec::new(),
             pos: 0,
             out: Vec::with_capacity(512),
             cancel: None,
@@ -145,19 +212,23 @@ impl Wire {
     }
 
     /// Reads more bytes, flushing queued replies first if the client is waiting for them.
-    async fn fill(&mut self, timeout: Duration) -> Result<(), WireError> {
+    async fn fill(&mut self, timeout: Duration, chunk: usize) -> Result<(), WireError> {
         if !self.out.is_empty() {
             self.flush().await?;
         }
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
-        } else if self.pos > READ_CHUNK {
+            if self.buf.capacity() > 2 * chunk {
+                // A body read grew it; a connection waiting for commands gives it back.
+                self.buf = Vec::new();
+            }
+        } else if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
         let start = self.buf.len();
-        self.buf.resize(start + READ_CHUNK, 0);
+        self.buf.resize(start + chunk, 0);
         let read = match &self.cancel {
             None => tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])).await,
             Some(cancel) => tokio::select! {
@@ -186,70 +257,79 @@ impl Wire {
         Ok(())
     }
 
-    /// Appends one line (through LF) to `out` if it fits in `limit` bytes; a longer line
-    /// is consumed and dropped.
+    /// Appends one line (through LF) to `out`. A line longer than `limit` bytes is not
+    /// read to its end, which may never come: `WireError::LineTooLong`, and the
+    /// connection can only be closed.
     pub async fn read_line(
         &mut self,
         out: &mut Vec<u8>,
         limit: usize,
         timeout: Duration,
-    ) -> Result<Line, WireError> {
+    ) -> Result<(), WireError> {
         let start = out.len();
-        let mut too_long = false;
         loop {
             let available = &self.buf[self.pos..];
             let newline = available.iter().position(|&b| b == b'\n');
             let take = newline.map_or(available.len(), |i| i + 1);
-            if !too_long {
-                if out.len() - start + take > limit {
-                    too_long = true;
-                    out.truncate(start);
-                } else {
-                    out.extend_from_slice(&available[..take]);
-                }
+            if out.len() - start + take > limit {
+                out.truncate(start);
+                return Err(WireError::LineTooLong);
             }
+            out.extend_from_slice(&available[..take]);
             self.pos += take;
             if newline.is_some() {
-                return Ok(if too_long {
-                    Line::TooLong
-                } else {
-                    Line::Complete
-                });
+                return Ok(());
             }
-            self.fill(timeout).await?;
+            self.fill(timeout, LINE_CHUNK).await?;
         }
     }
 
-    /// Reads a DATA body through the `.` line, removing dot-stuffing. Past `limit` bytes
-    /// the rest is read and dropped; returns whether it fit.
+    /// Reads a DATA body through the `CRLF.CRLF` that ends it, removing dot-stuffing.
+    /// Only that sequence ends the body; see the module doc for bare CR and LF.
     pub async fn read_data(
         &mut self,
         out: &mut Vec<u8>,
         limit: usize,
         timeout: Duration,
-    ) -> Result<bool, WireError> {
-        let mut fits = true;
-        let mut line = Vec::with_capacity(1024);
+    ) -> Result<Body, WireError> {
+        let mut state = DataState::LineStart;
+        let mut too_big = false;
+        let mut bare = false;
         loop {
-            line.clear();
-            // A single line may be anything up to the whole budget.
-            let status = self
-                .read_line(&mut line, limit.saturating_add(3), timeout)
-                .await?;
-            if status == Line::TooLong {
-                fits = false;
-                continue;
+            while self.pos < self.buf.len() {
+                let b = self.buf[self.pos];
+                self.pos += 1;
+                let (next, emit, ok) = state.step(b);
+                state = next;
+                if !ok {
+                    bare = true;
+                    out.clear();
+                }
+                if state == DataState::End {
+                    return Ok(if bare {
+                        Body::BareLineEnding
+                    } else if too_big {
+                        Body::TooBig
+                    } else {
+                        Body::Complete
+                    });
+                }
+                if bare || too_big {
+                    continue;
+                }
+                let emit: &[u8] = match emit {
+                    Emit::Nothing => continue,
+                    Emit::Byte(b) => &[b],
+                    Emit::Crlf => b"\r\n",
+                };
+                if out.len() + emit.len() > limit {
+                    too_big = true;
+                    out.clear();
+                } else {
+                    out.extend_from_slice(emit);
+                }
             }
-            if line == b".\r\n" || line == b".\n" {
-                return Ok(fits);
-            }
-            let content = line.strip_prefix(b".").unwrap_or(&line);
-            if fits && out.len() + content.len() <= limit {
-                out.extend_from_slice(content);
-            } else {
-                fits = false;
-                out.clear();
-            }
+            self.fill(timeout, BODY_CHUNK).await?;
         }
     }
 
@@ -268,7 +348,7 @@ impl Wire {
         }
         while n > 0 {
             if self.pos == self.buf.len() {
-                self.fill(timeout).await?;
+                self.fill(timeout, BODY_CHUNK).await?;
             }
             let available = &self.buf[self.pos..];
             let take = available.len().min(n);
@@ -347,32 +427,67 @@ mod tests {
 
     #[tokio::test]
     async fn lines_and_long_lines() {
-        let mut w = pair(b"EHLO a\r\nXXXXXXXXXXXXXXXXXXXX\r\nNOOP\r\n").await;
+        let mut w = pair(b"EHLO a\r\nNOOP\r\nXXXXXXXXXXXXXXXXXXXX\r\n").await;
         let mut l = Vec::new();
-        assert_eq!(w.read_line(&mut l, 10, T).await.unwrap(), Line::Complete);
+        w.read_line(&mut l, 10, T).await.unwrap();
         assert_eq!(l, b"EHLO a\r\n");
         l.clear();
-        assert_eq!(w.read_line(&mut l, 10, T).await.unwrap(), Line::TooLong);
-        l.clear();
-        assert_eq!(w.read_line(&mut l, 10, T).await.unwrap(), Line::Complete);
+        w.read_line(&mut l, 10, T).await.unwrap();
         assert_eq!(l, b"NOOP\r\n");
+        l.clear();
         assert!(matches!(
             w.read_line(&mut l, 10, T).await,
-            Err(WireError::Closed)
+            Err(WireError::LineTooLong)
         ));
+        assert!(l.is_empty());
     }
 
     #[tokio::test]
     async fn data_unstuffing_and_limit() {
         let mut w = pair(b"a\r\n..b\r\n.\r\nNOOP\r\n0123456789\r\n.\r\n").await;
         let mut d = Vec::new();
-        assert!(w.read_data(&mut d, 100, T).await.unwrap());
+        assert_eq!(w.read_data(&mut d, 100, T).await.unwrap(), Body::Complete);
         assert_eq!(d, b"a\r\n.b\r\n");
         let mut l = Vec::new();
         w.read_line(&mut l, 100, T).await.unwrap();
         assert_eq!(l, b"NOOP\r\n");
         let mut d = Vec::new();
-        assert!(!w.read_data(&mut d, 5, T).await.unwrap());
+        assert_eq!(w.read_data(&mut d, 5, T).await.unwrap(), Body::TooBig);
+    }
+
+    /// Only CRLF.CRLF ends DATA; every other ending is part of a refused body.
+    #[tokio::test]
+    async fn data_ends_only_at_crlf_dot_crlf() {
+        for input in [
+            &b"a\n.\nMAIL FROM:<x>\r\n.\r\nNOOP\r\n"[..],
+            b"a\r\n.\nMAIL FROM:<x>\r\n.\r\nNOOP\r\n",
+            b"a\n.\r\nMAIL FROM:<x>\r\n.\r\nNOOP\r\n",
+            b"a\r.\r\nMAIL FROM:<x>\r\n.\r\nNOOP\r\n",
+            b"a\r\n.\r.\r\n.\r\nNOOP\r\n",
+            b"\n.\r\n.\r\nNOOP\r\n",
+        ] {
+            let mut w = pair(input).await;
+            let mut d = Vec::new();
+            let ended = w.read_data(&mut d, 100, T).await.unwrap();
+            assert_eq!(ended, Body::BareLineEnding, "{input:?}");
+            assert!(d.is_empty());
+            let mut l = Vec::new();
+            w.read_line(&mut l, 100, T).await.unwrap();
+            assert_eq!(l, b"NOOP\r\n", "{input:?}");
+        }
+        let mut w = pair(b".\r\n").await;
+        let mut d = Vec::new();
+        assert_eq!(w.read_data(&mut d, 100, T).await.unwrap(), Body::Complete);
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn bare_line_endings() {
+        assert!(!has_bare_line_ending(b"a\r\nb\r\n"));
+        assert!(has_bare_line_ending(b"a\nb"));
+        assert!(has_bare_line_ending(b"\nb"));
+        assert!(has_bare_line_ending(b"a\r"));
+        assert!(has_bare_line_ending(b"a\r\r\n"));
     }
 
     #[tokio::test]

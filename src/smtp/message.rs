@@ -1,6 +1,8 @@
 //! What the server adds to a message before storing it: a `Received` trace header, and
-//! on submission the `Message-ID` and `Date` a client left out (RFC 6409 §8). Nothing
-//! else is touched: the MSSanté headers (`X-MSS-*`) and the body stay byte-identical.
+//! on submission the `Message-ID` and `Date` a client left out (RFC 6409 §8). On
+//! submission `Bcc:` is removed (RFC 6409 §8.1): the recipients would otherwise read who
+//! else got the message. Nothing else is touched: the MSSanté headers (`X-MSS-*`) and
+//! the body stay byte-identical.
 
 use chrono::{DateTime, Utc};
 use mail_parser::MessageParser;
@@ -66,8 +68,41 @@ pub fn prepare(
             out.extend_from_slice(format!("Date: {}\r\n", trace.now.to_rfc2822()).as_bytes());
         }
     }
-    out.extend_from_slice(data);
+    if complete_headers {
+        out.extend_from_slice(&without_header(data, b"bcc"));
+    } else {
+        out.extend_from_slice(data);
+    }
     Ok(out)
+}
+
+/// `data` without the header fields called `name` (lower case), folded lines included.
+fn without_header(data: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut rest = data;
+    let mut dropping = false;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        if line == b"\r\n" || line == b"\n" {
+            // The end of the header section: the body is kept as it is.
+            out.extend_from_slice(rest);
+            break;
+        }
+        let folded = line.first().is_some_and(|&b| b == b' ' || b == b'\t');
+        if !folded {
+            let field = line.split(|&b| b == b':').next().unwrap_or_default();
+            dropping = line.contains(&b':') && field.trim_ascii().eq_ignore_ascii_case(name);
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+        rest = tail;
+    }
+    out
 }
 
 /// A fresh queue id: also the local part of a generated Message-ID.
@@ -101,6 +136,19 @@ mod tests {
         assert!(text.contains("Message-ID: <00000000000000ab@mx.test>\r\n"));
         assert!(text.contains("\r\nDate: "));
         assert!(out.ends_with(original));
+    }
+
+    #[test]
+    fn bcc_is_removed_on_submission_only() {
+        let original =
+            b"From: a@b.fr\r\nBcc: x@y.fr,\r\n z@y.fr\r\nBCC : w@y.fr\r\nTo: t@y.fr\r\n\r\nBcc: body\r\n";
+        let text = String::from_utf8(prepare(original, &trace(Utc::now()), true).unwrap()).unwrap();
+        assert!(
+            text.ends_with("From: a@b.fr\r\nTo: t@y.fr\r\n\r\nBcc: body\r\n"),
+            "{text}"
+        );
+        let kept = prepare(original, &trace(Utc::now()), false).unwrap();
+        assert!(kept.ends_with(original));
     }
 
     #[test]

@@ -147,6 +147,24 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, interface: Interface, shared: 
     let slot = shared.limits.connect(peer.ip(), max);
     if slot.is_none() {
         tracing::info!("too many connections from this address");
+        let entry = crate::store::AuditEntry {
+            at: shared.context.clock.now(),
+            protocol: if interface.is_submission() {
+                "submission"
+            } else {
+                "inbound"
+            }
+            .to_owned(),
+            mechanism: None,
+            identity: None,
+            mailbox: None,
+            peer: Some(peer.to_string()),
+            outcome: crate::store::AuditOutcome::Failure,
+            reason: Some(format!("more than {max} connections from this address")),
+        };
+        if let Err(e) = shared.context.store.audit(entry).await {
+            tracing::error!(error = %e, "cannot record a refusal");
+        }
         let mut wire = io::Wire::new(io::Stream::Plain(tcp));
         if interface == Interface::SubmissionTls {
             // Nothing can be said before the handshake; closing is the answer.

@@ -9,7 +9,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::io::{Line, Stream, Wire, WireError};
+use super::io::{Stream, Wire, WireError};
 use super::trust::TrustList;
 use crate::store::QueuedRecipient;
 
@@ -349,9 +349,7 @@ async fn read_reply(wire: &mut Wire, timeout: Duration) -> Result<Reply, WireErr
     let mut lines = Vec::new();
     loop {
         let mut line = Vec::new();
-        if wire.read_line(&mut line, MAX_REPLY_LINE, timeout).await? == Line::TooLong {
-            return Err(WireError::Io(std::io::Error::other("reply line too long")));
-        }
+        wire.read_line(&mut line, MAX_REPLY_LINE, timeout).await?;
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();
         let code = text
@@ -370,18 +368,33 @@ async fn read_reply(wire: &mut Wire, timeout: Duration) -> Result<Reply, WireErr
     }
 }
 
-/// The message as DATA sends it: leading dots doubled, CRLF before the final dot.
+/// The message as DATA sends it: canonical CRLF line endings, leading dots doubled,
+/// CRLF before the final dot. A stored message may predate the CRLF rule or come from
+/// IMAP APPEND; any bare CR or LF becomes CRLF here, so the next operator never sees a
+/// line ending it could read differently from us (RFC 5321 §2.3.8).
 fn dot_stuff(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + body.len() / 64 + 8);
     let mut at_line_start = true;
-    for &b in body {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
+    let mut bytes = body.iter().copied().peekable();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\r' | b'\n' => {
+                if b == b'\r' {
+                    bytes.next_if_eq(&b'\n');
+                }
+                out.extend_from_slice(b"\r\n");
+                at_line_start = true;
+            }
+            _ => {
+                if at_line_start && b == b'.' {
+                    out.push(b'.');
+                }
+                out.push(b);
+                at_line_start = false;
+            }
         }
-        out.push(b);
-        at_line_start = b == b'\n';
     }
-    if !body.is_empty() && !body.ends_with(b"\r\n") {
+    if !at_line_start {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
@@ -399,6 +412,16 @@ mod tests {
             b"..a\r\nb\r\n...c\r\n.\r\n"
         );
         assert_eq!(dot_stuff(b"x"), b"x\r\n.\r\n");
+        assert_eq!(dot_stuff(b""), b".\r\n");
+    }
+
+    /// Bare CR and LF leave as CRLF, and a dot after any of them is stuffed.
+    #[test]
+    fn bare_line_endings_leave_canonical() {
+        assert_eq!(
+            dot_stuff(b"From: a\nX-Injected: yes\r\n\r\nA\r.\r\nB\n.\nC\r\r\n.\r"),
+            b"From: a\r\nX-Injected: yes\r\n\r\nA\r\n..\r\nB\r\n..\r\nC\r\n\r\n..\r\n.\r\n"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::delivery::{self, Recipient};
-use super::io::{Line, Stream, Wire, WireError, bare_reply, reply};
+use super::io::{Body, Stream, Wire, WireError, bare_reply, has_bare_line_ending, reply};
 use super::{COMMAND_TIMEOUT, DATA_TIMEOUT, Interface, Shared, inbound, submission};
 use crate::auth::Authenticated;
 use crate::tls::ClientCertificate;
@@ -19,6 +19,8 @@ use crate::tls::ClientCertificate;
 pub(super) const MAX_COMMAND_LINE: usize = 12_288 + 512;
 /// smtp-proto's own limit for the other commands.
 const MAX_PARSED_LINE: usize = smtp_proto::request::receiver::MAX_LINE_LENGTH;
+/// Other commands from a client that has not proved who it is: RFC 5321 §4.5.3.1.4.
+const MAX_UNAUTHENTICATED_LINE: usize = 512;
 /// Unknown or refused commands tolerated before the connection is closed.
 const MAX_ERRORS: u32 = 20;
 
@@ -181,8 +183,13 @@ impl Session {
         } else {
             "inbound"
         };
-        let identity =
-            identity.or_else(|| self.certificate.identity().map(|id| id.subject.clone()));
+        let identity = identity
+            .or_else(|| {
+                self.authenticated
+                    .as_ref()
+                    .map(|a| a.identity.audit_name().to_owned())
+            })
+            .or_else(|| self.certificate.identity().map(|id| id.subject.clone()));
         let entry = crate::store::AuditEntry {
             at: self.shared.context.clock.now(),
             protocol: protocol.to_owned(),
@@ -202,34 +209,44 @@ impl Session {
         let mut line = Vec::with_capacity(512);
         loop {
             if self.errors >= MAX_ERRORS {
+                self.audit_refusal(None, None, "too many errors, connection closed")
+                    .await;
                 self.say(421, [4, 7, 0], "Too many errors, closing the connection");
                 return;
+            }
+            if line.capacity() > MAX_UNAUTHENTICATED_LINE * 2 {
+                // An AUTH line may be long; the connection does not keep its room.
+                line = Vec::with_capacity(MAX_UNAUTHENTICATED_LINE);
             }
             line.clear();
             let read = self
                 .wire
                 .read_line(&mut line, MAX_COMMAND_LINE, COMMAND_TIMEOUT)
                 .await;
-            match read {
-                Ok(Line::Complete) => {}
-                Ok(Line::TooLong) => {
-                    self.errors += 1;
-                    self.say(500, [5, 5, 2], "Line too long");
-                    continue;
-                }
-                Err(e) => return self.ended(e),
+            if let Err(e) = read {
+                return self.ended(e).await;
             }
             match self.command(&line).await {
                 Ok(Next::Continue) => {}
                 Ok(Next::Close) => return,
-                Err(e) => return self.ended(e),
+                Err(e) => return self.ended(e).await,
             }
         }
     }
 
+    /// Whether the peer has proved who it is: AUTH on submission, a certificate verified
+    /// to the IGC-Santé roots on the operator interface.
+    fn identified(&self) -> bool {
+        match self.interface {
+            Interface::Inbound => self.certificate.identity().is_some(),
+            _ => self.authenticated.is_some(),
+        }
+    }
+
     /// The last word when a wait for the client ended without a command.
-    fn ended(&mut self, e: WireError) {
+    async fn ended(&mut self, e: WireError) {
         match e {
+            WireError::LineTooLong => self.line_too_long().await,
             WireError::ShuttingDown => {
                 self.say(421, [4, 3, 2], "Server shutting down, try again later")
             }
@@ -246,10 +263,17 @@ impl Session {
         if line[..word_end].eq_ignore_ascii_case(b"AUTH") {
             return self.auth(&line[word_end..]).await.map(|()| Next::Continue);
         }
+        if !self.identified() && line.len() > MAX_UNAUTHENTICATED_LINE {
+            self.line_too_long().await;
+            return Ok(Next::Close);
+        }
         if line.len() > MAX_PARSED_LINE {
             self.errors += 1;
             self.say(500, [5, 5, 2], "Line too long");
             return Ok(Next::Continue);
+        }
+        if let Some(next) = self.overflowing_size(line) {
+            return Ok(next);
         }
         let request = match Request::parse(&mut line.iter()) {
             Ok(r) => r.into_owned(),
@@ -303,6 +327,50 @@ impl Session {
             }
         }
         Ok(Next::Continue)
+    }
+
+    /// smtp-proto reads a `SIZE=` or BDAT size past `usize::MAX` as a small number
+    /// (it wraps to the digits after the overflow): such a MAIL would pass the size
+    /// check, and such a BDAT would leave the rest of its chunk to be read as commands.
+    fn overflowing_size(&mut self, line: &[u8]) -> Option<Next> {
+        let text = String::from_utf8_lossy(line);
+        let mut words = text.split_ascii_whitespace();
+        let verb = words.next()?;
+        let overflows = |v: &str| {
+            !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<usize>().is_err()
+        };
+        let limit = self.shared.context.config.smtp.max_message_size.0;
+        if verb.eq_ignore_ascii_case("MAIL") {
+            let size = words.find_map(|w| {
+                w.get(..5)
+                    .filter(|k| k.eq_ignore_ascii_case("SIZE="))
+                    .and_then(|_| w.get(5..))
+            })?;
+            if overflows(size) {
+                self.refuse(&Refusal::new(
+                    552,
+                    [5, 3, 4],
+                    format!("Message too big: the limit is {limit} bytes"),
+                ));
+                return Some(Next::Continue);
+            }
+        } else if verb.eq_ignore_ascii_case("BDAT") && words.next().is_some_and(overflows) {
+            // The chunk cannot be skipped: nothing after it can be read in step.
+            self.refuse(&Refusal::new(
+                552,
+                [5, 3, 4],
+                format!("Chunk too big: the limit is {limit} bytes, closing the connection"),
+            ));
+            return Some(Next::Close);
+        }
+        None
+    }
+
+    /// A line over the limit: the rest of it is never read, so the session ends here.
+    async fn line_too_long(&mut self) {
+        self.audit_refusal(None, None, "command line too long, connection closed")
+            .await;
+        self.say(500, [5, 5, 2], "Line too long, closing the connection");
     }
 
     fn ehlo(&mut self, host: String, extended: bool) {
@@ -367,11 +435,14 @@ impl Session {
 
     async fn auth(&mut self, args: &[u8]) -> Result<(), WireError> {
         if !self.interface.is_submission() {
+            self.audit_refusal(None, None, "AUTH on the operator interface")
+                .await;
             self.errors += 1;
             self.say(502, [5, 5, 1], "AUTH is not offered on this interface");
             return Ok(());
         }
         if !self.tls {
+            self.audit_refusal(None, None, "AUTH before STARTTLS").await;
             self.errors += 1;
             self.say(530, [5, 7, 0], "Must issue a STARTTLS command first");
             return Ok(());
@@ -389,6 +460,8 @@ impl Session {
 
     async fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> Result<(), Refusal> {
         if !self.tls {
+            self.audit_refusal(None, Some(from.address.clone()), "MAIL before STARTTLS")
+                .await;
             return Err(Refusal::new(
                 530,
                 [5, 7, 0],
@@ -484,8 +557,8 @@ impl Session {
             .queue(&bare_reply(354, "End data with <CR><LF>.<CR><LF>"));
         let limit = self.shared.context.config.smtp.max_message_size.as_usize();
         let mut body = Vec::with_capacity(8 * 1024);
-        let fits = self.wire.read_data(&mut body, limit, DATA_TIMEOUT).await?;
-        self.finish(body, fits).await;
+        let ended = self.wire.read_data(&mut body, limit, DATA_TIMEOUT).await?;
+        self.finish(body, ended).await;
         Ok(())
     }
 
@@ -530,23 +603,47 @@ impl Session {
             return Ok(());
         }
         let body = std::mem::take(&mut tx.chunks);
-        self.finish(body, fits).await;
+        let ended = if !fits {
+            Body::TooBig
+        } else if has_bare_line_ending(&body) {
+            Body::BareLineEnding
+        } else {
+            Body::Complete
+        };
+        self.finish(body, ended).await;
         Ok(())
     }
 
     /// The end of DATA or the last BDAT: store, then answer. The transaction ends
     /// either way.
-    async fn finish(&mut self, body: Vec<u8>, fits: bool) {
+    async fn finish(&mut self, body: Vec<u8>, ended: Body) {
         let Some(tx) = self.transaction.take() else {
             return;
         };
-        if !fits {
-            let limit = self.shared.context.config.smtp.max_message_size.0;
-            self.say(
-                552,
-                [5, 3, 4],
-                &format!("Message too big: the limit is {limit} bytes"),
-            );
+        match ended {
+            Body::Complete => {}
+            Body::TooBig => {
+                let limit = self.shared.context.config.smtp.max_message_size.0;
+                self.say(
+                    552,
+                    [5, 3, 4],
+                    &format!("Message too big: the limit is {limit} bytes"),
+                );
+                return;
+            }
+            Body::BareLineEnding => {
+                let reason = "bare CR or LF in the message: lines must end with CRLF";
+                self.audit_refusal(None, Some(tx.sender.clone()), reason)
+                    .await;
+                self.refuse(&Refusal::new(554, [5, 5, 2], reason));
+                return;
+            }
+        }
+        if self.interface.is_submission()
+            && self.shared.context.config.smtp.check_from_header
+            && let Err(r) = submission::check_from_header(self, &body).await
+        {
+            self.refuse(&r);
             return;
         }
         match delivery::accept(self, tx, body).await {

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::COMMAND_TIMEOUT;
-use super::io::{Line, WireError};
+use super::io::WireError;
 use super::session::{MAX_COMMAND_LINE, Refusal, Session};
 use crate::auth::{AuthFailure, Mechanism, Peer, Protocol};
 
@@ -14,6 +14,7 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
     let text = String::from_utf8_lossy(args);
     let mut words = text.split_ascii_whitespace();
     let (Some(name), initial, None) = (words.next(), words.next(), words.next()) else {
+        s.audit_refusal(None, None, "AUTH syntax error").await;
         s.refuse(&Refusal::new(
             501,
             [5, 5, 4],
@@ -22,6 +23,14 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
         return Ok(());
     };
     let Some(mechanism) = Mechanism::parse(name) else {
+        let reason = format!(
+            "AUTH with an unsupported mechanism {}",
+            super::io::one_line(name)
+                .chars()
+                .take(32)
+                .collect::<String>()
+        );
+        s.audit_refusal(None, None, &reason).await;
         s.refuse(&Refusal::new(
             504,
             [5, 5, 4],
@@ -34,20 +43,15 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
         None => {
             s.wire.queue(b"334 \r\n");
             let mut line = Vec::new();
-            match s
-                .wire
+            s.wire
                 .read_line(&mut line, MAX_COMMAND_LINE, COMMAND_TIMEOUT)
-                .await?
-            {
-                Line::TooLong => {
-                    s.refuse(&Refusal::new(500, [5, 5, 2], "Line too long"));
-                    return Ok(());
-                }
-                Line::Complete => String::from_utf8_lossy(&line).trim().to_owned(),
-            }
+                .await?;
+            String::from_utf8_lossy(&line).trim().to_owned()
         }
     };
     if encoded == "*" {
+        s.audit_refusal(None, None, "AUTH cancelled by the client")
+            .await;
         s.refuse(&Refusal::new(501, [5, 7, 0], "Authentication cancelled"));
         return Ok(());
     }
@@ -59,6 +63,8 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
             // EXTERNAL clients have been seen sending the address in clear text.
             Err(_) if mechanism == Mechanism::External => encoded.into_bytes(),
             Err(_) => {
+                s.audit_refusal(None, None, "invalid base64 in the SASL response")
+                    .await;
                 s.refuse(&Refusal::new(
                     501,
                     [5, 5, 2],
@@ -110,10 +116,13 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
+            // One reply for every refusal, as IMAP gives: the reason would tell a client
+            // which mailboxes exist and what kind they are. The auth layer audited it.
+            tracing::info!(%reason, mechanism = ?mechanism, "authentication refused");
             s.refuse(&Refusal::new(
                 535,
                 [5, 7, 8],
-                format!("Authentication credentials invalid: {reason}"),
+                "Authentication credentials invalid",
             ));
         }
     }
@@ -176,4 +185,62 @@ pub(super) async fn check_sender(s: &mut Session, address: &str) -> Result<Strin
         }
         Err(e) => Err(Refusal::internal("cannot check the sender", &e)),
     }
+}
+
+/// The `From:` header of a submitted message: every author it names must be a mailbox
+/// the identity may send as, or the envelope check is easily bypassed by what the
+/// recipient actually reads.
+pub(super) async fn check_from_header(s: &Session, body: &[u8]) -> Result<(), Refusal> {
+    let Some(authenticated) = &s.authenticated else {
+        return Err(Refusal::new(530, [5, 7, 0], "Authentication required"));
+    };
+    let who = authenticated.identity.audit_name().to_owned();
+    let parsed = mail_parser::MessageParser::default().parse_headers(body);
+    let authors: Vec<String> = parsed
+        .as_ref()
+        .and_then(|m| m.from())
+        .map(|from| {
+            from.iter()
+                .map(|a| a.address().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if authors.is_empty() {
+        let reason = "the message has no From: header naming its author";
+        s.audit_refusal(Some(who), None, reason).await;
+        return Err(Refusal::new(550, [5, 7, 1], reason));
+    }
+    for author in authors {
+        let Ok(address) = crate::store::normalise_address(&author) else {
+            let reason = format!("From: header address `{author}` is not valid");
+            s.audit_refusal(Some(who), None, &reason).await;
+            return Err(Refusal::new(550, [5, 7, 1], reason));
+        };
+        if s.allowed_senders.contains(&address) {
+            continue;
+        }
+        match s
+            .shared
+            .context
+            .auth
+            .may_send_as(&authenticated.identity, &address)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                let reason = format!("From: header {address} is not a mailbox {who} may send as");
+                s.audit_refusal(Some(who), Some(address), &reason).await;
+                return Err(Refusal::new(550, [5, 7, 1], reason));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check the From: header");
+                return Err(Refusal::new(
+                    451,
+                    [4, 3, 0],
+                    "Temporary failure, try again later",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
