@@ -216,7 +216,7 @@ pub(super) async fn check_from_header(s: &Session, body: &[u8]) -> Result<(), Re
             s.audit_refusal(Some(who), None, &reason).await;
             return Err(Refusal::new(550, [5, 7, 1], reason));
         };
-        if s.allowed_senders.contains(&address) {
+        if s.allowed_senders.addresses.contains(&address) {
             continue;
         }
         match s
