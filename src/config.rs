@@ -182,7 +182,6 @@ pub struct ImapConfig {
     pub starttls: Vec<SocketAddr>,
     pub max_line_length: ByteSize,
     pub max_literal_size: ByteSize,
-    pub max_connections_per_peer: u32,
     pub max_commands_per_second: u32,
 }
 
@@ -194,7 +193,6 @@ pub struct SmtpConfig {
     pub max_message_size: ByteSize,
     pub max_recipients: u32,
     pub max_messages_per_connection: u32,
-    pub max_connections_per_peer: u32,
     /// Store a copy of submitted mail in the sender's Sent folder.
     pub save_sent: bool,
     /// Static next hops for remote domains (`domain = "host:port"`), before MX lookup.
@@ -236,7 +234,21 @@ pub struct SessionConfig {
     pub idle_timeout: HumanDuration,
     pub max_lifetime: HumanDuration,
     pub sasl_challenge_timeout: HumanDuration,
+    /// Refusals of one (address, claimed mailbox) answered without a pause.
     pub auth_failures_before_delay: u32,
+    /// Exempt from every per-address limit.
+    pub trusted_networks: Vec<ipnet::IpNet>,
+    pub handshake_timeout: HumanDuration,
+    /// From the greeting: a client still not authenticated then is disconnected.
+    pub login_timeout: HumanDuration,
+    /// Connections the process holds at once, every listener together.
+    pub max_connections: u32,
+    pub max_unauthenticated_per_address: u32,
+    /// Authenticated connections per (address, mailbox).
+    pub max_mailbox_connections_per_address: u32,
+    /// Authentication checks (token signatures, PSC introspection calls) in flight per
+    /// address.
+    pub max_verifications_per_address: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -394,6 +406,13 @@ mod raw {
         pub max_lifetime: Option<Scalar>,
         pub sasl_challenge_timeout: Option<Scalar>,
         pub auth_failures_before_delay: Option<i64>,
+        pub trusted_networks: Option<Vec<String>>,
+        pub handshake_timeout: Option<Scalar>,
+        pub login_timeout: Option<Scalar>,
+        pub max_connections: Option<i64>,
+        pub max_unauthenticated_per_address: Option<i64>,
+        pub max_mailbox_connections_per_address: Option<i64>,
+        pub max_verifications_per_address: Option<i64>,
     }
 
     #[derive(Deserialize, Default)]
@@ -520,6 +539,29 @@ impl Checker<'_> {
         }
     }
 
+    /// CIDR blocks; a bare address is a block of one.
+    fn networks(
+        &self,
+        key: &str,
+        value: Option<Vec<String>>,
+    ) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        value
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            format!("{key}[{i}]"),
+                            format!("`{s}` is not a network (expected CIDR, e.g. 10.0.0.0/8 or 2001:db8::/32)"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
     /// `https://` everywhere; `http://` only towards this machine (tests, the sandbox).
     fn url(&self, key: &str, value: &str) -> Result<Url, ConfigError> {
         let url = Url::parse(value).map_err(|e| invalid(key, format!("`{value}`: {e}")))?;
@@ -535,6 +577,20 @@ impl Checker<'_> {
                 format!("`{value}`: scheme `{other}` is not supported; use https://"),
             )),
         }
+    }
+}
+
+/// The per-protocol cap on connections per address locked out whole hospitals behind
+/// one NAT address; a file still setting it is told what took its place rather than
+/// having the limit silently ignored.
+fn replaced_by_session_limits(key: &str, value: Option<i64>) -> Result<(), ConfigError> {
+    match value {
+        None => Ok(()),
+        Some(_) => Err(invalid(
+            key,
+            "was removed: use [session] max_unauthenticated_per_address, \
+             max_mailbox_connections_per_address and max_connections",
+        )),
     }
 }
 
@@ -651,6 +707,10 @@ impl Config {
 
         let imap = {
             let i = f.imap;
+            replaced_by_session_limits(
+                "imap.max_connections_per_peer",
+                i.max_connections_per_peer,
+            )?;
             ImapConfig {
                 tls: c.listeners("imap.tls", i.tls, &["0.0.0.0:993"])?,
                 starttls: c.listeners("imap.starttls", i.starttls, &["0.0.0.0:143"])?,
@@ -659,11 +719,6 @@ impl Config {
                     "imap.max_literal_size",
                     i.max_literal_size,
                     64 * 1024 * 1024,
-                )?,
-                max_connections_per_peer: c.count(
-                    "imap.max_connections_per_peer",
-                    i.max_connections_per_peer,
-                    50,
                 )?,
                 max_commands_per_second: c.count(
                     "imap.max_commands_per_second",
@@ -675,6 +730,10 @@ impl Config {
 
         let smtp = {
             let s = f.smtp;
+            replaced_by_session_limits(
+                "smtp.max_connections_per_peer",
+                s.max_connections_per_peer,
+            )?;
             let routes = s.routes.unwrap_or_default();
             for (domain, hop) in &routes {
                 if hop
@@ -710,11 +769,6 @@ impl Config {
                     "smtp.max_messages_per_connection",
                     s.max_messages_per_connection,
                     1000,
-                )?,
-                max_connections_per_peer: c.count(
-                    "smtp.max_connections_per_peer",
-                    s.max_connections_per_peer,
-                    50,
                 )?,
                 save_sent: s.save_sent.unwrap_or(false),
                 routes: routes
@@ -829,6 +883,29 @@ impl Config {
                     "session.auth_failures_before_delay",
                     s.auth_failures_before_delay,
                     3,
+                )?,
+                trusted_networks: c.networks("session.trusted_networks", s.trusted_networks)?,
+                handshake_timeout: c.duration(
+                    "session.handshake_timeout",
+                    s.handshake_timeout,
+                    "10s",
+                )?,
+                login_timeout: c.duration("session.login_timeout", s.login_timeout, "60s")?,
+                max_connections: c.count("session.max_connections", s.max_connections, 10_000)?,
+                max_unauthenticated_per_address: c.count(
+                    "session.max_unauthenticated_per_address",
+                    s.max_unauthenticated_per_address,
+                    100,
+                )?,
+                max_mailbox_connections_per_address: c.count(
+                    "session.max_mailbox_connections_per_address",
+                    s.max_mailbox_connections_per_address,
+                    20,
+                )?,
+                max_verifications_per_address: c.count(
+                    "session.max_verifications_per_address",
+                    s.max_verifications_per_address,
+                    16,
                 )?,
             }
         };

@@ -11,6 +11,7 @@ pub mod config;
 pub mod conformance;
 pub mod imap;
 pub mod lifecycle;
+pub mod net;
 pub mod pki;
 pub mod psc_standin;
 pub mod server;

@@ -55,6 +55,8 @@ pub struct Context {
     pub tls: Arc<TlsSource>,
     /// PSC tokens and certificates for every protocol's SASL.
     pub auth: Authenticator,
+    /// Connection caps and the authentication-failure policy, shared by every listener.
+    pub net: Arc<crate::net::Net>,
 }
 
 /// The running server: stop it with `shutdown` and wait with `wait`.
@@ -89,7 +91,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let auth = Authenticator::new(&config, store.clone(), clock.clone())
         .await
         .context("starting the authenticator")?;
+    let net = crate::net::Net::new(&config.session);
     let context = Context {
+        net,
         config: Arc::new(config),
         store,
         clock,

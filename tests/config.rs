@@ -94,6 +94,8 @@ fn every_key_of_the_example_parses() {
     assert_eq!(config.tls.crls.len(), 1);
     assert!(config.trust.list.is_some());
     assert_eq!(config.directory.target, DirectoryTarget::None);
+    assert_eq!(config.session.trusted_networks.len(), 1);
+    assert_eq!(config.session.max_mailbox_connections_per_address, 20);
 }
 
 #[test]
@@ -201,6 +203,15 @@ fn bad_values_are_explained() {
         (
             MINIMAL.replace("domains  = [\"operator.mssante.fr\"]", "domains = []"),
             "`server.domains`",
+        ),
+        (
+            format!("{MINIMAL}\n[session]\ntrusted_networks = [\"10.0.0.0/33\"]\n"),
+            "`session.trusted_networks[0]`",
+        ),
+        // The old per-protocol cap is named, with what replaced it.
+        (
+            MINIMAL.replace("[imap]", "[imap]\nmax_connections_per_peer = 50"),
+            "max_unauthenticated_per_address",
         ),
     ];
     for (text, key) in cases {

@@ -826,7 +826,7 @@ async fn twenty_mib_append_and_literal_limits() {
 
 #[tokio::test]
 async fn session_limits() {
-    let w = world("imap.max_connections_per_peer = 2\nsession.idle_timeout = \"1s\"\nsession.max_lifetime = \"3s\"").await;
+    let w = world("session.max_unauthenticated_per_address = 2\nsession.idle_timeout = \"1s\"\nsession.max_lifetime = \"3s\"").await;
     let mut a = w.connect_tls().await;
     let mut b = w.connect_tls().await;
     a.line().await;

@@ -898,7 +898,9 @@ async fn oauthbearer_and_external_authenticate_too() {
 async fn connection_limit_and_shutdown() {
     let pki = Pki::new();
     let mut o = Options::new("a.mssante.test");
-    o.smtp_extra = "max_connections_per_peer = 2\nmax_messages_per_connection = 1".into();
+    o.smtp_extra = "max_messages_per_connection = 1".into();
+    // `one` leaves the unauthenticated pool when it authenticates; `two` fills it.
+    o.session_extra = "max_unauthenticated_per_address = 1".into();
     let a = Instance::start(&pki, o).await;
     let sender = a.mailbox("house", IDNAT).await;
     let rcpt = a.mailbox("wilson", OTHER_IDNAT).await;
