@@ -199,9 +199,13 @@ async fn audit(
             writeln!(out, "{}", serde_json::to_string(&r)?)
         } else {
             let e = &r.entry;
+            let repeated = match r.repeated {
+                0 => String::new(),
+                n => format!(" (repeated {n} more times within a minute)"),
+            };
             writeln!(
                 out,
-                "{} {:<10} {:<8} {:<11} mailbox={} identity={} peer={} {}",
+                "{} {:<10} {:<8} {:<11} mailbox={} identity={} peer={} {}{repeated}",
                 e.at.to_rfc3339(),
                 e.protocol,
                 serde_json::to_value(e.outcome)?.as_str().unwrap_or("?"),
