@@ -185,7 +185,6 @@ pub struct ImapConfig {
     pub starttls: Vec<SocketAddr>,
     pub max_line_length: ByteSize,
     pub max_literal_size: ByteSize,
-    pub max_connections_per_peer: u32,
     pub max_commands_per_second: u32,
 }
 
@@ -197,7 +196,6 @@ pub struct SmtpConfig {
     pub max_message_size: ByteSize,
     pub max_recipients: u32,
     pub max_messages_per_connection: u32,
-    pub max_connections_per_peer: u32,
     /// Store a copy of submitted mail in the sender's Sent folder.
     pub save_sent: bool,
     /// Refuse submitted mail whose `From:` names a mailbox the identity may not send as.
@@ -241,7 +239,21 @@ pub struct SessionConfig {
     pub idle_timeout: HumanDuration,
     pub max_lifetime: HumanDuration,
     pub sasl_challenge_timeout: HumanDuration,
+    /// Refusals of one (address, claimed mailbox) answered without a pause.
     pub auth_failures_before_delay: u32,
+    /// Exempt from every per-address limit.
+    pub trusted_networks: Vec<ipnet::IpNet>,
+    pub handshake_timeout: HumanDuration,
+    /// From the greeting: a client still not authenticated then is disconnected.
+    pub login_timeout: HumanDuration,
+    /// Connections the process holds at once, every listener together.
+    pub max_connections: u32,
+    pub max_unauthenticated_per_address: u32,
+    /// Authenticated connections per (address, mailbox).
+    pub max_mailbox_connections_per_address: u32,
+    /// Authentication checks (token signatures, PSC introspection calls) in flight per
+    /// address.
+    pub max_verifications_per_address: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -400,6 +412,13 @@ mod raw {
         pub max_lifetime: Option<Scalar>,
         pub sasl_challenge_timeout: Option<Scalar>,
         pub auth_failures_before_delay: Option<i64>,
+        pub trusted_networks: Option<Vec<String>>,
+        pub handshake_timeout: Option<Scalar>,
+        pub login_timeout: Option<Scalar>,
+        pub max_connections: Option<i64>,
+        pub max_unauthenticated_per_address: Option<i64>,
+        pub max_mailbox_connections_per_address: Option<i64>,
+        pub max_verifications_per_address: Option<i64>,
     }
 
     #[derive(Deserialize, Default)]
@@ -524,6 +543,29 @@ impl Checker<'_> {
             }
             Some(n) => Err(invalid(key, format!("{n} must be at least 1"))),
         }
+    }
+
+    /// CIDR blocks; a bare address is a block of one.
+    fn networks(
+        &self,
+        key: &str,
+        value: Option<Vec<String>>,
+    ) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        value
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            format!("{key}[{i}]"),
+                            format!("`{s}` is not a network (expected CIDR, e.g. 10.0.0.0/8 or 2001:db8::/32)"),
+                        )
+                    })
+            })
+            .collect()
     }
 
     /// `https://` everywhere; `http://` only towards this machine (tests, the sandbox).
@@ -655,6 +697,27 @@ impl Config {
             }
         };
 
+        // The first milestone's per-protocol cap on every connection of an address locked
+        // out whole hospitals behind one NAT address. A file that still sets it keeps
+        // loading, and the value now caps what it was meant against: connections that
+        // have not authenticated (unless the [session] key itself is set).
+        let legacy_per_address = [
+            (
+                "imap.max_connections_per_peer",
+                f.imap.max_connections_per_peer,
+            ),
+            (
+                "smtp.max_connections_per_peer",
+                f.smtp.max_connections_per_peer,
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, value)| value.is_some())
+        .map(|(key, value)| c.count(key, value, 0))
+        .collect::<Result<Vec<u32>, _>>()?
+        .into_iter()
+        .min();
+
         let imap = {
             let i = f.imap;
             ImapConfig {
@@ -671,11 +734,6 @@ impl Config {
                         DEFAULT_MAX_MESSAGE_SIZE,
                     )?,
                 },
-                max_connections_per_peer: c.count(
-                    "imap.max_connections_per_peer",
-                    i.max_connections_per_peer,
-                    50,
-                )?,
                 max_commands_per_second: c.count(
                     "imap.max_commands_per_second",
                     i.max_commands_per_second,
@@ -721,11 +779,6 @@ impl Config {
                     "smtp.max_messages_per_connection",
                     s.max_messages_per_connection,
                     1000,
-                )?,
-                max_connections_per_peer: c.count(
-                    "smtp.max_connections_per_peer",
-                    s.max_connections_per_peer,
-                    50,
                 )?,
                 save_sent: s.save_sent.unwrap_or(false),
                 check_from_header: s.check_from_header.unwrap_or(true),
@@ -841,6 +894,30 @@ impl Config {
                     "session.auth_failures_before_delay",
                     s.auth_failures_before_delay,
                     3,
+                )?,
+                trusted_networks: c.networks("session.trusted_networks", s.trusted_networks)?,
+                handshake_timeout: c.duration(
+                    "session.handshake_timeout",
+                    s.handshake_timeout,
+                    "10s",
+                )?,
+                login_timeout: c.duration("session.login_timeout", s.login_timeout, "60s")?,
+                max_connections: c.count("session.max_connections", s.max_connections, 10_000)?,
+                max_unauthenticated_per_address: c.count(
+                    "session.max_unauthenticated_per_address",
+                    s.max_unauthenticated_per_address
+                        .or(legacy_per_address.map(i64::from)),
+                    100,
+                )?,
+                max_mailbox_connections_per_address: c.count(
+                    "session.max_mailbox_connections_per_address",
+                    s.max_mailbox_connections_per_address,
+                    20,
+                )?,
+                max_verifications_per_address: c.count(
+                    "session.max_verifications_per_address",
+                    s.max_verifications_per_address,
+                    16,
                 )?,
             }
         };

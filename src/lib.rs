@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod imap;
 pub mod incident;
 pub mod lifecycle;
+pub mod net;
 pub mod pki;
 pub mod psc_standin;
 pub mod server;

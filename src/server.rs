@@ -57,6 +57,8 @@ pub struct Context {
     pub auth: Authenticator,
     /// The store's access counter, watched for every open session at once.
     pub access_epoch: AccessEpoch,
+    /// Connection caps and the authentication-failure policy, shared by every listener.
+    pub net: Arc<crate::net::Net>,
 }
 
 /// The running server: stop it with `shutdown` and wait with `wait`.
@@ -94,7 +96,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let access_epoch = AccessEpoch::start(store.clone(), shutdown.clone(), &tasks).await;
+    let net = crate::net::Net::new(&config.session);
     let context = Context {
+        net,
         config: Arc::new(config),
         store,
         clock,

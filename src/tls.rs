@@ -33,6 +33,13 @@ use tokio_util::task::TaskTracker;
 use crate::auth::certificate::{self, CertificateError, CertificateIdentity, Revocations};
 use crate::config::TlsConfig;
 
+/// A log filter directive for rustls's ClientHello parser. It warns on every handshake
+/// whose SNI holds an IP address (clients configured with the server's address do that;
+/// the name is ignored and the handshake goes on) and on the two other SNI oddities it
+/// parses past or refuses. None of it is something an operator can act on, and a
+/// handshake that does fail is still logged by the listener with rustls's error.
+pub const QUIET_SNI_WARNINGS: &str = "rustls::msgs::handshake=error";
+
 /// A CRL larger than this is refused (IGC-Santé CRLs are a few MiB at most).
 const MAX_CRL_SIZE: usize = 64 * 1024 * 1024;
 /// How long one CRL download may take.

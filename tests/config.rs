@@ -95,6 +95,8 @@ fn every_key_of_the_example_parses() {
     assert_eq!(config.tls.crls.len(), 1);
     assert!(config.trust.list.is_some());
     assert_eq!(config.directory.target, DirectoryTarget::None);
+    assert_eq!(config.session.trusted_networks.len(), 1);
+    assert_eq!(config.session.max_mailbox_connections_per_address, 20);
 }
 
 #[test]
@@ -109,6 +111,29 @@ fn the_design_keys_alone_are_a_complete_configuration() {
     let shown = config.to_display_toml();
     assert!(!shown.contains("s3cret"), "secrets are masked: {shown}");
     assert!(shown.contains("********"));
+}
+
+/// A first-milestone file keeps loading: its per-protocol cap on connections per
+/// address now caps the unauthenticated ones, the smaller of the two winning, and the
+/// `[session]` key wins over both.
+#[test]
+fn the_old_per_peer_cap_still_loads_as_the_unauthenticated_cap() {
+    let dir = workspace();
+    let old = MINIMAL
+        .replace("[imap]", "[imap]\nmax_connections_per_peer = 50")
+        .replace("[smtp]", "[smtp]\nmax_connections_per_peer = 30");
+    let config = parse(&old, dir.path()).unwrap();
+    assert_eq!(config.session.max_unauthenticated_per_address, 30);
+    let both = format!("{old}\n[session]\nmax_unauthenticated_per_address = 200\n");
+    let config = parse(&both, dir.path()).unwrap();
+    assert_eq!(config.session.max_unauthenticated_per_address, 200);
+    let config = parse(MINIMAL, dir.path()).unwrap();
+    assert_eq!(config.session.max_unauthenticated_per_address, 100);
+    let e = error(
+        &MINIMAL.replace("[imap]", "[imap]\nmax_connections_per_peer = 0"),
+        dir.path(),
+    );
+    assert!(e.contains("imap.max_connections_per_peer"), "{e}");
 }
 
 #[test]
@@ -202,6 +227,10 @@ fn bad_values_are_explained() {
         (
             MINIMAL.replace("domains  = [\"operator.mssante.fr\"]", "domains = []"),
             "`server.domains`",
+        ),
+        (
+            format!("{MINIMAL}\n[session]\ntrusted_networks = [\"10.0.0.0/33\"]\n"),
+            "`session.trusted_networks[0]`",
         ),
     ];
     for (text, key) in cases {

@@ -96,8 +96,12 @@ pub fn init_logging(config: Option<&Config>) {
         Some(c) => (c.log.level.as_str(), c.log.format),
         None => ("warn", LogFormat::Text),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let from_env = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|spec| {
+            !spec.trim().is_empty() && spec.parse::<tracing_subscriber::EnvFilter>().is_ok()
+        });
+    let filter = log_filter(from_env.as_deref().unwrap_or(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -105,6 +109,16 @@ pub fn init_logging(config: Option<&Config>) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// The filter for `spec`, with rustls's SNI warnings silenced unless `spec` says
+/// something about rustls itself (an operator debugging TLS sees everything).
+fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
+    if spec.contains("rustls") {
+        tracing_subscriber::EnvFilter::new(spec)
+    } else {
+        tracing_subscriber::EnvFilter::new(format!("{spec},{}", crate::tls::QUIET_SNI_WARNINGS))
+    }
 }
 
 async fn run(args: Args) -> ExitCode {
@@ -199,9 +213,13 @@ async fn audit(
             writeln!(out, "{}", serde_json::to_string(&r)?)
         } else {
             let e = &r.entry;
+            let repeated = match r.repeated {
+                0 => String::new(),
+                n => format!(" (repeated {n} more times within a minute)"),
+            };
             writeln!(
                 out,
-                "{} {:<10} {:<8} {:<11} mailbox={} identity={} peer={} {}",
+                "{} {:<10} {:<8} {:<11} mailbox={} identity={} peer={} {}{repeated}",
                 e.at.to_rfc3339(),
                 e.protocol,
                 serde_json::to_value(e.outcome)?.as_str().unwrap_or("?"),
@@ -221,5 +239,58 @@ async fn audit(
     match out.flush() {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What the filter for `spec` lets through of rustls's SNI warning (same target and
+    /// text as rustls 0.23 logs through the `log` bridge), another rustls warning and
+    /// the listener's own handshake failure line.
+    fn logged(spec: &str) -> String {
+        let buffer = Buffer::default();
+        let out = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(super::log_filter(spec))
+            .with_writer(move || out.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(
+                target: "rustls::msgs::handshake",
+                "Illegal SNI extension: ignoring IP address presented as hostname (127.0.0.1)"
+            );
+            tracing::warn!(target: "rustls::server::hs", "another rustls warning");
+            tracing::info!(target: "mssante::imap::session", "TLS handshake failed");
+        });
+        let text = buffer.0.lock().unwrap().clone();
+        String::from_utf8(text).unwrap()
+    }
+
+    #[test]
+    fn an_ip_address_as_sni_is_not_logged_but_tls_failures_are() {
+        let out = logged("info");
+        assert!(!out.contains("Illegal SNI"), "{out}");
+        assert!(out.contains("another rustls warning"), "{out}");
+        assert!(out.contains("TLS handshake failed"), "{out}");
+        // An operator asking for rustls's logs gets all of them.
+        assert!(logged("info,rustls=debug").contains("Illegal SNI"));
     }
 }

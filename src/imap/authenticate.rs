@@ -117,20 +117,12 @@ impl Session {
             self.audit_refusal(Some(&asked), refusal).await;
             return Ok(Transition::None);
         };
-        let free = self
-            .shared
-            .context
-            .config
-            .session
-            .auth_failures_before_delay;
         // Whether the client sent its response inline (SASL-IR) or waited for `+`.
         tracing::debug!(
             mechanism = mech.name(),
             initial_response_inline = initial.is_some(),
             "AUTHENTICATE"
         );
-        let owed = self.shared.limits.pending_delay(self.peer.ip(), free);
-        self.pause(owed).await;
 
         let response = match initial {
             Some(r) => r,
@@ -140,7 +132,9 @@ impl Session {
                 );
                 self.conn.send(&empty).await?;
                 self.conn.flush().await?;
-                match self.sasl_reply(SASL_REPLY_TIMEOUT).await? {
+                // Within what is left of the login timeout.
+                let wait = SASL_REPLY_TIMEOUT.min(self.read_limit());
+                match self.sasl_reply(wait).await? {
                     Reply::Data(d) => d,
                     Reply::Raw(r) if mech == Mechanism::External => r,
                     Reply::Raw(_) => {
@@ -186,12 +180,28 @@ impl Session {
             addr: self.peer,
             certificate: self.certificate.clone(),
         };
-        let auth = self.shared.auth.clone();
         // Read before the decision: a withdrawal after it moves the counter past this.
         let epoch = self.shared.context.access_epoch.current();
-        match auth.authenticate(mech, &response, &peer).await {
+        let net = self.shared.context.net.clone();
+        let verdict = net
+            .authenticate(&self.shared.auth, mech, &response, &peer)
+            .await;
+        match verdict.result {
             Ok(authenticated) => {
-                self.shared.limits.succeeded(self.peer.ip());
+                if let Err(refused) = self.admission.authenticated(&authenticated.mailbox.address) {
+                    tracing::info!(%refused, mailbox = %authenticated.mailbox.address, "connection refused");
+                    self.conn.send(&text::bye(&refused.to_string())).await?;
+                    let mailbox = Some(authenticated.mailbox.address.clone());
+                    crate::net::audit_refusal(
+                        &self.shared.context,
+                        "imap",
+                        self.peer,
+                        mailbox,
+                        refused,
+                    )
+                    .await;
+                    return Ok(Transition::Logout);
+                }
                 tracing::info!(mailbox = %authenticated.mailbox.address, mechanism = mech.name(), "authenticated");
                 let caps = super::capabilities::list(
                     super::capabilities::Stage::Authenticated,
@@ -230,8 +240,7 @@ impl Session {
                     let wait = self.shared.context.config.session.sasl_challenge_timeout.0;
                     replay = matches!(self.sasl_reply(wait).await?, Reply::Command);
                 }
-                let delay = self.shared.limits.failed(self.peer.ip(), free);
-                self.pause(delay).await;
+                self.pause(verdict.pause).await;
                 self.conn
                     .send(&text::tagged(
                         &tag,

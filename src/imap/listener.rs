@@ -1,5 +1,5 @@
-//! Accepting connections: bind every configured address, apply the per-peer connection
-//! limit, and run one session task per connection on the server's task tracker.
+//! Accepting connections: bind every configured address, apply the connection limits of
+//! `crate::net`, and run one session task per connection on the server's task tracker.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +11,6 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::connection::{Connection, Stream};
-use super::limits::PeerLimits;
 use super::session::{self, Session};
 use super::text;
 use crate::auth::Authenticator;
@@ -29,7 +28,6 @@ pub struct Listening {
 pub(crate) struct Shared {
     pub(crate) context: Context,
     pub(crate) auth: Authenticator,
-    pub(crate) limits: Arc<PeerLimits>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -44,7 +42,6 @@ pub async fn start(
     let shared = Arc::new(Shared {
         context: context.clone(),
         auth,
-        limits: Arc::new(PeerLimits::default()),
         shutdown,
     });
     let mut listening = Listening::default();
@@ -81,9 +78,7 @@ pub async fn start(
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, shared: Arc<Shared>) {
     let config = &shared.context.config;
-    let slot = shared
-        .limits
-        .connect(peer.ip(), config.imap.max_connections_per_peer);
+    let admission = shared.context.net.admit(peer.ip());
     let stream = if implicit_tls {
         match session::handshake(&shared, tcp, peer).await {
             Some(s) => Stream::Tls(Box::new(s)),
@@ -97,15 +92,16 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, shared: Ar
         config.imap.max_line_length.as_usize(),
         config.imap.max_literal_size.as_usize(),
     );
-    if slot.is_none() {
-        tracing::info!("too many connections from this address");
-        let _ = conn
-            .send(&text::bye("too many connections from your address"))
-            .await;
-        conn.close().await;
-        return;
-    }
-    let session = Session::new(shared.clone(), conn, peer, implicit_tls);
+    let admission = match admission {
+        Ok(a) => a,
+        Err(refused) => {
+            tracing::info!(%refused, "connection refused");
+            let _ = conn.send(&text::bye(&refused.to_string())).await;
+            conn.close().await;
+            crate::net::audit_refusal(&shared.context, "imap", peer, None, refused).await;
+            return;
+        }
+    };
+    let session = Session::new(shared.clone(), conn, peer, implicit_tls, admission);
     Box::pin(session.run()).await;
-    drop(slot);
 }

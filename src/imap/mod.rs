@@ -1,7 +1,7 @@
 //! The IMAP interface of the LPS API: implicit TLS and STARTTLS listeners, one task per
 //! connection, a session state machine driven by imap-codec.
 //!
-//! Layout: `listener` accepts and applies per-peer limits, `connection` turns bytes into
+//! Layout: `listener` accepts and applies the connection limits of `crate::net`, `connection` turns bytes into
 //! complete messages (lines and literals) and responses into bytes, `session` holds the
 //! state machine, and the command families live in `anystate`, `authenticate`,
 //! `authenticated` and `selected`; `fetch`, `mime` and `search` do the message work.
@@ -12,7 +12,6 @@ mod authenticated;
 mod capabilities;
 mod connection;
 mod fetch;
-mod limits;
 mod listener;
 mod mime;
 mod names;

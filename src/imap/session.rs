@@ -20,19 +20,14 @@ use tokio_rustls::server::TlsStream;
 
 use super::capabilities::{self, Stage};
 use super::connection::{ConnError, Connection, Incoming, Stream};
-use super::limits::RateLimit;
 use super::listener::Shared;
 use super::revocation::AccessWatch;
 use super::selected::View;
 use super::text;
 use crate::auth::certificate::CertificateIdentity;
+use crate::net::{Admission, RateLimit};
 use crate::store::FolderChange;
 use crate::tls::ClientCertificate;
-
-/// Longest a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Before authentication, a client gets at most this long between commands.
-const UNAUTHENTICATED_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An authenticated user: the one mailbox (BAL) this session may open, and what the
 /// client turned on with ENABLE.
@@ -69,6 +64,8 @@ pub(crate) struct Session {
     pub(crate) certificate_presented: bool,
     pub(crate) certificate: Option<CertificateIdentity>,
     pub(crate) state: State,
+    /// This connection's place in the connection caps.
+    pub(crate) admission: Admission,
     rate: RateLimit,
     started: Instant,
 }
@@ -82,7 +79,8 @@ pub(crate) async fn handshake(
     peer: SocketAddr,
 ) -> Option<TlsStream<TcpStream>> {
     let acceptor = tokio_rustls::TlsAcceptor::from(shared.context.tls.current());
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let limit = shared.context.config.session.handshake_timeout.0;
+    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
             tracing::info!(error = %e, "TLS handshake failed");
@@ -100,7 +98,13 @@ pub(crate) async fn handshake(
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>, conn: Connection, peer: SocketAddr, tls: bool) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        conn: Connection,
+        peer: SocketAddr,
+        tls: bool,
+        admission: Admission,
+    ) -> Self {
         let rate = RateLimit::new(shared.context.config.imap.max_commands_per_second);
         let mut s = Session {
             shared,
@@ -110,6 +114,7 @@ impl Session {
             certificate_presented: false,
             certificate: None,
             state: State::NotAuthenticated,
+            admission,
             rate,
             started: Instant::now(),
         };
@@ -161,15 +166,23 @@ impl Session {
         max.saturating_sub(self.started.elapsed())
     }
 
-    /// How long the next read may wait: inactivity and lifetime limits.
-    pub(crate) fn read_limit(&self) -> Duration {
-        let idle = match self.state {
+    /// Until authentication, what is left of `[session] login_timeout`: an
+    /// unauthenticated connection holds one of its address's scarce slots.
+    fn login_left(&self) -> Option<Duration> {
+        match self.state {
             State::NotAuthenticated => {
-                UNAUTHENTICATED_TIMEOUT.min(self.shared.context.config.session.idle_timeout.0)
+                let max = self.shared.context.config.session.login_timeout.0;
+                Some(max.saturating_sub(self.started.elapsed()))
             }
-            _ => self.shared.context.config.session.idle_timeout.0,
-        };
-        idle.min(self.lifetime_left())
+            _ => None,
+        }
+    }
+
+    /// How long the next read may wait: inactivity, login and lifetime limits.
+    pub(crate) fn read_limit(&self) -> Duration {
+        let idle = self.shared.context.config.session.idle_timeout.0;
+        let limit = idle.min(self.lifetime_left());
+        self.login_left().map_or(limit, |left| limit.min(left))
     }
 
     /// The read limit while idling: IDLE counts as activity, only the lifetime applies.
@@ -219,6 +232,8 @@ impl Session {
                 Err(ConnError::Timeout) => {
                     let why = if self.lifetime_left().is_zero() {
                         "session lifetime reached, please authenticate again"
+                    } else if self.login_left().is_some_and(|left| left.is_zero()) {
+                        "authentication time limit reached"
                     } else {
                         "inactivity time limit reached"
                     };

@@ -9,7 +9,6 @@ mod delivery;
 pub mod dsn;
 mod inbound;
 mod io;
-mod limits;
 pub mod message;
 pub mod outbound;
 pub mod queue;
@@ -29,7 +28,6 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::server::{Context, accept_loop};
-use limits::PeerLimits;
 pub use trust::TrustList;
 
 /// RFC 5321 §4.5.3.2: how long to wait for a command.
@@ -69,13 +67,21 @@ impl Interface {
     fn is_submission(self) -> bool {
         self != Interface::Inbound
     }
+
+    /// The protocol column of the audit trail.
+    pub(crate) fn audit_name(self) -> &'static str {
+        if self.is_submission() {
+            "submission"
+        } else {
+            "inbound"
+        }
+    }
 }
 
 /// What every SMTP session and the queue runner share.
 pub(crate) struct Shared {
     pub(crate) context: Context,
     pub(crate) trust: Arc<TrustList>,
-    pub(crate) limits: Arc<PeerLimits>,
     pub(crate) shutdown: CancellationToken,
     /// Wakes the queue runner when a message was queued.
     pub(crate) queued: Arc<Notify>,
@@ -96,7 +102,6 @@ pub async fn start(
     let shared = Arc::new(Shared {
         context: context.clone(),
         trust,
-        limits: Arc::new(PeerLimits::default()),
         shutdown,
         queued: Arc::new(Notify::new()),
     });
@@ -143,41 +148,20 @@ pub async fn start(
 }
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, interface: Interface, shared: Arc<Shared>) {
-    let max = shared.context.config.smtp.max_connections_per_peer;
-    let slot = shared.limits.connect(peer.ip(), max);
-    if slot.is_none() {
-        tracing::info!("too many connections from this address");
-        let entry = crate::store::AuditEntry {
-            at: shared.context.clock.now(),
-            protocol: if interface.is_submission() {
-                "submission"
-            } else {
-                "inbound"
+    let admission = match shared.context.net.admit(peer.ip()) {
+        Ok(a) => a,
+        Err(refused) => {
+            tracing::info!(%refused, "connection refused");
+            // On 465 nothing can be said before the handshake; closing is the answer.
+            if interface != Interface::SubmissionTls {
+                let mut wire = io::Wire::new(io::Stream::Plain(tcp));
+                wire.queue(&io::reply(421, [4, 7, 0], &refused.to_string()));
+                wire.close().await;
             }
-            .to_owned(),
-            mechanism: None,
-            identity: None,
-            mailbox: None,
-            peer: Some(peer.to_string()),
-            outcome: crate::store::AuditOutcome::Failure,
-            reason: Some(format!("more than {max} connections from this address")),
-        };
-        if let Err(e) = shared.context.store.audit(entry).await {
-            tracing::error!(error = %e, "cannot record a refusal");
-        }
-        let mut wire = io::Wire::new(io::Stream::Plain(tcp));
-        if interface == Interface::SubmissionTls {
-            // Nothing can be said before the handshake; closing is the answer.
+            let protocol = interface.audit_name();
+            crate::net::audit_refusal(&shared.context, protocol, peer, None, refused).await;
             return;
         }
-        wire.queue(&io::reply(
-            421,
-            [4, 7, 0],
-            "Too many connections from your address",
-        ));
-        wire.close().await;
-        return;
-    }
-    session::run(shared, tcp, peer, interface).await;
-    drop(slot);
+    };
+    session::run(shared, tcp, peer, interface, admission).await;
 }

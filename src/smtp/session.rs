@@ -4,15 +4,18 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::delivery::{self, Recipient};
 use super::io::{Body, Stream, Wire, WireError, bare_reply, has_bare_line_ending, reply};
 use super::{COMMAND_TIMEOUT, DATA_TIMEOUT, Interface, Shared, inbound, submission};
 use crate::auth::Authenticated;
+use crate::net::Admission;
 use crate::tls::ClientCertificate;
 
 /// Longest command line; RFC 4954 §4 asks at least 12,288 octets for an AUTH line.
@@ -75,12 +78,15 @@ pub(super) struct Session {
     /// many messages is checked once per address while access stays unchanged.
     pub allowed_senders: super::submission::AllowedSenders,
     pub transaction: Option<Transaction>,
+    /// This connection's place in the connection caps.
+    pub admission: Admission,
+    started: Instant,
     messages: u32,
     errors: u32,
 }
 
 /// Whether to go on reading commands.
-enum Next {
+pub(super) enum Next {
     Continue,
     Close,
 }
@@ -90,6 +96,7 @@ pub(super) async fn run(
     tcp: TcpStream,
     peer: SocketAddr,
     interface: Interface,
+    admission: Admission,
 ) {
     let mut session = Session {
         shared,
@@ -102,6 +109,8 @@ pub(super) async fn run(
         authenticated: None,
         allowed_senders: Default::default(),
         transaction: None,
+        admission,
+        started: Instant::now(),
         messages: 0,
         errors: 0,
     };
@@ -138,7 +147,8 @@ impl Session {
             return false;
         };
         let acceptor = TlsAcceptor::from(self.shared.context.tls.current());
-        let accepted = tokio::time::timeout(COMMAND_TIMEOUT, acceptor.accept(tcp)).await;
+        let limit = self.shared.context.config.session.handshake_timeout.0;
+        let accepted = tokio::time::timeout(limit, acceptor.accept(tcp)).await;
         let stream = match accepted {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -178,11 +188,7 @@ impl Session {
         mailbox: Option<String>,
         reason: &str,
     ) {
-        let protocol = if self.interface.is_submission() {
-            "submission"
-        } else {
-            "inbound"
-        };
+        let protocol = self.interface.audit_name();
         let identity = identity
             .or_else(|| {
                 self.authenticated
@@ -219,12 +225,18 @@ impl Session {
                 line = Vec::with_capacity(MAX_UNAUTHENTICATED_LINE);
             }
             line.clear();
-            let read = self
-                .wire
-                .read_line(&mut line, MAX_COMMAND_LINE, COMMAND_TIMEOUT)
-                .await;
-            if let Err(e) = read {
-                return self.ended(e).await;
+            let login_left = self.login_left();
+            let wait = login_left.map_or(COMMAND_TIMEOUT, |left| left.min(COMMAND_TIMEOUT));
+            let read = self.wire.read_line(&mut line, MAX_COMMAND_LINE, wait).await;
+            match read {
+                Ok(_) => {}
+                Err(WireError::Timeout) if self.login_left().is_some_and(|l| l.is_zero()) => {
+                    self.audit_refusal(None, None, "login time limit reached")
+                        .await;
+                    self.say(421, [4, 7, 0], "Authentication time limit reached");
+                    return;
+                }
+                Err(e) => return self.ended(e).await,
             }
             match self.command(&line).await {
                 Ok(Next::Continue) => {}
@@ -241,6 +253,16 @@ impl Session {
             Interface::Inbound => self.certificate.identity().is_some(),
             _ => self.authenticated.is_some(),
         }
+    }
+
+    /// On submission, until AUTH succeeds: what is left of `[session] login_timeout`. An
+    /// unauthenticated connection holds one of its address's scarce slots.
+    pub(super) fn login_left(&self) -> Option<Duration> {
+        if !self.interface.is_submission() || self.authenticated.is_some() {
+            return None;
+        }
+        let max = self.shared.context.config.session.login_timeout.0;
+        Some(max.saturating_sub(self.started.elapsed()))
     }
 
     /// The last word when a wait for the client ended without a command.
@@ -261,7 +283,7 @@ impl Session {
             .position(|b| b.is_ascii_whitespace())
             .unwrap_or(line.len());
         if line[..word_end].eq_ignore_ascii_case(b"AUTH") {
-            return self.auth(&line[word_end..]).await.map(|()| Next::Continue);
+            return self.auth(&line[word_end..]).await;
         }
         if !self.identified() && line.len() > MAX_UNAUTHENTICATED_LINE {
             self.line_too_long().await;
@@ -433,27 +455,27 @@ impl Session {
         Ok(Next::Continue)
     }
 
-    async fn auth(&mut self, args: &[u8]) -> Result<(), WireError> {
+    async fn auth(&mut self, args: &[u8]) -> Result<Next, WireError> {
         if !self.interface.is_submission() {
             self.audit_refusal(None, None, "AUTH on the operator interface")
                 .await;
             self.errors += 1;
             self.say(502, [5, 5, 1], "AUTH is not offered on this interface");
-            return Ok(());
+            return Ok(Next::Continue);
         }
         if !self.tls {
             self.audit_refusal(None, None, "AUTH before STARTTLS").await;
             self.errors += 1;
             self.say(530, [5, 7, 0], "Must issue a STARTTLS command first");
-            return Ok(());
+            return Ok(Next::Continue);
         }
         if self.authenticated.is_some() {
             self.say(503, [5, 5, 1], "Already authenticated");
-            return Ok(());
+            return Ok(Next::Continue);
         }
         if self.transaction.is_some() {
             self.say(503, [5, 5, 1], "AUTH not allowed during a mail transaction");
-            return Ok(());
+            return Ok(Next::Continue);
         }
         submission::auth(self, args).await
     }

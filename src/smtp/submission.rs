@@ -6,11 +6,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::COMMAND_TIMEOUT;
 use super::io::WireError;
-use super::session::{MAX_COMMAND_LINE, Refusal, Session};
+use super::session::{MAX_COMMAND_LINE, Next, Refusal, Session};
 use crate::auth::{AuthFailure, Mechanism, Peer, Protocol};
 
 /// `AUTH mechanism [initial-response]`; `args` is what follows the verb.
-pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> {
+pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<Next, WireError> {
     let text = String::from_utf8_lossy(args);
     let mut words = text.split_ascii_whitespace();
     let (Some(name), initial, None) = (words.next(), words.next(), words.next()) else {
@@ -20,7 +20,7 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
             [5, 5, 4],
             "Syntax: AUTH mechanism [initial-response]",
         ));
-        return Ok(());
+        return Ok(Next::Continue);
     };
     let Some(mechanism) = Mechanism::parse(name) else {
         let reason = format!(
@@ -36,16 +36,18 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
             [5, 5, 4],
             "Unrecognized authentication type",
         ));
-        return Ok(());
+        return Ok(Next::Continue);
     };
     let encoded = match initial {
         Some(i) => i.to_owned(),
         None => {
             s.wire.queue(b"334 \r\n");
+            // Within what is left of the login timeout.
+            let wait = s
+                .login_left()
+                .map_or(COMMAND_TIMEOUT, |left| left.min(COMMAND_TIMEOUT));
             let mut line = Vec::new();
-            s.wire
-                .read_line(&mut line, MAX_COMMAND_LINE, COMMAND_TIMEOUT)
-                .await?;
+            s.wire.read_line(&mut line, MAX_COMMAND_LINE, wait).await?;
             String::from_utf8_lossy(&line).trim().to_owned()
         }
     };
@@ -53,7 +55,7 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
         s.audit_refusal(None, None, "AUTH cancelled by the client")
             .await;
         s.refuse(&Refusal::new(501, [5, 7, 0], "Authentication cancelled"));
-        return Ok(());
+        return Ok(Next::Continue);
     }
     let response = if encoded == "=" || encoded.is_empty() {
         Vec::new()
@@ -70,7 +72,7 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
                     [5, 5, 2],
                     "Invalid base64 in the SASL response",
                 ));
-                return Ok(());
+                return Ok(Next::Continue);
             }
         }
     };
@@ -79,10 +81,22 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
         addr: s.peer,
         certificate: s.certificate.identity().cloned(),
     };
-    let auth = s.shared.context.auth.clone();
-    match auth.authenticate(mechanism, &response, &peer).await {
+    let net = s.shared.context.net.clone();
+    let verdict = net
+        .authenticate(&s.shared.context.auth, mechanism, &response, &peer)
+        .await;
+    match verdict.result {
         Ok(done) => {
-            s.shared.limits.auth_succeeded(s.peer.ip());
+            if let Err(refused) = s.admission.authenticated(&done.mailbox.address) {
+                tracing::info!(%refused, mailbox = %done.mailbox.address, "connection refused");
+                s.wire
+                    .queue(&super::io::reply(421, [4, 7, 0], &refused.to_string()));
+                let mailbox = Some(done.mailbox.address.clone());
+                let protocol = s.interface.audit_name();
+                crate::net::audit_refusal(&s.shared.context, protocol, s.peer, mailbox, refused)
+                    .await;
+                return Ok(Next::Close);
+            }
             s.authenticated = Some(done);
             s.wire.queue(&super::io::reply(
                 235,
@@ -110,11 +124,9 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
                     Err(e) => return Err(e),
                 }
             }
-            // Per address, not per connection: reconnecting does not reset the pause.
-            let free = s.shared.context.config.session.auth_failures_before_delay;
-            let delay = s.shared.limits.auth_failed(s.peer.ip(), free);
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+            // Kept per (address, claimed mailbox): reconnecting does not reset it.
+            if !verdict.pause.is_zero() {
+                tokio::time::sleep(verdict.pause).await;
             }
             // One reply for every refusal, as IMAP gives: the reason would tell a client
             // which mailboxes exist and what kind they are. The auth layer audited it.
@@ -126,7 +138,7 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<(), WireError> 
             ));
         }
     }
-    Ok(())
+    Ok(Next::Continue)
 }
 
 /// Senders already allowed in a session, kept only while the store's access counter

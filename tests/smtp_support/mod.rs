@@ -99,6 +99,8 @@ pub struct Options {
     pub inbound: String,
     /// Extra `[smtp]` keys.
     pub smtp_extra: String,
+    /// Extra `[session]` keys.
+    pub session_extra: String,
 }
 
 impl Options {
@@ -110,6 +112,7 @@ impl Options {
             routes: Vec::new(),
             inbound: "127.0.0.1:0".into(),
             smtp_extra: "save_sent = true".into(),
+            session_extra: String::new(),
         }
     }
 }
@@ -165,6 +168,7 @@ queue_retry_max = "1s"
 
 [session]
 sasl_challenge_timeout = "2s"
+{session_extra}
 
 {trust}
 {psc}
@@ -180,6 +184,7 @@ sasl_challenge_timeout = "2s"
         ca = pki.path("ca.crt").to_string_lossy(),
         inbound = o.inbound,
         smtp_extra = o.smtp_extra,
+        session_extra = o.session_extra,
         psc = psc.config_toml("local"),
     );
     let path = dir.join("config.toml");
