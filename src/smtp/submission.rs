@@ -244,14 +244,7 @@ pub(super) async fn check_from_header(s: &Session, body: &[u8]) -> Result<(), Re
                 s.audit_refusal(Some(who), Some(address), &reason).await;
                 return Err(Refusal::new(550, [5, 7, 1], reason));
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot check the From: header");
-                return Err(Refusal::new(
-                    451,
-                    [4, 3, 0],
-                    "Temporary failure, try again later",
-                ));
-            }
+            Err(e) => return Err(Refusal::internal("cannot check the From: header", &e)),
         }
     }
     Ok(())
