@@ -105,3 +105,23 @@ async fn a_failed_append_shows_a_reference_not_the_database_error() {
     assert!(last(&r).contains(" OK [APPENDUID "), "{r:?}");
     w.stop().await;
 }
+
+/// A message whose body cannot be read fails the FETCH: left out, it would read as a
+/// message with nothing to fetch, and the client would cache it so.
+#[tokio::test]
+async fn a_body_that_cannot_be_read_fails_the_fetch() {
+    let w = world("").await;
+    fill_inbox(&w, 2).await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    c.cmd("SELECT INBOX").await;
+    on_database(&w, "ALTER TABLE bodies RENAME TO bodies_away").await;
+    let r = c.cmd("FETCH 1:2 BODY.PEEK[]").await;
+    assert!(is_internal_error(last(&r), "SERVERBUG"), "{r:?}");
+    assert!(!has(&r, "FETCH ("), "{r:?}");
+    on_database(&w, "ALTER TABLE bodies_away RENAME TO bodies").await;
+    let r = c.cmd("FETCH 1:2 BODY.PEEK[]").await;
+    assert!(has(&r, "* 1 FETCH (BODY[] {"), "{r:?}");
+    assert!(has(&r, "* 2 FETCH (BODY[] {"), "{r:?}");
+    assert!(last(&r).contains(" OK "), "{r:?}");
+    w.stop().await;
+}

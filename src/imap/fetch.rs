@@ -256,9 +256,11 @@ impl Session {
                     None
                 };
                 let body = if need.body {
+                    // A message left out would read as one with no FETCH data, and a
+                    // client would cache it as such: the command fails instead.
                     match store.body(meta.body_id).await {
                         Ok(b) => Some(b),
-                        Err(_) => continue,
+                        Err(e) => return self.no_internal(&tag, "FETCH failed", &e).await,
                     }
                 } else {
                     None
