@@ -458,6 +458,8 @@ async fn invalid_folder_names_are_refused() {
         "&AAA-",
         "&2D3-",
         "&AC8-",
+        "a//b",
+        "/a",
     ] {
         let r = c.cmd(&format!("CREATE {name}")).await;
         assert!(

@@ -6,11 +6,15 @@
 //! for years: refusing odd names at creation keeps LIST, wildcards and the other clients'
 //! UTF-7 decoders safe.
 
+use super::authenticated::DELIMITER;
+
 /// Why a folder name is refused; the text goes to the client after "invalid mailbox name".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum NameError {
     #[error("the name is empty")]
     Empty,
+    #[error("a hierarchy level is empty (leading or doubled '/')")]
+    EmptyLevel,
     #[error("'*' and '%' are LIST wildcards")]
     Wildcard,
     #[error("control characters are not allowed")]
@@ -28,6 +32,11 @@ pub(crate) enum NameError {
 pub(crate) fn check(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
+    }
+    // A level with no name cannot be selected, listed by `%` or told apart from its
+    // parent by clients that split on the separator.
+    if name.split(DELIMITER).any(str::is_empty) {
+        return Err(NameError::EmptyLevel);
     }
     let bytes = name.as_bytes();
     let mut i = 0;
@@ -121,6 +130,8 @@ mod tests {
     #[test]
     fn refuses_what_rfc_3501_forbids() {
         assert_eq!(check(""), Err(NameError::Empty));
+        assert_eq!(check("a//b"), Err(NameError::EmptyLevel));
+        assert_eq!(check("/a"), Err(NameError::EmptyLevel));
         assert_eq!(check("a*b"), Err(NameError::Wildcard));
         assert_eq!(check("a%b"), Err(NameError::Wildcard));
         assert_eq!(check("a\tb"), Err(NameError::Control));
