@@ -20,7 +20,7 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::connection::{ConnError, Incoming};
 use super::names;
-use super::selected::{View, flags_fetch, store_flags};
+use super::selected::{View, claim_recent, flags_fetch, store_flags};
 use super::sequence;
 use super::session::{Session, State, Transition};
 use super::text;
@@ -216,7 +216,7 @@ impl Session {
                         StatusDataItemName::Messages => {
                             Some(StatusDataItem::Messages(counts.messages))
                         }
-                        StatusDataItemName::Recent => Some(StatusDataItem::Recent(0)),
+                        StatusDataItemName::Recent => Some(StatusDataItem::Recent(counts.recent)),
                         StatusDataItemName::UidNext => {
                             Some(StatusDataItem::UidNext(text::nz(folder.uidnext)))
                         }
@@ -464,9 +464,17 @@ impl Session {
                 "flags permitted",
             ))
             .await?;
+        // SELECT makes what it shows \Recent for this session alone; EXAMINE changes
+        // nothing and shows what no session has been told of yet.
+        let recent_from = match uids.last() {
+            Some(&newest) if !read_only => claim_recent(&store, folder.id, newest).await,
+            _ => folder.recent_from,
+        };
         let exists = u32::try_from(uids.len()).unwrap_or(u32::MAX);
         self.conn.send(&text::data(Data::Exists(exists))).await?;
-        self.conn.send(&text::data(Data::Recent(0))).await?;
+        let recent = uids.iter().filter(|u| **u >= recent_from).count();
+        let recent = u32::try_from(recent).unwrap_or(u32::MAX);
+        self.conn.send(&text::data(Data::Recent(recent))).await?;
         if let Some(first) = unseen
             && let Ok(p) = uids.binary_search(&first)
         {
@@ -501,7 +509,7 @@ impl Session {
                     .await?
             }
         }
-        let view = View::new(folder.clone(), read_only, uids);
+        let view = View::new(folder.clone(), read_only, uids, recent_from);
         if let Some((vanished, changed)) = changes {
             let known = qresync.and_then(|(_, _, known)| known);
             let largest = view.uids.last().copied().unwrap_or(0);
@@ -525,7 +533,8 @@ impl Session {
                 let Ok(p) = view.uids.binary_search(&m.uid) else {
                     continue;
                 };
-                if let Some(data) = flags_fetch(p, Some(m.uid), &m.flags, Some(m.modseq)) {
+                let recent = view.recent.contains(&m.uid);
+                if let Some(data) = flags_fetch(p, Some(m.uid), &m.flags, recent, Some(m.modseq)) {
                     self.conn.send(&text::data(data)).await?;
                 }
             }

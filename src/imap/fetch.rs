@@ -159,6 +159,11 @@ impl Session {
             "fetch"
         );
         let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
+        let recent_uids: std::collections::BTreeSet<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| view.recent.contains(u))
+            .collect();
         let store = self.shared.context.store.clone();
 
         if vanished && let Some(since) = changed_since {
@@ -272,12 +277,13 @@ impl Session {
                     None
                 };
                 let flags_changed = need.sets_seen;
+                let recent = recent_uids.contains(&meta.uid);
                 let mut out = Vec::with_capacity(items.len() + 1);
                 for item in &items {
                     let value = match item {
                         MessageDataItemName::Uid => Some(MessageDataItem::Uid(text::nz(meta.uid))),
                         MessageDataItemName::Flags => {
-                            Some(MessageDataItem::Flags(fetch_flags(&meta.flags)))
+                            Some(MessageDataItem::Flags(fetch_flags(&meta.flags, recent)))
                         }
                         MessageDataItemName::InternalDate => {
                             internal_date(meta.internal_date).map(MessageDataItem::InternalDate)
@@ -334,7 +340,7 @@ impl Session {
                     out.extend(value);
                 }
                 if flags_changed && !items.contains(&MessageDataItemName::Flags) {
-                    out.push(MessageDataItem::Flags(fetch_flags(&meta.flags)));
+                    out.push(MessageDataItem::Flags(fetch_flags(&meta.flags, recent)));
                 }
                 if let Ok(items) = Vec1::try_from(out) {
                     self.conn

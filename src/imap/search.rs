@@ -60,6 +60,7 @@ struct Candidate<'a> {
     meta: &'a MessageMeta,
     parsed: Option<Message<'a>>,
     uids: &'a [u32],
+    recent: bool,
 }
 
 fn contains(haystack: &str, needle: &[u8]) -> bool {
@@ -118,9 +119,12 @@ fn body_text(m: &Message<'_>) -> String {
     out
 }
 
+/// The day as written in `Date:`, in the sender's own time zone: RFC 3501 §6.4.4 says
+/// SENTON and friends disregard time and time zone, so `Sun, 25 Mar 2007 01:00 +0200`
+/// was sent on the 25th even though it was still the 24th in UTC.
 fn sent_date(m: &Message<'_>) -> Option<NaiveDate> {
     let d = m.date()?;
-    chrono::DateTime::from_timestamp(d.to_timestamp(), 0).map(|t| t.date_naive())
+    NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
 }
 
 fn eval(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
@@ -149,9 +153,9 @@ fn eval(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::Unflagged => !f.has(flag::FLAGGED),
         SearchKey::Seen => f.has(flag::SEEN),
         SearchKey::Unseen => !f.has(flag::SEEN),
-        // No message is \Recent in this server (RFC 3501 lets a server not track it).
-        SearchKey::New | SearchKey::Recent => false,
-        SearchKey::Old => true,
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !f.has(flag::SEEN),
+        SearchKey::Old => !c.recent,
         SearchKey::Keyword(k) => f.keywords.iter().any(|w| w.eq_ignore_ascii_case(k.inner())),
         SearchKey::Unkeyword(k) => !f.keywords.iter().any(|w| w.eq_ignore_ascii_case(k.inner())),
         SearchKey::Larger(n) => c.meta.size > *n,
@@ -250,6 +254,7 @@ impl Session {
             user.condstore = true;
         }
         let uids = view.uids.clone();
+        let recent = view.recent.clone();
         let folder_id = view.folder.id;
         let store = self.shared.context.store.clone();
         let (Some(first), Some(last)) = (uids.first().copied(), uids.last().copied()) else {
@@ -299,6 +304,7 @@ impl Session {
                 meta,
                 parsed,
                 uids: &uids,
+                recent: recent.contains(u),
             };
             if eval(&key, &candidate) {
                 highest = highest.max(meta.modseq);

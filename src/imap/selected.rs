@@ -5,7 +5,7 @@
 //! are learnt from the store's notifications and read back by MODSEQ, and reported only
 //! where RFC 3501 §7.4.1 allows: never an EXPUNGE during FETCH, STORE or SEARCH.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::command::{Command, CommandBody, StoreModifier};
@@ -21,7 +21,7 @@ use super::sequence;
 use super::session::{Session, State, Transition};
 use super::text;
 use crate::incident::Incident;
-use crate::store::{FlagOp, Flags, Folder, StoreError, flag};
+use crate::store::{FlagOp, Flags, Folder, Store, StoreError, flag};
 
 pub(crate) struct View {
     pub(crate) folder: Folder,
@@ -35,11 +35,14 @@ pub(crate) struct View {
     pub(crate) reported: HashMap<u32, u64>,
     /// Something may have changed since the last sync.
     pub(crate) dirty: bool,
+    /// The UIDs that are \Recent in this session (RFC 3501 §2.3.2).
+    pub(crate) recent: BTreeSet<u32>,
 }
 
 impl View {
-    pub(crate) fn new(folder: Folder, read_only: bool, uids: Vec<u32>) -> Self {
+    pub(crate) fn new(folder: Folder, read_only: bool, uids: Vec<u32>, recent_from: u32) -> Self {
         let modseq = folder.highestmodseq;
+        let recent = uids.iter().copied().filter(|u| *u >= recent_from).collect();
         View {
             folder,
             read_only,
@@ -48,6 +51,23 @@ impl View {
             expunged_modseq: modseq,
             reported: HashMap::new(),
             dirty: false,
+            recent,
+        }
+    }
+}
+
+/// Makes the messages up to `newest` \Recent in this read-write session and in no
+/// other; returns the first UID that became so. \Recent is advisory: when the store
+/// cannot be written, the session sees nothing as recent rather than failing.
+pub(crate) async fn claim_recent(store: &Store, folder_id: i64, newest: u32) -> u32 {
+    match store
+        .claim_recent(folder_id, newest.saturating_add(1))
+        .await
+    {
+        Ok(from) => from,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record which messages are recent");
+            u32::MAX
         }
     }
 }
@@ -58,13 +78,14 @@ pub(crate) fn flags_fetch(
     position: usize,
     uid: Option<u32>,
     flags: &Flags,
+    recent: bool,
     modseq: Option<u64>,
 ) -> Option<Data<'static>> {
     let mut items = Vec::with_capacity(3);
     if let Some(uid) = uid {
         items.push(MessageDataItem::Uid(text::nz(uid)));
     }
-    items.push(MessageDataItem::Flags(fetch_flags(flags)));
+    items.push(MessageDataItem::Flags(fetch_flags(flags, recent)));
     if let Some(ms) = modseq.and_then(NonZeroU64::new) {
         items.push(MessageDataItem::ModSeq(ms));
     }
@@ -74,8 +95,11 @@ pub(crate) fn flags_fetch(
     })
 }
 
-pub(crate) fn fetch_flags(f: &Flags) -> Vec<FlagFetch<'static>> {
+pub(crate) fn fetch_flags(f: &Flags, recent: bool) -> Vec<FlagFetch<'static>> {
     let mut out = Vec::new();
+    if recent {
+        out.push(FlagFetch::Recent);
+    }
     for (bit, fl) in [
         (flag::SEEN, Flag::Seen),
         (flag::ANSWERED, Flag::Answered),
@@ -195,7 +219,8 @@ impl Session {
                     }
                 }
                 for p in positions.iter().rev() {
-                    view.uids.remove(*p);
+                    let gone = view.uids.remove(*p);
+                    view.recent.remove(&gone);
                     if !user.qresync {
                         self.conn
                             .send(&text::data(Data::Expunge(text::nz(*p as u32 + 1))))
@@ -213,12 +238,11 @@ impl Session {
             Err(e) => return failed(e),
         };
         let last = view.uids.last().copied().unwrap_or(0);
-        let mut added = false;
+        let mut added = Vec::new();
         let mut updates = Vec::new();
         for m in changed {
             if m.uid > last {
-                view.uids.push(m.uid);
-                added = true;
+                added.push(m.uid);
             } else if let Ok(p) = view.uids.binary_search(&m.uid) {
                 if view.reported.get(&m.uid) == Some(&m.modseq) {
                     continue;
@@ -226,13 +250,24 @@ impl Session {
                 updates.push((p, m));
             }
         }
-        if added {
+        if let Some(&newest) = added.last() {
+            let recent_from = if view.read_only {
+                folder.recent_from
+            } else {
+                claim_recent(store, view.folder.id, newest).await
+            };
+            view.recent
+                .extend(added.iter().copied().filter(|u| *u >= recent_from));
+            view.uids.extend(added);
             let n = u32::try_from(view.uids.len()).unwrap_or(u32::MAX);
             self.conn.send(&text::data(Data::Exists(n))).await?;
+            let recent = u32::try_from(view.recent.len()).unwrap_or(u32::MAX);
+            self.conn.send(&text::data(Data::Recent(recent))).await?;
         }
         for (p, m) in updates {
             let modseq = user.condstore.then_some(m.modseq);
-            if let Some(data) = flags_fetch(p, Some(m.uid), &m.flags, modseq) {
+            let recent = view.recent.contains(&m.uid);
+            if let Some(data) = flags_fetch(p, Some(m.uid), &m.flags, recent, modseq) {
                 self.conn.send(&text::data(data)).await?;
             }
         }
@@ -395,6 +430,7 @@ impl Session {
                         p,
                         uid.then_some(*u),
                         f,
+                        view.recent.contains(u),
                         condstore.then_some(*modseq),
                     ));
                 }

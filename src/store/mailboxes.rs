@@ -69,12 +69,14 @@ pub(super) fn folder_from_row(r: &SqliteRow) -> Result<Folder, StoreError> {
         uidnext: u32::try_from(r.try_get::<i64, _>("uidnext")?).unwrap_or(u32::MAX),
         highestmodseq: u64::try_from(r.try_get::<i64, _>("highestmodseq")?).unwrap_or(0),
         subscribed: r.try_get("subscribed")?,
+        recent_from: u32::try_from(r.try_get::<i64, _>("recent_from")?).unwrap_or(u32::MAX),
     })
 }
 
 macro_rules! folder_columns {
     () => {
-        "id, mailbox_id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed"
+        "id, mailbox_id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed, \
+         recent_from"
     };
 }
 
@@ -596,6 +598,31 @@ impl Store {
             Err(e) if e.is_unique_violation() => Err(StoreError::FolderExists(target)),
             other => other,
         }
+    }
+
+    /// Takes the \Recent messages of `folder_id` below `upto` for one session: returns
+    /// where the unannounced UIDs began, so the caller's recent messages are those from
+    /// it up to `upto`; every other session will see them as not recent. Done by the
+    /// writer, so two sessions never take the same message.
+    pub async fn claim_recent(&self, folder_id: i64, upto: u32) -> Result<u32, StoreError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                let from: i64 = sqlx::query_scalar("SELECT recent_from FROM folders WHERE id = ?")
+                    .bind(folder_id)
+                    .fetch_optional(&mut *c)
+                    .await?
+                    .unwrap_or(i64::from(upto));
+                if from < i64::from(upto) {
+                    sqlx::query("UPDATE folders SET recent_from = ? WHERE id = ?")
+                        .bind(i64::from(upto))
+                        .bind(folder_id)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(u32::try_from(from).unwrap_or(u32::MAX))
+            })
+        })
+        .await
     }
 
     pub async fn set_subscribed(&self, folder_id: i64, subscribed: bool) -> Result<(), StoreError> {

@@ -391,15 +391,17 @@ impl Store {
     }
 
     pub async fn counts(&self, folder_id: i64) -> Result<FolderCounts, StoreError> {
-        let (messages, unseen, deleted, size): (i64, i64, i64, i64) = sqlx::query_as(
+        let (messages, unseen, deleted, size, recent): (i64, i64, i64, i64, i64) = sqlx::query_as(
             "SELECT COUNT(*),
                     COALESCE(SUM((system_flags & ?) = 0), 0),
                     COALESCE(SUM((system_flags & ?) <> 0), 0),
-                    COALESCE(SUM(size), 0)
+                    COALESCE(SUM(size), 0),
+                    COALESCE(SUM(uid >= (SELECT recent_from FROM folders WHERE id = ?)), 0)
              FROM messages WHERE folder_id = ?",
         )
         .bind(i64::from(flag::SEEN))
         .bind(i64::from(flag::DELETED))
+        .bind(folder_id)
         .bind(folder_id)
         .fetch_one(self.reader())
         .await?;
@@ -408,6 +410,7 @@ impl Store {
             unseen: u32::try_from(unseen).unwrap_or(u32::MAX),
             deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
             size: u64::try_from(size).unwrap_or(0),
+            recent: u32::try_from(recent).unwrap_or(u32::MAX),
         })
     }
 

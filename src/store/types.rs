@@ -154,6 +154,8 @@ pub struct Folder {
     pub uidnext: u32,
     pub highestmodseq: u64,
     pub subscribed: bool,
+    /// The first UID no session has been told of as \Recent.
+    pub recent_from: u32,
 }
 
 /// Per-folder counters for STATUS and SELECT.
@@ -163,6 +165,8 @@ pub struct FolderCounts {
     pub unseen: u32,
     pub deleted: u32,
     pub size: u64,
+    /// Messages no session has been told of as \Recent yet.
+    pub recent: u32,
 }
 
 /// IMAP system flags, stored as bits.

@@ -1,0 +1,123 @@
+//! RFC 3501 behaviours that clients rely on, checked byte for byte on the wire.
+
+mod common;
+
+use common::*;
+
+/// APPENDs `message` to `folder` with a non-synchronising literal.
+async fn append(c: &mut Client, folder: &str, message: &str) {
+    let tag = c.next_tag();
+    c.send(format!("{tag} APPEND {folder} {{{}+}}\r\n", message.len()).as_bytes())
+        .await;
+    c.send(message.as_bytes()).await;
+    c.send(b"\r\n").await;
+    let r = c.until(&tag).await;
+    assert!(last(&r).contains(" OK "), "{r:?}");
+}
+
+fn note(n: u32) -> String {
+    format!(
+        "From: Lisa Cuddy <lisa.cuddy@h.mssante.fr>\r\nTo: Gregory House <gregory.house@h.mssante.fr>\r\nSubject: Note {n}\r\nDate: Sun, 25 Mar 2007 01:00:00 +0200\r\nMessage-ID: <n{n}@h.mssante.fr>\r\n\r\nText {n}.\r\n"
+    )
+}
+
+fn untagged(lines: &[String]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("* "))
+        .map(|l| l.trim_end())
+        .collect()
+}
+
+/// A message is \Recent in exactly one session: the first to be told of it (SELECT or
+/// a later update); EXAMINE and STATUS show what no session has been told of, and
+/// change nothing.
+#[tokio::test]
+async fn recent_belongs_to_the_first_session_told() {
+    let w = world("").await;
+    let mut writer = w.login(HOUSE_BAL, HOUSE).await;
+    append(&mut writer, "INBOX", &note(1)).await;
+    append(&mut writer, "INBOX", &note(2)).await;
+
+    let mut watcher = w.login(HOUSE_BAL, HOUSE).await;
+    let r = watcher.cmd("STATUS INBOX (MESSAGES RECENT)").await;
+    assert_eq!(r[0], "* STATUS INBOX (MESSAGES 2 RECENT 2)\r\n");
+    let r = watcher.cmd("EXAMINE INBOX").await;
+    assert!(r.contains(&"* 2 RECENT\r\n".to_owned()), "{r:?}");
+    watcher.cmd("CLOSE").await;
+
+    let mut a = w.login(HOUSE_BAL, HOUSE).await;
+    let r = a.cmd("SELECT INBOX").await;
+    assert!(r.contains(&"* 2 EXISTS\r\n".to_owned()), "{r:?}");
+    assert!(r.contains(&"* 2 RECENT\r\n".to_owned()), "{r:?}");
+    let r = a.cmd("FETCH 1:2 FLAGS").await;
+    assert_eq!(
+        untagged(&r),
+        [
+            "* 1 FETCH (FLAGS (\\Recent))",
+            "* 2 FETCH (FLAGS (\\Recent))"
+        ]
+    );
+    assert_eq!(a.cmd("SEARCH RECENT").await[0], "* SEARCH 1 2\r\n");
+    a.cmd("STORE 1 +FLAGS.SILENT (\\Seen)").await;
+    assert_eq!(a.cmd("SEARCH NEW").await[0], "* SEARCH 2\r\n");
+    assert_eq!(a.cmd("SEARCH OLD").await[0], "* SEARCH\r\n");
+
+    // A second session comes after: nothing is recent for it any more.
+    let mut b = w.login(HOUSE_BAL, HOUSE).await;
+    let r = b.cmd("SELECT INBOX").await;
+    assert!(r.contains(&"* 0 RECENT\r\n".to_owned()), "{r:?}");
+    assert_eq!(b.cmd("SEARCH RECENT").await[0], "* SEARCH\r\n");
+    assert_eq!(b.cmd("SEARCH OLD").await[0], "* SEARCH 1 2\r\n");
+    let r = b.cmd("FETCH 2 FLAGS").await;
+    assert_eq!(r[0], "* 2 FETCH (FLAGS ())\r\n");
+    let r = watcher.cmd("STATUS INBOX (RECENT)").await;
+    assert_eq!(r[0], "* STATUS INBOX (RECENT 0)\r\n");
+
+    // New mail: the first session to hear of it keeps it recent.
+    append(&mut writer, "INBOX", &note(3)).await;
+    let r = a.cmd("NOOP").await;
+    assert_eq!(untagged(&r), ["* 3 EXISTS", "* 3 RECENT"]);
+    let r = b.cmd("NOOP").await;
+    assert_eq!(untagged(&r), ["* 3 EXISTS", "* 0 RECENT"]);
+    assert_eq!(a.cmd("SEARCH RECENT").await[0], "* SEARCH 1 2 3\r\n");
+
+    // Expunged messages stop counting.
+    a.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    let r = a.cmd("EXPUNGE").await;
+    assert_eq!(untagged(&r), ["* 1 EXPUNGE"]);
+    assert_eq!(a.cmd("SEARCH RECENT").await[0], "* SEARCH 1 2\r\n");
+    w.stop().await;
+}
+
+/// SENTON, SENTBEFORE and SENTSINCE take the day as written in `Date:`, whatever its
+/// time zone (RFC 3501 §6.4.4): 01:00 +0200 on the 25th is still the 24th in UTC.
+#[tokio::test]
+async fn sent_dates_are_the_days_written_in_the_header() {
+    let w = world("").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    append(&mut c, "INBOX", &note(1)).await;
+    c.cmd("SELECT INBOX").await;
+    assert_eq!(
+        c.cmd("SEARCH SENTON 25-Mar-2007").await[0],
+        "* SEARCH 1\r\n"
+    );
+    assert_eq!(c.cmd("SEARCH SENTON 24-Mar-2007").await[0], "* SEARCH\r\n");
+    assert_eq!(
+        c.cmd("SEARCH SENTBEFORE 25-Mar-2007").await[0],
+        "* SEARCH\r\n"
+    );
+    assert_eq!(
+        c.cmd("SEARCH SENTBEFORE 26-Mar-2007").await[0],
+        "* SEARCH 1\r\n"
+    );
+    assert_eq!(
+        c.cmd("SEARCH SENTSINCE 25-Mar-2007").await[0],
+        "* SEARCH 1\r\n"
+    );
+    assert_eq!(
+        c.cmd("SEARCH SENTSINCE 26-Mar-2007").await[0],
+        "* SEARCH\r\n"
+    );
+    w.stop().await;
+}
