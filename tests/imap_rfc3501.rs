@@ -121,3 +121,56 @@ async fn sent_dates_are_the_days_written_in_the_header() {
     );
     w.stop().await;
 }
+
+/// A keyword in use is announced in `FLAGS` (and `PERMANENTFLAGS`, with `\*`) at SELECT,
+/// and again, before the message's flags, the moment a new one appears: in the session
+/// that stored it and in every other one that has the folder selected.
+#[tokio::test]
+async fn new_keywords_are_announced_in_flags() {
+    let w = world("").await;
+    let mut a = w.login(HOUSE_BAL, HOUSE).await;
+    append(&mut a, "INBOX", &note(1)).await;
+    let mut b = w.login(HOUSE_BAL, HOUSE).await;
+    let r = b.cmd("SELECT INBOX").await;
+    assert_eq!(
+        r[0],
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+    );
+    assert_eq!(
+        r[1],
+        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] flags permitted\r\n"
+    );
+    a.cmd("SELECT INBOX").await;
+
+    let r = a.cmd("STORE 1 +FLAGS ($label1 $Forwarded)").await;
+    assert_eq!(
+        untagged(&r),
+        [
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded $label1)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded $label1 \\*)] flags permitted",
+            "* 1 FETCH (FLAGS ($Forwarded $label1))",
+        ]
+    );
+    // Known keywords are not announced again.
+    let r = a.cmd("STORE 1 -FLAGS ($label1)").await;
+    assert_eq!(untagged(&r), ["* 1 FETCH (FLAGS ($Forwarded))"]);
+
+    let r = b.cmd("NOOP").await;
+    assert_eq!(
+        untagged(&r),
+        [
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded)",
+            "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded \\*)] flags permitted",
+            "* 1 FETCH (UID 1 FLAGS (\\Recent $Forwarded))",
+        ]
+    );
+    // A new SELECT lists the keywords in use; EXAMINE permits none.
+    let r = a.cmd("SELECT INBOX").await;
+    assert_eq!(
+        r[0],
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded)\r\n"
+    );
+    let r = a.cmd("EXAMINE INBOX").await;
+    assert_eq!(r[1], "* OK [PERMANENTFLAGS ()] flags permitted\r\n");
+    w.stop().await;
+}

@@ -11,7 +11,7 @@ use imap_codec::imap_types::core::{Atom, IString, QuotedChar};
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::extensions::namespace::Namespace;
-use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
+use imap_codec::imap_types::flag::FlagNameAttribute;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{
     Code, CommandContinuationRequest, Data, Response, StatusKind,
@@ -422,6 +422,7 @@ impl Session {
         let loaded = async {
             let uids = store.folder_uids(folder.id).await?;
             let unseen = store.first_unseen(folder.id).await?;
+            let keywords = store.folder_keywords(folder.id).await?;
             let changes = match resync {
                 Some(since) => Some((
                     store.vanished_since(folder.id, since).await?,
@@ -429,10 +430,10 @@ impl Session {
                 )),
                 None => None,
             };
-            Ok::<_, StoreError>((uids, unseen, changes))
+            Ok::<_, StoreError>((uids, unseen, keywords, changes))
         }
         .await;
-        let (uids, unseen, changes) = match loaded {
+        let (uids, unseen, keywords, changes) = match loaded {
             Ok(x) => {
                 tracing::debug!(folder = %folder.name, read_only, messages = x.0.len(), "selected");
                 x
@@ -442,41 +443,22 @@ impl Session {
                 return Ok(not_selected);
             }
         };
-        let system = vec![
-            Flag::Answered,
-            Flag::Flagged,
-            Flag::Deleted,
-            Flag::Seen,
-            Flag::Draft,
-        ];
-        self.conn
-            .send(&text::data(Data::Flags(system.clone())))
-            .await?;
-        let mut perm: Vec<FlagPerm<'static>> = system.into_iter().map(FlagPerm::Flag).collect();
-        perm.push(FlagPerm::Asterisk);
-        self.conn
-            .send(&text::untagged_ok(
-                Some(Code::PermanentFlags(if read_only {
-                    Vec::new()
-                } else {
-                    perm
-                })),
-                "flags permitted",
-            ))
-            .await?;
         // SELECT makes what it shows \Recent for this session alone; EXAMINE changes
         // nothing and shows what no session has been told of yet.
         let recent_from = match uids.last() {
             Some(&newest) if !read_only => claim_recent(&store, folder.id, newest).await,
             _ => folder.recent_from,
         };
-        let exists = u32::try_from(uids.len()).unwrap_or(u32::MAX);
+        let view = View::new(folder.clone(), read_only, uids, recent_from, keywords);
+        for r in view.flags_announcement() {
+            self.conn.send(&r).await?;
+        }
+        let exists = u32::try_from(view.uids.len()).unwrap_or(u32::MAX);
         self.conn.send(&text::data(Data::Exists(exists))).await?;
-        let recent = uids.iter().filter(|u| **u >= recent_from).count();
-        let recent = u32::try_from(recent).unwrap_or(u32::MAX);
+        let recent = u32::try_from(view.recent.len()).unwrap_or(u32::MAX);
         self.conn.send(&text::data(Data::Recent(recent))).await?;
         if let Some(first) = unseen
-            && let Ok(p) = uids.binary_search(&first)
+            && let Ok(p) = view.uids.binary_search(&first)
         {
             self.conn
                 .send(&text::untagged_ok(
@@ -509,7 +491,6 @@ impl Session {
                     .await?
             }
         }
-        let view = View::new(folder.clone(), read_only, uids, recent_from);
         if let Some((vanished, changed)) = changes {
             let known = qresync.and_then(|(_, _, known)| known);
             let largest = view.uids.last().copied().unwrap_or(0);

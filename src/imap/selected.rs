@@ -12,8 +12,8 @@ use imap_codec::imap_types::command::{Command, CommandBody, StoreModifier};
 use imap_codec::imap_types::core::{Atom, Vec1};
 use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_codec::imap_types::fetch::MessageDataItem;
-use imap_codec::imap_types::flag::{Flag, FlagFetch, StoreResponse, StoreType};
-use imap_codec::imap_types::response::{Code, Data, StatusKind};
+use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm, StoreResponse, StoreType};
+use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use tokio::sync::broadcast::error::TryRecvError;
 
 use super::connection::ConnError;
@@ -37,10 +37,19 @@ pub(crate) struct View {
     pub(crate) dirty: bool,
     /// The UIDs that are \Recent in this session (RFC 3501 §2.3.2).
     pub(crate) recent: BTreeSet<u32>,
+    /// The keywords the client was told of in `FLAGS`: a keyword missing there is
+    /// dropped or warned about by clients (RFC 3501 §7.2.6).
+    pub(crate) keywords: BTreeSet<String>,
 }
 
 impl View {
-    pub(crate) fn new(folder: Folder, read_only: bool, uids: Vec<u32>, recent_from: u32) -> Self {
+    pub(crate) fn new(
+        folder: Folder,
+        read_only: bool,
+        uids: Vec<u32>,
+        recent_from: u32,
+        keywords: BTreeSet<String>,
+    ) -> Self {
         let modseq = folder.highestmodseq;
         let recent = uids.iter().copied().filter(|u| *u >= recent_from).collect();
         View {
@@ -52,7 +61,50 @@ impl View {
             reported: HashMap::new(),
             dirty: false,
             recent,
+            keywords,
         }
+    }
+
+    /// Adds the keywords of `flags` the client has not been told of; true when any was
+    /// new, and `FLAGS` must then be announced again before the message's flags.
+    pub(crate) fn learn_keywords(&mut self, flags: &Flags) -> bool {
+        let mut learnt = false;
+        for k in &flags.keywords {
+            if !self.keywords.contains(k) {
+                self.keywords.insert(k.clone());
+                learnt = true;
+            }
+        }
+        learnt
+    }
+
+    /// `* FLAGS (…)` and `* OK [PERMANENTFLAGS (…)]`: the system flags, every keyword in
+    /// use, and `\*` (any new keyword may be stored) unless the folder is read-only.
+    pub(crate) fn flags_announcement(&self) -> [Response<'static>; 2] {
+        let mut flags = vec![
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Seen,
+            Flag::Draft,
+        ];
+        flags.extend(
+            self.keywords
+                .iter()
+                .filter_map(|k| Atom::try_from(k.clone()).ok())
+                .map(Flag::Keyword),
+        );
+        let permanent = if self.read_only {
+            Vec::new()
+        } else {
+            let mut p: Vec<FlagPerm<'static>> = flags.iter().cloned().map(FlagPerm::Flag).collect();
+            p.push(FlagPerm::Asterisk);
+            p
+        };
+        [
+            text::data(Data::Flags(flags)),
+            text::untagged_ok(Some(Code::PermanentFlags(permanent)), "flags permitted"),
+        ]
     }
 }
 
@@ -240,6 +292,15 @@ impl Session {
         let last = view.uids.last().copied().unwrap_or(0);
         let mut added = Vec::new();
         let mut updates = Vec::new();
+        let mut learnt = false;
+        for m in &changed {
+            learnt |= view.learn_keywords(&m.flags);
+        }
+        if learnt {
+            for r in view.flags_announcement() {
+                self.conn.send(&r).await?;
+            }
+        }
         for m in changed {
             if m.uid > last {
                 added.push(m.uid);
@@ -417,7 +478,9 @@ impl Session {
                 };
                 let condstore = user.condstore;
                 let mut responses = Vec::new();
+                let mut learnt = false;
                 for (u, modseq, f) in &outcome.changed {
+                    learnt |= view.learn_keywords(f);
                     view.reported.insert(*u, *modseq);
                     view.dirty = true;
                     if response == StoreResponse::Silent && !condstore {
@@ -443,6 +506,11 @@ impl Session {
                         .filter_map(|u| view.uids.binary_search(u).ok().map(|p| p as u32 + 1))
                         .collect()
                 };
+                if learnt {
+                    for r in view.flags_announcement() {
+                        self.conn.send(&r).await?;
+                    }
+                }
                 for r in responses {
                     self.conn.send(&text::data(r)).await?;
                 }

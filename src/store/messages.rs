@@ -4,6 +4,7 @@
 //! itself, and UIDs come from the folder row, so they are strictly increasing and never
 //! handed out twice, whatever crashes in between.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -387,6 +388,22 @@ impl Store {
         Ok(uids
             .into_iter()
             .filter_map(|u| u32::try_from(u).ok())
+            .collect())
+    }
+
+    /// Every keyword set on a message of the folder, for `FLAGS` at SELECT.
+    pub async fn folder_keywords(&self, folder_id: i64) -> Result<BTreeSet<String>, StoreError> {
+        let lists: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT keywords FROM messages WHERE folder_id = ? AND keywords <> ''",
+        )
+        .bind(folder_id)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(lists
+            .iter()
+            .flat_map(|l| l.split(' '))
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
             .collect())
     }
 
