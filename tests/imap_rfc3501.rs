@@ -174,3 +174,43 @@ async fn new_keywords_are_announced_in_flags() {
     assert_eq!(r[1], "* OK [PERMANENTFLAGS ()] flags permitted\r\n");
     w.stop().await;
 }
+
+const FORWARDED: &str = "From: Lisa Cuddy <lisa.cuddy@h.mssante.fr>\r\nTo: Gregory House <gregory.house@h.mssante.fr>\r\nSubject: Fwd: results\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n--outer\r\nContent-Type: message/rfc822\r\n\r\nFrom: Lab <lab@l.mssante.fr>\r\nSubject: Results 42\r\nContent-Type: multipart/alternative; boundary=\"inner\"\r\n\r\n--inner\r\nContent-Type: text/plain\r\n\r\nAll normal.\r\n--inner\r\nContent-Type: text/html\r\n\r\n<p>All normal.</p>\r\n--inner--\r\n--outer--\r\n";
+
+/// The part number before HEADER, TEXT and HEADER.FIELDS picks the embedded message of
+/// a `message/rfc822` part (RFC 3501 §6.4.5), not the top-level one.
+#[tokio::test]
+async fn sections_of_an_embedded_message() {
+    let w = world("").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    append(&mut c, "INBOX", FORWARDED).await;
+    c.cmd("SELECT INBOX").await;
+    let fetch = |section: &str| format!("FETCH 1 BODY.PEEK[{section}]");
+    // The literal comes inside the first line, up to the closing parenthesis.
+    let body = |r: Vec<String>| -> String {
+        let line = &r[0];
+        let start = line.find("}\r\n").map_or(0, |i| i + 3);
+        line[start..line.len() - 3].to_owned()
+    };
+    let r = c.cmd(&fetch("2.HEADER")).await;
+    assert!(r[0].starts_with("* 1 FETCH (BODY[2.HEADER] {"), "{r:?}");
+    assert_eq!(
+        body(r),
+        "From: Lab <lab@l.mssante.fr>\r\nSubject: Results 42\r\nContent-Type: multipart/alternative; boundary=\"inner\"\r\n\r\n"
+    );
+    let r = c.cmd(&fetch("2.HEADER.FIELDS (SUBJECT)")).await;
+    assert_eq!(body(r), "Subject: Results 42\r\n\r\n");
+    let r = c
+        .cmd(&fetch("2.HEADER.FIELDS.NOT (SUBJECT CONTENT-TYPE)"))
+        .await;
+    assert_eq!(body(r), "From: Lab <lab@l.mssante.fr>\r\n\r\n");
+    let r = c.cmd(&fetch("2.TEXT")).await;
+    assert!(body(r).starts_with("--inner\r\nContent-Type: text/plain\r\n\r\nAll normal."));
+    let r = c.cmd(&fetch("2.1")).await;
+    assert_eq!(body(r), "All normal.");
+    let r = c.cmd(&fetch("2.2")).await;
+    assert_eq!(body(r), "<p>All normal.</p>");
+    let r = c.cmd(&fetch("1")).await;
+    assert_eq!(body(r), "See below.");
+    w.stop().await;
+}

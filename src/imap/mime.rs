@@ -291,6 +291,21 @@ fn find_part<'m, 'x>(m: &'m Message<'x>, path: &[NonZeroU32]) -> Option<(&'m Mes
     Some((msg, id))
 }
 
+/// The bytes of a message embedded in a `message/rfc822` part. mail-parser keeps the
+/// whole outer message as an embedded message's `raw_message` when it parsed it in
+/// place, with offsets into it; its root part says where it starts and ends.
+fn embedded_bytes<'a>(nested: &'a Message<'_>) -> &'a [u8] {
+    let own: &[u8] = nested.raw_message.as_ref();
+    match nested.parts.first() {
+        Some(root) => {
+            let start = (root.offset_header as usize).min(own.len());
+            let end = (root.offset_end as usize).clamp(start, own.len());
+            &own[start..end]
+        }
+        None => own,
+    }
+}
+
 /// The bytes of a BODY[section]; `None` when the section does not exist.
 pub(crate) fn section(
     raw: &[u8],
@@ -339,7 +354,7 @@ pub(crate) fn section(
                     let PartType::Message(nested) = &part.body else {
                         return None;
                     };
-                    let raw: &[u8] = nested.raw_message.as_ref();
+                    let raw = embedded_bytes(nested);
                     let split = header_end(raw);
                     match s {
                         Section::Header(_) => Some(raw[..split].to_vec()),
