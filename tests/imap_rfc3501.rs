@@ -214,3 +214,24 @@ async fn sections_of_an_embedded_message() {
     assert_eq!(body(r), "See below.");
     w.stop().await;
 }
+
+/// ENVELOPE: empty groups are a start and an end marker with nothing between (a comment
+/// is no member), and a source route goes in the route field (RFC 3501 §7.4.2).
+#[tokio::test]
+async fn envelope_groups_and_source_routes() {
+    let w = world("").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    append(
+        &mut c,
+        "INBOX",
+        "Date: Sun, 25 Mar 2007 01:00:00 +0200\r\nSubject: routes\r\nFrom: lab@l.mssante.fr\r\nTo: <@relay.example:user@h.mssante.fr>\r\nCc: group:;, group2: (foo) ;\r\nMessage-ID: <r@l>\r\n\r\nx\r\n",
+    )
+    .await;
+    c.cmd("SELECT INBOX").await;
+    let r = c.cmd("FETCH 1 ENVELOPE").await;
+    assert_eq!(
+        r[0],
+        "* 1 FETCH (ENVELOPE (\"Sun, 25 Mar 2007 01:00:00 +0200\" \"routes\" ((NIL NIL \"lab\" \"l.mssante.fr\")) ((NIL NIL \"lab\" \"l.mssante.fr\")) ((NIL NIL \"lab\" \"l.mssante.fr\")) ((NIL \"@relay.example\" \"user\" \"h.mssante.fr\")) ((NIL NIL \"group\" NIL)(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL NIL NIL)) NIL NIL \"<r@l>\"))\r\n"
+    );
+    w.stop().await;
+}

@@ -52,9 +52,14 @@ fn address(name: Option<&str>, email: Option<&str>) -> Address<'static> {
         Some((l, h)) => (Some(l), Some(h)),
         None => (email, None),
     };
+    // An obsolete source route (`<@route:user@domain>`) goes in its own field.
+    let (adl, local) = match local.and_then(|l| l.strip_prefix('@').and(l.split_once(':'))) {
+        Some((route, l)) => (Some(route), Some(l)),
+        None => (None, local),
+    };
     Address {
         name: nstring(name),
-        adl: NString(None),
+        adl: nstring(adl),
         mailbox: nstring(local),
         host: nstring(host),
     }
@@ -80,7 +85,8 @@ fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<Address<'static>> {
                         host: NString(None),
                     });
                 }
-                for addr in &g.addresses {
+                // A comment alone (`group2: (foo) ;`) is not a member.
+                for addr in g.addresses.iter().filter(|a| a.address.is_some()) {
                     out.push(address(addr.name.as_deref(), addr.address.as_deref()));
                 }
                 if g.name.is_some() {
@@ -376,6 +382,38 @@ pub(crate) fn section(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encoded(a: &[Address<'_>]) -> String {
+        a.iter()
+            .map(|a| {
+                let n = |s: &NString<'_>| match &s.0 {
+                    Some(v) => format!("\"{}\"", String::from_utf8_lossy(v.as_ref())),
+                    None => "NIL".to_owned(),
+                };
+                format!(
+                    "({} {} {} {})",
+                    n(&a.name),
+                    n(&a.adl),
+                    n(&a.mailbox),
+                    n(&a.host)
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn envelope_groups_and_source_routes() {
+        let m = parse(
+            b"From: a@x.fr\r\nCc: group:;, group2: (foo) ;\r\nTo: <@route:user@domain>\r\n\r\nx\r\n",
+        )
+        .unwrap();
+        let env = envelope(&m);
+        assert_eq!(
+            encoded(&env.cc),
+            "(NIL NIL \"group\" NIL)(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL NIL NIL)"
+        );
+        assert_eq!(encoded(&env.to), "(NIL \"@route\" \"user\" \"domain\")");
+    }
 
     const MULTI: &[u8] = b"From: A <a@x.fr>\r\nTo: b@y.fr\r\nSubject: hi\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b--\r\n";
 
