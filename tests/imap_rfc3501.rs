@@ -235,3 +235,49 @@ async fn envelope_groups_and_source_routes() {
     );
     w.stop().await;
 }
+
+/// Subscriptions are names (RFC 3501 §6.3.6, §6.3.9): CREATE does not subscribe, a
+/// subscribed name outlives its folder, `%` shows the parent of a subscribed child as
+/// `\Noselect`, and LSUB says nothing of children.
+#[tokio::test]
+async fn subscriptions_are_names_not_folders() {
+    let w = world("").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    c.cmd("CREATE Patients").await;
+    c.cmd("CREATE Patients/Lupus").await;
+    c.cmd("CREATE Old").await;
+    assert_eq!(
+        untagged(&c.cmd("LSUB \"\" Patients*").await),
+        Vec::<&str>::new()
+    );
+    assert!(last(&c.cmd("SUBSCRIBE Patients/Lupus").await).contains(" OK "));
+    assert!(last(&c.cmd("SUBSCRIBE Old").await).contains(" OK "));
+    assert!(last(&c.cmd("SUBSCRIBE Nowhere").await).contains(" NO "));
+    c.cmd("DELETE Old").await;
+
+    assert_eq!(
+        untagged(&c.cmd("LSUB \"\" %").await),
+        [
+            "* LSUB () \"/\" Drafts",
+            "* LSUB () \"/\" INBOX",
+            "* LSUB () \"/\" Junk",
+            "* LSUB (\\Noselect) \"/\" Old",
+            "* LSUB (\\Noselect) \"/\" Patients",
+            "* LSUB () \"/\" Sent",
+            "* LSUB () \"/\" Trash",
+        ]
+    );
+    assert_eq!(
+        untagged(&c.cmd("LSUB \"\" Patients/*").await),
+        ["* LSUB () \"/\" Patients/Lupus"]
+    );
+    // A deleted folder can still be unsubscribed.
+    assert!(last(&c.cmd("UNSUBSCRIBE Old").await).contains(" OK "));
+    assert_eq!(untagged(&c.cmd("LSUB \"\" Old").await), Vec::<&str>::new());
+    // LIST is about folders: Patients is there, with its child.
+    assert_eq!(
+        untagged(&c.cmd("LIST \"\" Patients").await),
+        ["* LIST (\\HasChildren) \"/\" Patients"]
+    );
+    w.stop().await;
+}

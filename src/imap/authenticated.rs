@@ -175,12 +175,26 @@ impl Session {
             }
             CommandBody::Subscribe { mailbox } | CommandBody::Unsubscribe { mailbox } => {
                 let subscribe = is_subscribe;
-                let folder = match self.target_folder(&mailbox).await {
-                    Ok(Some(f)) => f,
-                    Ok(None) => return self.no_nonexistent(&tag).await,
-                    Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
+                // SUBSCRIBE checks that the folder exists (RFC 3501 lets it); UNSUBSCRIBE
+                // must not, or a deleted folder could never leave the list.
+                let name = if subscribe {
+                    match self.target_folder(&mailbox).await {
+                        Ok(Some(f)) => f.name,
+                        Ok(None) => return self.no_nonexistent(&tag).await,
+                        Err(e) => {
+                            return self.no_internal(&tag, "cannot look a folder up", &e).await;
+                        }
+                    }
+                } else {
+                    match &mailbox {
+                        Mailbox::Inbox => "INBOX".to_owned(),
+                        other => match text::folder_name(other) {
+                            Some(n) => n,
+                            None => return self.no(&tag, "invalid mailbox name").await,
+                        },
+                    }
                 };
-                if let Err(e) = store.set_subscribed(folder.id, subscribe).await {
+                if let Err(e) = store.set_subscribed(mailbox_id, &name, subscribe).await {
                     return self.no_internal(&tag, "SUBSCRIBE failed", &e).await;
                 }
                 self.ok(&tag, "completed").await
@@ -568,10 +582,34 @@ impl Session {
             Ok(f) => f,
             Err(e) => return self.no_internal(tag, "LIST failed", &e).await,
         };
-        for f in &folders {
-            if lsub && !f.subscribed {
-                continue;
+        if lsub {
+            let subscribed = match self.shared.context.store.subscriptions(mailbox_id).await {
+                Ok(s) => s,
+                Err(e) => return self.no_internal(tag, "LSUB failed", &e).await,
+            };
+            let existing: Vec<&str> = folders.iter().map(|f| f.name.as_str()).collect();
+            for (name, noselect) in lsub_entries(&full, &subscribed, &existing) {
+                let Some(mailbox) = text::mailbox(&name) else {
+                    continue;
+                };
+                let items = if noselect {
+                    vec![FlagNameAttribute::Noselect]
+                } else {
+                    Vec::new()
+                };
+                let r = Data::Lsub {
+                    items,
+                    delimiter: delimiter.clone(),
+                    mailbox,
+                };
+                self.conn.send(&text::data(r)).await?;
             }
+            self.conn
+                .send(&text::tagged_ok(tag, None, "LSUB completed"))
+                .await?;
+            return Ok(Transition::None);
+        }
+        for f in &folders {
             if !wildcard_match(&full, &f.name) {
                 continue;
             }
@@ -589,31 +627,15 @@ impl Session {
             let Some(mailbox) = text::mailbox(&f.name) else {
                 continue;
             };
-            let r = if lsub {
-                Data::Lsub {
-                    items,
-                    delimiter,
-                    mailbox,
-                }
-            } else {
-                Data::List {
-                    items,
-                    delimiter,
-                    mailbox,
-                }
+            let r = Data::List {
+                items,
+                delimiter: delimiter.clone(),
+                mailbox,
             };
             self.conn.send(&text::data(r)).await?;
         }
         self.conn
-            .send(&text::tagged_ok(
-                tag,
-                None,
-                if lsub {
-                    "LSUB completed"
-                } else {
-                    "LIST completed"
-                },
-            ))
+            .send(&text::tagged_ok(tag, None, "LIST completed"))
             .await?;
         Ok(Transition::None)
     }
@@ -732,6 +754,30 @@ fn attribute(name: &str) -> Option<FlagNameAttribute<'static>> {
 
 /// LIST pattern matching: `*` matches anything, `%` anything but the delimiter.
 /// INBOX matches case-insensitively.
+/// What LSUB answers for `pattern` (RFC 3501 §6.3.9), in name order: each subscribed
+/// name that matches, `\Noselect` when its folder no longer exists; and, for a
+/// subscribed name that `%` stops short of, the parent level the pattern does match,
+/// `\Noselect` unless that parent is itself subscribed.
+fn lsub_entries(pattern: &str, subscribed: &[String], existing: &[&str]) -> Vec<(String, bool)> {
+    let mut out = std::collections::BTreeMap::new();
+    for name in subscribed {
+        if wildcard_match(pattern, name) {
+            out.insert(name.clone(), !existing.contains(&name.as_str()));
+            continue;
+        }
+        if !pattern.contains('%') {
+            continue;
+        }
+        for (i, _) in name.match_indices(DELIMITER) {
+            let parent = &name[..i];
+            if wildcard_match(pattern, parent) && !subscribed.iter().any(|s| s == parent) {
+                out.entry(parent.to_owned()).or_insert(true);
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
 fn wildcard_match(pattern: &str, name: &str) -> bool {
     fn go(p: &[char], n: &[char]) -> bool {
         match p.first() {

@@ -68,15 +68,13 @@ pub(super) fn folder_from_row(r: &SqliteRow) -> Result<Folder, StoreError> {
         uidvalidity: u32::try_from(r.try_get::<i64, _>("uidvalidity")?).unwrap_or(1),
         uidnext: u32::try_from(r.try_get::<i64, _>("uidnext")?).unwrap_or(u32::MAX),
         highestmodseq: u64::try_from(r.try_get::<i64, _>("highestmodseq")?).unwrap_or(0),
-        subscribed: r.try_get("subscribed")?,
         recent_from: u32::try_from(r.try_get::<i64, _>("recent_from")?).unwrap_or(u32::MAX),
     })
 }
 
 macro_rules! folder_columns {
     () => {
-        "id, mailbox_id, name, special_use, uidvalidity, uidnext, highestmodseq, subscribed, \
-         recent_from"
+        "id, mailbox_id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_from"
     };
 }
 
@@ -162,6 +160,12 @@ impl Store {
                         .bind(next_uidvalidity(c, now).await?)
                         .execute(&mut *c)
                         .await?;
+                        // The folders every client expects to see start subscribed.
+                        sqlx::query("INSERT INTO subscriptions (mailbox_id, name) VALUES (?, ?)")
+                            .bind(id)
+                            .bind(name)
+                            .execute(&mut *c)
+                            .await?;
                     }
                     Ok(id)
                 })
@@ -625,12 +629,35 @@ impl Store {
         .await
     }
 
-    pub async fn set_subscribed(&self, folder_id: i64, subscribed: bool) -> Result<(), StoreError> {
+    /// The subscribed names of a mailbox, whether or not their folders exist.
+    pub async fn subscriptions(&self, mailbox_id: i64) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM subscriptions WHERE mailbox_id = ? ORDER BY name")
+                .bind(mailbox_id)
+                .fetch_all(self.reader())
+                .await?,
+        )
+    }
+
+    /// Adds or removes `name` from the subscriptions; subscribing twice, or removing a
+    /// name that is not there, changes nothing.
+    pub async fn set_subscribed(
+        &self,
+        mailbox_id: i64,
+        name: &str,
+        subscribed: bool,
+    ) -> Result<(), StoreError> {
+        let name = name.to_owned();
         self.write(move |c| {
             Box::pin(async move {
-                sqlx::query("UPDATE folders SET subscribed = ? WHERE id = ?")
-                    .bind(subscribed)
-                    .bind(folder_id)
+                let sql = if subscribed {
+                    "INSERT OR IGNORE INTO subscriptions (mailbox_id, name) VALUES (?, ?)"
+                } else {
+                    "DELETE FROM subscriptions WHERE mailbox_id = ? AND name = ?"
+                };
+                sqlx::query(sql)
+                    .bind(mailbox_id)
+                    .bind(name)
                     .execute(&mut *c)
                     .await?;
                 Ok(())

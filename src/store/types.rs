@@ -153,7 +153,6 @@ pub struct Folder {
     pub uidvalidity: u32,
     pub uidnext: u32,
     pub highestmodseq: u64,
-    pub subscribed: bool,
     /// The first UID no session has been told of as \Recent.
     pub recent_from: u32,
 }
