@@ -599,7 +599,7 @@ impl Session {
                 };
                 let r = Data::Lsub {
                     items,
-                    delimiter: delimiter.clone(),
+                    delimiter,
                     mailbox,
                 };
                 self.conn.send(&text::data(r)).await?;
@@ -629,7 +629,7 @@ impl Session {
             };
             let r = Data::List {
                 items,
-                delimiter: delimiter.clone(),
+                delimiter,
                 mailbox,
             };
             self.conn.send(&text::data(r)).await?;
