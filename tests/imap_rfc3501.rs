@@ -281,3 +281,52 @@ async fn subscriptions_are_names_not_folders() {
     );
     w.stop().await;
 }
+
+/// DELETE of a folder with children (RFC 3501 §6.3.4): its messages go, its name stays
+/// for the children as `\Noselect`; a `\Noselect` name with children cannot be deleted,
+/// and CREATE makes it a folder again.
+#[tokio::test]
+async fn delete_with_children_leaves_a_noselect_name() {
+    let w = world("").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    c.cmd("CREATE Patients").await;
+    c.cmd("CREATE Patients/Lupus").await;
+    append(&mut c, "Patients", &note(1)).await;
+
+    let mut watcher = w.login(HOUSE_BAL, HOUSE).await;
+    assert!(last(&watcher.cmd("SELECT Patients").await).contains(" OK "));
+
+    assert!(last(&c.cmd("DELETE Patients").await).contains(" OK "));
+    assert_eq!(
+        untagged(&c.cmd("LIST \"\" Patients*").await),
+        [
+            "* LIST (\\HasChildren \\Noselect) \"/\" Patients",
+            "* LIST (\\HasNoChildren) \"/\" Patients/Lupus",
+        ]
+    );
+    assert!(last(&c.cmd("SELECT Patients").await).contains(" NO "));
+    assert!(last(&c.cmd("STATUS Patients (MESSAGES)").await).contains(" NO "));
+    let tag = c.next_tag();
+    c.send(format!("{tag} APPEND Patients {{4+}}\r\nA: b\r\n").as_bytes())
+        .await;
+    assert!(last(&c.until(&tag).await).contains(" NO "));
+    // The session that had it selected is told it is gone.
+    let tag = watcher.next_tag();
+    watcher.send(format!("{tag} NOOP\r\n").as_bytes()).await;
+    let bye = watcher.line().await;
+    assert!(bye.starts_with("* BYE"), "{bye}");
+    assert!(last(&c.cmd("DELETE Patients").await).contains(" NO "));
+
+    // CREATE brings it back, empty; without its children it can then go for good.
+    assert!(last(&c.cmd("CREATE Patients").await).contains(" OK "));
+    let r = c.cmd("SELECT Patients").await;
+    assert!(r.contains(&"* 0 EXISTS\r\n".to_owned()), "{r:?}");
+    c.cmd("CLOSE").await;
+    assert!(last(&c.cmd("DELETE Patients/Lupus").await).contains(" OK "));
+    assert!(last(&c.cmd("DELETE Patients").await).contains(" OK "));
+    assert_eq!(
+        untagged(&c.cmd("LIST \"\" Patients*").await),
+        Vec::<&str>::new()
+    );
+    w.stop().await;
+}

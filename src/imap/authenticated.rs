@@ -39,10 +39,16 @@ impl Session {
     /// A folder of this session's mailbox, by the name the client gave. A name that
     /// cannot be a folder is no folder; a store error is not "no such mailbox", which
     /// would invite the client to CREATE it.
+    /// A `\Noselect` name is no folder to select, append to or copy into.
     pub(crate) async fn target_folder(
         &self,
         mailbox: &Mailbox<'_>,
     ) -> Result<Option<Folder>, StoreError> {
+        Ok(self.named_folder(mailbox).await?.filter(|f| !f.noselect))
+    }
+
+    /// The folder row behind a name, `\Noselect` ones included (DELETE, RENAME, CREATE).
+    async fn named_folder(&self, mailbox: &Mailbox<'_>) -> Result<Option<Folder>, StoreError> {
         let (Some(id), Some(name)) = (self.mailbox_id(), text::folder_name(mailbox)) else {
             return Ok(None);
         };
@@ -89,13 +95,20 @@ impl Session {
                 match store.create_folder(mailbox_id, name).await {
                     Ok(_) => self.ok(&tag, "CREATE completed").await,
                     Err(StoreError::FolderExists(_)) => {
-                        self.no_already_exists(&tag, "mailbox already exists").await
+                        // A \Noselect name left by DELETE becomes a folder again.
+                        match self.named_folder(&mailbox).await {
+                            Ok(Some(f)) if f.noselect => match store.make_selectable(f.id).await {
+                                Ok(()) => self.ok(&tag, "CREATE completed").await,
+                                Err(e) => self.no_internal(&tag, "CREATE failed", &e).await,
+                            },
+                            _ => self.no_already_exists(&tag, "mailbox already exists").await,
+                        }
                     }
                     Err(e) => self.no_internal(&tag, "CREATE failed", &e).await,
                 }
             }
             CommandBody::Delete { mailbox } => {
-                let folder = match self.target_folder(&mailbox).await {
+                let folder = match self.named_folder(&mailbox).await {
                     Ok(Some(f)) => f,
                     Ok(None) => return self.no_nonexistent(&tag).await,
                     Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
@@ -110,12 +123,19 @@ impl Session {
                     Ok(f) => f,
                     Err(e) => return self.no_internal(&tag, "cannot list folders", &e).await,
                 };
-                if folders.iter().any(|f| f.name.starts_with(&prefix)) {
-                    return self
-                        .no(&tag, "mailbox has children: delete them first")
-                        .await;
-                }
-                if let Err(e) = store.delete_folder(folder.id).await {
+                let has_children = folders.iter().any(|f| f.name.starts_with(&prefix));
+                // With children, the folder loses its messages and keeps its name for
+                // them as \Noselect (RFC 3501 6.3.4); a \Noselect one goes with its last.
+                let deleted = match (has_children, folder.noselect) {
+                    (true, true) => {
+                        return self
+                            .no(&tag, "mailbox has children and no messages to delete")
+                            .await;
+                    }
+                    (true, false) => store.clear_folder(folder.id).await,
+                    (false, _) => store.delete_folder(folder.id).await,
+                };
+                if let Err(e) = deleted {
                     return self.no_internal(&tag, "DELETE failed", &e).await;
                 }
                 let unselect =
@@ -130,7 +150,7 @@ impl Session {
                 })
             }
             CommandBody::Rename { from, to } => {
-                let source = match self.target_folder(&from).await {
+                let source = match self.named_folder(&from).await {
                     Ok(Some(f)) => f,
                     Ok(None) => return self.no_nonexistent(&tag).await,
                     Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
@@ -620,6 +640,9 @@ impl Session {
             } else {
                 "HasNoChildren"
             })];
+            if f.noselect {
+                items.push(Some(FlagNameAttribute::Noselect));
+            }
             if let Some(special) = &f.special_use {
                 items.push(attribute(special.trim_start_matches('\\')));
             }

@@ -239,8 +239,8 @@ impl Session {
             )))
         };
         let folder = match store.folder_by_id(view.folder.id).await {
-            Ok(Some(f)) => f,
-            Ok(None) => return Ok(Synced::Gone),
+            Ok(Some(f)) if !f.noselect => f,
+            Ok(_) => return Ok(Synced::Gone),
             Err(e) => return failed(e),
         };
         let highest = folder.highestmodseq;

@@ -69,12 +69,14 @@ pub(super) fn folder_from_row(r: &SqliteRow) -> Result<Folder, StoreError> {
         uidnext: u32::try_from(r.try_get::<i64, _>("uidnext")?).unwrap_or(u32::MAX),
         highestmodseq: u64::try_from(r.try_get::<i64, _>("highestmodseq")?).unwrap_or(0),
         recent_from: u32::try_from(r.try_get::<i64, _>("recent_from")?).unwrap_or(u32::MAX),
+        noselect: r.try_get("noselect")?,
     })
 }
 
 macro_rules! folder_columns {
     () => {
-        "id, mailbox_id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_from"
+        "id, mailbox_id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_from, \
+         noselect"
     };
 }
 
@@ -548,6 +550,55 @@ impl Store {
                     return Err(StoreError::NoFolder);
                 }
                 super::messages::delete_orphan_bodies(c, &bodies).await
+            })
+        })
+        .await
+    }
+
+    /// Empties a folder that has children and makes it `\Noselect`: the name stays for
+    /// them (RFC 3501 §6.3.4). Sessions that had it selected see it gone.
+    pub async fn clear_folder(&self, folder_id: i64) -> Result<(), StoreError> {
+        let result = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let bodies: Vec<i64> = sqlx::query_scalar(
+                        "SELECT DISTINCT body_id FROM messages WHERE folder_id = ?",
+                    )
+                    .bind(folder_id)
+                    .fetch_all(&mut *c)
+                    .await?;
+                    sqlx::query("DELETE FROM messages WHERE folder_id = ?")
+                        .bind(folder_id)
+                        .execute(&mut *c)
+                        .await?;
+                    let n = sqlx::query("UPDATE folders SET noselect = 1 WHERE id = ?")
+                        .bind(folder_id)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected();
+                    if n == 0 {
+                        return Err(StoreError::NoFolder);
+                    }
+                    super::messages::delete_orphan_bodies(c, &bodies).await
+                })
+            })
+            .await;
+        if result.is_ok() {
+            self.notify(folder_id, 0);
+        }
+        result
+    }
+
+    /// CREATE of a `\Noselect` name makes it a folder again; its UIDs go on from where
+    /// they were, so the UIDVALIDITY the client knows stays true.
+    pub async fn make_selectable(&self, folder_id: i64) -> Result<(), StoreError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query("UPDATE folders SET noselect = 0 WHERE id = ?")
+                    .bind(folder_id)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
             })
         })
         .await

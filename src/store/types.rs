@@ -155,6 +155,8 @@ pub struct Folder {
     pub highestmodseq: u64,
     /// The first UID no session has been told of as \Recent.
     pub recent_from: u32,
+    /// Deleted while it had children: a name without messages that cannot be selected.
+    pub noselect: bool,
 }
 
 /// Per-folder counters for STATUS and SELECT.
