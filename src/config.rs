@@ -254,6 +254,11 @@ pub struct SessionConfig {
     /// Authentication checks (token signatures, PSC introspection calls) in flight per
     /// address.
     pub max_verifications_per_address: u32,
+    /// How long one write to a client may wait for it to read: a peer that stops reading
+    /// is disconnected rather than holding its task forever.
+    pub write_timeout: HumanDuration,
+    /// At shutdown, how long open connections get to finish; the rest are then dropped.
+    pub shutdown_timeout: HumanDuration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -419,6 +424,8 @@ mod raw {
         pub max_unauthenticated_per_address: Option<i64>,
         pub max_mailbox_connections_per_address: Option<i64>,
         pub max_verifications_per_address: Option<i64>,
+        pub write_timeout: Option<Scalar>,
+        pub shutdown_timeout: Option<Scalar>,
     }
 
     #[derive(Deserialize, Default)]
@@ -918,6 +925,12 @@ impl Config {
                     "session.max_verifications_per_address",
                     s.max_verifications_per_address,
                     16,
+                )?,
+                write_timeout: c.duration("session.write_timeout", s.write_timeout, "60s")?,
+                shutdown_timeout: c.duration(
+                    "session.shutdown_timeout",
+                    s.shutdown_timeout,
+                    "30s",
                 )?,
             }
         };
