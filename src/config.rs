@@ -206,6 +206,13 @@ pub struct SmtpConfig {
     pub queue_retry_initial: HumanDuration,
     /// The longest wait between two attempts (the back-off doubles up to it).
     pub queue_retry_max: HumanDuration,
+    /// How long a remote operator may keep a delivery waiting for a reply to a command,
+    /// or for room to write (RFC 5321 §4.5.3.2 suggests 5 minutes).
+    pub queue_reply_timeout: HumanDuration,
+    /// How long it may take to answer the final dot of DATA (RFC 5321: 10 minutes).
+    pub queue_data_timeout: HumanDuration,
+    /// DNS servers for MX lookups; empty: the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -389,6 +396,9 @@ mod raw {
         pub queue_max_lifetime: Option<Scalar>,
         pub queue_retry_initial: Option<Scalar>,
         pub queue_retry_max: Option<Scalar>,
+        pub queue_reply_timeout: Option<Scalar>,
+        pub queue_data_timeout: Option<Scalar>,
+        pub dns_servers: Option<Vec<String>>,
     }
 
     #[derive(Deserialize)]
@@ -804,6 +814,17 @@ impl Config {
                     "5m",
                 )?,
                 queue_retry_max: c.duration("smtp.queue_retry_max", s.queue_retry_max, "1h")?,
+                queue_reply_timeout: c.duration(
+                    "smtp.queue_reply_timeout",
+                    s.queue_reply_timeout,
+                    "5m",
+                )?,
+                queue_data_timeout: c.duration(
+                    "smtp.queue_data_timeout",
+                    s.queue_data_timeout,
+                    "10m",
+                )?,
+                dns_servers: c.listeners("smtp.dns_servers", s.dns_servers, &[])?,
             }
         };
 

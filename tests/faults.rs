@@ -168,3 +168,188 @@ mod stalled_readers {
         a.stop().await;
     }
 }
+
+mod outbound {
+    //! The queue towards another operator: a peer that stalls in the middle of DATA and
+    //! a name server that fails are temporary failures, tried again, never bounced.
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use smtp_support::*;
+    use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+
+    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(s: &mut BufReader<S>, reply: &str) {
+        let mut line = String::new();
+        s.read_line(&mut line).await.unwrap();
+        s.get_mut().write_all(reply.as_bytes()).await.unwrap();
+        s.get_mut().flush().await.unwrap();
+    }
+
+    /// Another operator (presenting `operator2.crt`) that takes the connection, STARTTLS,
+    /// the envelope and DATA, then never says another word. Counts its connections.
+    async fn stalling_peer(pki: &Pki) -> (SocketAddr, Arc<AtomicUsize>) {
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(pki.path("operator2.crt"))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        let key = PrivateKeyDer::from_pem_file(pki.path("operator2.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(mssante::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let mut s = BufReader::new(tcp);
+                    s.get_mut()
+                        .write_all(b"220 mx.b.mssante.test ESMTP\r\n")
+                        .await
+                        .unwrap();
+                    exchange(&mut s, "250-mx.b.mssante.test\r\n250 STARTTLS\r\n").await;
+                    exchange(&mut s, "220 2.0.0 go\r\n").await;
+                    let Ok(tls) = acceptor.accept(s.into_inner()).await else {
+                        return;
+                    };
+                    let mut s = BufReader::new(tls);
+                    exchange(&mut s, "250 mx.b.mssante.test\r\n").await;
+                    exchange(&mut s, "250 2.1.0 OK\r\n").await;
+                    exchange(&mut s, "250 2.1.5 OK\r\n").await;
+                    exchange(&mut s, "354 go ahead\r\n").await;
+                    // Mid-DATA: the connection stays open, nothing more is read or said.
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    drop(s);
+                });
+            }
+        });
+        (addr, connections)
+    }
+
+    /// Submits one message from house@a to cameron@b; returns the sender's address.
+    async fn submit(a: &Instance, pki: &Pki) -> String {
+        let sender = a.mailbox("house", IDNAT).await;
+        let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+        let (code, t) = s
+            .mail(
+                &sender,
+                &["cameron@b.mssante.test"],
+                &message(&sender, "cameron@b.mssante.test", "scan", 500),
+            )
+            .await;
+        assert_eq!(code, 250, "{t}");
+        sender
+    }
+
+    /// The queued message after `attempts` attempts, with its recipient's last error.
+    async fn deferred(a: &Instance, attempts: u32) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let due = a
+                .store()
+                .queue_due(chrono::Utc::now() + chrono::Duration::days(1), 10)
+                .await
+                .unwrap();
+            if let Some(m) = due.first().filter(|m| m.attempts >= attempts) {
+                return m.recipients[0].last_error.clone().unwrap_or_default();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {attempts} attempts: {due:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_stalling_mid_data_times_out_and_is_tried_again() {
+        let pki = Pki::new();
+        let (peer, connections) = stalling_peer(&pki).await;
+        let mut o = Options::new("a.mssante.test");
+        o.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
+        o.routes = vec![("b.mssante.test".into(), peer.to_string())];
+        o.smtp_extra = "queue_reply_timeout = \"2s\"\nqueue_data_timeout = \"1s\"".into();
+        let a = Instance::start(&pki, o).await;
+        let sender = submit(&a, &pki).await;
+        let why = deferred(&a, 2).await;
+        assert!(why.contains("timed out"), "{why}");
+        assert!(connections.load(Ordering::SeqCst) >= 2);
+        assert_eq!(a.store().queue_len().await.unwrap(), 1);
+        assert!(a.messages(&sender, "INBOX").await.is_empty(), "no DSN");
+        tokio::time::timeout(BOUND, a.stop())
+            .await
+            .expect("shutdown with a delivery waiting on the peer");
+    }
+
+    /// A name server on loopback that answers every query with `rcode`; counts them.
+    async fn name_server(rcode: u8) -> (SocketAddr, Arc<AtomicUsize>) {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let queries = Arc::new(AtomicUsize::new(0));
+        let count = queries.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                    return;
+                };
+                if n < 12 {
+                    continue;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                // Header and question only: QNAME labels up to the root, then type and class.
+                let mut end = 12;
+                while end < n && buf[end] != 0 {
+                    end += 1 + buf[end] as usize;
+                }
+                let end = (end + 5).min(n);
+                let mut answer = buf[..end].to_vec();
+                answer[2] = 0x80 | (buf[2] & 0x79); // QR, opcode and RD kept
+                answer[3] = 0x80 | rcode; // RA
+                answer[4..6].copy_from_slice(&[0, 1]);
+                answer[6..12].fill(0);
+                let _ = socket.send_to(&answer, from).await;
+            }
+        });
+        (addr, queries)
+    }
+
+    #[tokio::test]
+    async fn a_failing_name_server_defers_outbound_mail() {
+        for (rcode, name) in [(2u8, "SERVFAIL"), (5, "REFUSED")] {
+            let pki = Pki::new();
+            let (dns, queries) = name_server(rcode).await;
+            let mut o = Options::new("a.mssante.test");
+            o.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
+            o.smtp_extra = format!("dns_servers = [\"{dns}\"]");
+            let a = Instance::start(&pki, o).await;
+            let sender = submit(&a, &pki).await;
+            let why = deferred(&a, 2).await;
+            assert!(
+                why.contains("MX lookup for b.mssante.test"),
+                "{name}: {why}"
+            );
+            assert!(queries.load(Ordering::SeqCst) >= 2, "{name}");
+            assert_eq!(a.store().queue_len().await.unwrap(), 1, "{name}");
+            assert!(
+                a.messages(&sender, "INBOX").await.is_empty(),
+                "{name}: no DSN"
+            );
+            a.stop().await;
+        }
+    }
+}
