@@ -353,3 +353,83 @@ mod outbound {
         }
     }
 }
+
+mod psc {
+    //! Pro Santé Connect slow, hanging or answering garbage: the client hears a
+    //! temporary failure (IMAP `NO [UNAVAILABLE]`, SMTP `454`) within the HTTP timeout,
+    //! and the audit trail says so.
+    use super::*;
+    use common::{HOUSE, HOUSE_BAL, World, last, world};
+    use mssante::store::AuditOutcome;
+    use smtp_support::{IDNAT, Instance, Options, Pki, implicit, xoauth2};
+
+    async fn imap_login_is_unavailable(w: &World, what: &str) {
+        let mut c = w.connect_tls().await;
+        c.line().await;
+        let r = tokio::time::timeout(
+            BOUND,
+            c.cmd(&format!(
+                "AUTHENTICATE XOAUTH2 {}",
+                w.xoauth2(HOUSE_BAL, HOUSE)
+            )),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer"));
+        assert!(last(&r).contains("NO [UNAVAILABLE]"), "{what}: {r:?}");
+        let store = &w.running.as_ref().unwrap().context.store;
+        let audit = store.audit_records(None, 1).await.unwrap();
+        assert_eq!(audit[0].entry.outcome, AuditOutcome::Temporary, "{what}");
+    }
+
+    #[tokio::test]
+    async fn imap_psc_answering_garbage() {
+        for extra in ["", "psc.introspection"] {
+            let w = world(extra).await;
+            w.psc.set_garbled(true);
+            imap_login_is_unavailable(&w, &format!("garbage ({extra})")).await;
+            w.psc.set_garbled(false);
+            let mut c = w.connect_tls().await;
+            c.line().await;
+            let r = c
+                .cmd(&format!(
+                    "AUTHENTICATE XOAUTH2 {}",
+                    w.xoauth2(HOUSE_BAL, HOUSE)
+                ))
+                .await;
+            assert!(last(&r).contains("OK"), "recovers ({extra}): {r:?}");
+            w.stop().await;
+        }
+    }
+
+    /// Introspection answering after 30 s, or never: the default HTTP timeout (5 s)
+    /// answers the client first.
+    #[tokio::test]
+    async fn imap_psc_slow_or_hanging() {
+        let w = world("psc.introspection").await;
+        for delay in [30, 3_600] {
+            w.psc.set_introspection_delay(Duration::from_secs(delay));
+            imap_login_is_unavailable(&w, &format!("{delay} s")).await;
+        }
+        w.stop().await;
+    }
+
+    #[tokio::test]
+    async fn smtp_psc_answering_garbage() {
+        let pki = Pki::new();
+        let a = Instance::start(&pki, Options::new("a.mssante.test")).await;
+        let sender = a.mailbox("house", IDNAT).await;
+        a.psc.set_garbled(true);
+        let mut s = implicit(a.submission_tls(), pki.client(None)).await;
+        assert_eq!(s.cmd("EHLO client.test").await.0, 250);
+        let (code, text) = tokio::time::timeout(
+            BOUND,
+            s.cmd(&format!("AUTH XOAUTH2 {}", xoauth2(&sender, &a.token()))),
+        )
+        .await
+        .expect("an answer");
+        assert_eq!(code, 454, "{text}");
+        let audit = a.store().audit_records(None, 1).await.unwrap();
+        assert_eq!(audit[0].entry.outcome, AuditOutcome::Temporary);
+        a.stop().await;
+    }
+}
