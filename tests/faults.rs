@@ -433,3 +433,74 @@ mod psc {
         a.stop().await;
     }
 }
+
+mod database_locked {
+    //! Another program holding the database locked (an EXCLUSIVE transaction left open
+    //! by an operator's tool) for longer than the store's busy timeout (30 s): writes get
+    //! a temporary failure, nothing hangs, and service resumes when the lock goes.
+    use super::*;
+    use common::{HOUSE, HOUSE_BAL, last, world};
+    use smtp_support::{IDNAT, Instance, OTHER_IDNAT, Options, Pki, authenticated, message};
+
+    /// Holds an EXCLUSIVE lock on `db` for `hold`, from a thread of its own.
+    fn lock_database(db: std::path::PathBuf, hold: Duration) -> tokio::task::JoinHandle<()> {
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let handle = tokio::task::spawn_blocking(move || {
+            let c = rusqlite::Connection::open(db).unwrap();
+            c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(hold);
+            c.execute_batch("COMMIT").unwrap();
+        });
+        locked_rx.recv().unwrap();
+        handle
+    }
+
+    const NOTE: &str = "Subject: Patient 12\r\n\r\nLupus, again.\r\n";
+    const LONGER_THAN_BUSY: Duration = Duration::from_secs(33);
+
+    #[tokio::test]
+    async fn imap_append_and_smtp_data_while_the_database_is_locked() {
+        let w = world("").await;
+        let mut c = w.login(HOUSE_BAL, HOUSE).await;
+        let pki = Pki::new();
+        let a = Instance::start(&pki, Options::new("a.mssante.test")).await;
+        let sender = a.mailbox("house", IDNAT).await;
+        let rcpt = a.mailbox("cuddy", OTHER_IDNAT).await;
+        let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+
+        let imap_lock = lock_database(database::file(&w.dir.path().join("data")), LONGER_THAN_BUSY);
+        let smtp_lock = lock_database(database::file(&a.dir.path().join("data")), LONGER_THAN_BUSY);
+        // Both asked while locked; their answers are read once the lock is gone (the
+        // clients' own read limits are shorter than the store's busy timeout).
+        let tag = c.next_tag();
+        c.send(format!("{tag} APPEND INBOX {{{}+}}\r\n{NOTE}\r\n", NOTE.len()).as_bytes())
+            .await;
+        assert_eq!(s.cmd(&format!("MAIL FROM:<{sender}>")).await.0, 250);
+        assert_eq!(s.cmd(&format!("RCPT TO:<{rcpt}>")).await.0, 250);
+        assert_eq!(s.cmd("DATA").await.0, 354);
+        s.send(&smtp_support::dot_stuff(&message(
+            &sender, &rcpt, "locked", 200,
+        )))
+        .await;
+        imap_lock.await.unwrap();
+        smtp_lock.await.unwrap();
+        let r = c.until(&tag).await;
+        assert!(last(&r).contains("NO [UNAVAILABLE]"), "{r:?}");
+        let (code, text) = s.reply().await;
+        assert_eq!(code, 451, "{text}");
+
+        let tag = c.next_tag();
+        c.send(format!("{tag} APPEND INBOX {{{}+}}\r\n{NOTE}\r\n", NOTE.len()).as_bytes())
+            .await;
+        let r = c.until(&tag).await;
+        assert!(last(&r).contains("OK [APPENDUID"), "{r:?}");
+        let (code, text) = s
+            .mail(&sender, &[&rcpt], &message(&sender, &rcpt, "after", 200))
+            .await;
+        assert_eq!(code, 250, "{text}");
+        assert_eq!(a.messages(&rcpt, "INBOX").await.len(), 1);
+        w.stop().await;
+        a.stop().await;
+    }
+}
