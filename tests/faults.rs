@@ -449,6 +449,8 @@ mod database_locked {
             let c = rusqlite::Connection::open(db).unwrap();
             c.execute_batch("BEGIN EXCLUSIVE").unwrap();
             locked_tx.send(()).unwrap();
+            // A blocking thread of its own (spawn_blocking): the runtime is not held up.
+            #[allow(clippy::disallowed_methods)]
             std::thread::sleep(hold);
             c.execute_batch("COMMIT").unwrap();
         });
