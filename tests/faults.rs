@@ -2,9 +2,6 @@
 //! reading, a database held locked by someone else, Pro Santé Connect slow, hanging or
 //! answering garbage, DNS failing for outbound mail, and another operator that stalls in
 //! the middle of DATA. Each ends in a clear answer and no task left waiting forever.
-//!
-//! Disk full and `kill -9` need the server in a process of its own: see
-//! `tests/faults_process.rs`.
 
 mod common;
 mod database;
