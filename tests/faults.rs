@@ -1,7 +1,9 @@
 //! Faults around a running server, seen from clients on loopback: peers that stop
 //! reading, a database held locked by someone else, Pro Santé Connect slow, hanging or
 //! answering garbage, DNS failing for outbound mail, and another operator that stalls in
-//! the middle of DATA. Each ends in a clear answer and no task left waiting forever.
+//! the middle of DATA; and, with the binary in a process of its own, a disk that fills
+//! up and `kill -9`. Each ends in a clear answer, no task left waiting forever and
+//! nothing acknowledged lost.
 
 mod common;
 mod database;
@@ -501,5 +503,379 @@ mod database_locked {
         assert_eq!(a.messages(&rcpt, "INBOX").await.len(), 1);
         w.stop().await;
         a.stop().await;
+    }
+}
+
+mod process {
+    //! The real binary in a process of its own, for what cannot happen in-process: a disk
+    //! that fills up (RLIMIT_FSIZE on the server process, SIGXFSZ ignored, raised again
+    //! with `prlimit --pid` to give the space back) and `kill -9`. After each, the store
+    //! is checked: `PRAGMA integrity_check`, and every acknowledged message present.
+    use super::*;
+    use std::collections::HashSet;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::{Arc, Mutex};
+
+    use common::{Client, last};
+    use mssante::psc_standin::{PscStandIn, TokenSpec};
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use smtp_support::*;
+
+    const HOUSE_BAL: &str = "house@a.mssante.test";
+    const CUDDY_BAL: &str = "cuddy@a.mssante.test";
+
+    fn free_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    struct Server {
+        pki: Pki,
+        psc: PscStandIn,
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        imap: SocketAddr,
+        submission: SocketAddr,
+        child: Option<Child>,
+    }
+
+    impl Server {
+        async fn prepare() -> Server {
+            let pki = Pki::new();
+            let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let o = Options::new("a.mssante.test");
+            let config = write_config(&pki, dir.path(), &psc, &o);
+            let (imap, submission) = (free_port(), free_port());
+            let text = std::fs::read_to_string(&config)
+                .unwrap()
+                .replacen(
+                    "tls = [\"127.0.0.1:0\"]",
+                    &format!("tls = [\"127.0.0.1:{imap}\"]"),
+                    1,
+                )
+                .replacen(
+                    "submission_tls = [\"127.0.0.1:0\"]",
+                    &format!("submission_tls = [\"127.0.0.1:{submission}\"]"),
+                    1,
+                )
+                .replacen(
+                    "submission_starttls = [\"127.0.0.1:0\"]",
+                    "submission_starttls = []",
+                    1,
+                )
+                .replacen("inbound = [\"127.0.0.1:0\"]", "inbound = []", 1);
+            std::fs::write(&config, text).unwrap();
+            let store = mssante::store::Store::open(&dir.path().join("data"))
+                .await
+                .unwrap();
+            create_mailbox(&store, HOUSE_BAL, IDNAT).await;
+            create_mailbox(&store, CUDDY_BAL, OTHER_IDNAT).await;
+            store.close().await;
+            Server {
+                pki,
+                psc,
+                dir,
+                config,
+                imap: format!("127.0.0.1:{imap}").parse().unwrap(),
+                submission: format!("127.0.0.1:{submission}").parse().unwrap(),
+                child: None,
+            }
+        }
+
+        /// Starts `serve`, with files limited to `fsize` bytes if given; waits until it
+        /// listens.
+        async fn start(&mut self, fsize: Option<u64>) {
+            let bin = env!("CARGO_BIN_EXE_mssante");
+            let mut command = match fsize {
+                None => Command::new(bin),
+                Some(n) => {
+                    let mut c = Command::new("sh");
+                    // An ignored signal stays ignored across exec: writes past the limit
+                    // fail with EFBIG instead of killing the server.
+                    c.args(["-c", "trap '' XFSZ; exec \"$@\"", "sh", "prlimit"])
+                        // The soft limit only: the test may raise it again (`unlimit`).
+                        .arg(format!("--fsize={n}:unlimited"))
+                        .arg(bin);
+                    c
+                }
+            };
+            let child = command
+                .arg("--config")
+                .arg(&self.config)
+                .arg("serve")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            self.child = Some(child);
+            let imap = self.imap;
+            eventually("the server to listen", || async {
+                TcpStream::connect(imap).await.is_ok()
+            })
+            .await;
+        }
+
+        fn pid(&self) -> String {
+            self.child.as_ref().unwrap().id().to_string()
+        }
+
+        /// The disk has room again.
+        fn unlimit(&self) {
+            let status = Command::new("prlimit")
+                .args(["--pid", &self.pid(), "--fsize=unlimited"])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+
+        /// Sends `signal` and waits (within [`BOUND`]) for the process to end.
+        async fn signal(&mut self, signal: &str) {
+            let status = Command::new("kill")
+                .args([signal, &self.pid()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let mut child = self.child.take().unwrap();
+            let deadline = tokio::time::Instant::now() + BOUND;
+            while child.try_wait().unwrap().is_none() {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{signal}: still running"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+
+        fn token(&self) -> String {
+            self.psc
+                .mint(&TokenSpec::valid(IDNAT).with_lifetime(Duration::from_secs(600)))
+        }
+
+        async fn imap(&self) -> Client {
+            let ca = CertificateDer::pem_file_iter(self.pki.path("ca.crt"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap();
+            let mut c = Client::plain(self.imap).await;
+            c.upgrade(&ca).await;
+            c.line().await;
+            let r = c
+                .cmd(&format!(
+                    "AUTHENTICATE XOAUTH2 {}",
+                    xoauth2(HOUSE_BAL, &self.token())
+                ))
+                .await;
+            assert!(last(&r).contains("OK"), "{r:?}");
+            c
+        }
+
+        fn db(&self) -> PathBuf {
+            database::file(&self.dir.path().join("data"))
+        }
+    }
+
+    /// Subjects of the messages in a mailbox's INBOX, read from the file once the server
+    /// is stopped; checks the file's integrity first.
+    async fn subjects(db: &Path, address: &str) -> Vec<String> {
+        let c = rusqlite::Connection::open(db).unwrap();
+        let check: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        drop(c);
+        let store = mssante::store::Store::open_file(db).await.unwrap();
+        let bodies = folder_messages(&store, address, "INBOX").await;
+        store.close().await;
+        bodies
+            .iter()
+            .filter_map(|b| {
+                let text = String::from_utf8_lossy(b);
+                text.lines()
+                    .find_map(|l| l.strip_prefix("Subject: "))
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    fn note(subject: &str, size: usize) -> String {
+        message(HOUSE_BAL, CUDDY_BAL, subject, size)
+    }
+
+    /// Appends; returns the tagged answer and the UID given.
+    async fn append(c: &mut Client, text: &str) -> (String, Option<u32>) {
+        let tag = c.next_tag();
+        c.send(format!("{tag} APPEND INBOX {{{}+}}\r\n{text}\r\n", text.len()).as_bytes())
+            .await;
+        let r = c.until(&tag).await;
+        let answer = last(&r).to_owned();
+        let uid = answer
+            .split_once("[APPENDUID ")
+            .and_then(|(_, rest)| rest.split(']').next())
+            .and_then(|v| v.split_whitespace().nth(1))
+            .and_then(|u| u.parse().ok());
+        (answer, uid)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn disk_full_during_append_and_data() {
+        let mut server = Server::prepare().await;
+        let db = server.db();
+        // Room for what is there now and little more: the WAL grows with each message.
+        let limit = std::fs::metadata(&db).unwrap().len() + 1024 * 1024;
+        server.start(Some(limit)).await;
+        let mut c = server.imap().await;
+        let mut acked = Vec::new();
+        let mut refusal = None;
+        for i in 0..200 {
+            let subject = format!("append-{i}");
+            let (answer, _) = append(&mut c, &note(&subject, 60_000)).await;
+            if answer.contains(" OK ") {
+                acked.push(subject);
+            } else {
+                refusal = Some(answer);
+                break;
+            }
+        }
+        let refusal = refusal.expect("the disk filled up");
+        assert!(refusal.contains(" NO [UNAVAILABLE] "), "{refusal}");
+        let mut s = authenticated(
+            server.submission,
+            server.pki.client(None),
+            HOUSE_BAL,
+            &server.token(),
+        )
+        .await;
+        let (code, text) = s
+            .mail(HOUSE_BAL, &[CUDDY_BAL], &note("data-full", 60_000))
+            .await;
+        assert!(code == 452 || code == 451, "{code} {text}");
+        eprintln!(
+            "disk full: IMAP `{}`, SMTP `{code} {text}`",
+            refusal.trim_end()
+        );
+        // Space comes back: the same sessions go on.
+        server.unlimit();
+        let (answer, _) = append(&mut c, &note("append-after", 60_000)).await;
+        assert!(answer.contains(" OK [APPENDUID"), "{answer}");
+        acked.push("append-after".into());
+        let (code, text) = s
+            .mail(HOUSE_BAL, &[CUDDY_BAL], &note("data-after", 60_000))
+            .await;
+        assert_eq!(code, 250, "{text}");
+        drop((c, s));
+        server.signal("-TERM").await;
+        let present = subjects(&db, HOUSE_BAL).await;
+        for subject in &acked {
+            assert_eq!(
+                present.iter().filter(|p| *p == subject).count(),
+                1,
+                "{subject}"
+            );
+        }
+        assert_eq!(subjects(&db, CUDDY_BAL).await, ["data-after"]);
+        server.psc.shutdown().await;
+    }
+
+    /// Acknowledged appends and expunges while the server is killed with SIGKILL.
+    #[derive(Default)]
+    struct Ledger {
+        appended: Vec<(u32, String)>,
+        expunged: HashSet<String>,
+        /// Asked to expunge, answer not heard: either state is right.
+        uncertain: HashSet<String>,
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kill_9_during_append_and_expunge() {
+        let mut server = Server::prepare().await;
+        let db = server.db();
+        server.start(None).await;
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let mut clients = Vec::new();
+        for n in 0..3 {
+            let mut c = server.imap().await;
+            let ledger = ledger.clone();
+            clients.push(tokio::spawn(async move {
+                for i in 0.. {
+                    let subject = format!("storm-{n}-{i}");
+                    let (answer, uid) = append(&mut c, &note(&subject, 2_000)).await;
+                    if let (true, Some(uid)) = (answer.contains(" OK "), uid) {
+                        ledger.lock().unwrap().appended.push((uid, subject));
+                    }
+                }
+            }));
+        }
+        let mut e = server.imap().await;
+        assert!(last(&e.cmd("SELECT INBOX").await).contains(" OK "));
+        let expunger = {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                loop {
+                    let next = {
+                        let mut l = ledger.lock().unwrap();
+                        let expunged = l.expunged.clone();
+                        let next = l
+                            .appended
+                            .iter()
+                            .find(|(_, s)| !expunged.contains(s))
+                            .cloned();
+                        if let Some((_, s)) = &next {
+                            l.uncertain.insert(s.clone());
+                        }
+                        next
+                    };
+                    let Some((uid, subject)) = next else {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    };
+                    e.cmd(&format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"))
+                        .await;
+                    let r = e.cmd(&format!("UID EXPUNGE {uid}")).await;
+                    if last(&r).contains(" OK ") {
+                        let mut l = ledger.lock().unwrap();
+                        l.uncertain.remove(&subject);
+                        l.expunged.insert(subject);
+                    }
+                }
+            })
+        };
+        eventually("appends and expunges under way", || {
+            let l = ledger.lock().unwrap();
+            let busy = l.appended.len() >= 60 && l.expunged.len() >= 10;
+            async move { busy }
+        })
+        .await;
+        server.signal("-KILL").await;
+        for c in clients {
+            let _ = c.await;
+        }
+        let _ = expunger.await;
+        // Restarted, it serves again; then stopped, its file is checked.
+        server.start(None).await;
+        let mut c = server.imap().await;
+        assert!(last(&c.cmd("SELECT INBOX").await).contains(" OK "));
+        drop(c);
+        server.signal("-TERM").await;
+        let present = subjects(&db, HOUSE_BAL).await;
+        {
+            let l = ledger.lock().unwrap();
+            for (_, subject) in &l.appended {
+                let count = present.iter().filter(|p| *p == subject).count();
+                if l.expunged.contains(subject) {
+                    assert_eq!(count, 0, "{subject} was expunged");
+                } else if l.uncertain.contains(subject) {
+                    assert!(count <= 1, "{subject}");
+                } else {
+                    assert_eq!(count, 1, "{subject} was acknowledged");
+                }
+            }
+        }
+        server.psc.shutdown().await;
     }
 }
