@@ -206,6 +206,13 @@ pub struct SmtpConfig {
     pub queue_retry_initial: HumanDuration,
     /// The longest wait between two attempts (the back-off doubles up to it).
     pub queue_retry_max: HumanDuration,
+    /// How long a remote operator may keep a delivery waiting for a reply to a command,
+    /// or for room to write (RFC 5321 §4.5.3.2 suggests 5 minutes).
+    pub queue_reply_timeout: HumanDuration,
+    /// How long it may take to answer the final dot of DATA (RFC 5321: 10 minutes).
+    pub queue_data_timeout: HumanDuration,
+    /// DNS servers for MX lookups; empty: the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -254,6 +261,11 @@ pub struct SessionConfig {
     /// Authentication checks (token signatures, PSC introspection calls) in flight per
     /// address.
     pub max_verifications_per_address: u32,
+    /// How long one write to a client may wait for it to read: a peer that stops reading
+    /// is disconnected rather than holding its task forever.
+    pub write_timeout: HumanDuration,
+    /// At shutdown, how long open connections get to finish; the rest are then dropped.
+    pub shutdown_timeout: HumanDuration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -384,6 +396,9 @@ mod raw {
         pub queue_max_lifetime: Option<Scalar>,
         pub queue_retry_initial: Option<Scalar>,
         pub queue_retry_max: Option<Scalar>,
+        pub queue_reply_timeout: Option<Scalar>,
+        pub queue_data_timeout: Option<Scalar>,
+        pub dns_servers: Option<Vec<String>>,
     }
 
     #[derive(Deserialize)]
@@ -419,6 +434,8 @@ mod raw {
         pub max_unauthenticated_per_address: Option<i64>,
         pub max_mailbox_connections_per_address: Option<i64>,
         pub max_verifications_per_address: Option<i64>,
+        pub write_timeout: Option<Scalar>,
+        pub shutdown_timeout: Option<Scalar>,
     }
 
     #[derive(Deserialize, Default)]
@@ -797,6 +814,17 @@ impl Config {
                     "5m",
                 )?,
                 queue_retry_max: c.duration("smtp.queue_retry_max", s.queue_retry_max, "1h")?,
+                queue_reply_timeout: c.duration(
+                    "smtp.queue_reply_timeout",
+                    s.queue_reply_timeout,
+                    "5m",
+                )?,
+                queue_data_timeout: c.duration(
+                    "smtp.queue_data_timeout",
+                    s.queue_data_timeout,
+                    "10m",
+                )?,
+                dns_servers: c.listeners("smtp.dns_servers", s.dns_servers, &[])?,
             }
         };
 
@@ -918,6 +946,12 @@ impl Config {
                     "session.max_verifications_per_address",
                     s.max_verifications_per_address,
                     16,
+                )?,
+                write_timeout: c.duration("session.write_timeout", s.write_timeout, "60s")?,
+                shutdown_timeout: c.duration(
+                    "session.shutdown_timeout",
+                    s.shutdown_timeout,
+                    "30s",
                 )?,
             }
         };

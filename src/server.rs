@@ -1,7 +1,9 @@
 //! `serve`: every configured listener and the job scheduler, one shutdown path.
 //!
 //! A `CancellationToken` tells every task to stop (SIGTERM, Ctrl-C); a `TaskTracker`
-//! tells us when the last connection has drained.
+//! tells us when the last connection has drained. Draining has a deadline
+//! (`[session] shutdown_timeout`): a peer that stops reading must not keep the process
+//! from stopping, so the connections still open then are dropped (`Context::abort`).
 
 use std::sync::Arc;
 
@@ -15,12 +17,14 @@ use crate::config::Config;
 use crate::store::Store;
 use crate::tls::TlsSource;
 
-/// Accepts connections until `shutdown`, each served as its own task on `tasks`. An accept
-/// error (out of file descriptors and the like) pauses the loop rather than spin on it.
+/// Accepts connections until `shutdown`, each served as its own task on `tasks`, which
+/// ends as soon as `abort` fires whatever it is waiting for. An accept error (out of file
+/// descriptors and the like) pauses the loop rather than spin on it.
 pub(crate) async fn accept_loop<F, Fut>(
     listener: tokio::net::TcpListener,
     protocol: &'static str,
     shutdown: CancellationToken,
+    abort: CancellationToken,
     tasks: TaskTracker,
     mut serve: F,
 ) where
@@ -35,7 +39,16 @@ pub(crate) async fn accept_loop<F, Fut>(
         match accepted {
             Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
-                tasks.spawn(serve(tcp, peer));
+                let connection = serve(tcp, peer);
+                let abort = abort.clone();
+                tasks.spawn(async move {
+                    tokio::select! {
+                        _ = connection => {}
+                        _ = abort.cancelled() => {
+                            tracing::info!(%peer, protocol, "connection dropped at the shutdown deadline");
+                        }
+                    }
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, protocol, "accept failed");
@@ -59,6 +72,9 @@ pub struct Context {
     pub access_epoch: AccessEpoch,
     /// Connection caps and the authentication-failure policy, shared by every listener.
     pub net: Arc<crate::net::Net>,
+    /// Fired when the shutdown deadline has passed: every connection still open is
+    /// dropped where it stands (a write to a peer that stopped reading included).
+    pub abort: CancellationToken,
 }
 
 /// The running server: stop it with `shutdown` and wait with `wait`.
@@ -73,11 +89,31 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, asks every connection to finish, and waits for them.
+    /// Stops accepting, asks every connection to finish, and waits for them until
+    /// `[session] shutdown_timeout`; then drops the connections still open and waits as
+    /// long again for the rest (jobs finishing a store write), after which it gives up:
+    /// stopping must not depend on any peer.
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.tasks.close();
-        self.tasks.wait().await;
+        let grace = self.context.config.session.shutdown_timeout.0;
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_ok() {
+            return;
+        }
+        tracing::warn!(
+            open = self.tasks.len(),
+            "shutdown deadline reached: dropping the connections still open"
+        );
+        self.context.abort.cancel();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                open = self.tasks.len(),
+                "tasks still running after the shutdown deadline; stopping without them"
+            );
+        }
     }
 }
 
@@ -99,6 +135,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let net = crate::net::Net::new(&config.session);
     let context = Context {
         net,
+        abort: CancellationToken::new(),
         config: Arc::new(config),
         store,
         clock,

@@ -35,7 +35,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// base64; RFC 4954 suggests allowing 12,288 bytes), so that thousands of idle,
 /// unauthenticated connections cannot pin memory.
 pub(crate) const UNAUTHENTICATED_MAX_MESSAGE: usize = 16 * 1024;
-pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Closing (TLS close_notify, FIN) is a courtesy: it never waits longer than this.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) enum Stream {
     Plain(TcpStream),
@@ -137,10 +138,17 @@ pub(crate) struct Connection {
     replay: bool,
     /// Until the session authenticates, [`UNAUTHENTICATED_MAX_MESSAGE`] bounds everything.
     authenticated: bool,
+    /// How long one write may wait for the client to read (`[session] write_timeout`).
+    write_timeout: Duration,
 }
 
 impl Connection {
-    pub(crate) fn new(stream: Stream, max_line: usize, max_literal: usize) -> Self {
+    pub(crate) fn new(
+        stream: Stream,
+        max_line: usize,
+        max_literal: usize,
+        write_timeout: Duration,
+    ) -> Self {
         let max_literal = u32::try_from(max_literal).unwrap_or(u32::MAX / 2);
         let max_message = max_literal
             .saturating_add(u32::try_from(max_line.saturating_mul(4)).unwrap_or(u32::MAX / 2));
@@ -155,6 +163,7 @@ impl Connection {
             in_literal: false,
             replay: false,
             authenticated: false,
+            write_timeout,
         }
     }
 
@@ -358,12 +367,33 @@ impl Connection {
         self.flush().await
     }
 
+    /// A write that fails or times out gives the stream up: the client stopped reading
+    /// (or left), and nothing more, `* BYE` and close_notify included, could reach it.
     async fn write_raw(&mut self, data: &[u8]) -> Result<(), ConnError> {
         let stream = self.stream.as_mut().ok_or(ConnError::Closed)?;
-        tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(data))
-            .await
-            .map_err(|_| ConnError::Timeout)??;
-        Ok(())
+        let written = tokio::time::timeout(self.write_timeout, stream.write_all(data)).await;
+        self.settle_write(written)
+    }
+
+    fn settle_write(
+        &mut self,
+        written: Result<io::Result<()>, tokio::time::error::Elapsed>,
+    ) -> Result<(), ConnError> {
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.stream = None;
+                Err(e.into())
+            }
+            Err(_) => {
+                tracing::info!(
+                    timeout = ?self.write_timeout,
+                    "the client stopped reading: connection dropped"
+                );
+                self.stream = None;
+                Err(ConnError::Timeout)
+            }
+        }
     }
 
     pub(crate) async fn flush(&mut self) -> Result<(), ConnError> {
@@ -378,17 +408,15 @@ impl Connection {
             self.out = Vec::new();
         }
         let stream = self.stream.as_mut().ok_or(ConnError::Closed)?;
-        tokio::time::timeout(WRITE_TIMEOUT, stream.flush())
-            .await
-            .map_err(|_| ConnError::Timeout)??;
-        Ok(())
+        let flushed = tokio::time::timeout(self.write_timeout, stream.flush()).await;
+        self.settle_write(flushed)
     }
 
     /// Flushes and closes the write side, best effort.
     pub(crate) async fn close(&mut self) {
         let _ = self.flush().await;
         if let Some(stream) = self.stream.as_mut() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
         }
     }
 }

@@ -65,6 +65,7 @@ pub async fn start(
                 listener,
                 "IMAP",
                 shared.shutdown.clone(),
+                shared.context.abort.clone(),
                 tasks.clone(),
                 move |tcp, peer| {
                     let span = tracing::info_span!("imap", %peer, tls = implicit);
@@ -91,6 +92,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, shared: Ar
         stream,
         config.imap.max_line_length.as_usize(),
         config.imap.max_literal_size.as_usize(),
+        config.session.write_timeout.0,
     );
     let admission = match admission {
         Ok(a) => a,

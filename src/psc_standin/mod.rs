@@ -178,6 +178,8 @@ struct StandInState {
     introspections: AtomicUsize,
     jwks_fetches: AtomicUsize,
     down: AtomicBool,
+    /// Discovery, JWKS and introspection answer 200 with a body that is not JSON.
+    garbled: AtomicBool,
     standard_discovery: AtomicBool,
     introspection_delay: Mutex<Duration>,
     /// Who the authorization endpoint logs in by default.
@@ -322,6 +324,7 @@ impl PscStandIn {
             introspections: AtomicUsize::new(0),
             jwks_fetches: AtomicUsize::new(0),
             down: AtomicBool::new(false),
+            garbled: AtomicBool::new(false),
             standard_discovery: AtomicBool::new(true),
             introspection_delay: Mutex::new(Duration::ZERO),
             login: Mutex::new(DEFAULT_LOGIN.to_owned()),
@@ -489,6 +492,12 @@ impl PscStandIn {
         self.state.down.store(down, Ordering::SeqCst);
     }
 
+    /// While set, discovery, JWKS and introspection answer `200 OK` with a body that is
+    /// not JSON (a proxy's error page, a truncated answer).
+    pub fn set_garbled(&self, garbled: bool) {
+        self.state.garbled.store(garbled, Ordering::SeqCst);
+    }
+
     /// Serve discovery only at PSC's own `wallet-openid-configuration` path (404 on the
     /// standard one), as the real PSC may.
     pub fn set_standard_discovery(&self, served: bool) {
@@ -523,6 +532,17 @@ fn unavailable() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "PSC stand-in is down").into_response()
 }
 
+/// What a garbled endpoint answers: `200 OK`, JSON announced, not JSON given.
+fn garbled(state: &StandInState) -> Option<Response> {
+    state.garbled.load(Ordering::SeqCst).then(|| {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            "<html><body>{\"keys\": [ truncated",
+        )
+            .into_response()
+    })
+}
+
 fn discovery_document(state: &StandInState) -> Value {
     let i = &state.issuer;
     json!({
@@ -547,12 +567,18 @@ async fn standard_discovery(State(state): Shared) -> Response {
     if !state.standard_discovery.load(Ordering::SeqCst) {
         return StatusCode::NOT_FOUND.into_response();
     }
+    if let Some(r) = garbled(&state) {
+        return r;
+    }
     Json(discovery_document(&state)).into_response()
 }
 
 async fn wallet_discovery(State(state): Shared) -> Response {
     if state.down.load(Ordering::SeqCst) {
         return unavailable();
+    }
+    if let Some(r) = garbled(&state) {
+        return r;
     }
     Json(discovery_document(&state)).into_response()
 }
@@ -562,6 +588,9 @@ async fn jwks(State(state): Shared) -> Response {
         return unavailable();
     }
     state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    if let Some(r) = garbled(&state) {
+        return r;
+    }
     let keys: Vec<Value> = read(&state.keys)
         .published
         .iter()
@@ -603,6 +632,9 @@ async fn introspect(
     let delay = *lock(&state.introspection_delay);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    if let Some(r) = garbled(&state) {
+        return r;
     }
     if !client_authenticated(&headers) {
         return (

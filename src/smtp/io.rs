@@ -12,6 +12,10 @@
 //! A body holding a bare CR or a bare LF anywhere, in DATA or in BDAT chunks, is read
 //! through its real end and refused with `554 5.5.2`; nothing of it is stored or
 //! interpreted, and the session goes on with the next command.
+//!
+//! Every write has a deadline too: a peer that stops reading (its window full) would
+//! otherwise hold the task forever, and with it the server's shutdown. After a write
+//! failed or timed out the wire is given up: nothing more is written to it.
 
 use std::io;
 use std::pin::Pin;
@@ -29,6 +33,8 @@ pub enum WireError {
     Closed,
     #[error("timed out waiting for the peer")]
     Timeout,
+    #[error("the peer stopped reading")]
+    WriteTimeout,
     #[error("the server is shutting down")]
     ShuttingDown,
     /// The rest of the line was not read: the stream is out of step, only closing is left.
@@ -163,6 +169,10 @@ impl AsyncWrite for Stream {
 const LINE_CHUNK: usize = 4 * 1024;
 /// Room read at once for message bodies.
 const BODY_CHUNK: usize = 16 * 1024;
+/// Until `set_write_timeout`: what `[session] write_timeout` defaults to.
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Closing (TLS close_notify, FIN) is a courtesy: it never waits longer than this.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A stream with a read buffer and a reply buffer.
 pub struct Wire {
@@ -172,6 +182,10 @@ pub struct Wire {
     out: Vec<u8>,
     /// Ends any wait for the peer (server shutdown).
     cancel: Option<CancellationToken>,
+    /// How long one write may wait for the peer to read.
+    write_timeout: Duration,
+    /// A write failed or timed out: the stream is out of step, nothing more is sent.
+    broken: bool,
 }
 
 impl Wire {
@@ -182,7 +196,14 @@ impl Wire {
             pos: 0,
             out: Vec::with_capacity(512),
             cancel: None,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            broken: false,
         }
+    }
+
+    /// How long each write may wait for the peer to read before the connection is given up.
+    pub fn set_write_timeout(&mut self, timeout: Duration) {
+        self.write_timeout = timeout;
     }
 
     /// Waits for the peer end with `WireError::ShuttingDown` once `cancel` fires.
@@ -202,13 +223,32 @@ impl Wire {
         self.out.extend_from_slice(bytes);
     }
 
+    /// Writes the queued replies out, within the write timeout.
     pub async fn flush(&mut self) -> Result<(), WireError> {
-        if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
-            self.out.clear();
+        if self.broken {
+            return Err(WireError::Closed);
         }
-        self.stream.flush().await?;
-        Ok(())
+        let limit = self.write_timeout;
+        let (stream, out) = (&mut self.stream, &self.out);
+        let written = tokio::time::timeout(limit, async {
+            if !out.is_empty() {
+                stream.write_all(out).await?;
+            }
+            stream.flush().await
+        })
+        .await;
+        self.out.clear();
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.broken = true;
+                Err(e.into())
+            }
+            Err(_) => {
+                self.broken = true;
+                Err(WireError::WriteTimeout)
+            }
+        }
     }
 
     /// Reads more bytes, flushing queued replies first if the client is waiting for them.
@@ -365,10 +405,13 @@ impl Wire {
         Ok(fits)
     }
 
-    /// Flushes and closes the write side; errors do not matter any more.
+    /// Flushes and closes the write side, each within its time limit; errors do not
+    /// matter any more.
     pub async fn close(&mut self) {
-        let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
+        if self.flush().await.is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.shutdown()).await;
     }
 }
 

@@ -135,6 +135,7 @@ pub async fn start(
                 listener,
                 "SMTP",
                 shared.shutdown.clone(),
+                shared.context.abort.clone(),
                 tasks.clone(),
                 move |tcp, peer| {
                     let span = tracing::info_span!("smtp", %peer, interface = interface.name());
@@ -155,6 +156,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, interface: Interface, shared: 
             // On 465 nothing can be said before the handshake; closing is the answer.
             if interface != Interface::SubmissionTls {
                 let mut wire = io::Wire::new(io::Stream::Plain(tcp));
+                wire.set_write_timeout(shared.context.config.session.write_timeout.0);
                 wire.queue(&io::reply(421, [4, 7, 0], &refused.to_string()));
                 wire.close().await;
             }

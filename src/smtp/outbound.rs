@@ -14,10 +14,6 @@ use super::trust::TrustList;
 use crate::store::QueuedRecipient;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// RFC 5321 §4.5.3.2: replies to commands.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-/// RFC 5321 §4.5.3.2: the reply after the final dot.
-const DATA_END_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const MAX_REPLY_LINE: usize = 4096;
 const MAX_REPLY_LINES: usize = 128;
 
@@ -48,6 +44,12 @@ pub struct Client {
     pub tls: Arc<ClientConfig>,
     pub trust: Arc<TrustList>,
     pub routes: std::collections::BTreeMap<String, String>,
+    /// Replies to commands, and room to write (`smtp.queue_reply_timeout`).
+    pub reply_timeout: Duration,
+    /// The reply to the final dot (`smtp.queue_data_timeout`).
+    pub data_timeout: Duration,
+    /// Name servers for MX lookups; empty: the system's.
+    pub dns_servers: Vec<std::net::SocketAddr>,
 }
 
 /// A failure for every recipient still undecided.
@@ -150,9 +152,7 @@ impl Client {
             }
             return Err(Failure::temporary(format!("bad route `{route}`")));
         }
-        let resolver = hickory_resolver::TokioResolver::builder_tokio()
-            .map_err(|e| Failure::temporary(format!("DNS resolver: {e}")))?
-            .build();
+        let resolver = self.resolver()?;
         match resolver.mx_lookup(domain).await {
             Ok(mx) => {
                 let mut hosts: Vec<(u16, String)> = mx
@@ -167,9 +167,38 @@ impl Client {
                 hosts.sort();
                 Ok(hosts.into_iter().map(|(_, h)| (h, 25)).collect())
             }
-            Err(e) if e.is_no_records_found() => Ok(vec![(domain.to_owned(), 25)]),
+            // RFC 5321 §5.1: no MX record, the domain itself is the mail server. Only an
+            // answer that says so counts: hickory reports SERVFAIL and REFUSED as "no
+            // records" too, and they are the name server failing, to be tried again.
+            Err(e) if no_mx(&e) => Ok(vec![(domain.to_owned(), 25)]),
             Err(e) => Err(Failure::temporary(format!("MX lookup for {domain}: {e}"))),
         }
+    }
+
+    fn resolver(&self) -> Result<hickory_resolver::TokioResolver, Failure> {
+        use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+        use hickory_resolver::proto::xfer::Protocol;
+        if self.dns_servers.is_empty() {
+            return Ok(hickory_resolver::TokioResolver::builder_tokio()
+                .map_err(|e| Failure::temporary(format!("DNS resolver: {e}")))?
+                .build());
+        }
+        let servers: Vec<NameServerConfig> = self
+            .dns_servers
+            .iter()
+            .flat_map(|a| {
+                [
+                    NameServerConfig::new(*a, Protocol::Udp),
+                    NameServerConfig::new(*a, Protocol::Tcp),
+                ]
+            })
+            .collect();
+        let config = ResolverConfig::from_parts(None, vec![], servers);
+        Ok(hickory_resolver::TokioResolver::builder_with_config(
+            config,
+            hickory_resolver::name_server::TokioConnectionProvider::default(),
+        )
+        .build())
     }
 
     async fn session(
@@ -210,11 +239,14 @@ impl Client {
         outcomes: &mut [(i64, Option<Outcome>)],
     ) -> Result<(), Failure> {
         let mut wire = Wire::new(Stream::Plain(tcp));
-        let greeting = read_reply(&mut wire, REPLY_TIMEOUT).await?;
+        wire.set_write_timeout(self.reply_timeout);
+        let greeting = read_reply(&mut wire, self.reply_timeout).await?;
         if greeting.code != 220 {
             return Err(Failure::from_reply(&greeting, "greeting"));
         }
-        let ehlo = command(&mut wire, &format!("EHLO {}", self.hostname)).await?;
+        let ehlo = self
+            .command(&mut wire, &format!("EHLO {}", self.hostname))
+            .await?;
         if ehlo.code != 250 {
             return Err(Failure::from_reply(&ehlo, "EHLO"));
         }
@@ -223,7 +255,7 @@ impl Client {
                 "{host} does not offer STARTTLS"
             )));
         }
-        let ready = command(&mut wire, "STARTTLS").await?;
+        let ready = self.command(&mut wire, "STARTTLS").await?;
         if ready.code != 220 {
             return Err(Failure::from_reply(&ready, "STARTTLS"));
         }
@@ -259,7 +291,9 @@ impl Client {
         }
         wire.stream = Stream::Client(Box::new(tls));
         wire.discard_buffered();
-        let ehlo = command(&mut wire, &format!("EHLO {}", self.hostname)).await?;
+        let ehlo = self
+            .command(&mut wire, &format!("EHLO {}", self.hostname))
+            .await?;
         if ehlo.code != 250 {
             return Err(Failure::from_reply(&ehlo, "EHLO"));
         }
@@ -277,7 +311,7 @@ impl Client {
                 mail.push_str(&format!(" ENVID={envid}"));
             }
         }
-        let r = command(&mut wire, &mail).await?;
+        let r = self.command(&mut wire, &mail).await?;
         if r.code != 250 {
             return Err(Failure::from_reply(&r, "MAIL FROM"));
         }
@@ -292,7 +326,7 @@ impl Client {
                     line.push_str(&format!(" ORCPT={o}"));
                 }
             }
-            let r = command(&mut wire, &line).await?;
+            let r = self.command(&mut wire, &line).await?;
             match r.code {
                 250 | 251 => accepted.push(i),
                 c if c >= 500 => {
@@ -305,10 +339,10 @@ impl Client {
             }
         }
         if accepted.is_empty() {
-            let _ = command(&mut wire, "QUIT").await;
+            let _ = self.command(&mut wire, "QUIT").await;
             return Ok(());
         }
-        let r = command(&mut wire, "DATA").await?;
+        let r = self.command(&mut wire, "DATA").await?;
         if r.code != 354 {
             let f = Failure::from_reply(&r, "DATA");
             settle(outcomes, &accepted, &f);
@@ -316,7 +350,7 @@ impl Client {
         }
         wire.queue(&dot_stuff(e.body));
         wire.flush().await?;
-        let r = read_reply(&mut wire, DATA_END_TIMEOUT).await?;
+        let r = read_reply(&mut wire, self.data_timeout).await?;
         if r.code == 250 {
             for i in &accepted {
                 outcomes[*i].1 = Some(Outcome::Delivered);
@@ -324,7 +358,7 @@ impl Client {
         } else {
             settle(outcomes, &accepted, &Failure::from_reply(&r, "end of data"));
         }
-        let _ = command(&mut wire, "QUIT").await;
+        let _ = self.command(&mut wire, "QUIT").await;
         wire.close().await;
         Ok(())
     }
@@ -339,10 +373,26 @@ fn settle(outcomes: &mut [(i64, Option<Outcome>)], which: &[usize], f: &Failure)
     }
 }
 
-async fn command(wire: &mut Wire, line: &str) -> Result<Reply, WireError> {
-    wire.queue(line.as_bytes());
-    wire.queue(b"\r\n");
-    read_reply(wire, REPLY_TIMEOUT).await
+impl Client {
+    async fn command(&self, wire: &mut Wire, line: &str) -> Result<Reply, WireError> {
+        wire.queue(line.as_bytes());
+        wire.queue(b"\r\n");
+        read_reply(wire, self.reply_timeout).await
+    }
+}
+
+/// Whether a failed MX lookup is an answer that the domain has no MX record.
+fn no_mx(e: &hickory_resolver::ResolveError) -> bool {
+    use hickory_resolver::proto::ProtoErrorKind;
+    use hickory_resolver::proto::op::ResponseCode;
+    let Some(proto) = e.proto() else {
+        return false;
+    };
+    matches!(
+        proto.kind(),
+        ProtoErrorKind::NoRecordsFound { response_code, .. }
+            if matches!(response_code, ResponseCode::NoError | ResponseCode::NXDomain)
+    )
 }
 
 async fn read_reply(wire: &mut Wire, timeout: Duration) -> Result<Reply, WireError> {

@@ -34,6 +34,9 @@ pub(crate) fn spawn_runner(shared: Arc<Shared>, tasks: &TaskTracker) {
             tls,
             trust: shared.trust.clone(),
             routes: config.smtp.routes.clone(),
+            reply_timeout: config.smtp.queue_reply_timeout.0,
+            data_timeout: config.smtp.queue_data_timeout.0,
+            dns_servers: config.smtp.dns_servers.clone(),
         })),
         Err(e) => {
             tracing::error!(error = %e, "no TLS client configuration: queued mail will wait");

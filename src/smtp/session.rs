@@ -98,9 +98,11 @@ pub(super) async fn run(
     interface: Interface,
     admission: Admission,
 ) {
+    let mut wire = Wire::new(Stream::Plain(tcp));
+    wire.set_write_timeout(shared.context.config.session.write_timeout.0);
     let mut session = Session {
         shared,
-        wire: Wire::new(Stream::Plain(tcp)),
+        wire,
         peer,
         interface,
         tls: false,
@@ -273,6 +275,9 @@ impl Session {
                 self.say(421, [4, 3, 2], "Server shutting down, try again later")
             }
             WireError::Timeout => self.say(421, [4, 4, 2], "Timeout waiting for the client"),
+            WireError::WriteTimeout => {
+                tracing::info!("the client stopped reading: connection dropped")
+            }
             e => tracing::debug!(error = %e, "connection ended"),
         }
     }

@@ -215,11 +215,36 @@ const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Client {
     pub async fn plain(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).await.unwrap();
+        Client::over(TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// A client on a socket set up by the test (small buffers and the like).
+    pub fn over(s: TcpStream) -> Client {
         Client {
             io: Io::Plain(s),
             buf: Vec::new(),
             tag: 0,
+        }
+    }
+
+    /// Reads whatever arrives until the server closes the connection (end of stream or
+    /// reset); false if it still has not after `limit`.
+    pub async fn drained_until_closed(&mut self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut chunk = vec![0u8; 256 * 1024];
+        loop {
+            let read = async {
+                match &mut self.io {
+                    Io::Plain(s) => s.read(&mut chunk).await,
+                    Io::Tls(s) => s.read(&mut chunk).await,
+                    Io::Gone => Ok(0),
+                }
+            };
+            match tokio::time::timeout_at(deadline, read).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => {}
+            }
         }
     }
 

@@ -1,0 +1,881 @@
+//! Faults around a running server, seen from clients on loopback: peers that stop
+//! reading, a database held locked by someone else, Pro Santé Connect slow, hanging or
+//! answering garbage, DNS failing for outbound mail, and another operator that stalls in
+//! the middle of DATA; and, with the binary in a process of its own, a disk that fills
+//! up and `kill -9`. Each ends in a clear answer, no task left waiting forever and
+//! nothing acknowledged lost.
+
+mod common;
+mod database;
+mod smtp_support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bound on waits that must end: long enough for a loaded machine, short enough that a
+/// hang fails the test.
+const BOUND: Duration = Duration::from_secs(20);
+
+/// A connection whose receive buffer is small: once the server's replies fill it (and
+/// the server's send buffer), every write of the server waits on us.
+async fn reluctant_reader(addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Reads until the server closes (end of stream or reset); false if it has not after
+/// [`BOUND`].
+async fn closed_by_server(s: &mut TcpStream) -> bool {
+    let deadline = tokio::time::Instant::now() + BOUND;
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+mod stalled_readers {
+    //! Defect 4 of the hardening issue: a peer that stops reading held its task forever,
+    //! and the server's shutdown with it.
+    use super::*;
+    use common::{Client, HOUSE, HOUSE_BAL, World, last, world};
+    use smtp_support::{Instance, Options, Pki};
+
+    /// An IMAP session that asked for 32 MiB (32 FETCHes of a 1 MiB message) and reads
+    /// none of it.
+    async fn imap_client_not_reading(w: &World) -> Client {
+        let mut c = Client::over(reluctant_reader(w.tls).await);
+        c.upgrade(&w.ca).await;
+        c.line().await;
+        let r = c
+            .cmd(&format!(
+                "AUTHENTICATE XOAUTH2 {}",
+                w.xoauth2(HOUSE_BAL, HOUSE)
+            ))
+            .await;
+        assert!(last(&r).contains("OK"), "{r:?}");
+        let mut big = String::from("Subject: scan\r\n\r\n");
+        while big.len() < 1 << 20 {
+            big.push_str("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n");
+        }
+        let tag = c.next_tag();
+        c.send(format!("{tag} APPEND INBOX {{{}+}}\r\n", big.len()).as_bytes())
+            .await;
+        c.send(big.as_bytes()).await;
+        c.send(b"\r\n").await;
+        let r = c.until(&tag).await;
+        assert!(last(&r).contains("OK [APPENDUID"), "{r:?}");
+        assert!(last(&c.cmd("SELECT INBOX").await).contains("OK"));
+        let fetches: String = (0..32)
+            .map(|i| format!("f{i} FETCH 1 BODY.PEEK[]\r\n"))
+            .collect();
+        c.send(fetches.as_bytes()).await;
+        // Long enough for the server to fill every buffer between us and be left waiting.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        c
+    }
+
+    /// SMTP commands (NOOP) pipelined, their replies never read, until the server stops
+    /// reading them for 3 s: it is then waiting to write replies nobody reads.
+    async fn smtp_client_not_reading(addr: SocketAddr) -> TcpStream {
+        let mut s = reluctant_reader(addr).await;
+        let batch = "NOOP\r\n".repeat(10_000);
+        for _ in 0..2_000 {
+            match tokio::time::timeout(Duration::from_secs(3), s.write_all(batch.as_bytes())).await
+            {
+                Err(_) => return s,
+                Ok(Err(e)) => panic!("the server closed the connection: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+        panic!("the server kept reading although its replies were not read");
+    }
+
+    /// Pipelines commands without reading a reply until the connection is reset: the
+    /// server gave up on us (closing with our commands unread). False if it has not
+    /// after [`BOUND`].
+    async fn reset_by_server(addr: SocketAddr) -> bool {
+        let mut s = reluctant_reader(addr).await;
+        let batch = "NOOP\r\n".repeat(10_000);
+        let deadline = tokio::time::Instant::now() + BOUND;
+        loop {
+            match tokio::time::timeout_at(deadline, s.write_all(batch.as_bytes())).await {
+                Err(_) => return false,
+                Ok(Err(_)) => return true,
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn imap_shutdown_completes_with_a_client_that_stopped_reading() {
+        let mut w =
+            world("session.shutdown_timeout = \"1s\"\nsession.write_timeout = \"10m\"").await;
+        let mut c = imap_client_not_reading(&w).await;
+        let running = w.running.take().unwrap();
+        tokio::time::timeout(BOUND, running.stop())
+            .await
+            .expect("shutdown completed within its deadline");
+        assert!(c.drained_until_closed(BOUND).await);
+        w.stop().await;
+    }
+
+    #[tokio::test]
+    async fn imap_drops_a_client_that_stopped_reading() {
+        let w = world("session.write_timeout = \"1s\"").await;
+        let mut c = imap_client_not_reading(&w).await;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        // Had the server waited, reading now would let it carry on with every FETCH and
+        // then wait for the next command: the connection would stay open.
+        assert!(c.drained_until_closed(BOUND).await);
+        w.stop().await;
+    }
+
+    fn options(session: &str) -> Options {
+        let mut o = Options::new("a.mssante.test");
+        o.session_extra = session.into();
+        o
+    }
+
+    #[tokio::test]
+    async fn smtp_shutdown_completes_with_a_client_that_stopped_reading() {
+        let pki = Pki::new();
+        let a = Instance::start(
+            &pki,
+            options("shutdown_timeout = \"1s\"\nwrite_timeout = \"10m\""),
+        )
+        .await;
+        let mut s = smtp_client_not_reading(a.inbound()).await;
+        tokio::time::timeout(BOUND, a.stop())
+            .await
+            .expect("shutdown completed within its deadline");
+        assert!(closed_by_server(&mut s).await);
+    }
+
+    #[tokio::test]
+    async fn smtp_drops_a_client_that_stopped_reading() {
+        let pki = Pki::new();
+        let a = Instance::start(&pki, options("write_timeout = \"1s\"")).await;
+        assert!(reset_by_server(a.inbound()).await);
+        a.stop().await;
+    }
+}
+
+mod outbound {
+    //! The queue towards another operator: a peer that stalls in the middle of DATA and
+    //! a name server that fails are temporary failures, tried again, never bounced.
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use smtp_support::*;
+    use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+
+    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(s: &mut BufReader<S>, reply: &str) {
+        let mut line = String::new();
+        s.read_line(&mut line).await.unwrap();
+        s.get_mut().write_all(reply.as_bytes()).await.unwrap();
+        s.get_mut().flush().await.unwrap();
+    }
+
+    /// Another operator (presenting `operator2.crt`) that takes the connection, STARTTLS,
+    /// the envelope and DATA, then never says another word. Counts its connections.
+    async fn stalling_peer(pki: &Pki) -> (SocketAddr, Arc<AtomicUsize>) {
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(pki.path("operator2.crt"))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        let key = PrivateKeyDer::from_pem_file(pki.path("operator2.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(mssante::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let mut s = BufReader::new(tcp);
+                    s.get_mut()
+                        .write_all(b"220 mx.b.mssante.test ESMTP\r\n")
+                        .await
+                        .unwrap();
+                    exchange(&mut s, "250-mx.b.mssante.test\r\n250 STARTTLS\r\n").await;
+                    exchange(&mut s, "220 2.0.0 go\r\n").await;
+                    let Ok(tls) = acceptor.accept(s.into_inner()).await else {
+                        return;
+                    };
+                    let mut s = BufReader::new(tls);
+                    exchange(&mut s, "250 mx.b.mssante.test\r\n").await;
+                    exchange(&mut s, "250 2.1.0 OK\r\n").await;
+                    exchange(&mut s, "250 2.1.5 OK\r\n").await;
+                    exchange(&mut s, "354 go ahead\r\n").await;
+                    // Mid-DATA: the connection stays open, nothing more is read or said.
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    drop(s);
+                });
+            }
+        });
+        (addr, connections)
+    }
+
+    /// Submits one message from house@a to cameron@b; returns the sender's address.
+    async fn submit(a: &Instance, pki: &Pki) -> String {
+        let sender = a.mailbox("house", IDNAT).await;
+        let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+        let (code, t) = s
+            .mail(
+                &sender,
+                &["cameron@b.mssante.test"],
+                &message(&sender, "cameron@b.mssante.test", "scan", 500),
+            )
+            .await;
+        assert_eq!(code, 250, "{t}");
+        sender
+    }
+
+    /// The queued message after `attempts` attempts, with its recipient's last error.
+    async fn deferred(a: &Instance, attempts: u32) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let due = a
+                .store()
+                .queue_due(chrono::Utc::now() + chrono::Duration::days(1), 10)
+                .await
+                .unwrap();
+            if let Some(m) = due.first().filter(|m| m.attempts >= attempts) {
+                return m.recipients[0].last_error.clone().unwrap_or_default();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {attempts} attempts: {due:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_stalling_mid_data_times_out_and_is_tried_again() {
+        let pki = Pki::new();
+        let (peer, connections) = stalling_peer(&pki).await;
+        let mut o = Options::new("a.mssante.test");
+        o.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
+        o.routes = vec![("b.mssante.test".into(), peer.to_string())];
+        o.smtp_extra = "queue_reply_timeout = \"2s\"\nqueue_data_timeout = \"1s\"".into();
+        let a = Instance::start(&pki, o).await;
+        let sender = submit(&a, &pki).await;
+        let why = deferred(&a, 2).await;
+        assert!(why.contains("timed out"), "{why}");
+        assert!(connections.load(Ordering::SeqCst) >= 2);
+        assert_eq!(a.store().queue_len().await.unwrap(), 1);
+        assert!(a.messages(&sender, "INBOX").await.is_empty(), "no DSN");
+        tokio::time::timeout(BOUND, a.stop())
+            .await
+            .expect("shutdown with a delivery waiting on the peer");
+    }
+
+    /// A name server on loopback that answers every query with `rcode`; counts them.
+    async fn name_server(rcode: u8) -> (SocketAddr, Arc<AtomicUsize>) {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let queries = Arc::new(AtomicUsize::new(0));
+        let count = queries.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                    return;
+                };
+                if n < 12 {
+                    continue;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                // Header and question only: QNAME labels up to the root, then type and class.
+                let mut end = 12;
+                while end < n && buf[end] != 0 {
+                    end += 1 + buf[end] as usize;
+                }
+                let end = (end + 5).min(n);
+                let mut answer = buf[..end].to_vec();
+                answer[2] = 0x80 | (buf[2] & 0x79); // QR, opcode and RD kept
+                answer[3] = 0x80 | rcode; // RA
+                answer[4..6].copy_from_slice(&[0, 1]);
+                answer[6..12].fill(0);
+                let _ = socket.send_to(&answer, from).await;
+            }
+        });
+        (addr, queries)
+    }
+
+    #[tokio::test]
+    async fn a_failing_name_server_defers_outbound_mail() {
+        for (rcode, name) in [(2u8, "SERVFAIL"), (5, "REFUSED")] {
+            let pki = Pki::new();
+            let (dns, queries) = name_server(rcode).await;
+            let mut o = Options::new("a.mssante.test");
+            o.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
+            o.smtp_extra = format!("dns_servers = [\"{dns}\"]");
+            let a = Instance::start(&pki, o).await;
+            let sender = submit(&a, &pki).await;
+            let why = deferred(&a, 2).await;
+            assert!(
+                why.contains("MX lookup for b.mssante.test"),
+                "{name}: {why}"
+            );
+            assert!(queries.load(Ordering::SeqCst) >= 2, "{name}");
+            assert_eq!(a.store().queue_len().await.unwrap(), 1, "{name}");
+            assert!(
+                a.messages(&sender, "INBOX").await.is_empty(),
+                "{name}: no DSN"
+            );
+            a.stop().await;
+        }
+    }
+}
+
+mod psc {
+    //! Pro Santé Connect slow, hanging or answering garbage: the client hears a
+    //! temporary failure (IMAP `NO [UNAVAILABLE]`, SMTP `454`) within the HTTP timeout,
+    //! and the audit trail says so.
+    use super::*;
+    use common::{HOUSE, HOUSE_BAL, World, last, world};
+    use mssante::store::AuditOutcome;
+    use smtp_support::{IDNAT, Instance, Options, Pki, implicit, xoauth2};
+
+    async fn imap_login_is_unavailable(w: &World, what: &str) {
+        let mut c = w.connect_tls().await;
+        c.line().await;
+        let r = tokio::time::timeout(
+            BOUND,
+            c.cmd(&format!(
+                "AUTHENTICATE XOAUTH2 {}",
+                w.xoauth2(HOUSE_BAL, HOUSE)
+            )),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer"));
+        assert!(last(&r).contains("NO [UNAVAILABLE]"), "{what}: {r:?}");
+        let store = &w.running.as_ref().unwrap().context.store;
+        let audit = store.audit_records(None, 1).await.unwrap();
+        assert_eq!(audit[0].entry.outcome, AuditOutcome::Temporary, "{what}");
+    }
+
+    #[tokio::test]
+    async fn imap_psc_answering_garbage() {
+        for extra in ["", "psc.introspection"] {
+            let w = world(extra).await;
+            w.psc.set_garbled(true);
+            imap_login_is_unavailable(&w, &format!("garbage ({extra})")).await;
+            w.psc.set_garbled(false);
+            let mut c = w.connect_tls().await;
+            c.line().await;
+            let r = c
+                .cmd(&format!(
+                    "AUTHENTICATE XOAUTH2 {}",
+                    w.xoauth2(HOUSE_BAL, HOUSE)
+                ))
+                .await;
+            assert!(last(&r).contains("OK"), "recovers ({extra}): {r:?}");
+            w.stop().await;
+        }
+    }
+
+    /// Introspection answering after 30 s, or never: the default HTTP timeout (5 s)
+    /// answers the client first.
+    #[tokio::test]
+    async fn imap_psc_slow_or_hanging() {
+        let w = world("psc.introspection").await;
+        for delay in [30, 3_600] {
+            w.psc.set_introspection_delay(Duration::from_secs(delay));
+            imap_login_is_unavailable(&w, &format!("{delay} s")).await;
+        }
+        w.stop().await;
+    }
+
+    #[tokio::test]
+    async fn smtp_psc_answering_garbage() {
+        let pki = Pki::new();
+        let a = Instance::start(&pki, Options::new("a.mssante.test")).await;
+        let sender = a.mailbox("house", IDNAT).await;
+        a.psc.set_garbled(true);
+        let mut s = implicit(a.submission_tls(), pki.client(None)).await;
+        assert_eq!(s.cmd("EHLO client.test").await.0, 250);
+        let (code, text) = tokio::time::timeout(
+            BOUND,
+            s.cmd(&format!("AUTH XOAUTH2 {}", xoauth2(&sender, &a.token()))),
+        )
+        .await
+        .expect("an answer");
+        assert_eq!(code, 454, "{text}");
+        let audit = a.store().audit_records(None, 1).await.unwrap();
+        assert_eq!(audit[0].entry.outcome, AuditOutcome::Temporary);
+        a.stop().await;
+    }
+}
+
+mod database_locked {
+    //! Another program holding the database locked (an EXCLUSIVE transaction left open
+    //! by an operator's tool) for longer than the store's busy timeout (30 s): writes get
+    //! a temporary failure, nothing hangs, and service resumes when the lock goes.
+    use super::*;
+    use common::{HOUSE, HOUSE_BAL, last, world};
+    use smtp_support::{IDNAT, Instance, OTHER_IDNAT, Options, Pki, authenticated, message};
+
+    /// Holds an EXCLUSIVE lock on `db` for `hold`, from a thread of its own.
+    fn lock_database(db: std::path::PathBuf, hold: Duration) -> tokio::task::JoinHandle<()> {
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let handle = tokio::task::spawn_blocking(move || {
+            let c = rusqlite::Connection::open(db).unwrap();
+            c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            locked_tx.send(()).unwrap();
+            // A blocking thread of its own (spawn_blocking): the runtime is not held up.
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(hold);
+            c.execute_batch("COMMIT").unwrap();
+        });
+        locked_rx.recv().unwrap();
+        handle
+    }
+
+    const NOTE: &str = "Subject: Patient 12\r\n\r\nLupus, again.\r\n";
+    const LONGER_THAN_BUSY: Duration = Duration::from_secs(33);
+
+    #[tokio::test]
+    async fn imap_append_and_smtp_data_while_the_database_is_locked() {
+        let w = world("").await;
+        let mut c = w.login(HOUSE_BAL, HOUSE).await;
+        let pki = Pki::new();
+        let a = Instance::start(&pki, Options::new("a.mssante.test")).await;
+        let sender = a.mailbox("house", IDNAT).await;
+        let rcpt = a.mailbox("cuddy", OTHER_IDNAT).await;
+        let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
+
+        let imap_lock = lock_database(database::file(&w.dir.path().join("data")), LONGER_THAN_BUSY);
+        let smtp_lock = lock_database(database::file(&a.dir.path().join("data")), LONGER_THAN_BUSY);
+        // Both asked while locked; their answers are read once the lock is gone (the
+        // clients' own read limits are shorter than the store's busy timeout).
+        let tag = c.next_tag();
+        c.send(format!("{tag} APPEND INBOX {{{}+}}\r\n{NOTE}\r\n", NOTE.len()).as_bytes())
+            .await;
+        assert_eq!(s.cmd(&format!("MAIL FROM:<{sender}>")).await.0, 250);
+        assert_eq!(s.cmd(&format!("RCPT TO:<{rcpt}>")).await.0, 250);
+        assert_eq!(s.cmd("DATA").await.0, 354);
+        s.send(&smtp_support::dot_stuff(&message(
+            &sender, &rcpt, "locked", 200,
+        )))
+        .await;
+        imap_lock.await.unwrap();
+        smtp_lock.await.unwrap();
+        let r = c.until(&tag).await;
+        assert!(last(&r).contains("NO [UNAVAILABLE]"), "{r:?}");
+        let (code, text) = s.reply().await;
+        assert_eq!(code, 451, "{text}");
+
+        let tag = c.next_tag();
+        c.send(format!("{tag} APPEND INBOX {{{}+}}\r\n{NOTE}\r\n", NOTE.len()).as_bytes())
+            .await;
+        let r = c.until(&tag).await;
+        assert!(last(&r).contains("OK [APPENDUID"), "{r:?}");
+        let (code, text) = s
+            .mail(&sender, &[&rcpt], &message(&sender, &rcpt, "after", 200))
+            .await;
+        assert_eq!(code, 250, "{text}");
+        assert_eq!(a.messages(&rcpt, "INBOX").await.len(), 1);
+        w.stop().await;
+        a.stop().await;
+    }
+}
+
+mod process {
+    //! The real binary in a process of its own, for what cannot happen in-process: a disk
+    //! that fills up (RLIMIT_FSIZE on the server process, SIGXFSZ ignored, raised again
+    //! with `prlimit --pid` to give the space back) and `kill -9`. After each, the store
+    //! is checked: `PRAGMA integrity_check`, and every acknowledged message present.
+    use super::*;
+    use std::collections::HashSet;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::{Arc, Mutex};
+
+    use common::{Client, last};
+    use mssante::psc_standin::{PscStandIn, TokenSpec};
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use smtp_support::*;
+
+    const HOUSE_BAL: &str = "house@a.mssante.test";
+    const CUDDY_BAL: &str = "cuddy@a.mssante.test";
+
+    fn free_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    struct Server {
+        pki: Pki,
+        psc: PscStandIn,
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        imap: SocketAddr,
+        submission: SocketAddr,
+        child: Option<Child>,
+    }
+
+    impl Server {
+        async fn prepare() -> Server {
+            let pki = Pki::new();
+            let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let o = Options::new("a.mssante.test");
+            let config = write_config(&pki, dir.path(), &psc, &o);
+            let (imap, submission) = (free_port(), free_port());
+            let text = std::fs::read_to_string(&config)
+                .unwrap()
+                .replacen(
+                    "tls = [\"127.0.0.1:0\"]",
+                    &format!("tls = [\"127.0.0.1:{imap}\"]"),
+                    1,
+                )
+                .replacen(
+                    "submission_tls = [\"127.0.0.1:0\"]",
+                    &format!("submission_tls = [\"127.0.0.1:{submission}\"]"),
+                    1,
+                )
+                .replacen(
+                    "submission_starttls = [\"127.0.0.1:0\"]",
+                    "submission_starttls = []",
+                    1,
+                )
+                .replacen("inbound = [\"127.0.0.1:0\"]", "inbound = []", 1);
+            std::fs::write(&config, text).unwrap();
+            let store = mssante::store::Store::open(&dir.path().join("data"))
+                .await
+                .unwrap();
+            create_mailbox(&store, HOUSE_BAL, IDNAT).await;
+            create_mailbox(&store, CUDDY_BAL, OTHER_IDNAT).await;
+            store.close().await;
+            Server {
+                pki,
+                psc,
+                dir,
+                config,
+                imap: format!("127.0.0.1:{imap}").parse().unwrap(),
+                submission: format!("127.0.0.1:{submission}").parse().unwrap(),
+                child: None,
+            }
+        }
+
+        /// Starts `serve`, with files limited to `fsize` bytes if given; waits until it
+        /// listens.
+        async fn start(&mut self, fsize: Option<u64>) {
+            let bin = env!("CARGO_BIN_EXE_mssante");
+            let mut command = match fsize {
+                None => Command::new(bin),
+                Some(n) => {
+                    let mut c = Command::new("sh");
+                    // An ignored signal stays ignored across exec: writes past the limit
+                    // fail with EFBIG instead of killing the server.
+                    c.args(["-c", "trap '' XFSZ; exec \"$@\"", "sh", "prlimit"])
+                        // The soft limit only: the test may raise it again (`unlimit`).
+                        .arg(format!("--fsize={n}:unlimited"))
+                        .arg(bin);
+                    c
+                }
+            };
+            let child = command
+                .arg("--config")
+                .arg(&self.config)
+                .arg("serve")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            self.child = Some(child);
+            let imap = self.imap;
+            eventually("the server to listen", || async {
+                TcpStream::connect(imap).await.is_ok()
+            })
+            .await;
+        }
+
+        fn pid(&self) -> String {
+            self.child.as_ref().unwrap().id().to_string()
+        }
+
+        /// The disk has room again.
+        fn unlimit(&self) {
+            let status = Command::new("prlimit")
+                .args(["--pid", &self.pid(), "--fsize=unlimited"])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+
+        /// Sends `signal` and waits (within [`BOUND`]) for the process to end.
+        async fn signal(&mut self, signal: &str) {
+            let status = Command::new("kill")
+                .args([signal, &self.pid()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let mut child = self.child.take().unwrap();
+            let deadline = tokio::time::Instant::now() + BOUND;
+            while child.try_wait().unwrap().is_none() {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{signal}: still running"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+
+        fn token(&self) -> String {
+            self.psc
+                .mint(&TokenSpec::valid(IDNAT).with_lifetime(Duration::from_secs(600)))
+        }
+
+        async fn imap(&self) -> Client {
+            let ca = CertificateDer::pem_file_iter(self.pki.path("ca.crt"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap();
+            let mut c = Client::plain(self.imap).await;
+            c.upgrade(&ca).await;
+            c.line().await;
+            let r = c
+                .cmd(&format!(
+                    "AUTHENTICATE XOAUTH2 {}",
+                    xoauth2(HOUSE_BAL, &self.token())
+                ))
+                .await;
+            assert!(last(&r).contains("OK"), "{r:?}");
+            c
+        }
+
+        fn db(&self) -> PathBuf {
+            database::file(&self.dir.path().join("data"))
+        }
+    }
+
+    /// Subjects of the messages in a mailbox's INBOX, read from the file once the server
+    /// is stopped; checks the file's integrity first.
+    async fn subjects(db: &Path, address: &str) -> Vec<String> {
+        let c = rusqlite::Connection::open(db).unwrap();
+        let check: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        drop(c);
+        let store = mssante::store::Store::open_file(db).await.unwrap();
+        let bodies = folder_messages(&store, address, "INBOX").await;
+        store.close().await;
+        bodies
+            .iter()
+            .filter_map(|b| {
+                let text = String::from_utf8_lossy(b);
+                text.lines()
+                    .find_map(|l| l.strip_prefix("Subject: "))
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    fn note(subject: &str, size: usize) -> String {
+        message(HOUSE_BAL, CUDDY_BAL, subject, size)
+    }
+
+    /// Appends; returns the tagged answer and the UID given.
+    async fn append(c: &mut Client, text: &str) -> (String, Option<u32>) {
+        let tag = c.next_tag();
+        c.send(format!("{tag} APPEND INBOX {{{}+}}\r\n{text}\r\n", text.len()).as_bytes())
+            .await;
+        let r = c.until(&tag).await;
+        let answer = last(&r).to_owned();
+        let uid = answer
+            .split_once("[APPENDUID ")
+            .and_then(|(_, rest)| rest.split(']').next())
+            .and_then(|v| v.split_whitespace().nth(1))
+            .and_then(|u| u.parse().ok());
+        (answer, uid)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn disk_full_during_append_and_data() {
+        let mut server = Server::prepare().await;
+        let db = server.db();
+        // Room for what is there now and little more: the WAL grows with each message.
+        let limit = std::fs::metadata(&db).unwrap().len() + 1024 * 1024;
+        server.start(Some(limit)).await;
+        let mut c = server.imap().await;
+        let mut acked = Vec::new();
+        let mut refusal = None;
+        for i in 0..200 {
+            let subject = format!("append-{i}");
+            let (answer, _) = append(&mut c, &note(&subject, 60_000)).await;
+            if answer.contains(" OK ") {
+                acked.push(subject);
+            } else {
+                refusal = Some(answer);
+                break;
+            }
+        }
+        let refusal = refusal.expect("the disk filled up");
+        assert!(refusal.contains(" NO [UNAVAILABLE] "), "{refusal}");
+        let mut s = authenticated(
+            server.submission,
+            server.pki.client(None),
+            HOUSE_BAL,
+            &server.token(),
+        )
+        .await;
+        let (code, text) = s
+            .mail(HOUSE_BAL, &[CUDDY_BAL], &note("data-full", 60_000))
+            .await;
+        assert!(code == 452 || code == 451, "{code} {text}");
+        eprintln!(
+            "disk full: IMAP `{}`, SMTP `{code} {text}`",
+            refusal.trim_end()
+        );
+        // Space comes back: the same sessions go on.
+        server.unlimit();
+        let (answer, _) = append(&mut c, &note("append-after", 60_000)).await;
+        assert!(answer.contains(" OK [APPENDUID"), "{answer}");
+        acked.push("append-after".into());
+        let (code, text) = s
+            .mail(HOUSE_BAL, &[CUDDY_BAL], &note("data-after", 60_000))
+            .await;
+        assert_eq!(code, 250, "{text}");
+        drop((c, s));
+        server.signal("-TERM").await;
+        let present = subjects(&db, HOUSE_BAL).await;
+        for subject in &acked {
+            assert_eq!(
+                present.iter().filter(|p| *p == subject).count(),
+                1,
+                "{subject}"
+            );
+        }
+        assert_eq!(subjects(&db, CUDDY_BAL).await, ["data-after"]);
+        server.psc.shutdown().await;
+    }
+
+    /// Acknowledged appends and expunges while the server is killed with SIGKILL.
+    #[derive(Default)]
+    struct Ledger {
+        appended: Vec<(u32, String)>,
+        expunged: HashSet<String>,
+        /// Asked to expunge, answer not heard: either state is right.
+        uncertain: HashSet<String>,
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kill_9_during_append_and_expunge() {
+        let mut server = Server::prepare().await;
+        let db = server.db();
+        server.start(None).await;
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let mut clients = Vec::new();
+        for n in 0..3 {
+            let mut c = server.imap().await;
+            let ledger = ledger.clone();
+            clients.push(tokio::spawn(async move {
+                for i in 0.. {
+                    let subject = format!("storm-{n}-{i}");
+                    let (answer, uid) = append(&mut c, &note(&subject, 2_000)).await;
+                    if let (true, Some(uid)) = (answer.contains(" OK "), uid) {
+                        ledger.lock().unwrap().appended.push((uid, subject));
+                    }
+                }
+            }));
+        }
+        let mut e = server.imap().await;
+        assert!(last(&e.cmd("SELECT INBOX").await).contains(" OK "));
+        let expunger = {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                loop {
+                    let next = {
+                        let mut l = ledger.lock().unwrap();
+                        let expunged = l.expunged.clone();
+                        let next = l
+                            .appended
+                            .iter()
+                            .find(|(_, s)| !expunged.contains(s))
+                            .cloned();
+                        if let Some((_, s)) = &next {
+                            l.uncertain.insert(s.clone());
+                        }
+                        next
+                    };
+                    let Some((uid, subject)) = next else {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    };
+                    e.cmd(&format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"))
+                        .await;
+                    let r = e.cmd(&format!("UID EXPUNGE {uid}")).await;
+                    if last(&r).contains(" OK ") {
+                        let mut l = ledger.lock().unwrap();
+                        l.uncertain.remove(&subject);
+                        l.expunged.insert(subject);
+                    }
+                }
+            })
+        };
+        eventually("appends and expunges under way", || {
+            let l = ledger.lock().unwrap();
+            let busy = l.appended.len() >= 60 && l.expunged.len() >= 10;
+            async move { busy }
+        })
+        .await;
+        server.signal("-KILL").await;
+        for c in clients {
+            let _ = c.await;
+        }
+        let _ = expunger.await;
+        // Restarted, it serves again; then stopped, its file is checked.
+        server.start(None).await;
+        let mut c = server.imap().await;
+        assert!(last(&c.cmd("SELECT INBOX").await).contains(" OK "));
+        drop(c);
+        server.signal("-TERM").await;
+        let present = subjects(&db, HOUSE_BAL).await;
+        {
+            let l = ledger.lock().unwrap();
+            for (_, subject) in &l.appended {
+                let count = present.iter().filter(|p| *p == subject).count();
+                if l.expunged.contains(subject) {
+                    assert_eq!(count, 0, "{subject} was expunged");
+                } else if l.uncertain.contains(subject) {
+                    assert!(count <= 1, "{subject}");
+                } else {
+                    assert_eq!(count, 1, "{subject} was acknowledged");
+                }
+            }
+        }
+        server.psc.shutdown().await;
+    }
+}
