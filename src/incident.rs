@@ -9,6 +9,7 @@ use crate::store::StoreError;
 pub struct Incident {
     reference: String,
     transient: bool,
+    out_of_space: bool,
 }
 
 impl Incident {
@@ -19,6 +20,7 @@ impl Incident {
         Incident {
             reference,
             transient: error.is_transient(),
+            out_of_space: error.is_out_of_space(),
         }
     }
 
@@ -28,12 +30,21 @@ impl Incident {
         self.transient
     }
 
+    /// The file system holding the store is full: temporary, and worth saying so.
+    pub fn out_of_space(&self) -> bool {
+        self.out_of_space
+    }
+
     pub fn reference(&self) -> &str {
         &self.reference
     }
 
     /// The text for the client: the same whatever went wrong, with the reference.
     pub fn text(&self) -> String {
-        format!("Internal error, reference {}", self.reference)
+        if self.out_of_space {
+            format!("Insufficient storage, reference {}", self.reference)
+        } else {
+            format!("Internal error, reference {}", self.reference)
+        }
     }
 }

@@ -782,6 +782,128 @@ mod process {
         server.psc.shutdown().await;
     }
 
+    /// A file system of its own (tmpfs) mounted on the data directory, unmounted on drop.
+    /// Mounting needs root, as in CI; elsewhere the test says so and passes unless `CI`
+    /// is set.
+    struct SmallDisk(PathBuf);
+
+    impl SmallDisk {
+        /// Moves the data directory's files onto a tmpfs of `size` bytes in its place.
+        fn mount(data: &Path, size: u64) -> Option<SmallDisk> {
+            let aside = data.with_extension("aside");
+            std::fs::rename(data, &aside).unwrap();
+            std::fs::create_dir(data).unwrap();
+            let mounted = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(data)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !mounted {
+                std::fs::remove_dir(data).unwrap();
+                std::fs::rename(&aside, data).unwrap();
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "cannot mount a tmpfs (root is needed)"
+                );
+                eprintln!("SKIPPED: cannot mount a tmpfs (root is needed)");
+                return None;
+            }
+            for entry in std::fs::read_dir(&aside).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+            }
+            std::fs::remove_dir_all(&aside).unwrap();
+            Some(SmallDisk(data.to_owned()))
+        }
+
+        /// The disk has room again.
+        fn grow(&self, size: u64) {
+            let status = Command::new("mount")
+                .args(["-o", &format!("remount,size={size}")])
+                .arg(&self.0)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            // Lazily: the store's last file handles may close a moment later.
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+
+    /// A file system that is really full (ENOSPC, not a process limit): IMAP says `NO
+    /// [UNAVAILABLE] Insufficient storage`, SMTP `452 4.3.1`, nothing acknowledged is
+    /// lost, and the same sessions go on once the file system has room again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_file_system() {
+        let mut server = Server::prepare().await;
+        let db = server.db();
+        let data = db.parent().unwrap().to_owned();
+        let used: u64 = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        let Some(disk) = SmallDisk::mount(&data, used + 2 * 1024 * 1024) else {
+            return;
+        };
+        server.start(None).await;
+        let mut c = server.imap().await;
+        let mut acked = Vec::new();
+        let mut refusal = None;
+        for i in 0..200 {
+            let subject = format!("append-{i}");
+            let (answer, _) = append(&mut c, &note(&subject, 60_000)).await;
+            if answer.contains(" OK ") {
+                acked.push(subject);
+            } else {
+                refusal = Some(answer);
+                break;
+            }
+        }
+        let refusal = refusal.expect("the file system filled up");
+        assert!(
+            refusal.contains(" NO [UNAVAILABLE] Insufficient storage, reference "),
+            "{refusal}"
+        );
+        let mut s = authenticated(
+            server.submission,
+            server.pki.client(None),
+            HOUSE_BAL,
+            &server.token(),
+        )
+        .await;
+        let (code, text) = s
+            .mail(HOUSE_BAL, &[CUDDY_BAL], &note("data-full", 60_000))
+            .await;
+        assert_eq!(code, 452, "{text}");
+        assert!(text.starts_with("4.3.1 Insufficient storage"), "{text}");
+        disk.grow(64 * 1024 * 1024);
+        let (answer, _) = append(&mut c, &note("append-after", 60_000)).await;
+        assert!(answer.contains(" OK [APPENDUID"), "{answer}");
+        acked.push("append-after".into());
+        let (code, text) = s
+            .mail(HOUSE_BAL, &[CUDDY_BAL], &note("data-after", 60_000))
+            .await;
+        assert_eq!(code, 250, "{text}");
+        drop((c, s));
+        server.signal("-TERM").await;
+        let present = subjects(&db, HOUSE_BAL).await;
+        for subject in &acked {
+            assert_eq!(
+                present.iter().filter(|p| *p == subject).count(),
+                1,
+                "{subject}"
+            );
+        }
+        assert_eq!(subjects(&db, CUDDY_BAL).await, ["data-after"]);
+        drop(disk);
+        server.psc.shutdown().await;
+    }
+
     /// Acknowledged appends and expunges while the server is killed with SIGKILL.
     #[derive(Default)]
     struct Ledger {

@@ -45,10 +45,15 @@ impl Refusal {
     }
 
     /// The store failed: `451 4.3.0` with the reference of the log entry, so the client
-    /// may retry and the operator can find the detail.
+    /// may retry and the operator can find the detail; `452 4.3.1` when the disk is full
+    /// (RFC 5321 §4.2.3, RFC 3463 "mail system full").
     pub fn internal(during: &str, error: &crate::store::StoreError) -> Self {
         let incident = crate::incident::Incident::store(during, error);
-        Refusal::new(451, [4, 3, 0], incident.text())
+        if incident.out_of_space() {
+            Refusal::new(452, [4, 3, 1], incident.text())
+        } else {
+            Refusal::new(451, [4, 3, 0], incident.text())
+        }
     }
 }
 

@@ -81,6 +81,15 @@ impl StoreError {
         }
     }
 
+    /// The database could not grow: the file system is full (SQLITE_FULL). Clients are
+    /// told so (`452` in SMTP) rather than of an unspecified failure.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, StoreError::Database(e) if e.as_database_error()
+            .and_then(|d| d.code())
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == 13))
+    }
+
     fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Database(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()))
     }
