@@ -348,3 +348,57 @@ async fn checks_in_flight_per_address_are_capped() {
     }
     assert!(started.elapsed() >= Duration::from_millis(1900));
 }
+
+/// Slowloris on the SMTP ports: a client that sends an endless command line one byte at
+/// a time, never identifying itself, is cut at the login time limit on submission and
+/// on the operator interface alike, however regularly its bytes arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_command_line_is_cut_at_the_login_time_limit() {
+    use smtp_support::{Instance, Options, Pki};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::new();
+    let mut o = Options::new("a.mssante.test");
+    o.session_extra = "login_timeout = \"2s\"".into();
+    let a = Instance::start(&pki, o).await;
+    for (port, addr) in [
+        ("submission", a.submission_starttls()),
+        ("inbound", a.inbound()),
+    ] {
+        let mut s = smtp_support::plain(addr).await;
+        let started = Instant::now();
+        // A byte every 300 ms, well inside any per-read wait, for up to 8 s.
+        let mut cut = None;
+        for b in b"EHLO slowloris.example.org.xxxx".iter().cycle().take(27) {
+            let mut byte = [0u8; 1];
+            let sent = s.io.get_mut().write_all(std::slice::from_ref(b)).await;
+            let read = tokio::time::timeout(
+                Duration::from_millis(300),
+                s.io.read(&mut byte),
+            )
+            .await;
+            match (sent, read) {
+                (Err(_), _) | (_, Ok(Ok(0))) | (_, Ok(Err(_))) => {
+                    cut = Some(started.elapsed());
+                    break;
+                }
+                (_, Ok(Ok(_))) => {
+                    // The 421 before the close: read on until the end.
+                    let mut rest = Vec::new();
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        s.io.read_to_end(&mut rest),
+                    )
+                    .await;
+                    let text = String::from_utf8_lossy(&[&byte[..], &rest].concat()).into_owned();
+                    assert!(text.starts_with("421 4.7.0"), "{port}: {text}");
+                    cut = Some(started.elapsed());
+                    break;
+                }
+                (Ok(()), Err(_)) => {}
+            }
+        }
+        let cut = cut.unwrap_or_else(|| panic!("{port}: still open after 8 s of trickling"));
+        assert!(cut >= Duration::from_millis(1500), "{port}: cut after {cut:?}");
+    }
+    a.stop().await;
+}

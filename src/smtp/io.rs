@@ -300,6 +300,10 @@ impl Wire {
     /// Appends one line (through LF) to `out`. A line longer than `limit` bytes is not
     /// read to its end, which may never come: `WireError::LineTooLong`, and the
     /// connection can only be closed.
+    ///
+    /// `timeout` bounds the whole line, not each read: a client trickling one byte at a
+    /// time (slowloris) would otherwise hold the connection for as many timeouts as the
+    /// line has bytes, and past the login time limit.
     pub async fn read_line(
         &mut self,
         out: &mut Vec<u8>,
@@ -307,6 +311,7 @@ impl Wire {
         timeout: Duration,
     ) -> Result<(), WireError> {
         let start = out.len();
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let available = &self.buf[self.pos..];
             let newline = available.iter().position(|&b| b == b'\n');
@@ -320,7 +325,8 @@ impl Wire {
             if newline.is_some() {
                 return Ok(());
             }
-            self.fill(timeout, LINE_CHUNK).await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            self.fill(left, LINE_CHUNK).await?;
         }
     }
 

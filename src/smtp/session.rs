@@ -262,10 +262,12 @@ impl Session {
         }
     }
 
-    /// On submission, until AUTH succeeds: what is left of `[session] login_timeout`. An
-    /// unauthenticated connection holds one of its address's scarce slots.
+    /// Until the peer has proved who it is (AUTH on submission, a verified certificate
+    /// on the operator interface): what is left of `[session] login_timeout`. Such a
+    /// connection holds one of its address's scarce unauthenticated slots, so it must
+    /// not be kept open by a client that trickles bytes and never identifies itself.
     pub(super) fn login_left(&self) -> Option<Duration> {
-        if !self.interface.is_submission() || self.authenticated.is_some() {
+        if self.identified() {
             return None;
         }
         let max = self.shared.context.config.session.login_timeout.0;
