@@ -3,7 +3,7 @@
 //! server as a child process, so that its memory is measured apart from the load.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -217,7 +217,7 @@ fn pki(dir: &Path) -> anyhow::Result<CertificateDer<'static>> {
 
 /// Every mailbox, through the library, before the server starts; many at once so the
 /// group commit takes them in few transactions.
-async fn create_mailboxes(data: &PathBuf, users: &Users) -> anyhow::Result<()> {
+async fn create_mailboxes(data: &Path, users: &Users) -> anyhow::Result<()> {
     let store = Store::open(data).await?;
     let results: Vec<_> = futures::stream::iter(users.all())
         .map(|(address, idnat)| {

@@ -174,7 +174,7 @@ impl Worker {
             imap.imap("h", "EXPUNGE").await?;
             c.done(5);
         }
-        if cycle % 50 == 0 {
+        if cycle.is_multiple_of(50) {
             // Once in a while the poll a client without IDLE sends.
             imap.imap("n", "NOOP").await?;
         }
