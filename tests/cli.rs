@@ -330,3 +330,39 @@ async fn the_audit_listing_ends_quietly_when_the_reader_stops() {
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A store that cannot be used: a file that is not a database makes every command that
+/// needs it exit 1 with a message naming the path; a data directory that is a file is a
+/// configuration error (2). Never a panic.
+#[test]
+fn an_unusable_store_is_named_and_nothing_panics() {
+    let env = Env::new();
+    std::fs::create_dir(env.dir.path().join("data")).unwrap();
+    std::fs::write(
+        env.dir.path().join("data/mssante.db"),
+        "this is not a database, it is a shopping list".repeat(200),
+    )
+    .unwrap();
+    for args in [
+        &["mailbox", "list"][..],
+        &["jobs", "run"],
+        &["audit"],
+        &["serve"],
+    ] {
+        let err = env.fails(args, 1);
+        assert!(err.contains("data"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(env.dir.path().join("data")).unwrap();
+    std::fs::write(
+        env.dir.path().join("data"),
+        "a file where a folder should be",
+    )
+    .unwrap();
+    // That one is a configuration mistake, found before anything starts.
+    for args in [&["mailbox", "list"][..], &["serve"]] {
+        let err = env.fails(args, 2);
+        assert!(err.contains("server.data_dir"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

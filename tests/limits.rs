@@ -371,11 +371,7 @@ async fn a_trickled_command_line_is_cut_at_the_login_time_limit() {
         for b in b"EHLO slowloris.example.org.xxxx".iter().cycle().take(27) {
             let mut byte = [0u8; 1];
             let sent = s.io.get_mut().write_all(std::slice::from_ref(b)).await;
-            let read = tokio::time::timeout(
-                Duration::from_millis(300),
-                s.io.read(&mut byte),
-            )
-            .await;
+            let read = tokio::time::timeout(Duration::from_millis(300), s.io.read(&mut byte)).await;
             match (sent, read) {
                 (Err(_), _) | (_, Ok(Ok(0))) | (_, Ok(Err(_))) => {
                     cut = Some(started.elapsed());
@@ -384,11 +380,9 @@ async fn a_trickled_command_line_is_cut_at_the_login_time_limit() {
                 (_, Ok(Ok(_))) => {
                     // The 421 before the close: read on until the end.
                     let mut rest = Vec::new();
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        s.io.read_to_end(&mut rest),
-                    )
-                    .await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(5), s.io.read_to_end(&mut rest))
+                            .await;
                     let text = String::from_utf8_lossy(&[&byte[..], &rest].concat()).into_owned();
                     assert!(text.starts_with("421 4.7.0"), "{port}: {text}");
                     cut = Some(started.elapsed());
@@ -398,7 +392,10 @@ async fn a_trickled_command_line_is_cut_at_the_login_time_limit() {
             }
         }
         let cut = cut.unwrap_or_else(|| panic!("{port}: still open after 8 s of trickling"));
-        assert!(cut >= Duration::from_millis(1500), "{port}: cut after {cut:?}");
+        assert!(
+            cut >= Duration::from_millis(1500),
+            "{port}: cut after {cut:?}"
+        );
     }
     a.stop().await;
 }

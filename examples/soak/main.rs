@@ -141,7 +141,11 @@ async fn run(o: Opts) -> anyhow::Result<bool> {
     let (rss0, _, _) = sample::read(system.pid);
     let mut ok = true;
     let mut report = vec![
-        format!("machine: {} cores; load average at start {}", cores(), loadavg()),
+        format!(
+            "machine: {} cores; load average at start {}",
+            cores(),
+            loadavg()
+        ),
         format!("server RSS at start: {} MiB", rss0 / 1024),
     ];
 
@@ -250,7 +254,8 @@ async fn soak(
         o.think,
     );
     let round_every = Duration::from_secs(if o.quick { 5 } else { 60 });
-    let warmup = Duration::from_secs(if o.quick { 5 } else { 60 }).min(Duration::from_secs(o.duration / 2));
+    let warmup =
+        Duration::from_secs(if o.quick { 5 } else { 60 }).min(Duration::from_secs(o.duration / 2));
     let soak_start = Instant::now();
     let end = soak_start + Duration::from_secs(o.duration);
     let notifier_token = system.token(&users.notifier().1).to_owned();
@@ -266,7 +271,13 @@ async fn soak(
         }
         if rss_warm.is_none() && soak_start.elapsed() >= warmup {
             rss_warm = Some(sample::read(system.pid));
-            log(started, format_args!("warm-up over: server RSS {} MiB", rss_warm.map_or(0, |r| r.0) / 1024));
+            log(
+                started,
+                format_args!(
+                    "warm-up over: server RSS {} MiB",
+                    rss_warm.map_or(0, |r| r.0) / 1024
+                ),
+            );
         }
         if last_log.elapsed() >= Duration::from_secs(if o.quick { 5 } else { 60 }) {
             last_log = Instant::now();
@@ -277,14 +288,18 @@ async fn soak(
                     "RSS {} MiB, {fds} fds, {threads} threads; worker ops {}, errors {}; rounds {}; EXISTS heard {}; load {}",
                     rss / 1024,
                     crew.counts.total(),
-                    crew.counts.errors.load(Ordering::Relaxed) + crowd.seen.errors.load(Ordering::Relaxed),
+                    crew.counts.errors.load(Ordering::Relaxed)
+                        + crowd.seen.errors.load(Ordering::Relaxed),
                     notifier.rounds.load(Ordering::Relaxed),
                     crowd.seen.exists_lines.load(Ordering::Relaxed),
                     loadavg()
                 ),
             );
         }
-        tokio::time::sleep(Duration::from_millis(100).min(end.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(
+            Duration::from_millis(100).min(end.saturating_duration_since(Instant::now())),
+        )
+        .await;
     }
     let soak_secs = soak_start.elapsed().as_secs_f64();
     let (rss_end, fds_end, threads_end) = sample::read(system.pid);
@@ -293,7 +308,8 @@ async fn soak(
     sampler.set("drain", idling);
     // The last round's notifications: wait until every idle connection has heard of
     // every delivery to its mailbox (or a minute).
-    let expected = |k: usize| notifier.delivered[idle::mailbox_of(k, users)].load(Ordering::Relaxed);
+    let expected =
+        |k: usize| notifier.delivered[idle::mailbox_of(k, users)].load(Ordering::Relaxed);
     let t_wait = Instant::now();
     let mut behind = usize::MAX;
     while t_wait.elapsed() < Duration::from_secs(60) {
@@ -417,7 +433,10 @@ async fn attack(
         // A connection that outlived every server timeout was never cut.
         let bound = 60.0 + 2.0 * slowloris::BYTE_EVERY.as_secs_f64();
         if f.oldest_open > bound || max > bound {
-            report.push(format!("FAIL: {} kept a slowloris connection past {bound:.0} s", f.name));
+            report.push(format!(
+                "FAIL: {} kept a slowloris connection past {bound:.0} s",
+                f.name
+            ));
             ok = false;
         }
     }
@@ -438,7 +457,13 @@ fn nofile() -> String {
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("Max open files"))
-                .map(|l| l.split_whitespace().skip(3).take(2).collect::<Vec<_>>().join("/"))
+                .map(|l| {
+                    l.split_whitespace()
+                        .skip(3)
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
         })
         .unwrap_or_default()
 }

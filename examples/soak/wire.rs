@@ -45,9 +45,11 @@ pub async fn tls(
 ) -> anyhow::Result<TlsStream<TcpStream>> {
     let connector = tokio_rustls::TlsConnector::from(config.clone());
     let name = ServerName::try_from("localhost")?;
-    Ok(tokio::time::timeout(REPLY_TIMEOUT, connector.connect(name, tcp))
-        .await
-        .context("TLS handshake timed out")??)
+    Ok(
+        tokio::time::timeout(REPLY_TIMEOUT, connector.connect(name, tcp))
+            .await
+            .context("TLS handshake timed out")??,
+    )
 }
 
 pub fn xoauth2(address: &str, token: &str) -> String {
@@ -178,8 +180,11 @@ pub async fn imap_login(
     let mut c = Lines::new(tls(tcp, tls_config).await?);
     let greeting = c.line().await?;
     anyhow::ensure!(greeting.starts_with("* OK"), "greeting: {greeting}");
-    c.imap("a", &format!("AUTHENTICATE XOAUTH2 {}", xoauth2(user, token)))
-        .await?;
+    c.imap(
+        "a",
+        &format!("AUTHENTICATE XOAUTH2 {}", xoauth2(user, token)),
+    )
+    .await?;
     Ok(c)
 }
 

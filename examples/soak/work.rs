@@ -86,7 +86,11 @@ pub fn start(
             tokio::spawn(worker.run(stop_rx))
         })
         .collect();
-    Crew { counts, tasks, stop }
+    Crew {
+        counts,
+        tasks,
+        stop,
+    }
 }
 
 impl Worker {
@@ -99,10 +103,10 @@ impl Worker {
         let mut cycle = 0u64;
         while !*stop.borrow() {
             let session = async {
-                let mut imap = wire::imap_login(src, self.ports.imaps, &self.tls, &me, &self.token)
-                    .await?;
-                let mut smtp = wire::smtp_login(src, self.ports.smtps, &self.tls, &me, &self.token)
-                    .await?;
+                let mut imap =
+                    wire::imap_login(src, self.ports.imaps, &self.tls, &me, &self.token).await?;
+                let mut smtp =
+                    wire::smtp_login(src, self.ports.smtps, &self.tls, &me, &self.token).await?;
                 self.counts.done(7);
                 loop {
                     if *stop.borrow() {
@@ -123,7 +127,10 @@ impl Worker {
                 anyhow::Ok(())
             };
             if let Err(e) = session.await {
-                crate::report_error(&self.counts.errors, format_args!("worker {}: {e:#}", self.w));
+                crate::report_error(
+                    &self.counts.errors,
+                    format_args!("worker {}: {e:#}", self.w),
+                );
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -150,7 +157,8 @@ impl Worker {
             .unwrap_or(1)
             .max(1);
         c.done(1);
-        imap.imap("c", "UID SEARCH UNSEEN SUBJECT \"patient\"").await?;
+        imap.imap("c", "UID SEARCH UNSEEN SUBJECT \"patient\"")
+            .await?;
         c.done(2);
         let from = exists.saturating_sub(9).max(1);
         imap.imap(
@@ -168,8 +176,11 @@ impl Worker {
         wire::submit(smtp, me, &[next.to_owned()], mail).await?;
         c.done(6);
         if exists > 40 {
-            imap.imap("g", &format!("STORE 1:{} +FLAGS.SILENT (\\Deleted)", exists - 20))
-                .await?;
+            imap.imap(
+                "g",
+                &format!("STORE 1:{} +FLAGS.SILENT (\\Deleted)", exists - 20),
+            )
+            .await?;
             c.done(4);
             imap.imap("h", "EXPUNGE").await?;
             c.done(5);
