@@ -535,22 +535,11 @@ impl Store {
     /// Deletes a folder and its messages; bodies nothing else uses go too.
     pub async fn delete_folder(&self, folder_id: i64) -> Result<(), StoreError> {
         self.write(move |c| {
-            Box::pin(async move {
-                let bodies: Vec<i64> =
-                    sqlx::query_scalar("SELECT DISTINCT body_id FROM messages WHERE folder_id = ?")
-                        .bind(folder_id)
-                        .fetch_all(&mut *c)
-                        .await?;
-                let n = sqlx::query("DELETE FROM folders WHERE id = ?")
-                    .bind(folder_id)
-                    .execute(&mut *c)
-                    .await?
-                    .rows_affected();
-                if n == 0 {
-                    return Err(StoreError::NoFolder);
-                }
-                super::messages::delete_orphan_bodies(c, &bodies).await
-            })
+            Box::pin(drop_folder_messages(
+                c,
+                folder_id,
+                &["DELETE FROM folders WHERE id = ?"],
+            ))
         })
         .await
     }
@@ -560,27 +549,14 @@ impl Store {
     pub async fn clear_folder(&self, folder_id: i64) -> Result<(), StoreError> {
         let result = self
             .write(move |c| {
-                Box::pin(async move {
-                    let bodies: Vec<i64> = sqlx::query_scalar(
-                        "SELECT DISTINCT body_id FROM messages WHERE folder_id = ?",
-                    )
-                    .bind(folder_id)
-                    .fetch_all(&mut *c)
-                    .await?;
-                    sqlx::query("DELETE FROM messages WHERE folder_id = ?")
-                        .bind(folder_id)
-                        .execute(&mut *c)
-                        .await?;
-                    let n = sqlx::query("UPDATE folders SET noselect = 1 WHERE id = ?")
-                        .bind(folder_id)
-                        .execute(&mut *c)
-                        .await?
-                        .rows_affected();
-                    if n == 0 {
-                        return Err(StoreError::NoFolder);
-                    }
-                    super::messages::delete_orphan_bodies(c, &bodies).await
-                })
+                Box::pin(drop_folder_messages(
+                    c,
+                    folder_id,
+                    &[
+                        "DELETE FROM messages WHERE folder_id = ?",
+                        "UPDATE folders SET noselect = 1 WHERE id = ?",
+                    ],
+                ))
             })
             .await;
         if result.is_ok() {
@@ -716,4 +692,30 @@ impl Store {
         })
         .await
     }
+}
+
+/// Runs `statements` (each bound to the folder's id; the last must touch the folder row)
+/// and then deletes the bodies the folder's messages used that nothing else uses.
+async fn drop_folder_messages(
+    c: &mut SqliteConnection,
+    folder_id: i64,
+    statements: &[&'static str],
+) -> Result<(), StoreError> {
+    let bodies: Vec<i64> =
+        sqlx::query_scalar("SELECT DISTINCT body_id FROM messages WHERE folder_id = ?")
+            .bind(folder_id)
+            .fetch_all(&mut *c)
+            .await?;
+    let mut touched = 0;
+    for statement in statements {
+        touched = sqlx::query(*statement)
+            .bind(folder_id)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+    }
+    if touched == 0 {
+        return Err(StoreError::NoFolder);
+    }
+    super::messages::delete_orphan_bodies(c, &bodies).await
 }

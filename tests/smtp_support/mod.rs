@@ -259,6 +259,17 @@ impl Instance {
         folder_messages(self.store(), address, folder).await
     }
 
+    /// Audited decisions matching `keep`, counting each row's repeats: identical
+    /// decisions close together share a row.
+    pub async fn audited(&self, keep: impl Fn(&mssante::store::AuditEntry) -> bool) -> u32 {
+        let audit = self.store().audit_records(None, 100).await.unwrap();
+        audit
+            .iter()
+            .filter(|r| keep(&r.entry))
+            .map(|r| 1 + r.repeated)
+            .sum()
+    }
+
     pub async fn stop(self) {
         self.running.stop().await;
         self.psc.shutdown().await;
