@@ -76,6 +76,7 @@ async fn starttls_port_offers_only_starttls_then_authenticates() {
         "QRESYNC",
         "SPECIAL-USE",
         "CHILDREN",
+        "WITHIN",
     ] {
         assert!(
             caps.split_whitespace().any(|c| c == want),

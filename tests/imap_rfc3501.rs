@@ -330,3 +330,43 @@ async fn delete_with_children_leaves_a_noselect_name() {
     );
     w.stop().await;
 }
+
+/// WITHIN (RFC 5032): OLDER and YOUNGER count seconds back from the server's clock and
+/// compare with the INTERNALDATE, time of day included.
+#[tokio::test]
+async fn older_and_younger_count_seconds_back_from_now() {
+    let w = world("").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    let now = chrono::Utc::now();
+    for (n, hours) in [(1, 50), (2, 3), (3, 0)] {
+        let when = (now - chrono::Duration::hours(hours)).format("%d-%b-%Y %H:%M:%S +0000");
+        let text = note(n);
+        let tag = c.next_tag();
+        c.send(
+            format!(
+                "{tag} APPEND INBOX \"{when}\" {{{}+}}\r\n{text}\r\n",
+                text.len()
+            )
+            .as_bytes(),
+        )
+        .await;
+        assert!(last(&c.until(&tag).await).contains(" OK "));
+    }
+    c.cmd("SELECT INBOX").await;
+    let day = 24 * 3600;
+    assert_eq!(
+        untagged(&c.cmd(&format!("SEARCH OLDER {day}")).await),
+        ["* SEARCH 1"]
+    );
+    assert_eq!(
+        untagged(&c.cmd("SEARCH YOUNGER 3600").await),
+        ["* SEARCH 3"]
+    );
+    assert_eq!(
+        untagged(&c.cmd(&format!("UID SEARCH YOUNGER {day} OLDER 60")).await),
+        ["* SEARCH 2"]
+    );
+    // Zero is no interval (RFC 5032 §3: nz-number).
+    assert!(last(&c.cmd("SEARCH OLDER 0").await).contains(" BAD "));
+    w.stop().await;
+}

@@ -40,6 +40,7 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
         Capability::LiteralPlus,
         Capability::CondStore,
         Capability::QResync,
+        Capability::Within,
     ];
     caps.extend(other("SPECIAL-USE"));
     caps.extend(other("CHILDREN"));

@@ -3,7 +3,7 @@
 
 use std::num::{NonZeroU32, NonZeroU64};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use imap_codec::imap_types::core::{Charset, Tag, Vec1};
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
@@ -56,6 +56,9 @@ fn uses_modseq(key: &SearchKey<'_>) -> bool {
 
 /// One message as the search sees it.
 struct Candidate<'a> {
+    /// The server's clock when the search began: WITHIN's OLDER and YOUNGER count back
+    /// from it (RFC 5032).
+    now: DateTime<Utc>,
     seq: u32,
     meta: &'a MessageMeta,
     parsed: Option<Message<'a>>,
@@ -127,6 +130,11 @@ fn sent_date(m: &Message<'_>) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))
 }
 
+/// `now` less `seconds`.
+fn within(now: DateTime<Utc>, seconds: NonZeroU32) -> DateTime<Utc> {
+    now - chrono::Duration::seconds(i64::from(seconds.get()))
+}
+
 fn eval(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
     let f = &c.meta.flags;
     let date = c.meta.internal_date.date_naive();
@@ -158,6 +166,8 @@ fn eval(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::Old => !c.recent,
         SearchKey::Keyword(k) => f.keywords.iter().any(|w| w.eq_ignore_ascii_case(k.inner())),
         SearchKey::Unkeyword(k) => !f.keywords.iter().any(|w| w.eq_ignore_ascii_case(k.inner())),
+        SearchKey::Older(n) => c.meta.internal_date <= within(c.now, *n),
+        SearchKey::Younger(n) => c.meta.internal_date >= within(c.now, *n),
         SearchKey::Larger(n) => c.meta.size > *n,
         SearchKey::Smaller(n) => c.meta.size < *n,
         SearchKey::Before(d) => date < *d.as_ref(),
@@ -277,6 +287,7 @@ impl Session {
         } else {
             Vec::new()
         };
+        let now = self.shared.context.clock.now();
         let mut found = Vec::new();
         let mut highest = 0u64;
         let mut hi = 0;
@@ -300,6 +311,7 @@ impl Session {
             };
             let parsed = content.as_deref().and_then(mime::parse);
             let candidate = Candidate {
+                now,
                 seq: i as u32 + 1,
                 meta,
                 parsed,
