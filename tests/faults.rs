@@ -692,15 +692,14 @@ mod process {
         let store = mssante::store::Store::open_file(db).await.unwrap();
         let bodies = folder_messages(&store, address, "INBOX").await;
         store.close().await;
-        bodies
-            .iter()
-            .filter_map(|b| {
-                let text = String::from_utf8_lossy(b);
-                text.lines()
-                    .find_map(|l| l.strip_prefix("Subject: "))
-                    .map(str::to_owned)
-            })
-            .collect()
+        bodies.iter().filter_map(|b| subject(b)).collect()
+    }
+
+    fn subject(body: &[u8]) -> Option<String> {
+        String::from_utf8_lossy(body)
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .map(str::to_owned)
     }
 
     fn note(subject: &str, size: usize) -> String {
