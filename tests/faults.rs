@@ -520,8 +520,10 @@ mod database_locked {
 mod process {
     //! The real binary in a process of its own, for what cannot happen in-process: a disk
     //! that fills up (RLIMIT_FSIZE on the server process, SIGXFSZ ignored, raised again
-    //! with `prlimit --pid` to give the space back) and `kill -9`. After each, the store
-    //! is checked: `PRAGMA integrity_check`, and every acknowledged message present.
+    //! with `prlimit --pid` to give the space back) and `kill -9`, in the store and in the
+    //! middle of a queue run. After each, the store is checked: `PRAGMA
+    //! integrity_check`, and every acknowledged message present (or, for the queue,
+    //! delivered).
     use super::*;
     use std::collections::HashSet;
     use std::path::{Path, PathBuf};
@@ -554,12 +556,16 @@ mod process {
 
     impl Server {
         async fn prepare() -> Server {
-            let pki = Pki::new();
+            Self::prepare_with(Pki::new(), Options::new("a.mssante.test")).await
+        }
+
+        /// The server for a.mssante.test set up with `o` (its trust list, routes and
+        /// certificate, from `pki`); listens for IMAP and submission only.
+        async fn prepare_with(pki: Pki, o: Options) -> Server {
             let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
                 .await
                 .unwrap();
             let dir = tempfile::tempdir().unwrap();
-            let o = Options::new("a.mssante.test");
             let config = write_config(&pki, dir.path(), &psc, &o);
             let (imap, submission) = (free_port(), free_port());
             let text = std::fs::read_to_string(&config)
@@ -703,15 +709,14 @@ mod process {
         let store = mssante::store::Store::open_file(db).await.unwrap();
         let bodies = folder_messages(&store, address, "INBOX").await;
         store.close().await;
-        bodies
-            .iter()
-            .filter_map(|b| {
-                let text = String::from_utf8_lossy(b);
-                text.lines()
-                    .find_map(|l| l.strip_prefix("Subject: "))
-                    .map(str::to_owned)
-            })
-            .collect()
+        bodies.iter().filter_map(|b| subject(b)).collect()
+    }
+
+    fn subject(body: &[u8]) -> Option<String> {
+        String::from_utf8_lossy(body)
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .map(str::to_owned)
     }
 
     fn note(subject: &str, size: usize) -> String {
@@ -1166,6 +1171,189 @@ mod process {
                 }
             }
         }
+        server.psc.shutdown().await;
+    }
+
+    /// A slow network in front of `to`: a relay on loopback that passes every byte on
+    /// and holds each chunk coming back from `to` for `delay`, so that a delivery
+    /// takes about ten times `delay` (one per reply, TLS handshake included). TLS is
+    /// end to end between the two servers; the relay only sees ciphertext.
+    async fn slow_relay(to: SocketAddr, delay: Duration) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((near, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let Ok(far) = TcpStream::connect(to).await else {
+                        return;
+                    };
+                    let (mut near_read, mut near_write) = near.into_split();
+                    let (mut far_read, mut far_write) = far.into_split();
+                    // A closed (or killed) client closes the connection to `to` too.
+                    let outward = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut near_read, &mut far_write).await;
+                        let _ = far_write.shutdown().await;
+                    });
+                    let mut chunk = vec![0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = far_read.read(&mut chunk).await {
+                        tokio::time::sleep(delay).await;
+                        if near_write.write_all(&chunk[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = near_write.shutdown().await;
+                    let _ = outward.await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// Subjects of the messages in a running instance's INBOX.
+    async fn received(b: &Instance, address: &str) -> Vec<String> {
+        b.messages(address, "INBOX")
+            .await
+            .iter()
+            .filter_map(|m| subject(m))
+            .collect()
+    }
+
+    /// Messages in the queue of a running server, read beside it.
+    fn queued(db: &Path) -> i64 {
+        let c =
+            rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        c.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Subjects of the messages queued in a stopped server's file.
+    async fn queued_subjects(db: &Path) -> HashSet<String> {
+        let store = mssante::store::Store::open_file(db).await.unwrap();
+        let later = chrono::Utc::now() + chrono::Duration::days(1);
+        let mut out = HashSet::new();
+        for m in store.queue_due(later, 1_000).await.unwrap() {
+            out.extend(subject(&store.body(m.body_id).await.unwrap()));
+        }
+        store.close().await;
+        out
+    }
+
+    /// `kill -9` while the queue delivers to another operator: every message
+    /// acknowledged on submission reaches the other side after a restart, and the queue
+    /// ends empty. A is the real binary; B an in-process server behind a slow relay, so
+    /// that the queue run lasts long enough to be cut in the middle.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kill_9_during_a_queue_run() {
+        /// Messages submitted: about three rounds of the queue's 16 parallel deliveries.
+        const N: usize = 40;
+        /// Deliveries the queue runs at once (`PARALLEL` in the queue runner).
+        const PARALLEL: usize = 16;
+        const CAMERON: &str = "cameron@b.mssante.test";
+        let pki = Pki::new();
+        let mut ob = Options::new("b.mssante.test");
+        ob.certificate = "operator2";
+        ob.trust = vec![("a.mssante.test".into(), pki.dn("server"))];
+        let b = Instance::start(&pki, ob).await;
+        b.mailbox("cameron", OTHER_IDNAT).await;
+        let relay = slow_relay(b.inbound(), Duration::from_millis(100)).await;
+        let mut oa = Options::new("a.mssante.test");
+        oa.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
+        oa.routes = vec![("b.mssante.test".into(), relay.to_string())];
+        let mut server = Server::prepare_with(pki, oa).await;
+        let db = server.db();
+        server.start(None).await;
+
+        let mut s = authenticated(
+            server.submission,
+            server.pki.client(None),
+            HOUSE_BAL,
+            &server.token(),
+        )
+        .await;
+        let mut acked = Vec::new();
+        for i in 0..N {
+            let subject = format!("queued-{i}");
+            let (code, text) = s
+                .mail(
+                    HOUSE_BAL,
+                    &[CAMERON],
+                    &message(HOUSE_BAL, CAMERON, &subject, 2_000),
+                )
+                .await;
+            assert_eq!(code, 250, "{subject}: {text}");
+            acked.push(subject);
+        }
+        drop(s);
+        // Killed once A has recorded a quarter as delivered: some deliveries done, some
+        // in flight, the rest not started.
+        eventually("A to record a quarter of the deliveries", || async {
+            queued(&db) <= (N - N / 4) as i64
+        })
+        .await;
+        server.signal("-KILL").await;
+        let at_kill: HashSet<String> = received(&b, CAMERON).await.into_iter().collect();
+        let pending = queued_subjects(&db).await;
+        // Otherwise the run was over before the kill, and nothing was tested.
+        assert!(!pending.is_empty(), "the queue was empty at the kill");
+        assert!(
+            at_kill.len() < N,
+            "every message was delivered before the kill"
+        );
+        for subject in &acked {
+            // A records a delivery only once B has the message.
+            assert!(
+                pending.contains(subject) || at_kill.contains(subject),
+                "{subject} left the queue without reaching B"
+            );
+        }
+
+        // Restarted, the queue takes up what it had not finished.
+        server.start(None).await;
+        eventually("B to receive every message", || async {
+            let mut got = received(&b, CAMERON).await;
+            got.sort();
+            got.dedup();
+            got.len() == N
+        })
+        .await;
+        eventually("A's queue to empty", || async { queued(&db) == 0 }).await;
+        server.signal("-TERM").await;
+
+        let got = received(&b, CAMERON).await;
+        // Delivery is at least once: a message whose `250` from B had not been recorded
+        // by A at the kill is sent again. Only deliveries in flight at the kill can be
+        // duplicated, and the queue runs at most PARALLEL at once.
+        let mut duplicated = 0;
+        for subject in &acked {
+            let copies = got.iter().filter(|g| *g == subject).count();
+            if copies == 2 {
+                // (B may have been storing it as A died: `at_kill` need not show it.)
+                assert!(
+                    pending.contains(subject),
+                    "{subject} was sent again although A had recorded its delivery"
+                );
+            } else {
+                assert_eq!(copies, 1, "{subject}");
+            }
+            duplicated += copies - 1;
+        }
+        assert_eq!(got.len(), N + duplicated, "only what was submitted");
+        assert!(duplicated <= PARALLEL, "{duplicated} duplicates");
+        eprintln!(
+            "queue run: at the kill, {} of {N} at B and {} still queued; {duplicated} sent twice",
+            at_kill.len(),
+            pending.len()
+        );
+        let store = mssante::store::Store::open_file(&db).await.unwrap();
+        assert_eq!(store.queue_len().await.unwrap(), 0);
+        store.close().await;
+        // The file is sound, and no failure notice went back to the sender.
+        assert!(subjects(&db, HOUSE_BAL).await.is_empty());
+        b.stop().await;
         server.psc.shutdown().await;
     }
 }
