@@ -358,8 +358,15 @@ impl Client {
         } else {
             settle(outcomes, &accepted, &Failure::from_reply(&r, "end of data"));
         }
-        let _ = self.command(&mut wire, "QUIT").await;
-        wire.close().await;
+        // The outcome is known: it is recorded now, while QUIT and its reply go on beside
+        // it, so that a crash or a shutdown during that exchange cannot make us send
+        // again what the peer has already taken.
+        let timeout = self.reply_timeout;
+        tokio::spawn(async move {
+            wire.queue(b"QUIT\r\n");
+            let _ = read_reply(&mut wire, timeout).await;
+            wire.close().await;
+        });
         Ok(())
     }
 }
