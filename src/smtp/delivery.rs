@@ -125,7 +125,7 @@ pub(super) async fn accept(s: &Session, tx: Transaction, body: Vec<u8>) -> Resul
         // fewer round trips to the database thread.
         context
             .store
-            .append(local[0], &prepared, Flags::default(), now)
+            .append_delivered(local[0], &prepared, Flags::default(), now)
             .await
             .map(|_| ())
     } else if remote.is_empty() {
