@@ -29,7 +29,7 @@ use crate::store::{DEFAULT_FOLDERS, Folder, StoreError};
 pub(crate) const DELIMITER: char = '/';
 
 impl Session {
-    fn mailbox_id(&self) -> Option<i64> {
+    pub(crate) fn mailbox_id(&self) -> Option<i64> {
         match &self.state {
             State::Authenticated(u) | State::Selected(u, _) => Some(u.auth.mailbox.id),
             _ => None,
@@ -261,7 +261,9 @@ impl Session {
                         StatusDataItemName::Deleted => {
                             Some(StatusDataItem::Deleted(counts.deleted))
                         }
-                        StatusDataItemName::DeletedStorage => None,
+                        StatusDataItemName::DeletedStorage => Some(StatusDataItem::DeletedStorage(
+                            counts.deleted_size.div_ceil(1024),
+                        )),
                         StatusDataItemName::HighestModSeq => {
                             Some(StatusDataItem::HighestModSeq(folder.highestmodseq))
                         }
@@ -298,6 +300,7 @@ impl Session {
                     .await
                 {
                     Ok(a) => a,
+                    Err(StoreError::OverQuota) => return self.no_over_quota(&tag).await,
                     Err(e) => return self.no_internal(&tag, "APPEND failed", &e).await,
                 };
                 drop(message);
@@ -376,7 +379,7 @@ impl Session {
         self.complete(tag, StatusKind::No, code, msg).await
     }
 
-    async fn no_nonexistent(
+    pub(crate) async fn no_nonexistent(
         &mut self,
         tag: &imap_codec::imap_types::core::Tag<'_>,
     ) -> Result<Transition, ConnError> {
