@@ -77,6 +77,9 @@ async fn starttls_port_offers_only_starttls_then_authenticates() {
         "SPECIAL-USE",
         "CHILDREN",
         "WITHIN",
+        "QUOTA",
+        "QUOTA=RES-STORAGE",
+        "QUOTA=RES-MESSAGE",
     ] {
         assert!(
             caps.split_whitespace().any(|c| c == want),
@@ -87,6 +90,7 @@ async fn starttls_port_offers_only_starttls_then_authenticates() {
         !caps.contains("STARTTLS")
             && !caps.contains("AUTH=EXTERNAL")
             && !caps.contains("AUTH=PLAIN")
+            && !caps.contains("QUOTASET")
     );
     let r = c.cmd("STARTTLS").await;
     assert!(last(&r).contains(" BAD "), "{r:?}");
