@@ -246,26 +246,22 @@ impl Session {
                 };
                 let items: Vec<StatusDataItem> = item_names
                     .iter()
-                    .filter_map(|n| match n {
-                        StatusDataItemName::Messages => {
-                            Some(StatusDataItem::Messages(counts.messages))
-                        }
-                        StatusDataItemName::Recent => Some(StatusDataItem::Recent(counts.recent)),
+                    .map(|n| match n {
+                        StatusDataItemName::Messages => StatusDataItem::Messages(counts.messages),
+                        StatusDataItemName::Recent => StatusDataItem::Recent(counts.recent),
                         StatusDataItemName::UidNext => {
-                            Some(StatusDataItem::UidNext(text::nz(folder.uidnext)))
+                            StatusDataItem::UidNext(text::nz(folder.uidnext))
                         }
                         StatusDataItemName::UidValidity => {
-                            Some(StatusDataItem::UidValidity(text::nz(folder.uidvalidity)))
+                            StatusDataItem::UidValidity(text::nz(folder.uidvalidity))
                         }
-                        StatusDataItemName::Unseen => Some(StatusDataItem::Unseen(counts.unseen)),
-                        StatusDataItemName::Deleted => {
-                            Some(StatusDataItem::Deleted(counts.deleted))
+                        StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen),
+                        StatusDataItemName::Deleted => StatusDataItem::Deleted(counts.deleted),
+                        StatusDataItemName::DeletedStorage => {
+                            StatusDataItem::DeletedStorage(counts.deleted_size.div_ceil(1024))
                         }
-                        StatusDataItemName::DeletedStorage => Some(StatusDataItem::DeletedStorage(
-                            counts.deleted_size.div_ceil(1024),
-                        )),
                         StatusDataItemName::HighestModSeq => {
-                            Some(StatusDataItem::HighestModSeq(folder.highestmodseq))
+                            StatusDataItem::HighestModSeq(folder.highestmodseq)
                         }
                     })
                     .collect();
