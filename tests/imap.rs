@@ -1127,7 +1127,7 @@ async fn commands_over_the_rate_wait_their_turn() {
     }
     let r = c.cmd("FETCH 1 FLAGS").await;
     assert!(last(&r).contains("BAD no mailbox selected"), "{r:?}");
-    let r = c.cmd("GETQUOTAROOT INBOX").await;
+    let r = c.cmd("GETMETADATA \"\" /shared/comment").await;
     assert!(last(&r).contains("BAD command not supported"), "{r:?}");
     w.stop().await;
 }
