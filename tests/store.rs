@@ -603,3 +603,51 @@ async fn appends_past_a_limit_are_refused_one_by_one_even_in_one_batch() {
         Err(StoreError::NoMailbox(_))
     ));
 }
+
+/// A store written before quotas existed: the migration counts what it already holds.
+#[tokio::test]
+async fn the_quota_migration_counts_the_mail_already_stored() {
+    use sqlx::{ConnectOptions, Connection};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mssante.db");
+    let mut migrator = sqlx::migrate::Migrator::new(std::path::Path::new("schema"))
+        .await
+        .unwrap();
+    let before: Vec<_> = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < 11)
+        .cloned()
+        .collect();
+    assert!(before.len() < migrator.migrations.len(), "0011 is there");
+    migrator.migrations = before.into();
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .connect()
+        .await
+        .unwrap();
+    migrator.run(&mut c).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO mailboxes (id, address, kind, owner_idnat, created_at)
+              VALUES (1, 'a@one.mssante.fr', 'personal', '899700771191', 0),
+                     (2, 'b@one.mssante.fr', 'personal', '899700771191', 0);
+         INSERT INTO folders (id, mailbox_id, name, uidvalidity) VALUES (1, 1, 'INBOX', 1),
+                (2, 1, 'Work', 2), (3, 2, 'INBOX', 3);
+         INSERT INTO message_appends VALUES (1, X'01', 100, X'', X'', 0, '', 0),
+                (2, X'02', 250, X'', X'', 0, '', 0), (2, X'01', 100, X'', X'', 0, '', 0),
+                (3, X'03', 7, X'', X'', 0, '', 0);",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+
+    let store = Store::open(dir.path()).await.unwrap();
+    assert_eq!(usage(&store, 1).await, (450, 3));
+    assert_eq!(usage(&store, 2).await, (7, 1));
+    assert_eq!(usage(&store, 1).await, recount(&store, 1).await);
+    let q = store.quota(1).await.unwrap().unwrap();
+    assert!(!q.is_limited(), "no limit until the operator sets one");
+}
