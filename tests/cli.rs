@@ -366,3 +366,81 @@ fn an_unusable_store_is_named_and_nothing_panics() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn mailbox_quota_sets_shows_and_clears_limits_and_is_audited() {
+    let env = Env::new();
+    let address = "secretariat@one.mssante.fr";
+    env.ok(&["mailbox", "create", address, "--kind", "organisational"]);
+    let out = env.ok(&["mailbox", "quota", address]);
+    assert!(out.contains("quota_storage:         none"), "{out}");
+    assert!(out.contains("used_messages:         0"), "{out}");
+
+    let out = env.ok(&[
+        "mailbox",
+        "quota",
+        address,
+        "--storage",
+        "500MB",
+        "--messages",
+        "1000",
+    ]);
+    assert!(out.contains("quota_storage:         500000000"), "{out}");
+    assert!(out.contains("quota_messages:        1000"), "{out}");
+    let shown = json(&env.ok(&["mailbox", "show", address, "--json"]));
+    assert_eq!(
+        shown["quota"],
+        serde_json::json!({
+            "quota_storage": 500_000_000,
+            "quota_messages": 1000,
+            "used_bytes": 0,
+            "used_messages": 0,
+        })
+    );
+    let text = env.ok(&["mailbox", "show", address]);
+    assert!(text.contains("quota_storage:         500000000"), "{text}");
+
+    // One limit changes, the other stays; binary units as in the configuration.
+    env.ok(&["mailbox", "quota", address, "--storage", "2GiB"]);
+    let shown = json(&env.ok(&["mailbox", "show", address, "--json"]));
+    assert_eq!(shown["quota"]["quota_storage"], 2u64 << 30);
+    assert_eq!(shown["quota"]["quota_messages"], 1000);
+    env.ok(&[
+        "mailbox",
+        "quota",
+        address,
+        "--storage",
+        "none",
+        "--messages",
+        "none",
+    ]);
+    let shown = json(&env.ok(&["mailbox", "show", address, "--json"]));
+    assert_eq!(shown["quota"]["quota_storage"], serde_json::Value::Null);
+    assert_eq!(shown["quota"]["quota_messages"], serde_json::Value::Null);
+    let listed = json(env.ok(&["mailbox", "list", "--json"]).trim());
+    assert_eq!(listed["quota"]["used_messages"], 0);
+
+    // Every change is in the audit trail; showing is not.
+    let audit = env.ok(&["audit", "--mailbox", address, "--json"]);
+    let reasons: Vec<String> = audit
+        .lines()
+        .map(|l| json(l)["reason"].as_str().unwrap_or_default().to_owned())
+        .filter(|r| r.starts_with("quota set"))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "quota set: storage 500000000, messages 1000",
+            "quota set: storage 2147483648, messages 1000",
+            "quota set: storage none, messages none",
+        ],
+        "{audit}"
+    );
+
+    let err = env.fails(&["mailbox", "quota", address, "--storage", "12 apples"], 2);
+    assert!(err.contains("unknown size unit"), "{err}");
+    let err = env.fails(&["mailbox", "quota", address, "--messages", "lots"], 2);
+    assert!(err.contains("--messages"), "{err}");
+    let err = env.fails(&["mailbox", "quota", "nobody@one.mssante.fr"], 1);
+    assert!(err.contains("no mailbox nobody@one.mssante.fr"), "{err}");
+}

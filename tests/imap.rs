@@ -77,6 +77,9 @@ async fn starttls_port_offers_only_starttls_then_authenticates() {
         "SPECIAL-USE",
         "CHILDREN",
         "WITHIN",
+        "QUOTA",
+        "QUOTA=RES-STORAGE",
+        "QUOTA=RES-MESSAGE",
     ] {
         assert!(
             caps.split_whitespace().any(|c| c == want),
@@ -87,6 +90,7 @@ async fn starttls_port_offers_only_starttls_then_authenticates() {
         !caps.contains("STARTTLS")
             && !caps.contains("AUTH=EXTERNAL")
             && !caps.contains("AUTH=PLAIN")
+            && !caps.contains("QUOTASET")
     );
     let r = c.cmd("STARTTLS").await;
     assert!(last(&r).contains(" BAD "), "{r:?}");
@@ -1123,7 +1127,7 @@ async fn commands_over_the_rate_wait_their_turn() {
     }
     let r = c.cmd("FETCH 1 FLAGS").await;
     assert!(last(&r).contains("BAD no mailbox selected"), "{r:?}");
-    let r = c.cmd("GETQUOTAROOT INBOX").await;
+    let r = c.cmd("GETMETADATA \"\" /shared/comment").await;
     assert!(last(&r).contains("BAD command not supported"), "{r:?}");
     w.stop().await;
 }

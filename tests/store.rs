@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use chrono::Utc;
-use mssante::store::{FlagOp, Flags, MailboxKind, NewMailbox, RawMessage, Store, flag};
+use mssante::store::{
+    FlagOp, Flags, MailboxKind, NewMailbox, QuotaLimit, RawMessage, Store, StoreError, flag,
+};
 
 fn message(n: usize) -> Vec<u8> {
     format!(
@@ -473,4 +475,179 @@ async fn acknowledged_appends_survive_kill_9() {
         .await
         .unwrap();
     assert!(a.uid > *uids.iter().max().unwrap());
+}
+
+/// What the quota's usage must equal: the mailbox's messages, counted the slow way.
+async fn recount(store: &Store, mb: i64) -> (u64, u64) {
+    let mut bytes = 0;
+    let mut messages = 0;
+    for f in store.folders(mb).await.unwrap() {
+        let counts = store.counts(f.id).await.unwrap();
+        bytes += counts.size;
+        messages += u64::from(counts.messages);
+    }
+    (bytes, messages)
+}
+
+async fn usage(store: &Store, mb: i64) -> (u64, u64) {
+    let q = store.quota(mb).await.unwrap().unwrap();
+    (q.used_bytes, q.used_messages)
+}
+
+#[tokio::test]
+async fn quota_usage_stays_exact_across_append_expunge_copy_move_and_folder_deletion() {
+    let (_dir, store, mb, inbox) = one_mailbox().await;
+    let other = mailbox(&store, "b@one.mssante.fr").await;
+    let other_inbox = self::inbox(&store, other).await;
+    store
+        .append(other_inbox, &message(99), Flags::default(), Utc::now())
+        .await
+        .unwrap();
+    let other_usage = usage(&store, other).await;
+    let check = |what: &'static str| {
+        let store = store.clone();
+        async move {
+            let (used, real) = (usage(&store, mb).await, recount(&store, mb).await);
+            assert_eq!(used, real, "after {what}");
+            assert_eq!(usage(&store, other).await, other_usage, "after {what}");
+        }
+    };
+    check("nothing").await;
+    for n in 0..4 {
+        store
+            .append(inbox, &message(n), Flags::default(), Utc::now())
+            .await
+            .unwrap();
+    }
+    check("append").await;
+    let work = store.create_folder(mb, "Work").await.unwrap().id;
+    store.copy(inbox, vec![1, 2], work).await.unwrap();
+    check("copy").await;
+    store.move_messages(inbox, vec![3], work).await.unwrap();
+    check("move").await;
+    store
+        .store_flags(inbox, vec![1], FlagOp::Add, Flags::new(flag::DELETED), None)
+        .await
+        .unwrap();
+    assert_eq!(store.expunge(inbox, None).await.unwrap(), vec![1]);
+    check("expunge").await;
+    let raw = Arc::new(RawMessage::new(&message(7)));
+    store
+        .deliver(vec![inbox, work], raw, Utc::now())
+        .await
+        .unwrap();
+    check("delivery to two folders").await;
+    store.delete_folder(work).await.unwrap();
+    check("folder deletion").await;
+    assert_eq!(usage(&store, mb).await.1, 3);
+}
+
+#[tokio::test]
+async fn appends_past_a_limit_are_refused_one_by_one_even_in_one_batch() {
+    let (_dir, store, mb, inbox) = one_mailbox().await;
+    store
+        .set_quota("a@one.mssante.fr", QuotaLimit::Keep, QuotaLimit::Set(5))
+        .await
+        .unwrap();
+    // Concurrent appends share the writer's batches: each one is weighed against
+    // what the ones before it in the same statement added.
+    let tasks: Vec<_> = (0..12)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(inbox, &message(n), Flags::default(), Utc::now())
+                    .await
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => stored += 1,
+            Err(StoreError::OverQuota) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(stored, 5);
+    assert_eq!(usage(&store, mb).await, recount(&store, mb).await);
+    assert_eq!(usage(&store, mb).await.1, 5);
+    // SMTP delivery was weighed at RCPT: it is stored past the limit.
+    store
+        .append_delivered(inbox, &message(50), Flags::default(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(usage(&store, mb).await.1, 6);
+    // A copy that would go past the limit stores nothing.
+    let trash = store.folder(mb, "Trash").await.unwrap().unwrap().id;
+    assert!(matches!(
+        store.copy(inbox, vec![1], trash).await,
+        Err(StoreError::OverQuota)
+    ));
+    assert_eq!(store.counts(trash).await.unwrap().messages, 0);
+    // Clearing the limit lets it through.
+    let q = store
+        .set_quota("a@one.mssante.fr", QuotaLimit::Keep, QuotaLimit::Clear)
+        .await
+        .unwrap();
+    assert!(!q.is_limited());
+    store.copy(inbox, vec![1], trash).await.unwrap();
+    assert!(matches!(
+        store
+            .set_quota(
+                "nobody@one.mssante.fr",
+                QuotaLimit::Clear,
+                QuotaLimit::Clear
+            )
+            .await,
+        Err(StoreError::NoMailbox(_))
+    ));
+}
+
+/// A store written before quotas existed: the migration counts what it already holds.
+#[tokio::test]
+async fn the_quota_migration_counts_the_mail_already_stored() {
+    use sqlx::{ConnectOptions, Connection};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mssante.db");
+    let mut migrator = sqlx::migrate::Migrator::new(std::path::Path::new("schema"))
+        .await
+        .unwrap();
+    let before: Vec<_> = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < 11)
+        .cloned()
+        .collect();
+    assert!(before.len() < migrator.migrations.len(), "0011 is there");
+    migrator.migrations = before.into();
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .connect()
+        .await
+        .unwrap();
+    migrator.run(&mut c).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO mailboxes (id, address, kind, owner_idnat, created_at)
+              VALUES (1, 'a@one.mssante.fr', 'personal', '899700771191', 0),
+                     (2, 'b@one.mssante.fr', 'personal', '899700771191', 0);
+         INSERT INTO folders (id, mailbox_id, name, uidvalidity) VALUES (1, 1, 'INBOX', 1),
+                (2, 1, 'Work', 2), (3, 2, 'INBOX', 3);
+         INSERT INTO message_appends VALUES (1, X'01', 100, X'', X'', 0, '', 0),
+                (2, X'02', 250, X'', X'', 0, '', 0), (2, X'01', 100, X'', X'', 0, '', 0),
+                (3, X'03', 7, X'', X'', 0, '', 0);",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+
+    let store = Store::open(dir.path()).await.unwrap();
+    assert_eq!(usage(&store, 1).await, (450, 3));
+    assert_eq!(usage(&store, 2).await, (7, 1));
+    assert_eq!(usage(&store, 1).await, recount(&store, 1).await);
+    let q = store.quota(1).await.unwrap().unwrap();
+    assert!(!q.is_limited(), "no limit until the operator sets one");
 }

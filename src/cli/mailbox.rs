@@ -1,4 +1,4 @@
-//! `mssante mailbox …`: create, list, show, delete, grant and revoke.
+//! `mssante mailbox …`: create, list, show, delete, grant, revoke, hold and quota.
 
 use std::process::ExitCode;
 
@@ -9,8 +9,11 @@ use serde::Serialize;
 
 use super::{report, status};
 use crate::auth::certificate::identity_from_pem_file;
-use crate::config::Config;
-use crate::store::{DirectoryFields, Grant, Mailbox, MailboxKind, NewMailbox, Store, StoreError};
+use crate::config::{ByteSize, Config};
+use crate::store::{
+    AuditEntry, AuditOutcome, DirectoryFields, Grant, Mailbox, MailboxKind, NewMailbox, Quota,
+    QuotaLimit, Store, StoreError,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum MailboxCommand {
@@ -37,6 +40,37 @@ pub enum MailboxCommand {
     Hold { address: String },
     /// Let the inactivity rules apply to a held mailbox again.
     Release { address: String },
+    /// Show a mailbox's limits and usage, or change its limits (`none` removes one).
+    Quota(QuotaArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct QuotaArgs {
+    pub address: String,
+    /// Storage limit: bytes, or with a unit (500MB, 2GiB), or `none`.
+    #[arg(long, value_parser = parse_storage_limit)]
+    pub storage: Option<QuotaLimit>,
+    /// Message count limit, or `none`.
+    #[arg(long, value_parser = parse_message_limit)]
+    pub messages: Option<QuotaLimit>,
+}
+
+/// Sizes read as in the configuration file, so an operator writes them one way.
+fn parse_storage_limit(s: &str) -> Result<QuotaLimit, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(QuotaLimit::Clear);
+    }
+    ByteSize::parse(s).map(|b| QuotaLimit::Set(b.0))
+}
+
+fn parse_message_limit(s: &str) -> Result<QuotaLimit, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(QuotaLimit::Clear);
+    }
+    s.trim()
+        .parse::<u64>()
+        .map(QuotaLimit::Set)
+        .map_err(|_| format!("`{s}` is not a number of messages (or `none`)"))
 }
 
 #[derive(Args, Debug)]
@@ -107,6 +141,7 @@ struct MailboxView {
     #[serde(flatten)]
     mailbox: Mailbox,
     grants: Vec<Grant>,
+    quota: Quota,
 }
 
 pub async fn run(config: &Config, cmd: MailboxCommand) -> ExitCode {
@@ -130,10 +165,13 @@ async fn dispatch(config: &Config, store: &Store, cmd: MailboxCommand) -> anyhow
             for m in store.mailboxes().await? {
                 if json {
                     let grants = store.grants(m.id).await?;
-                    println!(
-                        "{}",
-                        serde_json::to_string(&MailboxView { mailbox: m, grants })?
-                    );
+                    let quota = store.quota(m.id).await?.unwrap_or_default();
+                    let view = MailboxView {
+                        mailbox: m,
+                        grants,
+                        quota,
+                    };
+                    println!("{}", serde_json::to_string(&view)?);
                 } else {
                     println!(
                         "{:<40} {:<15} {:<14} {}",
@@ -152,11 +190,14 @@ async fn dispatch(config: &Config, store: &Store, cmd: MailboxCommand) -> anyhow
             let m = find(store, &address).await?;
             let grants = store.grants(m.id).await?;
             let folders = store.folders(m.id).await?;
+            let quota = store.quota(m.id).await?.unwrap_or_default();
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&MailboxView { mailbox: m, grants })?
-                );
+                let view = MailboxView {
+                    mailbox: m,
+                    grants,
+                    quota,
+                };
+                println!("{}", serde_json::to_string_pretty(&view)?);
                 return Ok(());
             }
             println!("address:               {}", m.address);
@@ -179,6 +220,7 @@ async fn dispatch(config: &Config, store: &Store, cmd: MailboxCommand) -> anyhow
             println!("published:             {}", m.published);
             println!("red_list:              {}", m.red_list);
             println!("hold:                  {}", m.hold);
+            print_quota(&quota);
             println!("grants:");
             for g in grants {
                 match g {
@@ -225,7 +267,62 @@ async fn dispatch(config: &Config, store: &Store, cmd: MailboxCommand) -> anyhow
         }
         MailboxCommand::Hold { address } => set_hold(store, &address, true).await,
         MailboxCommand::Release { address } => set_hold(store, &address, false).await,
+        MailboxCommand::Quota(a) => quota(store, a).await,
     }
+}
+
+/// With no limit given, shows them; otherwise changes them, and records the change in
+/// the audit trail: a limit decides whether mail is refused, so who changed it and when
+/// must be traceable like the refusals themselves.
+async fn quota(store: &Store, a: QuotaArgs) -> anyhow::Result<()> {
+    let m = find(store, &a.address).await?;
+    let (storage, messages) = (
+        a.storage.unwrap_or(QuotaLimit::Keep),
+        a.messages.unwrap_or(QuotaLimit::Keep),
+    );
+    if storage == QuotaLimit::Keep && messages == QuotaLimit::Keep {
+        let quota = store.quota(m.id).await?.unwrap_or_default();
+        println!("address:               {}", m.address);
+        print_quota(&quota);
+        return Ok(());
+    }
+    let quota = match store.set_quota(&m.address, storage, messages).await {
+        Ok(q) => q,
+        Err(StoreError::NoMailbox(a)) => bail!("no mailbox {a}"),
+        Err(e) => return Err(e.into()),
+    };
+    let reason = format!(
+        "quota set: storage {}, messages {}",
+        limit_text(quota.quota_storage),
+        limit_text(quota.quota_messages)
+    );
+    store
+        .audit(AuditEntry {
+            at: Utc::now(),
+            protocol: "cli".into(),
+            mechanism: None,
+            identity: None,
+            mailbox: Some(m.address.clone()),
+            peer: None,
+            outcome: AuditOutcome::Success,
+            reason: Some(reason),
+        })
+        .await
+        .context("the quota is set, but recording it in the audit trail failed")?;
+    println!("address:               {}", m.address);
+    print_quota(&quota);
+    Ok(())
+}
+
+fn limit_text(limit: Option<u64>) -> String {
+    limit.map_or_else(|| "none".to_owned(), |l| l.to_string())
+}
+
+fn print_quota(q: &Quota) {
+    println!("quota_storage:         {}", limit_text(q.quota_storage));
+    println!("quota_messages:        {}", limit_text(q.quota_messages));
+    println!("used_bytes:            {}", q.used_bytes);
+    println!("used_messages:         {}", q.used_messages);
 }
 
 async fn set_hold(store: &Store, address: &str, hold: bool) -> anyhow::Result<()> {

@@ -29,7 +29,7 @@ use crate::store::{DEFAULT_FOLDERS, Folder, StoreError};
 pub(crate) const DELIMITER: char = '/';
 
 impl Session {
-    fn mailbox_id(&self) -> Option<i64> {
+    pub(crate) fn mailbox_id(&self) -> Option<i64> {
         match &self.state {
             State::Authenticated(u) | State::Selected(u, _) => Some(u.auth.mailbox.id),
             _ => None,
@@ -246,24 +246,22 @@ impl Session {
                 };
                 let items: Vec<StatusDataItem> = item_names
                     .iter()
-                    .filter_map(|n| match n {
-                        StatusDataItemName::Messages => {
-                            Some(StatusDataItem::Messages(counts.messages))
-                        }
-                        StatusDataItemName::Recent => Some(StatusDataItem::Recent(counts.recent)),
+                    .map(|n| match n {
+                        StatusDataItemName::Messages => StatusDataItem::Messages(counts.messages),
+                        StatusDataItemName::Recent => StatusDataItem::Recent(counts.recent),
                         StatusDataItemName::UidNext => {
-                            Some(StatusDataItem::UidNext(text::nz(folder.uidnext)))
+                            StatusDataItem::UidNext(text::nz(folder.uidnext))
                         }
                         StatusDataItemName::UidValidity => {
-                            Some(StatusDataItem::UidValidity(text::nz(folder.uidvalidity)))
+                            StatusDataItem::UidValidity(text::nz(folder.uidvalidity))
                         }
-                        StatusDataItemName::Unseen => Some(StatusDataItem::Unseen(counts.unseen)),
-                        StatusDataItemName::Deleted => {
-                            Some(StatusDataItem::Deleted(counts.deleted))
+                        StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen),
+                        StatusDataItemName::Deleted => StatusDataItem::Deleted(counts.deleted),
+                        StatusDataItemName::DeletedStorage => {
+                            StatusDataItem::DeletedStorage(counts.deleted_size.div_ceil(1024))
                         }
-                        StatusDataItemName::DeletedStorage => None,
                         StatusDataItemName::HighestModSeq => {
-                            Some(StatusDataItem::HighestModSeq(folder.highestmodseq))
+                            StatusDataItem::HighestModSeq(folder.highestmodseq)
                         }
                     })
                     .collect();
@@ -298,6 +296,7 @@ impl Session {
                     .await
                 {
                     Ok(a) => a,
+                    Err(StoreError::OverQuota) => return self.no_over_quota(&tag).await,
                     Err(e) => return self.no_internal(&tag, "APPEND failed", &e).await,
                 };
                 drop(message);
@@ -376,7 +375,7 @@ impl Session {
         self.complete(tag, StatusKind::No, code, msg).await
     }
 
-    async fn no_nonexistent(
+    pub(crate) async fn no_nonexistent(
         &mut self,
         tag: &imap_codec::imap_types::core::Tag<'_>,
     ) -> Result<Transition, ConnError> {

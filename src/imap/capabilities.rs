@@ -2,6 +2,7 @@
 
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::{Atom, Vec1};
+use imap_codec::imap_types::extensions::quota::Resource;
 use imap_codec::imap_types::response::Capability;
 
 /// Where the session stands, as far as capabilities go.
@@ -41,6 +42,10 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
         Capability::CondStore,
         Capability::QResync,
         Capability::Within,
+        // RFC 9208; not QUOTASET: limits are the operator's to set.
+        Capability::Quota,
+        Capability::QuotaRes(Resource::Storage),
+        Capability::QuotaRes(Resource::Message),
     ];
     caps.extend(other("SPECIAL-USE"));
     caps.extend(other("CHILDREN"));

@@ -15,6 +15,7 @@ mod fetch;
 mod listener;
 mod mime;
 mod names;
+mod quota;
 mod revocation;
 mod search;
 mod selected;

@@ -564,6 +564,7 @@ impl Session {
                 };
                 let copied = match result {
                     Ok(c) => c,
+                    Err(StoreError::OverQuota) => return self.no_over_quota(&tag).await,
                     Err(e) => return self.no_internal(&tag, "COPY or MOVE failed", &e).await,
                 };
                 let src: Vec<u32> = copied.pairs.iter().map(|(s, _)| *s).collect();

@@ -375,6 +375,9 @@ impl Session {
             | CommandBody::Namespace
             | CommandBody::Enable { .. }
             | CommandBody::Idle => self.mailbox_command(c).await,
+            CommandBody::GetQuota { .. }
+            | CommandBody::GetQuotaRoot { .. }
+            | CommandBody::SetQuota { .. } => self.quota_command(c).await,
             body if needs_selection(body) => self.bad(&c.tag, "no mailbox selected").await,
             _ => self.bad(&c.tag, "command not supported").await,
         }

@@ -25,7 +25,8 @@ impl Recipient {
     }
 }
 
-/// RCPT TO: local mailboxes anywhere; trust-space domains on submission only.
+/// RCPT TO: local mailboxes anywhere, unless full (their quota, with the `SIZE=` of MAIL
+/// FROM); trust-space domains on submission only.
 pub(super) async fn resolve(
     s: &Session,
     to: &smtp_proto::RcptTo<String>,
@@ -49,6 +50,20 @@ pub(super) async fn resolve(
                 format!("{address}: no such mailbox here"),
             ));
         };
+        let quota = store
+            .quota_of_folder(folder)
+            .await
+            .map_err(unavailable)?
+            .unwrap_or_default();
+        let declared = s.transaction.as_ref().map_or(0, |t| t.declared_size);
+        // A message has at least one byte: a mailbox at its storage limit is full even
+        // when the client announced no size.
+        let bytes = u64::try_from(declared).unwrap_or(u64::MAX).max(1);
+        if quota.would_exceed(bytes, 1) {
+            s.audit_refusal(None, Some(address.clone()), "mailbox full (over its quota)")
+                .await;
+            return Err(Refusal::new(552, [5, 2, 2], "Mailbox full"));
+        }
         return Ok(Recipient::Local { address, folder });
     }
     if !s.interface.is_submission() {
@@ -125,7 +140,7 @@ pub(super) async fn accept(s: &Session, tx: Transaction, body: Vec<u8>) -> Resul
         // fewer round trips to the database thread.
         context
             .store
-            .append(local[0], &prepared, Flags::default(), now)
+            .append_delivered(local[0], &prepared, Flags::default(), now)
             .await
             .map(|_| ())
     } else if remote.is_empty() {

@@ -63,6 +63,8 @@ pub(super) struct Transaction {
     pub envid: Option<String>,
     pub ret_full: bool,
     pub recipients: Vec<Recipient>,
+    /// The `SIZE=` of MAIL FROM (0 when none was given), weighed against quotas at RCPT.
+    pub declared_size: usize,
     /// BDAT chunks received so far.
     chunks: Vec<u8>,
     chunks_fit: bool,
@@ -536,6 +538,7 @@ impl Session {
             envid: from.env_id,
             ret_full: from.flags & smtp_proto::MAIL_RET_FULL != 0,
             recipients: Vec::new(),
+            declared_size: from.size,
             chunks: Vec::new(),
             chunks_fit: true,
             chunks_refused: false,

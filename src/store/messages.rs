@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
+use super::quota;
 use super::types::from_unix;
 use super::writer;
 use super::{
@@ -176,6 +177,8 @@ pub(super) struct NewAppend {
     pub(super) raw: RawMessage,
     pub(super) flags: Flags,
     pub(super) internal_date: i64,
+    /// Refuse the message if it would take its mailbox over a limit.
+    pub(super) quota: bool,
 }
 
 /// Why a group of appends was not made.
@@ -213,13 +216,13 @@ pub(super) async fn append_rows(
 ) -> Result<Vec<Appended>, AppendFailure> {
     let mut sql = String::from(
         "INSERT INTO message_appends (folder_id, sha256, size, header, content, system_flags,
-            keywords, internal_date) VALUES ",
+            keywords, internal_date, quota) VALUES ",
     );
     for i in 0..rows.len() {
         sql.push_str(if i == 0 {
-            "(?,?,?,?,?,?,?,?)"
+            "(?,?,?,?,?,?,?,?,?)"
         } else {
-            ",(?,?,?,?,?,?,?,?)"
+            ",(?,?,?,?,?,?,?,?,?)"
         });
     }
     sql.push_str(&format!(
@@ -238,13 +241,15 @@ pub(super) async fn append_rows(
             .bind(&row.raw.content)
             .bind(i64::from(row.flags.system))
             .bind(row.flags.keywords_text())
-            .bind(row.internal_date);
+            .bind(row.internal_date)
+            .bind(row.quota);
     }
     let read = query.fetch_all(&mut *c).await.map_err(|e| {
         let local = statement_local(&e);
         let err = match e.as_database_error().map(|d| d.message().to_owned()) {
             Some(m) if m == "no such folder" => StoreError::NoFolder,
             Some(m) if m == "folder has run out of UIDs" => StoreError::Invalid(m),
+            Some(m) if m == "over quota" => StoreError::OverQuota,
             _ => StoreError::from(e),
         };
         if local {
@@ -275,7 +280,8 @@ pub(super) async fn append_rows(
 }
 
 impl Store {
-    /// Appends one message; returns once it is durable.
+    /// Appends one message, or refuses it with `OverQuota` if it would take the mailbox
+    /// over a limit; returns once it is durable.
     pub async fn append(
         &self,
         folder_id: i64,
@@ -283,11 +289,38 @@ impl Store {
         flags: Flags,
         internal_date: DateTime<Utc>,
     ) -> Result<Appended, StoreError> {
+        self.append_row(folder_id, message, flags, internal_date, true)
+            .await
+    }
+
+    /// Appends a message that SMTP accepted: the limits were checked at RCPT, when the
+    /// recipient alone could still be refused; after the data, refusing would bounce a
+    /// message the sender was told would be taken, so it may take the mailbox over.
+    pub async fn append_delivered(
+        &self,
+        folder_id: i64,
+        message: &[u8],
+        flags: Flags,
+        internal_date: DateTime<Utc>,
+    ) -> Result<Appended, StoreError> {
+        self.append_row(folder_id, message, flags, internal_date, false)
+            .await
+    }
+
+    async fn append_row(
+        &self,
+        folder_id: i64,
+        message: &[u8],
+        flags: Flags,
+        internal_date: DateTime<Utc>,
+        quota: bool,
+    ) -> Result<Appended, StoreError> {
         let (job, rx) = writer::append(NewAppend {
             folder_id,
             raw: RawMessage::new(message),
             flags,
             internal_date: internal_date.timestamp(),
+            quota,
         });
         let appended = self.submit_job(job, rx).await?;
         self.notify(folder_id, appended.modseq as i64);
@@ -408,15 +441,24 @@ impl Store {
     }
 
     pub async fn counts(&self, folder_id: i64) -> Result<FolderCounts, StoreError> {
-        let (messages, unseen, deleted, size, recent): (i64, i64, i64, i64, i64) = sqlx::query_as(
+        let (messages, unseen, deleted, size, deleted_size, recent): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = sqlx::query_as(
             "SELECT COUNT(*),
                     COALESCE(SUM((system_flags & ?) = 0), 0),
                     COALESCE(SUM((system_flags & ?) <> 0), 0),
                     COALESCE(SUM(size), 0),
+                    COALESCE(SUM(CASE WHEN (system_flags & ?) <> 0 THEN size ELSE 0 END), 0),
                     COALESCE(SUM(uid >= (SELECT recent_from FROM folders WHERE id = ?)), 0)
              FROM messages WHERE folder_id = ?",
         )
         .bind(i64::from(flag::SEEN))
+        .bind(i64::from(flag::DELETED))
         .bind(i64::from(flag::DELETED))
         .bind(folder_id)
         .bind(folder_id)
@@ -427,6 +469,7 @@ impl Store {
             unseen: u32::try_from(unseen).unwrap_or(u32::MAX),
             deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
             size: u64::try_from(size).unwrap_or(0),
+            deleted_size: u64::try_from(deleted_size).unwrap_or(0),
             recent: u32::try_from(recent).unwrap_or(u32::MAX),
         })
     }
@@ -539,7 +582,8 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Copies messages (flags kept) to another folder; UIDs in ascending order.
+    /// Copies messages (flags kept) to another folder; UIDs in ascending order. Refused
+    /// with `OverQuota`, nothing copied, if the copies would take the mailbox over a limit.
     pub async fn copy(
         &self,
         from_folder: i64,
@@ -548,14 +592,16 @@ impl Store {
     ) -> Result<Copied, StoreError> {
         let (copied, modseq) = self
             .write(move |c| {
-                Box::pin(async move { copy_in(c, from_folder, &uids, to_folder).await })
+                Box::pin(async move { copy_in(c, from_folder, &uids, to_folder, true).await })
             })
             .await?;
         self.notify(to_folder, modseq as i64);
         Ok(copied)
     }
 
-    /// Moves messages: a copy and an expunge in one transaction (RFC 6851).
+    /// Moves messages: a copy and an expunge in one transaction (RFC 6851). Within one
+    /// mailbox the usage does not change, so only a move into another mailbox can be
+    /// refused with `OverQuota`.
     pub async fn move_messages(
         &self,
         from_folder: i64,
@@ -565,7 +611,10 @@ impl Store {
         let (copied, to_modseq, from_modseq) = self
             .write(move |c| {
                 Box::pin(async move {
-                    let (copied, to_modseq) = copy_in(c, from_folder, &uids, to_folder).await?;
+                    let across = quota::mailbox_of_folder(c, from_folder).await?
+                        != quota::mailbox_of_folder(c, to_folder).await?;
+                    let (copied, to_modseq) =
+                        copy_in(c, from_folder, &uids, to_folder, across).await?;
                     let moved: Vec<u32> = copied.pairs.iter().map(|(s, _)| *s).collect();
                     let (_, from_modseq) = expunge_in(c, from_folder, Some(&moved), false).await?;
                     Ok((copied, to_modseq, from_modseq))
@@ -600,6 +649,7 @@ async fn copy_in(
     from_folder: i64,
     uids: &[u32],
     to_folder: i64,
+    check_quota: bool,
 ) -> Result<(Copied, u64), StoreError> {
     let mut rows = Vec::with_capacity(uids.len());
     for uid in uids {
@@ -617,6 +667,13 @@ async fn copy_in(
     }
     rows.sort_by_key(|(u, _)| *u);
     let count = u32::try_from(rows.len()).map_err(|_| StoreError::Invalid("too many".into()))?;
+    if check_quota {
+        let bytes = rows
+            .iter()
+            .map(|(_, (_, _, _, size, _))| u64::try_from(*size).unwrap_or(0))
+            .sum();
+        quota::check_room(c, to_folder, bytes, u64::from(count)).await?;
+    }
     let (uidvalidity, first, modseq) = bump_folder(c, to_folder, count).await?;
     let mut pairs = Vec::with_capacity(rows.len());
     for (i, (src, (system, keywords, date, size, body))) in rows.into_iter().enumerate() {

@@ -11,6 +11,7 @@ mod lifecycle;
 mod mailboxes;
 mod messages;
 mod queue;
+mod quota;
 mod types;
 mod writer;
 
@@ -28,6 +29,7 @@ pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
 pub use lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};
 pub use mailboxes::normalise_address;
 pub use queue::{Outgoing, OutgoingRecipient, QueueSettlement, QueuedMessage, QueuedRecipient};
+pub use quota::{Quota, QuotaLimit};
 pub use types::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./schema");
@@ -48,6 +50,9 @@ pub enum StoreError {
     MailboxExists(String),
     #[error("folder {0} already exists")]
     FolderExists(String),
+    /// The change would take a mailbox past one of its limits (RFC 9208 OVERQUOTA).
+    #[error("the mailbox is over its quota")]
+    OverQuota,
     #[error("{0}")]
     Invalid(String),
 }

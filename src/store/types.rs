@@ -166,6 +166,9 @@ pub struct FolderCounts {
     pub unseen: u32,
     pub deleted: u32,
     pub size: u64,
+    /// Bytes an EXPUNGE would free (DELETED-STORAGE, which RFC 9208 asks of a server
+    /// announcing QUOTA=RES-STORAGE).
+    pub deleted_size: u64,
     /// Messages no session has been told of as \Recent yet.
     pub recent: u32,
 }
