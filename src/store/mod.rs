@@ -11,6 +11,7 @@ mod lifecycle;
 mod mailboxes;
 mod messages;
 mod queue;
+mod sort_keys;
 mod types;
 mod writer;
 
