@@ -339,3 +339,70 @@ async fn capabilities_after_login_only() {
     );
     w.stop().await;
 }
+
+const EVERY_KEY: [&str; 9] = [
+    "ARRIVAL",
+    "DATE",
+    "FROM",
+    "TO",
+    "CC",
+    "SUBJECT",
+    "SIZE",
+    "DISPLAYFROM",
+    "DISPLAYTO",
+];
+
+async fn every_answer(c: &mut Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for k in EVERY_KEY {
+        out.push(answer(c, &format!("SORT ({k}) UTF-8 ALL")).await);
+        out.push(answer(c, &format!("SORT (REVERSE {k}) UTF-8 ALL")).await);
+    }
+    out.push(answer(c, "THREAD REFERENCES UTF-8 ALL").await);
+    out.push(answer(c, "THREAD ORDEREDSUBJECT UTF-8 ALL").await);
+    out
+}
+
+/// The first SORT reads headers and stores their keys; later ones read the stored keys
+/// and must answer exactly the same. Keys stored by other rules are never trusted.
+#[tokio::test]
+async fn stored_keys_answer_as_headers_do() {
+    let (w, mut c) = sort_world().await;
+    let store = w.running.as_ref().unwrap().context.store.clone();
+    let mailbox = store.mailbox(HOUSE_BAL).await.unwrap().unwrap();
+    let inbox = store.folder(mailbox.id, "INBOX").await.unwrap().unwrap();
+    let rows = store
+        .sort_keys_in_range(inbox.id, 1, u32::MAX, 1)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r.2.is_none()), "{rows:?}");
+
+    let from_headers = every_answer(&mut c).await;
+    let mut stored = Vec::new();
+    for _ in 0..100 {
+        stored = store
+            .sort_keys_in_range(inbox.id, 1, u32::MAX, 1)
+            .await
+            .unwrap();
+        if stored.iter().all(|r| r.2.is_some()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(stored.iter().all(|r| r.2.is_some()), "{stored:?}");
+    assert_eq!(every_answer(&mut c).await, from_headers);
+
+    // Rows of rules version 0 saying every subject is "A" must not be believed.
+    let wrong = stored
+        .iter()
+        .map(|(_, body, k)| {
+            let mut k = k.clone().unwrap_or_default();
+            k.subject = "A".into();
+            (*body, k)
+        })
+        .collect();
+    store.put_sort_keys(0, wrong).await.unwrap();
+    assert_eq!(every_answer(&mut c).await, from_headers);
+    w.stop().await;
+}

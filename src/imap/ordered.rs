@@ -1,5 +1,9 @@
 //! SORT and THREAD (RFC 5256, RFC 5957): a search as SEARCH does it, then the matches
 //! put in order by `sort` or in threads by `thread`.
+//!
+//! The header keys come from the store's `sort_keys` rows, so a large folder is ordered
+//! without reading its headers; a message without a row (stored before the rows
+//! existed, or under older rules) has its header read and its row written afterwards.
 
 use std::num::{NonZeroU32, NonZeroU64};
 
@@ -8,76 +12,107 @@ use imap_codec::imap_types::extensions::sort::SortCriterion;
 use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::search::SearchKey;
-use mail_parser::Message;
 
 use super::connection::ConnError;
+use super::mime;
 use super::search::{Hit, matching, refuse_charset, uses_modseq};
 use super::session::{Session, State, Transition};
-use super::sort::{self, base_subject, sent_date};
+use super::sort::{self, BaseSubject, KEYS_VERSION};
 use super::text;
 use super::thread::{self, Item};
-use crate::store::StoreError;
+use crate::store::{SortKeys, Store, StoreError};
 
-/// The number a match is known by in the answer: UID or sequence number.
-fn number(hit: &Hit<'_>, uid: bool) -> u32 {
-    if uid {
-        hit.meta.uid
-    } else {
-        u32::try_from(hit.position + 1).unwrap_or(u32::MAX)
+/// A message the search kept.
+struct Found {
+    seq: u32,
+    uid: u32,
+    internal: i64,
+    size: u32,
+}
+
+impl Found {
+    fn number(&self, uid: bool) -> u32 {
+        if uid { self.uid } else { self.seq }
     }
 }
 
-fn seq(hit: &Hit<'_>) -> u32 {
-    u32::try_from(hit.position + 1).unwrap_or(u32::MAX)
-}
-
-/// Message-IDs as threading compares them: without the angle brackets mail-parser
-/// already removed, and never empty.
-fn ids(values: Option<&[std::borrow::Cow<'_, str>]>) -> Vec<String> {
-    values
-        .unwrap_or_default()
+/// The keys of each found message, in the same order. A message expunged since the
+/// search has no row any more and is left out, as SEARCH would have left it out.
+async fn with_keys(
+    store: &Store,
+    folder_id: i64,
+    found: Vec<Found>,
+) -> Result<Vec<(Found, SortKeys)>, StoreError> {
+    let (Some(first), Some(last)) = (found.first(), found.last()) else {
+        return Ok(Vec::new());
+    };
+    let (first, last) = (first.uid, last.uid);
+    let stored = store
+        .sort_keys_in_range(folder_id, first, last, KEYS_VERSION)
+        .await?;
+    let missing: Vec<u32> = found
         .iter()
-        .map(|v| v.trim())
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// What threading needs of one message (RFC 5256 §3, REFERENCES step 1: References,
-/// or In-Reply-To when References has none).
-fn thread_item(hit: &Hit<'_>, uid: bool) -> Option<Item> {
-    let m: Option<&Message<'_>> = hit.parsed;
-    let mut references = ids(m.and_then(|m| m.references().as_text_list()));
-    if references.is_empty() {
-        references = ids(m.and_then(|m| m.in_reply_to().as_text_list()));
-        references.truncate(1);
+        .filter(|f| {
+            stored
+                .binary_search_by_key(&f.uid, |s| s.0)
+                .is_ok_and(|i| stored[i].2.is_none())
+        })
+        .map(|f| f.uid)
+        .collect();
+    let mut computed: Vec<(u32, i64, SortKeys)> = Vec::new();
+    if let (Some(&from), Some(&to)) = (missing.first(), missing.last()) {
+        let headers = store.headers_in_range(folder_id, from, to).await?;
+        for (uid, header) in headers {
+            if missing.binary_search(&uid).is_err() {
+                continue;
+            }
+            let Ok(i) = stored.binary_search_by_key(&uid, |s| s.0) else {
+                continue;
+            };
+            let keys = mime::parse(&header)
+                .map(|m| sort::keys(&m))
+                .unwrap_or_default();
+            computed.push((uid, stored[i].1, keys));
+        }
     }
-    Some(Item {
-        number: NonZeroU32::new(number(hit, uid))?,
-        seq: seq(hit),
-        sent: sent_date(m, hit.meta.internal_date.timestamp()),
-        subject: base_subject(m.and_then(Message::subject).unwrap_or_default()),
-        message_id: m
-            .and_then(Message::message_id)
-            .map(str::trim)
-            .filter(|id| !id.is_empty())
-            .map(str::to_owned),
-        references,
-    })
+    let mut out = Vec::with_capacity(found.len());
+    for f in found {
+        let keys = match stored.binary_search_by_key(&f.uid, |s| s.0) {
+            Ok(i) => match &stored[i].2 {
+                Some(k) => k.clone(),
+                None => match computed.binary_search_by_key(&f.uid, |c| c.0) {
+                    Ok(j) => computed[j].2.clone(),
+                    Err(_) => continue,
+                },
+            },
+            Err(_) => continue,
+        };
+        out.push((f, keys));
+    }
+    if !computed.is_empty() {
+        // The answer does not wait for the rows: they only spare the next command work.
+        let store = store.clone();
+        let rows = computed.into_iter().map(|(_, body, k)| (body, k)).collect();
+        tokio::spawn(async move {
+            if let Err(e) = store.put_sort_keys(KEYS_VERSION, rows).await {
+                tracing::warn!(error = %e, "cannot store sort keys; they are computed again next time");
+            }
+        });
+    }
+    Ok(out)
 }
 
 impl Session {
-    /// The search both commands start with: a refused charset is answered here
-    /// (`Ok(None)`), a store error is handed back for the caller to name.
-    async fn ordered_matches<T>(
+    /// The search both commands start with, and the keys of what it found when `header`:
+    /// `Ok(None)` when a refused charset was already answered.
+    async fn found(
         &mut self,
         tag: &Tag<'static>,
-        charset: Option<&Charset<'static>>,
+        charset: &Charset<'static>,
         key: &SearchKey<'static>,
         header: bool,
-        mut make: impl FnMut(Hit<'_>) -> Option<T>,
-    ) -> Result<Option<Result<(Vec<T>, u64), StoreError>>, ConnError> {
-        if let Some(refusal) = refuse_charset(tag, charset) {
+    ) -> Result<Option<Result<(Vec<(Found, SortKeys)>, u64), StoreError>>, ConnError> {
+        if let Some(refusal) = refuse_charset(tag, Some(charset)) {
             self.conn.send(&refusal).await?;
             return Ok(None);
         }
@@ -91,14 +126,29 @@ impl Session {
         let recent = view.recent.clone();
         let folder_id = view.folder.id;
         let store = self.shared.context.store.clone();
-        let mut out = Vec::new();
+        let mut found = Vec::new();
         let mut highest = 0u64;
         let visit = |hit: Hit<'_>| {
             highest = highest.max(hit.meta.modseq);
-            out.extend(make(hit));
+            found.push(Found {
+                seq: u32::try_from(hit.position + 1).unwrap_or(u32::MAX),
+                uid: hit.meta.uid,
+                internal: hit.meta.internal_date.timestamp(),
+                size: hit.meta.size,
+            });
         };
-        let result = matching(&store, folder_id, &uids, &recent, key, header, visit).await;
-        Ok(Some(result.map(|()| (out, highest))))
+        if let Err(e) = matching(&store, folder_id, &uids, &recent, key, visit).await {
+            return Ok(Some(Err(e)));
+        }
+        let keyed = if header {
+            with_keys(&store, folder_id, found).await
+        } else {
+            Ok(found
+                .into_iter()
+                .map(|f| (f, SortKeys::default()))
+                .collect())
+        };
+        Ok(Some(keyed.map(|k| (k, highest))))
     }
 
     pub(crate) async fn sort(
@@ -112,25 +162,22 @@ impl Session {
         let criteria = criteria.into_inner();
         let key = SearchKey::And(search);
         let header = sort::needs_header(&criteria);
-        let make = |hit: Hit<'_>| {
-            let internal = hit.meta.internal_date.timestamp();
-            Some(sort::Entry {
-                values: criteria
-                    .iter()
-                    .map(|c| sort::value(&c.key, hit.parsed, internal, hit.meta.size))
-                    .collect(),
-                seq: seq(&hit),
-                number: number(&hit, uid),
-            })
-        };
-        let found = self
-            .ordered_matches(&tag, Some(&charset), &key, header, make)
-            .await?;
-        let (entries, highest) = match found {
+        let (found, highest) = match self.found(&tag, &charset, &key, header).await? {
             None => return Ok(Transition::None),
             Some(Ok(f)) => f,
             Some(Err(e)) => return self.no_internal(&tag, "SORT failed", &e).await,
         };
+        let entries = found
+            .into_iter()
+            .map(|(f, keys)| sort::Entry {
+                values: criteria
+                    .iter()
+                    .map(|c| sort::value(&c.key, &keys, f.internal, f.size))
+                    .collect(),
+                seq: f.seq,
+                number: f.number(uid),
+            })
+            .collect();
         let numbers = sort::order(&criteria, entries)
             .into_iter()
             .filter_map(NonZeroU32::new)
@@ -163,15 +210,27 @@ impl Session {
             }
         };
         let key = SearchKey::And(search);
-        let make = |hit: Hit<'_>| thread_item(&hit, uid);
-        let found = self
-            .ordered_matches(&tag, Some(&charset), &key, true, make)
-            .await?;
-        let items = match found {
+        let found = match self.found(&tag, &charset, &key, true).await? {
             None => return Ok(Transition::None),
-            Some(Ok((items, _))) => items,
+            Some(Ok((f, _))) => f,
             Some(Err(e)) => return self.no_internal(&tag, "THREAD failed", &e).await,
         };
+        let items: Vec<Item> = found
+            .into_iter()
+            .filter_map(|(f, k)| {
+                Some(Item {
+                    number: NonZeroU32::new(f.number(uid))?,
+                    seq: f.seq,
+                    sent: k.sent.unwrap_or(f.internal),
+                    subject: BaseSubject {
+                        key: k.subject,
+                        reply_or_forward: k.reply,
+                    },
+                    message_id: k.message_id,
+                    references: k.references,
+                })
+            })
+            .collect();
         self.conn
             .send(&text::data(Data::Thread(threads(&items))))
             .await?;

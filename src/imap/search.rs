@@ -226,8 +226,6 @@ pub(crate) struct Hit<'a> {
     /// Position in the view: the sequence number minus one.
     pub(crate) position: usize,
     pub(crate) meta: &'a MessageMeta,
-    /// The message as parsed, when the search or the caller needed its header.
-    pub(crate) parsed: Option<&'a Message<'a>>,
 }
 
 /// The charset named in SEARCH, SORT or THREAD, refused unless it is one the server
@@ -253,8 +251,7 @@ pub(crate) fn refuse_charset(
 }
 
 /// The messages of the view that match `key`, in mailbox order, each handed to
-/// `visit`; with `header`, each comes parsed even when the key alone would not need it.
-/// A message that cannot be read is an error, never a non-match: the client would act
+/// `visit`. A message that cannot be read is an error, never a non-match: the client would act
 /// on a wrong answer.
 pub(crate) async fn matching(
     store: &Store,
@@ -262,12 +259,10 @@ pub(crate) async fn matching(
     uids: &[u32],
     recent: &BTreeSet<u32>,
     key: &SearchKey<'_>,
-    header: bool,
     mut visit: impl FnMut(Hit<'_>),
 ) -> Result<(), StoreError> {
     let mut need = Needs::default();
     needs(key, &mut need);
-    need.header |= header;
     let (Some(first), Some(last)) = (uids.first().copied(), uids.last().copied()) else {
         return Ok(());
     };
@@ -302,11 +297,7 @@ pub(crate) async fn matching(
             recent: recent.contains(u),
         };
         if eval(key, &candidate) {
-            visit(Hit {
-                position: i,
-                meta,
-                parsed: candidate.parsed.as_ref(),
-            });
+            visit(Hit { position: i, meta });
         }
     }
     Ok(())
@@ -347,7 +338,7 @@ impl Session {
             };
             found.extend(NonZeroU32::new(n));
         };
-        if let Err(e) = matching(&store, folder_id, &uids, &recent, &key, false, visit).await {
+        if let Err(e) = matching(&store, folder_id, &uids, &recent, &key, visit).await {
             return self.no_internal(&tag, "SEARCH failed", &e).await;
         }
         let modseq = if modseq_key {

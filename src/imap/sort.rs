@@ -6,6 +6,8 @@ use std::cmp::Ordering;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use mail_parser::{Address, Message};
 
+use crate::store::SortKeys;
+
 /// The base subject of RFC 5256 §2.1, with whether a reply or forward marker was taken
 /// off: THREAD=REFERENCES prefers an original over a reply when merging by subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,12 +153,10 @@ pub(crate) fn base_subject(subject: &str) -> BaseSubject {
     }
 }
 
-/// The sent date of RFC 5256 §2.2 in Unix seconds, UTC: `Date:` when it can be read,
-/// INTERNALDATE otherwise.
-pub(crate) fn sent_date(m: Option<&Message<'_>>, internal: i64) -> i64 {
-    m.and_then(Message::date)
-        .filter(|d| d.is_valid())
-        .map_or(internal, |d| d.to_timestamp())
+/// The sent date of RFC 5256 §2.2 in Unix seconds, UTC, when `Date:` can be read;
+/// INTERNALDATE stands in otherwise.
+fn sent_date(m: &Message<'_>) -> Option<i64> {
+    m.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp())
 }
 
 /// The local part of the first address (RFC 5256: the addr-mailbox), for FROM, TO, CC.
@@ -188,6 +188,48 @@ fn first_display(a: Option<&Address<'_>>) -> String {
     }
 }
 
+/// Message-IDs as threading compares them: without the angle brackets mail-parser
+/// already removed, and never empty.
+fn ids(values: Option<&[std::borrow::Cow<'_, str>]>) -> Vec<String> {
+    values
+        .unwrap_or_default()
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Bumped whenever the rules below change, so that stored keys are computed again.
+pub(crate) const KEYS_VERSION: i64 = 1;
+
+/// Everything SORT and THREAD read of a header (RFC 5256 §3, REFERENCES step 1:
+/// References, or the first of In-Reply-To when References has none).
+pub(crate) fn keys(m: &Message<'_>) -> SortKeys {
+    let subject = base_subject(m.subject().unwrap_or_default());
+    let mut references = ids(m.references().as_text_list());
+    if references.is_empty() {
+        references = ids(m.in_reply_to().as_text_list());
+        references.truncate(1);
+    }
+    SortKeys {
+        sent: sent_date(m),
+        subject: subject.key,
+        reply: subject.reply_or_forward,
+        from_mailbox: first_mailbox(m.from()),
+        to_mailbox: first_mailbox(m.to()),
+        cc_mailbox: first_mailbox(m.cc()),
+        display_from: first_display(m.from()),
+        display_to: first_display(m.to()),
+        message_id: m
+            .message_id()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned),
+        references,
+    }
+}
+
 /// One message's value for one sort key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Value {
@@ -202,26 +244,19 @@ pub(crate) fn needs_header(criteria: &[SortCriterion]) -> bool {
         .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size))
 }
 
-/// The value of `key` for a message; `parsed` is its header, present when
-/// [`needs_header`] said so.
-pub(crate) fn value(
-    key: &SortKey,
-    parsed: Option<&Message<'_>>,
-    internal_date: i64,
-    size: u32,
-) -> Value {
+/// The value of `key` for a message; `keys` may be empty when [`needs_header`] said no.
+pub(crate) fn value(key: &SortKey, keys: &SortKeys, internal_date: i64, size: u32) -> Value {
+    let text = |s: &String| Value::Text(s.clone());
     match key {
         SortKey::Arrival => Value::Number(internal_date),
         SortKey::Size => Value::Number(i64::from(size)),
-        SortKey::Date => Value::Number(sent_date(parsed, internal_date)),
-        SortKey::Subject => {
-            Value::Text(base_subject(parsed.and_then(Message::subject).unwrap_or_default()).key)
-        }
-        SortKey::From => Value::Text(first_mailbox(parsed.and_then(Message::from))),
-        SortKey::To => Value::Text(first_mailbox(parsed.and_then(Message::to))),
-        SortKey::Cc => Value::Text(first_mailbox(parsed.and_then(Message::cc))),
-        SortKey::DisplayFrom => Value::Text(first_display(parsed.and_then(Message::from))),
-        SortKey::DisplayTo => Value::Text(first_display(parsed.and_then(Message::to))),
+        SortKey::Date => Value::Number(keys.sent.unwrap_or(internal_date)),
+        SortKey::Subject => text(&keys.subject),
+        SortKey::From => text(&keys.from_mailbox),
+        SortKey::To => text(&keys.to_mailbox),
+        SortKey::Cc => text(&keys.cc_mailbox),
+        SortKey::DisplayFrom => text(&keys.display_from),
+        SortKey::DisplayTo => text(&keys.display_to),
     }
 }
 
@@ -317,23 +352,44 @@ mod tests {
     fn address_keys() {
         let raw = b"From: \"House, Gregory\" <gregory.house@h.mssante.fr>, x@y\r\nTo: lisa.cuddy@h.mssante.fr\r\nDate: Sun, 25 Mar 2007 01:00:00 +0200\r\n\r\n";
         let m = mail_parser::MessageParser::default().parse(&raw[..]);
-        let m = m.as_ref();
+        let k = m.as_ref().map(keys).unwrap_or_default();
         assert_eq!(
-            value(&SortKey::From, m, 0, 0),
+            value(&SortKey::From, &k, 0, 0),
             Value::Text("GREGORY.HOUSE".into())
         );
         assert_eq!(
-            value(&SortKey::DisplayFrom, m, 0, 0),
+            value(&SortKey::DisplayFrom, &k, 0, 0),
             Value::Text("HOUSE, GREGORY".into())
         );
         assert_eq!(
-            value(&SortKey::DisplayTo, m, 0, 0),
+            value(&SortKey::DisplayTo, &k, 0, 0),
             Value::Text("LISA.CUDDY@H.MSSANTE.FR".into())
         );
-        assert_eq!(value(&SortKey::Cc, m, 0, 0), Value::Text(String::new()));
+        assert_eq!(value(&SortKey::Cc, &k, 0, 0), Value::Text(String::new()));
         // 2007-03-24T23:00:00Z
-        assert_eq!(value(&SortKey::Date, m, 7, 0), Value::Number(1_174_777_200));
-        assert_eq!(value(&SortKey::Date, None, 7, 0), Value::Number(7));
+        assert_eq!(
+            value(&SortKey::Date, &k, 7, 0),
+            Value::Number(1_174_777_200)
+        );
+        let undated = SortKeys::default();
+        assert_eq!(value(&SortKey::Date, &undated, 7, 0), Value::Number(7));
+    }
+
+    #[test]
+    fn references_fall_back_to_in_reply_to() {
+        let parse = |raw: &'static [u8]| {
+            mail_parser::MessageParser::default()
+                .parse(raw)
+                .map(|m| keys(&m))
+                .unwrap_or_default()
+        };
+        let k = parse(b"Message-ID: <c@x>\r\nIn-Reply-To: <a@x> <b@x>\r\n\r\n");
+        assert_eq!(k.message_id.as_deref(), Some("c@x"));
+        assert_eq!(k.references, ["a@x"]);
+        let k = parse(b"References: <a@x>\r\n <b@x>\r\nIn-Reply-To: <z@x>\r\n\r\n");
+        assert_eq!(k.references, ["a@x", "b@x"]);
+        assert_eq!(k.message_id, None);
+        assert_eq!(k.sent, None);
     }
 
     #[test]
