@@ -65,38 +65,15 @@ impl Store {
         version: i64,
         keys: Vec<(i64, SortKeys)>,
     ) -> Result<(), StoreError> {
-        for chunk in keys.chunks(INSERT_ROWS) {
-            let chunk = chunk.to_vec();
+        // One transaction per many statements: a commit per statement would make a
+        // first SORT over a large folder wait on thousands of fsyncs.
+        for batch in keys.chunks(INSERT_ROWS * 128) {
+            let batch = batch.to_vec();
             self.write(move |c| {
                 Box::pin(async move {
-                    let mut sql = String::from(
-                        "INSERT OR REPLACE INTO sort_keys (body_id, version, sent, subject, reply,
-                            from_mailbox, to_mailbox, cc_mailbox, display_from, display_to,
-                            message_id, refs)
-                         SELECT v.* FROM (VALUES ",
-                    );
-                    for i in 0..chunk.len() {
-                        sql.push_str(if i == 0 { "" } else { "," });
-                        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
+                    for chunk in batch.chunks(INSERT_ROWS) {
+                        insert(c, version, chunk).await?;
                     }
-                    sql.push_str(") v JOIN bodies b ON b.id = v.column1");
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (body_id, k) in &chunk {
-                        q = q
-                            .bind(*body_id)
-                            .bind(version)
-                            .bind(k.sent)
-                            .bind(&k.subject)
-                            .bind(i64::from(k.reply))
-                            .bind(&k.from_mailbox)
-                            .bind(&k.to_mailbox)
-                            .bind(&k.cc_mailbox)
-                            .bind(&k.display_from)
-                            .bind(&k.display_to)
-                            .bind(&k.message_id)
-                            .bind(k.references.join(" "));
-                    }
-                    q.execute(&mut *c).await?;
                     Ok(())
                 })
             })
@@ -104,4 +81,39 @@ impl Store {
         }
         Ok(())
     }
+}
+
+async fn insert(
+    c: &mut sqlx::SqliteConnection,
+    version: i64,
+    chunk: &[(i64, SortKeys)],
+) -> Result<(), StoreError> {
+    let mut sql = String::from(
+        "INSERT OR REPLACE INTO sort_keys (body_id, version, sent, subject, reply,
+            from_mailbox, to_mailbox, cc_mailbox, display_from, display_to, message_id, refs)
+         SELECT v.* FROM (VALUES ",
+    );
+    for i in 0..chunk.len() {
+        sql.push_str(if i == 0 { "" } else { "," });
+        sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
+    }
+    sql.push_str(") v JOIN bodies b ON b.id = v.column1");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (body_id, k) in chunk {
+        q = q
+            .bind(*body_id)
+            .bind(version)
+            .bind(k.sent)
+            .bind(&k.subject)
+            .bind(i64::from(k.reply))
+            .bind(&k.from_mailbox)
+            .bind(&k.to_mailbox)
+            .bind(&k.cc_mailbox)
+            .bind(&k.display_from)
+            .bind(&k.display_to)
+            .bind(&k.message_id)
+            .bind(k.references.join(" "));
+    }
+    q.execute(&mut *c).await?;
+    Ok(())
 }
