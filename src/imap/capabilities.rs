@@ -3,6 +3,8 @@
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::{Atom, Vec1};
 use imap_codec::imap_types::extensions::quota::Resource;
+use imap_codec::imap_types::extensions::sort::SortAlgorithm;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::response::Capability;
 
 /// Where the session stands, as far as capabilities go.
@@ -57,6 +59,17 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
     caps
 }
 
+/// SORT and THREAD (RFC 5256, RFC 5957) only mean something once a mailbox can be
+/// selected, so they are announced after login, as Dovecot does.
+fn ordering() -> [Capability<'static>; 4] {
+    [
+        Capability::Sort(None),
+        Capability::Sort(Some(SortAlgorithm::Display)),
+        Capability::Thread(ThreadingAlgorithm::OrderedSubject),
+        Capability::Thread(ThreadingAlgorithm::References),
+    ]
+}
+
 pub(crate) fn list(stage: Stage, append_limit: u32) -> Vec1<Capability<'static>> {
     let mut caps = vec![Capability::Imap4Rev1];
     match stage {
@@ -74,7 +87,10 @@ pub(crate) fn list(stage: Stage, append_limit: u32) -> Vec1<Capability<'static>>
             caps.push(Capability::LoginDisabled);
             caps.extend(extensions(append_limit));
         }
-        Stage::Authenticated => caps.extend(extensions(append_limit)),
+        Stage::Authenticated => {
+            caps.extend(extensions(append_limit));
+            caps.extend(ordering());
+        }
     }
     // invariant: the list starts with IMAP4rev1, so it is never empty.
     Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))

@@ -4,7 +4,8 @@
 //! Layout: `listener` accepts and applies the connection limits of `crate::net`, `connection` turns bytes into
 //! complete messages (lines and literals) and responses into bytes, `session` holds the
 //! state machine, and the command families live in `anystate`, `authenticate`,
-//! `authenticated` and `selected`; `fetch`, `mime` and `search` do the message work.
+//! `authenticated` and `selected`; `fetch`, `mime` and `search` do the message work;
+//! `ordered` answers SORT and THREAD with the rules kept in `sort` and `thread`.
 
 mod anystate;
 mod authenticate;
@@ -15,12 +16,15 @@ mod fetch;
 mod listener;
 mod mime;
 mod names;
+mod ordered;
 mod quota;
 mod revocation;
 mod search;
 mod selected;
 mod sequence;
 mod session;
+mod sort;
 mod text;
+mod thread;
 
 pub use listener::{Listening, start};

@@ -1,6 +1,7 @@
 //! SEARCH (RFC 3501 §6.4.4, UTF-8): flag, size, date and set keys from the store rows;
 //! text keys over the message parsed by mail-parser, loaded only when a key needs it.
 
+use std::collections::BTreeSet;
 use std::num::{NonZeroU32, NonZeroU64};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -14,7 +15,7 @@ use super::mime;
 use super::sequence;
 use super::session::{Session, State, Transition};
 use super::text;
-use crate::store::{MessageMeta, flag};
+use crate::store::{MessageMeta, Store, StoreError, flag};
 
 #[derive(Default, Clone, Copy)]
 struct Needs {
@@ -44,7 +45,7 @@ fn needs(key: &SearchKey<'_>, n: &mut Needs) {
     }
 }
 
-fn uses_modseq(key: &SearchKey<'_>) -> bool {
+pub(crate) fn uses_modseq(key: &SearchKey<'_>) -> bool {
     match key {
         SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
         SearchKey::Not(k) => uses_modseq(k),
@@ -230,6 +231,90 @@ fn field(
         .is_some_and(|m| contains(&header_text(m, name), &text::astring_bytes(needle)))
 }
 
+/// What a command that searches first (SEARCH, SORT, THREAD) sees of one match.
+pub(crate) struct Hit<'a> {
+    /// Position in the view: the sequence number minus one.
+    pub(crate) position: usize,
+    pub(crate) meta: &'a MessageMeta,
+}
+
+/// The charset named in SEARCH, SORT or THREAD, refused unless it is one the server
+/// reads: `Some` is the `NO [BADCHARSET (…)]` to answer with.
+pub(crate) fn refuse_charset(
+    tag: &Tag<'_>,
+    charset: Option<&Charset<'_>>,
+) -> Option<imap_codec::imap_types::response::Response<'static>> {
+    let name = charset?.as_ref().to_ascii_uppercase();
+    if name == "UTF-8" || name == "US-ASCII" {
+        return None;
+    }
+    let allowed = ["UTF-8", "US-ASCII"]
+        .into_iter()
+        .filter_map(|c| Charset::try_from(c).ok())
+        .collect();
+    Some(text::tagged(
+        tag,
+        StatusKind::No,
+        Some(Code::BadCharset { allowed }),
+        "only UTF-8 and US-ASCII are supported",
+    ))
+}
+
+/// The messages of the view that match `key`, in mailbox order, each handed to
+/// `visit`. A message that cannot be read is an error, never a non-match: the client would act
+/// on a wrong answer.
+pub(crate) async fn matching(
+    store: &Store,
+    folder_id: i64,
+    uids: &[u32],
+    recent: &BTreeSet<u32>,
+    key: &SearchKey<'_>,
+    now: DateTime<Utc>,
+    mut visit: impl FnMut(Hit<'_>),
+) -> Result<(), StoreError> {
+    let mut need = Needs::default();
+    needs(key, &mut need);
+    let (Some(first), Some(last)) = (uids.first().copied(), uids.last().copied()) else {
+        return Ok(());
+    };
+    let metas = store.messages_in_range(folder_id, first, last).await?;
+    let headers = if need.header && !need.body {
+        store.headers_in_range(folder_id, first, last).await?
+    } else {
+        Vec::new()
+    };
+    let mut hi = 0;
+    for (i, u) in uids.iter().enumerate() {
+        let Ok(mi) = metas.binary_search_by_key(u, |m| m.uid) else {
+            continue;
+        };
+        let meta = &metas[mi];
+        let content: Option<Vec<u8>> = if need.body {
+            Some(store.body(meta.body_id).await?)
+        } else if need.header {
+            while hi < headers.len() && headers[hi].0 < *u {
+                hi += 1;
+            }
+            headers.get(hi).filter(|h| h.0 == *u).map(|h| h.1.clone())
+        } else {
+            None
+        };
+        let parsed = content.as_deref().and_then(mime::parse);
+        let candidate = Candidate {
+            now,
+            seq: i as u32 + 1,
+            meta,
+            parsed,
+            uids,
+            recent: recent.contains(u),
+        };
+        if eval(key, &candidate) {
+            visit(Hit { position: i, meta });
+        }
+    }
+    Ok(())
+}
+
 impl Session {
     pub(crate) async fn search(
         &mut self,
@@ -238,24 +323,11 @@ impl Session {
         criteria: Vec1<SearchKey<'static>>,
         uid: bool,
     ) -> Result<Transition, ConnError> {
-        if let Some(cs) = &charset {
-            let name = cs.as_ref().to_ascii_uppercase();
-            if name != "UTF-8" && name != "US-ASCII" {
-                let allowed = vec![Charset::try_from("UTF-8").unwrap_or_else(|_| cs.clone())];
-                self.conn
-                    .send(&text::tagged(
-                        &tag,
-                        StatusKind::No,
-                        Some(Code::BadCharset { allowed }),
-                        "only UTF-8 is supported",
-                    ))
-                    .await?;
-                return Ok(Transition::None);
-            }
+        if let Some(refusal) = refuse_charset(&tag, charset.as_ref()) {
+            self.conn.send(&refusal).await?;
+            return Ok(Transition::None);
         }
         let key = SearchKey::And(criteria);
-        let mut need = Needs::default();
-        needs(&key, &mut need);
         let modseq_key = uses_modseq(&key);
         let State::Selected(user, view) = &mut self.state else {
             return Ok(Transition::None);
@@ -267,62 +339,20 @@ impl Session {
         let recent = view.recent.clone();
         let folder_id = view.folder.id;
         let store = self.shared.context.store.clone();
-        let (Some(first), Some(last)) = (uids.first().copied(), uids.last().copied()) else {
-            self.conn
-                .send(&text::data(Data::Search(Vec::new(), None)))
-                .await?;
-            return self.ok(&tag, "SEARCH completed").await;
-        };
-        let metas = match store.messages_in_range(folder_id, first, last).await {
-            Ok(m) => m,
-            Err(e) => return self.no_internal(&tag, "SEARCH failed", &e).await,
-        };
-        // A message that cannot be read is not a message that does not match: the
-        // client would act on a wrong answer.
-        let headers = if need.header && !need.body {
-            match store.headers_in_range(folder_id, first, last).await {
-                Ok(h) => h,
-                Err(e) => return self.no_internal(&tag, "SEARCH failed", &e).await,
-            }
-        } else {
-            Vec::new()
-        };
         let now = self.shared.context.clock.now();
         let mut found = Vec::new();
         let mut highest = 0u64;
-        let mut hi = 0;
-        for (i, u) in uids.iter().enumerate() {
-            let Ok(mi) = metas.binary_search_by_key(u, |m| m.uid) else {
-                continue;
-            };
-            let meta = &metas[mi];
-            let content: Option<Vec<u8>> = if need.body {
-                match store.body(meta.body_id).await {
-                    Ok(b) => Some(b),
-                    Err(e) => return self.no_internal(&tag, "SEARCH failed", &e).await,
-                }
-            } else if need.header {
-                while hi < headers.len() && headers[hi].0 < *u {
-                    hi += 1;
-                }
-                headers.get(hi).filter(|h| h.0 == *u).map(|h| h.1.clone())
+        let visit = |hit: Hit<'_>| {
+            highest = highest.max(hit.meta.modseq);
+            let n = if uid {
+                hit.meta.uid
             } else {
-                None
+                hit.position as u32 + 1
             };
-            let parsed = content.as_deref().and_then(mime::parse);
-            let candidate = Candidate {
-                now,
-                seq: i as u32 + 1,
-                meta,
-                parsed,
-                uids: &uids,
-                recent: recent.contains(u),
-            };
-            if eval(&key, &candidate) {
-                highest = highest.max(meta.modseq);
-                let n = if uid { *u } else { i as u32 + 1 };
-                found.extend(NonZeroU32::new(n));
-            }
+            found.extend(NonZeroU32::new(n));
+        };
+        if let Err(e) = matching(&store, folder_id, &uids, &recent, &key, now, visit).await {
+            return self.no_internal(&tag, "SEARCH failed", &e).await;
         }
         let modseq = if modseq_key {
             NonZeroU64::new(highest)

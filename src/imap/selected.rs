@@ -611,6 +611,18 @@ impl Session {
                 criteria,
                 uid,
             } => Box::pin(self.search(tag, charset, criteria, uid)).await,
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => Box::pin(self.sort(tag, sort_criteria, charset, search_criteria, uid)).await,
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => Box::pin(self.thread(tag, algorithm, charset, search_criteria, uid)).await,
             _ => self.bad(&tag, "unexpected command").await,
         }
     }

@@ -12,6 +12,7 @@ mod mailboxes;
 mod messages;
 mod queue;
 mod quota;
+mod sort_keys;
 mod types;
 mod writer;
 

@@ -272,6 +272,26 @@ pub struct Copied {
     pub pairs: Vec<(u32, u32)>,
 }
 
+/// What SORT and THREAD need of a message's header (RFC 5256, RFC 5957), computed once
+/// per body: strings are already in the form they are compared in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SortKeys {
+    /// Unix seconds UTC from `Date:`; `None` when it cannot be read.
+    pub sent: Option<i64>,
+    /// The base subject, upper-cased.
+    pub subject: String,
+    /// The subject had a reply or forward marker.
+    pub reply: bool,
+    pub from_mailbox: String,
+    pub to_mailbox: String,
+    pub cc_mailbox: String,
+    pub display_from: String,
+    pub display_to: String,
+    pub message_id: Option<String>,
+    /// References, or else In-Reply-To, oldest first.
+    pub references: Vec<String>,
+}
+
 /// A raw message split where its header section ends.
 #[derive(Debug, Clone)]
 pub struct RawMessage {

@@ -1,0 +1,243 @@
+//! SORT and THREAD (RFC 5256, RFC 5957): a search as SEARCH does it, then the matches
+//! put in order by `sort` or in threads by `thread`.
+//!
+//! The header keys come from the store's `sort_keys` rows, so a large folder is ordered
+//! without reading its headers; a message without a row (stored before the rows
+//! existed, or under older rules) has its header read and its row written afterwards.
+
+use std::num::{NonZeroU32, NonZeroU64};
+
+use imap_codec::imap_types::core::{Charset, Tag, Vec1};
+use imap_codec::imap_types::extensions::sort::SortCriterion;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
+use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::search::SearchKey;
+
+use super::connection::ConnError;
+use super::mime;
+use super::search::{Hit, matching, refuse_charset, uses_modseq};
+use super::session::{Session, State, Transition};
+use super::sort::{self, BaseSubject, KEYS_VERSION};
+use super::text;
+use super::thread::{self, Item};
+use crate::store::{SortKeys, Store, StoreError};
+
+/// A message the search kept.
+struct Found {
+    seq: u32,
+    uid: u32,
+    internal: i64,
+    size: u32,
+}
+
+impl Found {
+    fn number(&self, uid: bool) -> u32 {
+        if uid { self.uid } else { self.seq }
+    }
+}
+
+/// The keys of each found message, in the same order. A message expunged since the
+/// search has no row any more and is left out, as SEARCH would have left it out.
+async fn with_keys(
+    store: &Store,
+    folder_id: i64,
+    found: Vec<Found>,
+) -> Result<Vec<(Found, SortKeys)>, StoreError> {
+    let (Some(first), Some(last)) = (found.first(), found.last()) else {
+        return Ok(Vec::new());
+    };
+    let (first, last) = (first.uid, last.uid);
+    let stored = store
+        .sort_keys_in_range(folder_id, first, last, KEYS_VERSION)
+        .await?;
+    let missing: Vec<u32> = found
+        .iter()
+        .filter(|f| {
+            stored
+                .binary_search_by_key(&f.uid, |s| s.0)
+                .is_ok_and(|i| stored[i].2.is_none())
+        })
+        .map(|f| f.uid)
+        .collect();
+    let mut computed: Vec<(u32, i64, SortKeys)> = Vec::new();
+    if let (Some(&from), Some(&to)) = (missing.first(), missing.last()) {
+        let headers = store.headers_in_range(folder_id, from, to).await?;
+        for (uid, header) in headers {
+            if missing.binary_search(&uid).is_err() {
+                continue;
+            }
+            let Ok(i) = stored.binary_search_by_key(&uid, |s| s.0) else {
+                continue;
+            };
+            let keys = mime::parse(&header)
+                .map(|m| sort::keys(&m))
+                .unwrap_or_default();
+            computed.push((uid, stored[i].1, keys));
+        }
+    }
+    let mut out = Vec::with_capacity(found.len());
+    for f in found {
+        let keys = match stored.binary_search_by_key(&f.uid, |s| s.0) {
+            Ok(i) => match &stored[i].2 {
+                Some(k) => k.clone(),
+                None => match computed.binary_search_by_key(&f.uid, |c| c.0) {
+                    Ok(j) => computed[j].2.clone(),
+                    Err(_) => continue,
+                },
+            },
+            Err(_) => continue,
+        };
+        out.push((f, keys));
+    }
+    if !computed.is_empty() {
+        // The answer does not wait for the rows: they only spare the next command work.
+        let store = store.clone();
+        let rows = computed.into_iter().map(|(_, body, k)| (body, k)).collect();
+        tokio::spawn(async move {
+            if let Err(e) = store.put_sort_keys(KEYS_VERSION, rows).await {
+                tracing::warn!(error = %e, "cannot store sort keys; they are computed again next time");
+            }
+        });
+    }
+    Ok(out)
+}
+
+impl Session {
+    /// The search both commands start with, and the keys of what it found when `header`:
+    /// `Ok(None)` when a refused charset was already answered.
+    async fn found(
+        &mut self,
+        tag: &Tag<'static>,
+        charset: &Charset<'static>,
+        key: &SearchKey<'static>,
+        header: bool,
+    ) -> Result<Option<Result<(Vec<(Found, SortKeys)>, u64), StoreError>>, ConnError> {
+        if let Some(refusal) = refuse_charset(tag, Some(charset)) {
+            self.conn.send(&refusal).await?;
+            return Ok(None);
+        }
+        let State::Selected(user, view) = &mut self.state else {
+            return Ok(None);
+        };
+        if uses_modseq(key) {
+            user.condstore = true;
+        }
+        let uids = view.uids.clone();
+        let recent = view.recent.clone();
+        let folder_id = view.folder.id;
+        let store = self.shared.context.store.clone();
+        let now = self.shared.context.clock.now();
+        let mut found = Vec::new();
+        let mut highest = 0u64;
+        let visit = |hit: Hit<'_>| {
+            highest = highest.max(hit.meta.modseq);
+            found.push(Found {
+                seq: u32::try_from(hit.position + 1).unwrap_or(u32::MAX),
+                uid: hit.meta.uid,
+                internal: hit.meta.internal_date.timestamp(),
+                size: hit.meta.size,
+            });
+        };
+        if let Err(e) = matching(&store, folder_id, &uids, &recent, key, now, visit).await {
+            return Ok(Some(Err(e)));
+        }
+        let keyed = if header {
+            with_keys(&store, folder_id, found).await
+        } else {
+            Ok(found
+                .into_iter()
+                .map(|f| (f, SortKeys::default()))
+                .collect())
+        };
+        Ok(Some(keyed.map(|k| (k, highest))))
+    }
+
+    pub(crate) async fn sort(
+        &mut self,
+        tag: Tag<'static>,
+        criteria: Vec1<SortCriterion>,
+        charset: Charset<'static>,
+        search: Vec1<SearchKey<'static>>,
+        uid: bool,
+    ) -> Result<Transition, ConnError> {
+        let criteria = criteria.into_inner();
+        let key = SearchKey::And(search);
+        let header = sort::needs_header(&criteria);
+        let (found, highest) = match self.found(&tag, &charset, &key, header).await? {
+            None => return Ok(Transition::None),
+            Some(Ok(f)) => f,
+            Some(Err(e)) => return self.no_internal(&tag, "SORT failed", &e).await,
+        };
+        let entries = found
+            .into_iter()
+            .map(|(f, keys)| sort::Entry {
+                values: criteria
+                    .iter()
+                    .map(|c| sort::value(&c.key, &keys, f.internal, f.size))
+                    .collect(),
+                seq: f.seq,
+                number: f.number(uid),
+            })
+            .collect();
+        let numbers = sort::order(&criteria, entries)
+            .into_iter()
+            .filter_map(NonZeroU32::new)
+            .collect();
+        let modseq = uses_modseq(&key)
+            .then(|| NonZeroU64::new(highest))
+            .flatten();
+        self.conn
+            .send(&text::data(Data::Sort(numbers, modseq)))
+            .await?;
+        if let Some(t) = self.sync_or_defer(uid).await? {
+            return Ok(t);
+        }
+        self.ok(&tag, "SORT completed").await
+    }
+
+    pub(crate) async fn thread(
+        &mut self,
+        tag: Tag<'static>,
+        algorithm: ThreadingAlgorithm<'static>,
+        charset: Charset<'static>,
+        search: Vec1<SearchKey<'static>>,
+        uid: bool,
+    ) -> Result<Transition, ConnError> {
+        let threads: fn(&[Item]) -> Vec<_> = match algorithm {
+            ThreadingAlgorithm::OrderedSubject => thread::ordered_subject,
+            ThreadingAlgorithm::References => thread::references,
+            ThreadingAlgorithm::Other(_) => {
+                return self.bad(&tag, "unknown threading algorithm").await;
+            }
+        };
+        let key = SearchKey::And(search);
+        let found = match self.found(&tag, &charset, &key, true).await? {
+            None => return Ok(Transition::None),
+            Some(Ok((f, _))) => f,
+            Some(Err(e)) => return self.no_internal(&tag, "THREAD failed", &e).await,
+        };
+        let items: Vec<Item> = found
+            .into_iter()
+            .filter_map(|(f, k)| {
+                Some(Item {
+                    number: NonZeroU32::new(f.number(uid))?,
+                    seq: f.seq,
+                    sent: k.sent.unwrap_or(f.internal),
+                    subject: BaseSubject {
+                        key: k.subject,
+                        reply_or_forward: k.reply,
+                    },
+                    message_id: k.message_id,
+                    references: k.references,
+                })
+            })
+            .collect();
+        self.conn
+            .send(&text::data(Data::Thread(threads(&items))))
+            .await?;
+        if let Some(t) = self.sync_or_defer(uid).await? {
+            return Ok(t);
+        }
+        self.ok(&tag, "THREAD completed").await
+    }
+}
