@@ -22,4 +22,8 @@ mod sequence;
 mod session;
 mod text;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use listener::serve_memory;
 pub use listener::{Listening, start};
+#[cfg(feature = "fuzzing")]
+pub(crate) use mime::fuzz_structure;
