@@ -9,6 +9,9 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conformance;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod imap;
 pub mod incident;
 pub mod lifecycle;

@@ -310,6 +310,22 @@ fn trim_slash(s: &str) -> &str {
 }
 
 impl Rules {
+    fn new(config: &PscConfig) -> Self {
+        let algorithms = config
+            .algorithms
+            .iter()
+            .filter_map(|a| Algorithm::from_str(a).ok())
+            .filter(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+            .collect();
+        Rules {
+            issuer: config.issuer.as_str().to_owned(),
+            algorithms,
+            accepted_acr: config.accepted_acr.clone(),
+            allowed_azp: config.allowed_azp.clone(),
+            leeway: i64::try_from(config.leeway.0.as_secs()).unwrap_or(60),
+        }
+    }
+
     /// The checks of DOMAIN.md, in the order that gives the most telling reason first.
     fn check(&self, claims: &Claims, now: i64) -> Result<(Professional, i64), Refusal> {
         let exp = claims.exp.and_then(seconds).ok_or(Refusal::NoExpiry)?;
@@ -447,23 +463,11 @@ impl PscValidator {
         let http = http
             .build()
             .map_err(|e| PscSetupError::Http(e.to_string()))?;
-        let algorithms = config
-            .algorithms
-            .iter()
-            .filter_map(|a| Algorithm::from_str(a).ok())
-            .filter(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
-            .collect();
         let capacity = usize::try_from(config.introspection_cache_size).unwrap_or(usize::MAX);
         Ok(PscValidator {
             inner: Arc::new(Inner {
                 mode: config.validation,
-                rules: Rules {
-                    issuer: config.issuer.as_str().to_owned(),
-                    algorithms,
-                    accepted_acr: config.accepted_acr.clone(),
-                    allowed_azp: config.allowed_azp.clone(),
-                    leeway: i64::try_from(config.leeway.0.as_secs()).unwrap_or(60),
-                },
+                rules: Rules::new(config),
                 clock,
                 http,
                 issuer_url: config.issuer.clone(),
@@ -882,6 +886,30 @@ impl Inner {
         let now = self.clock.now().timestamp();
         Ok(self.rules.check(&claims, now)?)
     }
+}
+
+/// The checks a token's payload goes through once its signature is verified, for the
+/// fuzz target: a fuzzer cannot forge signatures, so `validate` alone would never let
+/// it past them. The payload is read as `jsonwebtoken` and introspection read it, then
+/// put through the early refusal and the claim rules of `config` as of `now`. Returns
+/// (read from the token form too, passes the early refusal, passes the claim rules),
+/// `None` when it is not claims.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_claims(
+    config: &PscConfig,
+    payload: &[u8],
+    now: i64,
+) -> Option<(bool, bool, bool)> {
+    let rules = Rules::new(config);
+    let encoded = URL_SAFE_NO_PAD.encode(payload);
+    let from_token = unverified_claims(&encoded);
+    let claims = serde_json::from_slice::<Claims>(payload).ok()?;
+    let early = early_refusal(&claims, now, rules.leeway).is_ok();
+    Some((
+        from_token.is_some(),
+        early,
+        rules.check(&claims, now).is_ok(),
+    ))
 }
 
 #[cfg(test)]

@@ -107,3 +107,33 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, shared: Ar
     let session = Session::new(shared.clone(), conn, peer, implicit_tls, admission);
     Box::pin(session.run()).await;
 }
+
+/// One session over an in-memory stream, for the fuzz targets: the connection limits,
+/// connection layer and session of a real listener, without the socket. `tls` says
+/// whether the stream stands for a TLS connection (no client certificate).
+#[cfg(feature = "fuzzing")]
+pub(crate) async fn serve_memory(
+    context: &Context,
+    stream: tokio::io::DuplexStream,
+    peer: SocketAddr,
+    tls: bool,
+    shutdown: CancellationToken,
+) {
+    let shared = Arc::new(Shared {
+        context: context.clone(),
+        auth: context.auth.clone(),
+        shutdown,
+    });
+    let config = &shared.context.config;
+    let conn = Connection::new(
+        Stream::Memory(stream),
+        config.imap.max_line_length.as_usize(),
+        config.imap.max_literal_size.as_usize(),
+        config.session.write_timeout.0,
+    );
+    let Ok(admission) = shared.context.net.admit(peer.ip()) else {
+        return;
+    };
+    let session = Session::new(shared.clone(), conn, peer, tls, admission);
+    Box::pin(session.run()).await;
+}

@@ -379,6 +379,70 @@ pub(crate) fn section(
     }
 }
 
+/// Everything FETCH derives from a stored message, for the MIME fuzz target: ENVELOPE,
+/// BODY and BODYSTRUCTURE, header fields and the sections along `path`, each encoded as
+/// the FETCH response a client would get. Returns the number of bytes encoded.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_structure(raw: &[u8], path: &[u8]) -> usize {
+    use imap_codec::ResponseCodec;
+    use imap_codec::encode::Encoder;
+    use imap_codec::imap_types::core::AString;
+    use imap_codec::imap_types::fetch::{MessageDataItem, Part};
+    use imap_codec::imap_types::response::Data;
+
+    let parsed = parse(raw);
+    let mut items = Vec::new();
+    if let Some(m) = &parsed {
+        items.push(MessageDataItem::Envelope(envelope(m)));
+        items.push(MessageDataItem::BodyStructure(body_structure(m, true)));
+        items.push(MessageDataItem::Body(body_structure(m, false)));
+    }
+    let path: Vec<NonZeroU32> = path
+        .iter()
+        .take(8)
+        .filter_map(|b| NonZeroU32::new(u32::from(*b % 8)))
+        .collect();
+    let fields = || -> Vec1<AString<'static>> {
+        let subject = AString::try_from("Subject").unwrap_or_else(|_| unreachable!("atom"));
+        let from = AString::try_from("From").unwrap_or_else(|_| unreachable!("atom"));
+        Vec1::try_from(vec![subject, from]).unwrap_or_else(|_| unreachable!("two fields"))
+    };
+    let mut sections = vec![
+        None,
+        Some(Section::Header(None)),
+        Some(Section::Text(None)),
+        Some(Section::HeaderFields(None, fields())),
+        Some(Section::HeaderFieldsNot(None, fields())),
+    ];
+    if let Ok(p) = Vec1::try_from(path) {
+        let p = Part(p);
+        sections.extend([
+            Some(Section::Part(p.clone())),
+            Some(Section::Mime(p.clone())),
+            Some(Section::Header(Some(p.clone()))),
+            Some(Section::Text(Some(p.clone()))),
+            Some(Section::HeaderFields(Some(p.clone()), fields())),
+            Some(Section::HeaderFieldsNot(Some(p), fields())),
+        ]);
+    }
+    for s in sections {
+        let data = section(raw, parsed.as_ref(), s.as_ref()).unwrap_or_default();
+        items.push(MessageDataItem::BodyExt {
+            section: s,
+            origin: None,
+            data: super::text::literal(data),
+        });
+    }
+    let Ok(items) = Vec1::try_from(items) else {
+        return 0;
+    };
+    let response = super::text::data(Data::Fetch {
+        seq: super::text::nz(1),
+        items,
+    });
+    ResponseCodec::default().encode(&response).dump().len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

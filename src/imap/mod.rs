@@ -27,4 +27,8 @@ mod sort;
 mod text;
 mod thread;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use listener::serve_memory;
 pub use listener::{Listening, start};
+#[cfg(feature = "fuzzing")]
+pub(crate) use mime::fuzz_structure;

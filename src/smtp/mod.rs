@@ -167,3 +167,27 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, interface: Interface, shared: 
     };
     session::run(shared, tcp, peer, interface, admission).await;
 }
+
+/// One session over an in-memory stream, for the fuzz targets: the connection limits
+/// and session of a real listener without the socket (see `session::run_memory`). No
+/// queue runner is started: queued mail stays in the store.
+#[cfg(feature = "fuzzing")]
+pub(crate) async fn serve_memory(
+    context: &Context,
+    trust: Arc<TrustList>,
+    stream: tokio::io::DuplexStream,
+    peer: SocketAddr,
+    interface: Interface,
+    shutdown: CancellationToken,
+) {
+    let shared = Arc::new(Shared {
+        context: context.clone(),
+        trust,
+        shutdown,
+        queued: Arc::new(Notify::new()),
+    });
+    let Ok(admission) = shared.context.net.admit(peer.ip()) else {
+        return;
+    };
+    session::run_memory(shared, stream, peer, interface, admission).await;
+}

@@ -105,39 +105,69 @@ pub(super) async fn run(
     interface: Interface,
     admission: Admission,
 ) {
-    let mut wire = Wire::new(Stream::Plain(tcp));
-    wire.set_write_timeout(shared.context.config.session.write_timeout.0);
-    let mut session = Session {
-        shared,
-        wire,
-        peer,
-        interface,
-        tls: false,
-        certificate: ClientCertificate::Absent,
-        helo: None,
-        authenticated: None,
-        allowed_senders: Default::default(),
-        transaction: None,
-        admission,
-        started: Instant::now(),
-        messages: 0,
-        errors: 0,
-    };
+    let mut session = Session::new(shared, Stream::Plain(tcp), peer, interface, admission);
     if interface == Interface::SubmissionTls && !session.handshake().await {
         return;
     }
-    // A session waiting for its client stops at shutdown; one storing a message
-    // finishes first, so its reply is the truth.
-    session.wire.cancel_on(session.shared.shutdown.clone());
-    let hostname = session.shared.context.config.server.hostname.clone();
-    session
-        .wire
-        .queue(&bare_reply(220, &format!("{hostname} ESMTP mssante")));
-    session.serve().await;
-    session.wire.close().await;
+    session.converse().await;
+}
+
+/// One session over an in-memory stream, for the fuzz targets. On port 465 the stream
+/// stands for the TLS connection already established (no client certificate); elsewhere
+/// it is clear text, and STARTTLS ends the session as a failed handshake would.
+#[cfg(feature = "fuzzing")]
+pub(super) async fn run_memory(
+    shared: Arc<Shared>,
+    stream: tokio::io::DuplexStream,
+    peer: SocketAddr,
+    interface: Interface,
+    admission: Admission,
+) {
+    let mut session = Session::new(shared, Stream::Memory(stream), peer, interface, admission);
+    session.tls = interface == Interface::SubmissionTls;
+    session.converse().await;
 }
 
 impl Session {
+    fn new(
+        shared: Arc<Shared>,
+        stream: Stream,
+        peer: SocketAddr,
+        interface: Interface,
+        admission: Admission,
+    ) -> Self {
+        let mut wire = Wire::new(stream);
+        wire.set_write_timeout(shared.context.config.session.write_timeout.0);
+        Session {
+            shared,
+            wire,
+            peer,
+            interface,
+            tls: false,
+            certificate: ClientCertificate::Absent,
+            helo: None,
+            authenticated: None,
+            allowed_senders: Default::default(),
+            transaction: None,
+            admission,
+            started: Instant::now(),
+            messages: 0,
+            errors: 0,
+        }
+    }
+
+    /// From the greeting to the end of the connection, once TLS (if any) is up.
+    async fn converse(mut self) {
+        // A session waiting for its client stops at shutdown; one storing a message
+        // finishes first, so its reply is the truth.
+        self.wire.cancel_on(self.shared.shutdown.clone());
+        let hostname = self.shared.context.config.server.hostname.clone();
+        self.wire
+            .queue(&bare_reply(220, &format!("{hostname} ESMTP mssante")));
+        self.serve().await;
+        self.wire.close().await;
+    }
+
     fn say(&mut self, code: u16, esc: [u8; 3], text: &str) {
         self.wire.queue(&reply(code, esc, text));
     }
