@@ -130,18 +130,24 @@ fn lines(bytes: &[u8]) -> u32 {
 
 /// BODYSTRUCTURE (extended) or BODY (not).
 pub(crate) fn body_structure(m: &Message<'_>, extended: bool) -> BodyStructure<'static> {
-    part_structure(m, 0, extended, 0)
+    part_structure(m, 0, extended, 0, &mut vec![false; m.parts.len()])
 }
 
+/// `seen` marks the parts of `m` already described: a damaged message can leave
+/// mail-parser with parts listed as children of several multiparts, or of themselves,
+/// and describing them each time would grow exponentially with the nesting (one
+/// 419-byte message took a minute). Each part is described once; a repeat is empty.
 fn part_structure(
     m: &Message<'_>,
     id: usize,
     extended: bool,
     depth: u32,
+    seen: &mut [bool],
 ) -> BodyStructure<'static> {
-    let Some(p) = m.parts.get(id) else {
+    let (Some(p), Some(false)) = (m.parts.get(id), seen.get(id).copied()) else {
         return empty_text();
     };
+    seen[id] = true;
     let ct = p.content_type();
     let ctype = ct
         .map(|c| c.ctype().to_ascii_lowercase())
@@ -161,7 +167,7 @@ fn part_structure(
     {
         let bodies: Vec<BodyStructure<'static>> = children
             .iter()
-            .map(|c| part_structure(m, *c as usize, extended, depth + 1))
+            .map(|c| part_structure(m, *c as usize, extended, depth + 1, seen))
             .collect();
         let Ok(bodies) = Vec1::try_from(bodies) else {
             return empty_text();
@@ -199,7 +205,13 @@ fn part_structure(
     let specific = match (&p.body, ctype.as_str()) {
         (PartType::Message(nested), _) if depth < 32 => SpecificFields::Message {
             envelope: Box::new(envelope(nested)),
-            body_structure: Box::new(part_structure(nested, 0, extended, depth + 1)),
+            body_structure: Box::new(part_structure(
+                nested,
+                0,
+                extended,
+                depth + 1,
+                &mut vec![false; nested.parts.len()],
+            )),
             number_of_lines: lines(bytes),
         },
         (_, "text") => SpecificFields::Text {
