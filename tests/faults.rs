@@ -749,6 +749,14 @@ mod process {
     ) -> (String, u16, String) {
         let db = server.db();
         let mut c = server.imap().await;
+        // Logged in before the disk fills: a login that cannot be audited is refused.
+        let mut s = authenticated(
+            server.submission,
+            server.pki.client(None),
+            HOUSE_BAL,
+            &server.token(),
+        )
+        .await;
         let mut acked = Vec::new();
         let mut refusal = None;
         for i in 0..200 {
@@ -762,13 +770,6 @@ mod process {
             }
         }
         let refusal = refusal.expect("the disk filled up");
-        let mut s = authenticated(
-            server.submission,
-            server.pki.client(None),
-            HOUSE_BAL,
-            &server.token(),
-        )
-        .await;
         let (code, text) = s
             .mail(HOUSE_BAL, &[CUDDY_BAL], &note("data-full", 60_000))
             .await;

@@ -105,10 +105,12 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<Next, WireError
             ));
         }
         Err(AuthFailure::Temporary { reason }) => {
+            // The reason may hold a database or HTTP error: for the log, as IMAP does.
+            tracing::warn!(%reason, "authentication could not be decided");
             s.wire.queue(&super::io::reply(
                 454,
                 [4, 7, 0],
-                &format!("Temporary authentication failure: {reason}"),
+                "Temporary authentication failure, try again later",
             ));
         }
         Err(AuthFailure::Refused { reason, challenge }) => {
