@@ -15,7 +15,7 @@ use imap_codec::imap_types::search::SearchKey;
 
 use super::connection::ConnError;
 use super::mime;
-use super::search::{Hit, matching, refuse_charset, uses_modseq};
+use super::search::{Hit, refuse_charset, uses_modseq};
 use super::session::{Session, State, Transition};
 use super::sort::{self, BaseSubject, KEYS_VERSION};
 use super::text;
@@ -116,17 +116,11 @@ impl Session {
             self.conn.send(&refusal).await?;
             return Ok(None);
         }
-        let State::Selected(user, view) = &mut self.state else {
+        let State::Selected(_, view) = &self.state else {
             return Ok(None);
         };
-        if uses_modseq(key) {
-            user.condstore = true;
-        }
-        let uids = view.uids.clone();
-        let recent = view.recent.clone();
         let folder_id = view.folder.id;
         let store = self.shared.context.store.clone();
-        let now = self.shared.context.clock.now();
         let mut found = Vec::new();
         let mut highest = 0u64;
         let visit = |hit: Hit<'_>| {
@@ -138,8 +132,10 @@ impl Session {
                 size: hit.meta.size,
             });
         };
-        if let Err(e) = matching(&store, folder_id, &uids, &recent, key, now, visit).await {
-            return Ok(Some(Err(e)));
+        match self.search_selected(key, visit).await {
+            None => return Ok(None),
+            Some(Err(e)) => return Ok(Some(Err(e))),
+            Some(Ok(())) => {}
         }
         let keyed = if header {
             with_keys(&store, folder_id, found).await

@@ -263,7 +263,7 @@ pub(crate) fn refuse_charset(
 /// The messages of the view that match `key`, in mailbox order, each handed to
 /// `visit`. A message that cannot be read is an error, never a non-match: the client would act
 /// on a wrong answer.
-pub(crate) async fn matching(
+async fn matching(
     store: &Store,
     folder_id: i64,
     uids: &[u32],
@@ -316,6 +316,28 @@ pub(crate) async fn matching(
 }
 
 impl Session {
+    /// Runs `key` over the selected folder as this session sees it, calling `visit` for
+    /// each match; a MODSEQ key turns CONDSTORE on (RFC 7162 §3.1). `None` when no folder
+    /// is selected. SEARCH, SORT and THREAD all start here.
+    pub(crate) async fn search_selected(
+        &mut self,
+        key: &SearchKey<'_>,
+        visit: impl FnMut(Hit<'_>),
+    ) -> Option<Result<(), StoreError>> {
+        let State::Selected(user, view) = &mut self.state else {
+            return None;
+        };
+        if uses_modseq(key) {
+            user.condstore = true;
+        }
+        let uids = view.uids.clone();
+        let recent = view.recent.clone();
+        let folder_id = view.folder.id;
+        let store = self.shared.context.store.clone();
+        let now = self.shared.context.clock.now();
+        Some(matching(&store, folder_id, &uids, &recent, key, now, visit).await)
+    }
+
     pub(crate) async fn search(
         &mut self,
         tag: Tag<'static>,
@@ -329,17 +351,6 @@ impl Session {
         }
         let key = SearchKey::And(criteria);
         let modseq_key = uses_modseq(&key);
-        let State::Selected(user, view) = &mut self.state else {
-            return Ok(Transition::None);
-        };
-        if modseq_key {
-            user.condstore = true;
-        }
-        let uids = view.uids.clone();
-        let recent = view.recent.clone();
-        let folder_id = view.folder.id;
-        let store = self.shared.context.store.clone();
-        let now = self.shared.context.clock.now();
         let mut found = Vec::new();
         let mut highest = 0u64;
         let visit = |hit: Hit<'_>| {
@@ -351,8 +362,10 @@ impl Session {
             };
             found.extend(NonZeroU32::new(n));
         };
-        if let Err(e) = matching(&store, folder_id, &uids, &recent, &key, now, visit).await {
-            return self.no_internal(&tag, "SEARCH failed", &e).await;
+        match self.search_selected(&key, visit).await {
+            None => return Ok(Transition::None),
+            Some(Err(e)) => return self.no_internal(&tag, "SEARCH failed", &e).await,
+            Some(Ok(())) => {}
         }
         let modseq = if modseq_key {
             NonZeroU64::new(highest)
