@@ -684,6 +684,17 @@ mod process {
             c
         }
 
+        /// A submission session logged in as house.
+        async fn submit(&self) -> Tls {
+            authenticated(
+                self.submission,
+                self.pki.client(None),
+                HOUSE_BAL,
+                &self.token(),
+            )
+            .await
+        }
+
         fn db(&self) -> PathBuf {
             database::file(&self.dir.path().join("data"))
         }
@@ -750,13 +761,7 @@ mod process {
         let db = server.db();
         let mut c = server.imap().await;
         // Logged in before the disk fills: a login that cannot be audited is refused.
-        let mut s = authenticated(
-            server.submission,
-            server.pki.client(None),
-            HOUSE_BAL,
-            &server.token(),
-        )
-        .await;
+        let mut s = server.submit().await;
         let mut acked = Vec::new();
         let mut refusal = None;
         for i in 0..200 {
@@ -1264,13 +1269,7 @@ mod process {
         let db = server.db();
         server.start(None).await;
 
-        let mut s = authenticated(
-            server.submission,
-            server.pki.client(None),
-            HOUSE_BAL,
-            &server.token(),
-        )
-        .await;
+        let mut s = server.submit().await;
         let mut acked = Vec::new();
         for i in 0..N {
             let subject = format!("queued-{i}");
