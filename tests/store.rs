@@ -610,7 +610,7 @@ async fn the_quota_migration_counts_the_mail_already_stored() {
     use sqlx::{ConnectOptions, Connection};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mssante.db");
-    let mut migrator = sqlx::migrate::Migrator::new(std::path::Path::new("schema"))
+    let mut migrator = sqlx::migrate::Migrator::new(std::path::Path::new("schema/sqlite"))
         .await
         .unwrap();
     let before: Vec<_> = migrator

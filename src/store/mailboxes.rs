@@ -82,7 +82,7 @@ macro_rules! folder_columns {
 
 /// The UIDVALIDITY of a new folder: strictly above every one issued before in this
 /// store, so a name used again never comes back with a UIDVALIDITY a client has seen
-/// (schema/0006_uidvalidity.sql). It follows the clock while folders are created less
+/// (schema/sqlite/0006_uidvalidity.sql). It follows the clock while folders are created less
 /// than once a second, and runs ahead of it by one per folder when they come faster.
 async fn next_uidvalidity(c: &mut SqliteConnection, now: DateTime<Utc>) -> Result<i64, StoreError> {
     let issued: i64 = sqlx::query_scalar(

@@ -204,7 +204,7 @@ fn statement_local(e: &sqlx::Error) -> bool {
         .is_some_and(|code| matches!(code & 0xff, TOOBIG | CONSTRAINT | MISMATCH | RANGE))
 }
 
-/// Appends `rows` in one statement (see schema/0004_append.sql), all or none, and reads
+/// Appends `rows` in one statement (see schema/sqlite/0004_append.sql), all or none, and reads
 /// back the UID and MODSEQ each was given, in the same round trip.
 ///
 /// The new message rows are the last `rows.len()` ids of the table: SQLite gives a new

@@ -33,7 +33,7 @@ pub use queue::{Outgoing, OutgoingRecipient, QueueSettlement, QueuedMessage, Que
 pub use quota::{Quota, QuotaLimit};
 pub use types::*;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./schema");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./schema/sqlite");
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {

@@ -1,5 +1,5 @@
 //! Mailbox quotas (RFC 9208): the operator's limits and the usage they are checked
-//! against. Usage is kept by triggers (schema/0011_quota.sql), so every check reads one
+//! against. Usage is kept by triggers (schema/sqlite/0011_quota.sql), so every check reads one
 //! row instead of summing the mailbox.
 
 use serde::Serialize;

@@ -1,4 +1,4 @@
-//! The sort keys of message bodies (schema/0012_sort_keys.sql): read with the messages
+//! The sort keys of message bodies (schema/sqlite/0012_sort_keys.sql): read with the messages
 //! of a folder, written back by whoever computed them.
 
 use sqlx::Row;
