@@ -695,14 +695,7 @@ impl Session {
                     _ = async {
                         match state {
                             State::Selected(u, v) => {
-                                loop {
-                                    match u.changes.recv().await {
-                                        Ok(c) if c.folder_id == v.folder.id => break,
-                                        Ok(_) => continue,
-                                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                                        Err(_) => std::future::pending::<()>().await,
-                                    }
-                                }
+                                u.changes.wait(v.folder.id).await;
                                 v.dirty = true;
                             }
                             _ => std::future::pending::<()>().await,

@@ -14,7 +14,6 @@ use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm, StoreResponse, StoreType};
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
-use tokio::sync::broadcast::error::TryRecvError;
 
 use super::connection::ConnError;
 use super::sequence;
@@ -220,13 +219,8 @@ impl Session {
         let State::Selected(user, view) = &mut self.state else {
             return Ok(Synced::Done);
         };
-        loop {
-            match user.changes.try_recv() {
-                Ok(c) if c.folder_id == view.folder.id => view.dirty = true,
-                Ok(_) => {}
-                Err(TryRecvError::Lagged(_)) => view.dirty = true,
-                Err(_) => break,
-            }
+        if user.changes.take(view.folder.id) {
+            view.dirty = true;
         }
         if !view.dirty {
             return Ok(Synced::Done);

@@ -14,7 +14,6 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Atom;
 use imap_codec::imap_types::response::{Code, Greeting, GreetingKind, StatusKind};
 use tokio::net::TcpStream;
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 
@@ -26,7 +25,7 @@ use super::selected::View;
 use super::text;
 use crate::auth::certificate::CertificateIdentity;
 use crate::net::{Admission, RateLimit};
-use crate::store::FolderChange;
+use crate::store::Subscription;
 use crate::tls::ClientCertificate;
 
 /// An authenticated user: the one mailbox (BAL) this session may open, and what the
@@ -35,7 +34,7 @@ pub(crate) struct User {
     pub(crate) auth: crate::auth::Authenticated,
     pub(crate) condstore: bool,
     pub(crate) qresync: bool,
-    pub(crate) changes: broadcast::Receiver<FolderChange>,
+    pub(crate) changes: Subscription,
     pub(crate) access: AccessWatch,
 }
 

@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::types::from_unix;
-use super::{
-    DEFAULT_FOLDERS, DirectoryFields, Folder, Grant, Mailbox, MailboxKind, NewMailbox, Store,
-    StoreError,
+use super::SqliteStore;
+use super::messages::delete_orphan_bodies;
+use crate::store::error::{BackendErrorKind, StoreError};
+use crate::store::types::{
+    DEFAULT_FOLDERS, DirectoryFields, Folder, Grant, Mailbox, NewMailbox, from_unix,
 };
 
 macro_rules! mailbox_columns {
@@ -32,7 +33,9 @@ pub(super) fn mailbox_from_row(r: &SqliteRow) -> Result<Mailbox, StoreError> {
     Ok(Mailbox {
         id: r.try_get("id")?,
         address: r.try_get("address")?,
-        kind: kind.parse().map_err(StoreError::Invalid)?,
+        kind: kind
+            .parse()
+            .map_err(|e: String| StoreError::backend(BackendErrorKind::Corrupt, e))?,
         owner: r.try_get("owner_idnat")?,
         display_name: r.try_get("display_name")?,
         created_at: from_unix(r.try_get("created_at")?),
@@ -92,40 +95,19 @@ async fn next_uidvalidity(c: &mut SqliteConnection, now: DateTime<Utc>) -> Resul
     .fetch_one(&mut *c)
     .await?;
     if !(1..=i64::from(u32::MAX)).contains(&issued) {
-        return Err(StoreError::Invalid(format!(
-            "no UIDVALIDITY left to issue after {issued}"
-        )));
+        return Err(StoreError::UidValidityExhausted(issued));
     }
     Ok(issued)
 }
 
-/// Checks the address shape the store relies on: one `@`, a domain with a dot.
-pub fn normalise_address(address: &str) -> Result<String, StoreError> {
-    let a = address.trim();
-    let (local, domain) = a
-        .rsplit_once('@')
-        .ok_or_else(|| StoreError::Invalid(format!("`{a}` is not a mail address")))?;
-    if local.is_empty()
-        || domain.is_empty()
-        || !domain.contains('.')
-        || a.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
-    {
-        return Err(StoreError::Invalid(format!("`{a}` is not a mail address")));
-    }
-    Ok(format!("{local}@{}", domain.to_ascii_lowercase()))
-}
-
-impl Store {
-    /// Creates a mailbox with its default folders, in one transaction.
-    pub async fn create_mailbox(&self, new: NewMailbox) -> Result<Mailbox, StoreError> {
-        let address = normalise_address(&new.address)?;
-        if new.kind == MailboxKind::Personal && new.owner.as_deref().is_none_or(str::is_empty) {
-            return Err(StoreError::Invalid(
-                "a personal mailbox needs its holder's IdNat (--owner)".into(),
-            ));
-        }
-        let addr = address.clone();
+impl SqliteStore {
+    /// `new.address` is already normalised; `now` dates the folders' UIDVALIDITY.
+    pub(crate) async fn create_mailbox(
+        &self,
+        new: NewMailbox,
+        now: DateTime<Utc>,
+    ) -> Result<Mailbox, StoreError> {
+        let address = new.address.clone();
         let result = self
             .write(move |c| {
                 Box::pin(async move {
@@ -136,7 +118,7 @@ impl Store {
                             dematerialisation, contact_address)
                          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     )
-                    .bind(&addr)
+                    .bind(&new.address)
                     .bind(new.kind.as_str())
                     .bind(&new.owner)
                     .bind(&new.display_name)
@@ -150,7 +132,6 @@ impl Store {
                     .bind(&new.directory.contact_address)
                     .fetch_one(&mut *c)
                     .await?;
-                    let now = Utc::now();
                     for (name, special) in DEFAULT_FOLDERS.iter() {
                         sqlx::query(
                             "INSERT INTO folders (mailbox_id, name, special_use, uidvalidity)
@@ -178,12 +159,12 @@ impl Store {
                 .mailbox(&address)
                 .await?
                 .ok_or(StoreError::NoMailbox(address)),
-            Err(e) if e.is_unique_violation() => Err(StoreError::MailboxExists(address)),
+            Err(e) if e.is_duplicate() => Err(StoreError::MailboxExists(address)),
             Err(e) => Err(e),
         }
     }
 
-    pub async fn mailbox(&self, address: &str) -> Result<Option<Mailbox>, StoreError> {
+    pub(crate) async fn mailbox(&self, address: &str) -> Result<Option<Mailbox>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             mailbox_columns!(),
@@ -195,7 +176,7 @@ impl Store {
         row.as_ref().map(mailbox_from_row).transpose()
     }
 
-    pub async fn mailbox_by_id(&self, id: i64) -> Result<Option<Mailbox>, StoreError> {
+    pub(crate) async fn mailbox_by_id(&self, id: i64) -> Result<Option<Mailbox>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             mailbox_columns!(),
@@ -207,7 +188,7 @@ impl Store {
         row.as_ref().map(mailbox_from_row).transpose()
     }
 
-    pub async fn mailboxes(&self) -> Result<Vec<Mailbox>, StoreError> {
+    pub(crate) async fn mailboxes(&self) -> Result<Vec<Mailbox>, StoreError> {
         sqlx::query(concat!(
             "SELECT ",
             mailbox_columns!(),
@@ -220,8 +201,7 @@ impl Store {
         .collect()
     }
 
-    /// Personal mailboxes whose holder is `idnat`.
-    pub async fn mailboxes_owned_by(&self, idnat: &str) -> Result<Vec<Mailbox>, StoreError> {
+    pub(crate) async fn mailboxes_owned_by(&self, idnat: &str) -> Result<Vec<Mailbox>, StoreError> {
         sqlx::query(concat!(
             "SELECT ",
             mailbox_columns!(),
@@ -235,8 +215,7 @@ impl Store {
         .collect()
     }
 
-    /// Deletes a mailbox, its folders and messages, and the bodies nothing else uses.
-    pub async fn delete_mailbox(&self, address: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_mailbox(&self, address: &str) -> Result<bool, StoreError> {
         let address = address.trim().to_owned();
         self.write(move |c| {
             Box::pin(async move {
@@ -259,14 +238,19 @@ impl Store {
                     .bind(id)
                     .execute(&mut *c)
                     .await?;
-                super::messages::delete_orphan_bodies(c, &bodies).await?;
+                delete_orphan_bodies(c, &bodies).await?;
                 Ok(true)
             })
         })
         .await
     }
 
-    pub async fn add_grant(&self, address: &str, grant: Grant) -> Result<(), StoreError> {
+    pub(crate) async fn add_grant(
+        &self,
+        address: &str,
+        grant: Grant,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mailbox = self
             .mailbox(address)
             .await?
@@ -292,7 +276,7 @@ impl Store {
                     .bind(subject)
                     .bind(issuer)
                     .bind(pin)
-                    .bind(Utc::now().timestamp())
+                    .bind(now.timestamp())
                     .execute(&mut *c)
                     .await?;
                     Ok(())
@@ -300,12 +284,16 @@ impl Store {
             })
             .await;
         match result {
-            Err(e) if e.is_unique_violation() => Ok(()),
+            Err(e) if e.is_duplicate() => Ok(()),
             other => other,
         }
     }
 
-    pub async fn revoke_grant(&self, address: &str, grant: Grant) -> Result<bool, StoreError> {
+    pub(crate) async fn revoke_grant(
+        &self,
+        address: &str,
+        grant: Grant,
+    ) -> Result<bool, StoreError> {
         let mailbox = self
             .mailbox(address)
             .await?
@@ -336,7 +324,7 @@ impl Store {
         .await
     }
 
-    pub async fn grants(&self, mailbox_id: i64) -> Result<Vec<Grant>, StoreError> {
+    pub(crate) async fn grants(&self, mailbox_id: i64) -> Result<Vec<Grant>, StoreError> {
         let rows = sqlx::query(
             "SELECT idnat, cert_subject, cert_issuer, cert_fingerprint FROM grants
              WHERE mailbox_id = ? ORDER BY id",
@@ -356,18 +344,18 @@ impl Store {
                         Grant::CertificateSubject { subject, issuer }
                     }
                     (.., Some(fingerprint)) => Grant::CertificatePin { fingerprint },
-                    _ => return Err(StoreError::Invalid("grant row without a holder".into())),
+                    _ => {
+                        return Err(StoreError::backend(
+                            BackendErrorKind::Corrupt,
+                            "grant row without a holder",
+                        ));
+                    }
                 })
             })
             .collect()
     }
 
-    /// A counter that moves whenever access may have been taken away: a grant revoked, a
-    /// certificate unbound, a mailbox deleted (by the CLI, the lifecycle jobs or any other
-    /// process on this database) or its holder changed. The schema's triggers bump it in
-    /// the same transaction as the change, so a session that read the counter before its
-    /// access decision knows that decision still holds while the counter has not moved.
-    pub async fn access_epoch(&self) -> Result<i64, StoreError> {
+    pub(crate) async fn access_epoch(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT epoch FROM access_epoch WHERE id = 1")
                 .fetch_one(self.reader())
@@ -375,8 +363,10 @@ impl Store {
         )
     }
 
-    /// Mailboxes on which `idnat` holds a grant.
-    pub async fn mailboxes_granted_to(&self, idnat: &str) -> Result<Vec<Mailbox>, StoreError> {
+    pub(crate) async fn mailboxes_granted_to(
+        &self,
+        idnat: &str,
+    ) -> Result<Vec<Mailbox>, StoreError> {
         sqlx::query(concat!(
             "SELECT ",
             m_mailbox_columns!(),
@@ -391,8 +381,7 @@ impl Store {
         .collect()
     }
 
-    /// Mailboxes bound to a certificate, by subject+issuer or by its fingerprint.
-    pub async fn mailboxes_bound_to_certificate(
+    pub(crate) async fn mailboxes_bound_to_certificate(
         &self,
         subject: &str,
         issuer: &str,
@@ -415,8 +404,7 @@ impl Store {
         .collect()
     }
 
-    /// Records a successful authentication (Référentiel #1 counts inactivity from it).
-    pub async fn record_authentication(
+    pub(crate) async fn record_authentication(
         &self,
         mailbox_id: i64,
         at: DateTime<Utc>,
@@ -437,7 +425,7 @@ impl Store {
         .await
     }
 
-    pub async fn set_hold(&self, address: &str, hold: bool) -> Result<bool, StoreError> {
+    pub(crate) async fn set_hold(&self, address: &str, hold: bool) -> Result<bool, StoreError> {
         let address = address.trim().to_owned();
         self.write(move |c| {
             Box::pin(async move {
@@ -457,7 +445,7 @@ impl Store {
 
     // ---- folders ----
 
-    pub async fn folders(&self, mailbox_id: i64) -> Result<Vec<Folder>, StoreError> {
+    pub(crate) async fn folders(&self, mailbox_id: i64) -> Result<Vec<Folder>, StoreError> {
         sqlx::query(concat!(
             "SELECT ",
             folder_columns!(),
@@ -471,13 +459,12 @@ impl Store {
         .collect()
     }
 
-    /// A folder by name; `INBOX` matches in any case, as IMAP requires.
-    pub async fn folder(&self, mailbox_id: i64, name: &str) -> Result<Option<Folder>, StoreError> {
-        let name = if name.eq_ignore_ascii_case("INBOX") {
-            "INBOX"
-        } else {
-            name
-        };
+    /// `name` as stored: INBOX already in capitals.
+    pub(crate) async fn folder(
+        &self,
+        mailbox_id: i64,
+        name: &str,
+    ) -> Result<Option<Folder>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             folder_columns!(),
@@ -490,7 +477,7 @@ impl Store {
         row.as_ref().map(folder_from_row).transpose()
     }
 
-    pub async fn folder_by_id(&self, folder_id: i64) -> Result<Option<Folder>, StoreError> {
+    pub(crate) async fn folder_by_id(&self, folder_id: i64) -> Result<Option<Folder>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             folder_columns!(),
@@ -502,15 +489,18 @@ impl Store {
         row.as_ref().map(folder_from_row).transpose()
     }
 
-    pub async fn create_folder(&self, mailbox_id: i64, name: &str) -> Result<Folder, StoreError> {
-        if name.is_empty() || name.eq_ignore_ascii_case("INBOX") {
-            return Err(StoreError::FolderExists(name.to_owned()));
-        }
+    /// `now` dates the folder's UIDVALIDITY.
+    pub(crate) async fn create_folder(
+        &self,
+        mailbox_id: i64,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Folder, StoreError> {
         let owned = name.to_owned();
         let result = self
             .write(move |c| {
                 Box::pin(async move {
-                    let uidvalidity = next_uidvalidity(c, Utc::now()).await?;
+                    let uidvalidity = next_uidvalidity(c, now).await?;
                     let row = sqlx::query(concat!(
                         "INSERT INTO folders (mailbox_id, name, uidvalidity) VALUES (?, ?, ?)
                          RETURNING ",
@@ -527,13 +517,12 @@ impl Store {
             })
             .await;
         match result {
-            Err(e) if e.is_unique_violation() => Err(StoreError::FolderExists(name.to_owned())),
+            Err(e) if e.is_duplicate() => Err(StoreError::FolderExists(name.to_owned())),
             other => other,
         }
     }
 
-    /// Deletes a folder and its messages; bodies nothing else uses go too.
-    pub async fn delete_folder(&self, folder_id: i64) -> Result<(), StoreError> {
+    pub(crate) async fn delete_folder(&self, folder_id: i64) -> Result<(), StoreError> {
         self.write(move |c| {
             Box::pin(drop_folder_messages(
                 c,
@@ -544,9 +533,7 @@ impl Store {
         .await
     }
 
-    /// Empties a folder that has children and makes it `\Noselect`: the name stays for
-    /// them (RFC 3501 §6.3.4). Sessions that had it selected see it gone.
-    pub async fn clear_folder(&self, folder_id: i64) -> Result<(), StoreError> {
+    pub(crate) async fn clear_folder(&self, folder_id: i64) -> Result<(), StoreError> {
         let result = self
             .write(move |c| {
                 Box::pin(drop_folder_messages(
@@ -565,9 +552,7 @@ impl Store {
         result
     }
 
-    /// CREATE of a `\Noselect` name makes it a folder again; its UIDs go on from where
-    /// they were, so the UIDVALIDITY the client knows stays true.
-    pub async fn make_selectable(&self, folder_id: i64) -> Result<(), StoreError> {
+    pub(crate) async fn make_selectable(&self, folder_id: i64) -> Result<(), StoreError> {
         self.write(move |c| {
             Box::pin(async move {
                 sqlx::query("UPDATE folders SET noselect = 0 WHERE id = ?")
@@ -580,9 +565,7 @@ impl Store {
         .await
     }
 
-    /// Renames a folder and every folder below it (`a` → `b` moves `a/x` to `b/x`).
-    /// Renaming INBOX is the caller's business (IMAP moves its messages instead).
-    pub async fn rename_folder(
+    pub(crate) async fn rename_folder(
         &self,
         mailbox_id: i64,
         from: &str,
@@ -626,16 +609,12 @@ impl Store {
             })
             .await;
         match result {
-            Err(e) if e.is_unique_violation() => Err(StoreError::FolderExists(target)),
+            Err(e) if e.is_duplicate() => Err(StoreError::FolderExists(target)),
             other => other,
         }
     }
 
-    /// Takes the \Recent messages of `folder_id` below `upto` for one session: returns
-    /// where the unannounced UIDs began, so the caller's recent messages are those from
-    /// it up to `upto`; every other session will see them as not recent. Done by the
-    /// writer, so two sessions never take the same message.
-    pub async fn claim_recent(&self, folder_id: i64, upto: u32) -> Result<u32, StoreError> {
+    pub(crate) async fn claim_recent(&self, folder_id: i64, upto: u32) -> Result<u32, StoreError> {
         self.write(move |c| {
             Box::pin(async move {
                 let from: i64 = sqlx::query_scalar("SELECT recent_from FROM folders WHERE id = ?")
@@ -656,8 +635,7 @@ impl Store {
         .await
     }
 
-    /// The subscribed names of a mailbox, whether or not their folders exist.
-    pub async fn subscriptions(&self, mailbox_id: i64) -> Result<Vec<String>, StoreError> {
+    pub(crate) async fn subscriptions(&self, mailbox_id: i64) -> Result<Vec<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT name FROM subscriptions WHERE mailbox_id = ? ORDER BY name")
                 .bind(mailbox_id)
@@ -666,9 +644,7 @@ impl Store {
         )
     }
 
-    /// Adds or removes `name` from the subscriptions; subscribing twice, or removing a
-    /// name that is not there, changes nothing.
-    pub async fn set_subscribed(
+    pub(crate) async fn set_subscribed(
         &self,
         mailbox_id: i64,
         name: &str,
@@ -717,5 +693,5 @@ async fn drop_folder_messages(
     if touched == 0 {
         return Err(StoreError::NoFolder);
     }
-    super::messages::delete_orphan_bodies(c, &bodies).await
+    delete_orphan_bodies(c, &bodies).await
 }

@@ -1,11 +1,11 @@
 //! Reads the IMAP sessions need beyond the message and folder basics.
 
-use super::{Store, StoreError, flag};
+use super::SqliteStore;
+use crate::store::error::StoreError;
+use crate::store::types::flag;
 
-impl Store {
-    /// Every UID of a folder, ascending: a session's sequence-number map, without the
-    /// rest of each row (a 100,000-message folder is 400 KB, not megabytes).
-    pub async fn folder_uids(&self, folder_id: i64) -> Result<Vec<u32>, StoreError> {
+impl SqliteStore {
+    pub(crate) async fn folder_uids(&self, folder_id: i64) -> Result<Vec<u32>, StoreError> {
         let uids: Vec<i64> =
             sqlx::query_scalar("SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid")
                 .bind(folder_id)
@@ -17,8 +17,7 @@ impl Store {
             .collect())
     }
 
-    /// The lowest UID without \Seen (SELECT's `[UNSEEN n]`).
-    pub async fn first_unseen(&self, folder_id: i64) -> Result<Option<u32>, StoreError> {
+    pub(crate) async fn first_unseen(&self, folder_id: i64) -> Result<Option<u32>, StoreError> {
         let uid: Option<i64> = sqlx::query_scalar(
             "SELECT MIN(uid) FROM messages WHERE folder_id = ? AND (system_flags & ?) = 0",
         )

@@ -10,15 +10,16 @@
 //! sqlx runs the connection on a thread of its own, and every statement sent there costs
 //! a thread hand-off each way: on a disk with fast fsync, hand-offs rather than SQLite
 //! bound the batch. Appends, the hot write, are therefore not closures but data: the
-//! appends of a batch go to SQLite as a few multi-row statements (`messages::append_rows`),
+//! appends of a batch go to SQLite as a few multi-row statements (`append::append_rows`),
 //! so sixty-four of them cost a handful of hand-offs instead of sixty-four.
 
 use futures::future::BoxFuture;
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::messages::{self, AppendFailure, NewAppend};
-use super::{Appended, StoreError};
+use super::append::{AppendFailure, NewAppend, append_rows};
+use crate::store::error::{BackendErrorKind, StoreError};
+use crate::store::types::Appended;
 
 /// Sends the result to the caller once the batch's fate is known.
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -228,7 +229,7 @@ impl<'c> Batch<'c> {
             let chunk: Vec<_> = group.drain(..size).collect();
             self.flush().await?;
             let rows: Vec<&NewAppend> = chunk.iter().map(|(a, _)| a).collect();
-            match messages::append_rows(self.conn, &rows).await {
+            match append_rows(self.conn, &rows).await {
                 Ok(appended) => {
                     for ((_, reply), result) in chunk.into_iter().zip(appended) {
                         self.answer(reply, Ok(result));
@@ -241,9 +242,12 @@ impl<'c> Batch<'c> {
                 }
                 Err(AppendFailure::Statement(_)) => {
                     for (append, reply) in chunk {
-                        let result = match messages::append_rows(self.conn, &[&append]).await {
+                        let result = match append_rows(self.conn, &[&append]).await {
                             Ok(mut one) => one.pop().ok_or_else(|| {
-                                StoreError::Invalid("an append read nothing back".into())
+                                StoreError::backend(
+                                    BackendErrorKind::Corrupt,
+                                    "an append read nothing back",
+                                )
                             }),
                             Err(AppendFailure::Statement(err)) => Err(err),
                             Err(AppendFailure::Transaction(err)) => {

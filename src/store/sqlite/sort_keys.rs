@@ -3,15 +3,15 @@
 
 use sqlx::Row;
 
-use super::{SortKeys, Store, StoreError};
+use super::SqliteStore;
+use crate::store::error::StoreError;
+use crate::store::types::SortKeys;
 
 /// Rows per multi-row insert: twelve values each, far below SQLite's bound variables.
 const INSERT_ROWS: usize = 64;
 
-impl Store {
-    /// (uid, body id, keys) of the messages with UIDs in `from..=to`, by UID; keys are
-    /// `None` where none were stored by rules `version`.
-    pub async fn sort_keys_in_range(
+impl SqliteStore {
+    pub(crate) async fn sort_keys_in_range(
         &self,
         folder_id: i64,
         from: u32,
@@ -58,9 +58,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Stores keys computed by rules `version`, replacing older ones. A body deleted in
-    /// the meantime is skipped: its keys are of no use any more.
-    pub async fn put_sort_keys(
+    pub(crate) async fn put_sort_keys(
         &self,
         version: i64,
         keys: Vec<(i64, SortKeys)>,

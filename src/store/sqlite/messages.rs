@@ -11,12 +11,12 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::quota;
-use super::types::from_unix;
-use super::writer;
-use super::{
-    Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, RawMessage, Store, StoreError,
-    StoreOutcome, flag,
+use super::append::NewAppend;
+use super::{SqliteStore, quota, writer};
+use crate::store::error::StoreError;
+use crate::store::types::{
+    Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, RawMessage, StoreOutcome, flag,
+    from_unix,
 };
 
 macro_rules! meta_columns {
@@ -72,10 +72,9 @@ async fn bump_folder(
     .fetch_optional(&mut *c)
     .await?;
     let (validity, first, modseq) = row.ok_or(StoreError::NoFolder)?;
-    let first = u32::try_from(first)
-        .map_err(|_| StoreError::Invalid("folder has run out of UIDs".into()))?;
+    let first = u32::try_from(first).map_err(|_| StoreError::UidsExhausted)?;
     if first.checked_add(uids).is_none() {
-        return Err(StoreError::Invalid("folder has run out of UIDs".into()));
+        return Err(StoreError::UidsExhausted);
     }
     Ok((
         u32::try_from(validity).unwrap_or(1),
@@ -171,143 +170,10 @@ pub(super) async fn delete_orphan_bodies(
     Ok(())
 }
 
-/// One message for one folder, as the writer batches it with its neighbours.
-pub(super) struct NewAppend {
-    pub(super) folder_id: i64,
-    pub(super) raw: RawMessage,
-    pub(super) flags: Flags,
-    pub(super) internal_date: i64,
-    /// Refuse the message if it would take its mailbox over a limit.
-    pub(super) quota: bool,
-}
-
-/// Why a group of appends was not made.
-pub(super) enum AppendFailure {
-    /// The statement failed and SQLite backed it out; the transaction goes on.
-    Statement(StoreError),
-    /// What was written cannot be trusted: the whole transaction must be rolled back.
-    Transaction(StoreError),
-}
-
-/// Whether SQLite backed out only the failed statement. Constraint failures (the append
-/// trigger's own refusals among them), oversized or mistyped values are; after an I/O
-/// error, a full disk or anything else, SQLite may have rolled back the whole transaction,
-/// and carrying on would commit the rest of the batch piecemeal.
-fn statement_local(e: &sqlx::Error) -> bool {
-    const TOOBIG: i64 = 18;
-    const CONSTRAINT: i64 = 19;
-    const MISMATCH: i64 = 20;
-    const RANGE: i64 = 25;
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .and_then(|code| code.parse::<i64>().ok())
-        .is_some_and(|code| matches!(code & 0xff, TOOBIG | CONSTRAINT | MISMATCH | RANGE))
-}
-
-/// Appends `rows` in one statement (see schema/sqlite/0004_append.sql), all or none, and reads
-/// back the UID and MODSEQ each was given, in the same round trip.
-///
-/// The new message rows are the last `rows.len()` ids of the table: SQLite gives a new
-/// row the largest id plus one, and only the writer inserts. Each row read back is
-/// checked against the append it answers (folder and body digest) before anyone is told.
-pub(super) async fn append_rows(
-    c: &mut SqliteConnection,
-    rows: &[&NewAppend],
-) -> Result<Vec<Appended>, AppendFailure> {
-    let mut sql = String::from(
-        "INSERT INTO message_appends (folder_id, sha256, size, header, content, system_flags,
-            keywords, internal_date, quota) VALUES ",
-    );
-    for i in 0..rows.len() {
-        sql.push_str(if i == 0 {
-            "(?,?,?,?,?,?,?,?,?)"
-        } else {
-            ",(?,?,?,?,?,?,?,?,?)"
-        });
-    }
-    sql.push_str(&format!(
-        "; SELECT m.folder_id, b.sha256, f.uidvalidity, m.uid, m.modseq
-             FROM messages m JOIN folders f ON f.id = m.folder_id JOIN bodies b ON b.id = m.body_id
-            WHERE m.id > (SELECT max(id) FROM messages) - {} ORDER BY m.id",
-        rows.len()
-    ));
-    let mut query = sqlx::query_as::<_, (i64, Vec<u8>, i64, i64, i64)>(sqlx::AssertSqlSafe(sql));
-    for row in rows {
-        query = query
-            .bind(row.folder_id)
-            .bind(&row.raw.sha256[..])
-            .bind(row.raw.len() as i64)
-            .bind(&row.raw.header)
-            .bind(&row.raw.content)
-            .bind(i64::from(row.flags.system))
-            .bind(row.flags.keywords_text())
-            .bind(row.internal_date)
-            .bind(row.quota);
-    }
-    let read = query.fetch_all(&mut *c).await.map_err(|e| {
-        let local = statement_local(&e);
-        let err = match e.as_database_error().map(|d| d.message().to_owned()) {
-            Some(m) if m == "no such folder" => StoreError::NoFolder,
-            Some(m) if m == "folder has run out of UIDs" => StoreError::Invalid(m),
-            Some(m) if m == "over quota" => StoreError::OverQuota,
-            _ => StoreError::from(e),
-        };
-        if local {
-            AppendFailure::Statement(err)
-        } else {
-            AppendFailure::Transaction(err)
-        }
-    })?;
-    let matches = read.len() == rows.len()
-        && read
-            .iter()
-            .zip(rows)
-            .all(|(got, want)| got.0 == want.folder_id && got.1 == want.raw.sha256);
-    if !matches {
-        return Err(AppendFailure::Transaction(StoreError::Invalid(
-            "appended rows did not read back as written".into(),
-        )));
-    }
-    Ok(read
-        .into_iter()
-        .map(|(folder_id, _, uidvalidity, uid, modseq)| Appended {
-            folder_id,
-            uidvalidity: u32::try_from(uidvalidity).unwrap_or(1),
-            uid: u32::try_from(uid).unwrap_or(0),
-            modseq: u64::try_from(modseq).unwrap_or(0),
-        })
-        .collect())
-}
-
-impl Store {
-    /// Appends one message, or refuses it with `OverQuota` if it would take the mailbox
-    /// over a limit; returns once it is durable.
-    pub async fn append(
-        &self,
-        folder_id: i64,
-        message: &[u8],
-        flags: Flags,
-        internal_date: DateTime<Utc>,
-    ) -> Result<Appended, StoreError> {
-        self.append_row(folder_id, message, flags, internal_date, true)
-            .await
-    }
-
-    /// Appends a message that SMTP accepted: the limits were checked at RCPT, when the
-    /// recipient alone could still be refused; after the data, refusing would bounce a
-    /// message the sender was told would be taken, so it may take the mailbox over.
-    pub async fn append_delivered(
-        &self,
-        folder_id: i64,
-        message: &[u8],
-        flags: Flags,
-        internal_date: DateTime<Utc>,
-    ) -> Result<Appended, StoreError> {
-        self.append_row(folder_id, message, flags, internal_date, false)
-            .await
-    }
-
-    async fn append_row(
+impl SqliteStore {
+    /// One message, batched by the writer with its neighbours (module `append`);
+    /// `quota` says whether the mailbox's limits apply.
+    pub(crate) async fn append(
         &self,
         folder_id: i64,
         message: &[u8],
@@ -327,8 +193,7 @@ impl Store {
         Ok(appended)
     }
 
-    /// Delivers one message to several folders in one transaction, the body stored once.
-    pub async fn deliver(
+    pub(crate) async fn deliver(
         &self,
         folder_ids: Vec<i64>,
         message: Arc<RawMessage>,
@@ -348,8 +213,7 @@ impl Store {
         Ok(delivered)
     }
 
-    /// All messages of a folder in UID order (the session's sequence-number map).
-    pub async fn messages(&self, folder_id: i64) -> Result<Vec<MessageMeta>, StoreError> {
+    pub(crate) async fn messages(&self, folder_id: i64) -> Result<Vec<MessageMeta>, StoreError> {
         sqlx::query(concat!(
             "SELECT ",
             meta_columns!(),
@@ -363,8 +227,7 @@ impl Store {
         .collect()
     }
 
-    /// Messages with `from <= uid <= to`, in UID order.
-    pub async fn messages_in_range(
+    pub(crate) async fn messages_in_range(
         &self,
         folder_id: i64,
         from: u32,
@@ -385,8 +248,7 @@ impl Store {
         .collect()
     }
 
-    /// Messages changed after `modseq` (CONDSTORE CHANGEDSINCE, QRESYNC).
-    pub async fn changed_since(
+    pub(crate) async fn changed_since(
         &self,
         folder_id: i64,
         modseq: u64,
@@ -405,8 +267,7 @@ impl Store {
         .collect()
     }
 
-    /// UIDs expunged after `modseq` (QRESYNC VANISHED).
-    pub async fn vanished_since(
+    pub(crate) async fn vanished_since(
         &self,
         folder_id: i64,
         modseq: u64,
@@ -424,8 +285,10 @@ impl Store {
             .collect())
     }
 
-    /// Every keyword set on a message of the folder, for `FLAGS` at SELECT.
-    pub async fn folder_keywords(&self, folder_id: i64) -> Result<BTreeSet<String>, StoreError> {
+    pub(crate) async fn folder_keywords(
+        &self,
+        folder_id: i64,
+    ) -> Result<BTreeSet<String>, StoreError> {
         let lists: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT keywords FROM messages WHERE folder_id = ? AND keywords <> ''",
         )
@@ -440,7 +303,7 @@ impl Store {
             .collect())
     }
 
-    pub async fn counts(&self, folder_id: i64) -> Result<FolderCounts, StoreError> {
+    pub(crate) async fn counts(&self, folder_id: i64) -> Result<FolderCounts, StoreError> {
         let (messages, unseen, deleted, size, deleted_size, recent): (
             i64,
             i64,
@@ -474,29 +337,26 @@ impl Store {
         })
     }
 
-    /// The whole message.
-    pub async fn body(&self, body_id: i64) -> Result<Vec<u8>, StoreError> {
+    pub(crate) async fn body(&self, body_id: i64) -> Result<Vec<u8>, StoreError> {
         let (mut header, content): (Vec<u8>, Vec<u8>) =
             sqlx::query_as("SELECT header, content FROM bodies WHERE id = ?")
                 .bind(body_id)
                 .fetch_optional(self.reader())
                 .await?
-                .ok_or_else(|| StoreError::Invalid(format!("body {body_id} is missing")))?;
+                .ok_or(StoreError::NoBody(body_id))?;
         header.extend_from_slice(&content);
         Ok(header)
     }
 
-    /// The header section only, without reading the body.
-    pub async fn header(&self, body_id: i64) -> Result<Vec<u8>, StoreError> {
+    pub(crate) async fn header(&self, body_id: i64) -> Result<Vec<u8>, StoreError> {
         sqlx::query_scalar("SELECT header FROM bodies WHERE id = ?")
             .bind(body_id)
             .fetch_optional(self.reader())
             .await?
-            .ok_or_else(|| StoreError::Invalid(format!("body {body_id} is missing")))
+            .ok_or(StoreError::NoBody(body_id))
     }
 
-    /// Headers of many messages at once, for first-sync FETCHes: (uid, header).
-    pub async fn headers_in_range(
+    pub(crate) async fn headers_in_range(
         &self,
         folder_id: i64,
         from: u32,
@@ -517,9 +377,7 @@ impl Store {
             .collect())
     }
 
-    /// Changes flags on the given UIDs. With `unchanged_since`, messages modified after
-    /// that MODSEQ are left alone and reported (CONDSTORE).
-    pub async fn store_flags(
+    pub(crate) async fn store_flags(
         &self,
         folder_id: i64,
         uids: Vec<u32>,
@@ -582,9 +440,7 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Copies messages (flags kept) to another folder; UIDs in ascending order. Refused
-    /// with `OverQuota`, nothing copied, if the copies would take the mailbox over a limit.
-    pub async fn copy(
+    pub(crate) async fn copy(
         &self,
         from_folder: i64,
         uids: Vec<u32>,
@@ -599,10 +455,7 @@ impl Store {
         Ok(copied)
     }
 
-    /// Moves messages: a copy and an expunge in one transaction (RFC 6851). Within one
-    /// mailbox the usage does not change, so only a move into another mailbox can be
-    /// refused with `OverQuota`.
-    pub async fn move_messages(
+    pub(crate) async fn move_messages(
         &self,
         from_folder: i64,
         uids: Vec<u32>,
@@ -626,8 +479,7 @@ impl Store {
         Ok(copied)
     }
 
-    /// Removes messages flagged \Deleted (all, or only among `uids`); returns their UIDs.
-    pub async fn expunge(
+    pub(crate) async fn expunge(
         &self,
         folder_id: i64,
         uids: Option<Vec<u32>>,
@@ -666,7 +518,7 @@ async fn copy_in(
         }
     }
     rows.sort_by_key(|(u, _)| *u);
-    let count = u32::try_from(rows.len()).map_err(|_| StoreError::Invalid("too many".into()))?;
+    let count = u32::try_from(rows.len()).map_err(|_| StoreError::UidsExhausted)?;
     if check_quota {
         let bytes = rows
             .iter()

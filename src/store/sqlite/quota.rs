@@ -1,0 +1,132 @@
+//! Mailbox quotas (RFC 9208) in SQLite. Usage is kept by triggers
+//! (schema/sqlite/0011_quota.sql), so every check reads one row instead of summing the
+//! mailbox.
+
+use sqlx::SqliteConnection;
+
+use super::SqliteStore;
+use crate::store::error::StoreError;
+use crate::store::quota::{Quota, QuotaLimit};
+
+type QuotaRow = (Option<i64>, Option<i64>, i64, i64);
+
+fn quota_from_row((storage, messages, bytes, count): QuotaRow) -> Quota {
+    // The columns only ever hold what `to_column` let through, and usage cannot go
+    // below zero; a negative value would be a corrupt row, read as no limit / nothing.
+    Quota {
+        quota_storage: storage.and_then(|v| u64::try_from(v).ok()),
+        quota_messages: messages.and_then(|v| u64::try_from(v).ok()),
+        used_bytes: u64::try_from(bytes).unwrap_or(0),
+        used_messages: u64::try_from(count).unwrap_or(0),
+    }
+}
+
+const MAILBOX_QUOTA: &str =
+    "SELECT quota_storage, quota_messages, used_bytes, used_messages FROM mailboxes WHERE id = ?";
+const FOLDER_QUOTA: &str = "SELECT m.quota_storage, m.quota_messages, m.used_bytes, m.used_messages
+      FROM folders f JOIN mailboxes m ON m.id = f.mailbox_id WHERE f.id = ?";
+
+/// The limits and usage of the mailbox holding `folder_id`, inside a write.
+async fn quota_of_folder_in(c: &mut SqliteConnection, folder_id: i64) -> Result<Quota, StoreError> {
+    let row: Option<QuotaRow> = sqlx::query_as(FOLDER_QUOTA)
+        .bind(folder_id)
+        .fetch_optional(&mut *c)
+        .await?;
+    row.map(quota_from_row).ok_or(StoreError::NoFolder)
+}
+
+/// Refuses, inside the transaction that would add them, messages that would take the
+/// mailbox of `folder_id` over a limit (COPY, MOVE between mailboxes).
+pub(super) async fn check_room(
+    c: &mut SqliteConnection,
+    folder_id: i64,
+    bytes: u64,
+    messages: u64,
+) -> Result<(), StoreError> {
+    if messages > 0
+        && quota_of_folder_in(c, folder_id)
+            .await?
+            .would_exceed(bytes, messages)
+    {
+        return Err(StoreError::OverQuota);
+    }
+    Ok(())
+}
+
+/// The mailbox a folder belongs to, inside a write.
+pub(super) async fn mailbox_of_folder(
+    c: &mut SqliteConnection,
+    folder_id: i64,
+) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT mailbox_id FROM folders WHERE id = ?")
+        .bind(folder_id)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or(StoreError::NoFolder)
+}
+
+/// SQLite integers are signed: a limit past `i64::MAX` bytes is no real limit, and is
+/// refused rather than stored wrapped.
+fn to_column(limit: u64) -> Result<i64, StoreError> {
+    i64::try_from(limit).map_err(|_| StoreError::LimitTooLarge(limit))
+}
+
+impl SqliteStore {
+    pub(crate) async fn quota(&self, mailbox_id: i64) -> Result<Option<Quota>, StoreError> {
+        let row: Option<QuotaRow> = sqlx::query_as(MAILBOX_QUOTA)
+            .bind(mailbox_id)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(row.map(quota_from_row))
+    }
+
+    pub(crate) async fn quota_of_folder(
+        &self,
+        folder_id: i64,
+    ) -> Result<Option<Quota>, StoreError> {
+        let row: Option<QuotaRow> = sqlx::query_as(FOLDER_QUOTA)
+            .bind(folder_id)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(row.map(quota_from_row))
+    }
+
+    pub(crate) async fn set_quota(
+        &self,
+        address: &str,
+        storage: QuotaLimit,
+        messages: QuotaLimit,
+    ) -> Result<Quota, StoreError> {
+        let address = address.trim().to_owned();
+        let column = |l: QuotaLimit| -> Result<Option<Option<i64>>, StoreError> {
+            Ok(match l {
+                QuotaLimit::Keep => None,
+                QuotaLimit::Clear => Some(None),
+                QuotaLimit::Set(v) => Some(Some(to_column(v)?)),
+            })
+        };
+        let storage = column(storage)?;
+        let messages = column(messages)?;
+        self.write(move |c| {
+            Box::pin(async move {
+                let row: Option<QuotaRow> = sqlx::query_as(
+                    "UPDATE mailboxes SET
+                        quota_storage = CASE WHEN ? THEN ? ELSE quota_storage END,
+                        quota_messages = CASE WHEN ? THEN ? ELSE quota_messages END
+                      WHERE address = ?
+                      RETURNING quota_storage, quota_messages, used_bytes, used_messages",
+                )
+                .bind(storage.is_some())
+                .bind(storage.flatten())
+                .bind(messages.is_some())
+                .bind(messages.flatten())
+                .bind(&address)
+                .fetch_optional(&mut *c)
+                .await?;
+                row.map(quota_from_row)
+                    .ok_or(StoreError::NoMailbox(address))
+            })
+        })
+        .await
+    }
+}
