@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
-use mssante::psc_standin::TokenSpec;
 use mssante::store::Flags;
+use mssante_conformance::psc_standin::TokenSpec;
 use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
 

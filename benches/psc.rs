@@ -9,7 +9,7 @@ use std::time::Duration;
 use mssante::auth::PscValidator;
 use mssante::clock;
 use mssante::config::Config;
-use mssante::psc_standin::{PscStandIn, TokenSpec};
+use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
 
 fn config(dir: &std::path::Path, psc_section: &str) -> Config {
     std::fs::write(dir.join("cert.pem"), "").unwrap();

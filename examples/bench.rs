@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{Client, last, xoauth2};
-use mssante::psc_standin::{DEFAULT_AZP, PscStandIn, TokenSpec};
 use mssante::store::{Flags, MailboxKind, NewMailbox, Store};
+use mssante_conformance::psc_standin::{DEFAULT_AZP, PscStandIn, TokenSpec};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;

@@ -3,14 +3,14 @@
 //!
 //! The session targets run the real IMAP and SMTP sessions (connection limits, framing,
 //! literals, SASL, the store) over an in-memory pipe instead of a socket, against a store
-//! in a scratch folder and the PSC stand-in on a loopback port, so that a fuzzer reaches
-//! the authenticated commands with a genuine token. Nothing here exists in production.
+//! in a scratch folder and a PSC on a loopback port, so that a fuzzer reaches the
+//! authenticated commands with a genuine token. Nothing here exists in production.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -22,7 +22,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{AccessEpoch, Authenticator};
 use crate::config::Config;
-use crate::psc_standin::{PscStandIn, TokenSpec};
 use crate::server::Context;
 use crate::smtp::{Interface, TrustList};
 use crate::store::{MailboxKind, NewMailbox, Store};
@@ -43,6 +42,20 @@ const PIPE: usize = 64 * 1024;
 /// What a session said that is kept for the caller.
 const TRANSCRIPT: usize = 256 * 1024;
 
+/// The PSC the sessions trust. The library has no token mint of its own: the caller
+/// starts one on the harness's runtime (the fuzz targets and tests/fuzz_replay.rs start
+/// the conformance crate's stand-in, see fuzz/psc.rs) and says how to reach it.
+pub struct Psc {
+    /// The `[psc]` section that points the server at it, for local validation.
+    pub config: String,
+    /// A token it signed for [`IDNAT`], valid for longer than any run.
+    pub token: String,
+    /// The key id it signs tokens with.
+    pub kid: String,
+    /// What keeps it serving; dropped with the harness.
+    pub server: Box<dyn std::any::Any + Send>,
+}
+
 /// A store, its context, and what the sessions share; replaced every
 /// [`SESSIONS_PER_STORE`] sessions.
 struct World {
@@ -56,20 +69,22 @@ struct World {
 /// A server without listeners: the fuzz targets hand it one input per session.
 pub struct Harness {
     runtime: tokio::runtime::Runtime,
-    psc: PscStandIn,
+    psc: Psc,
     root: PathBuf,
     world: Option<World>,
     generation: u32,
     sessions: u32,
     next_port: u16,
-    /// A token PSC signed for [`IDNAT`], valid for years.
-    token: String,
 }
 
 impl Harness {
-    /// Certificates and the PSC stand-in in a scratch folder of its own under the
-    /// system's temporary folder (`TMPDIR`), removed when the harness goes.
-    pub fn new() -> anyhow::Result<Self> {
+    /// Certificates in a scratch folder of its own under the system's temporary folder
+    /// (`TMPDIR`), removed when the harness goes, and the PSC `start_psc` starts.
+    pub fn new<F, Fut>(start_psc: F) -> anyhow::Result<Self>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::io::Result<Psc>>,
+    {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -86,9 +101,7 @@ impl Harness {
             .context("generating the server certificate")?;
         std::fs::write(root.join("cert.pem"), cert.cert.pem())?;
         std::fs::write(root.join("key.pem"), cert.signing_key.serialize_pem())?;
-        let psc = runtime.block_on(PscStandIn::start(SocketAddr::from(([127, 0, 0, 1], 0))))?;
-        let token = psc
-            .mint(&TokenSpec::valid(IDNAT).with_lifetime(Duration::from_secs(20 * 365 * 86_400)));
+        let psc = runtime.block_on(start_psc()).context("starting the PSC")?;
         let mut harness = Harness {
             runtime,
             psc,
@@ -97,7 +110,6 @@ impl Harness {
             generation: 0,
             sessions: 0,
             next_port: 1024,
-            token,
         };
         harness.renew()?;
         Ok(harness)
@@ -120,7 +132,7 @@ impl Harness {
              {psc}jwks_refetch_interval = \"1d\"\njwks_max_age = \"3650d\"\n\
              algorithms = [\"RS256\", \"ES256\", \"PS256\"]\n",
             data = data_dir.display(),
-            psc = self.psc.config_toml("local"),
+            psc = self.psc.config,
         );
         Config::parse(&text, &self.root).map_err(|e| anyhow::anyhow!("fuzz configuration: {e}"))
     }
@@ -203,13 +215,13 @@ impl Harness {
     fn xoauth2(&self) -> String {
         STANDARD.encode(format!(
             "user={MAILBOX}\x01auth=Bearer {}\x01\x01",
-            self.token
+            self.psc.token
         ))
     }
 
     /// A valid token, for seed inputs.
     pub fn token(&self) -> &str {
-        &self.token
+        &self.psc.token
     }
 
     /// One IMAP session. The first byte chooses how it starts (its two low bits):
@@ -298,7 +310,7 @@ impl Harness {
         let token = match mode {
             0 => String::from_utf8_lossy(input).into_owned(),
             1 => {
-                let header = serde_json::json!({"alg": "RS256", "kid": self.psc.current_kid()});
+                let header = serde_json::json!({"alg": "RS256", "kid": self.psc.kid});
                 format!(
                     "{}.{}.{}",
                     URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -307,7 +319,7 @@ impl Harness {
                 )
             }
             _ => {
-                let mut parts = self.token.splitn(3, '.');
+                let mut parts = self.psc.token.splitn(3, '.');
                 let (_, payload, signature) = (parts.next(), parts.next(), parts.next());
                 format!(
                     "{}.{}.{}",
@@ -322,7 +334,7 @@ impl Harness {
             .block_on(async { context.auth.psc().validate(&token).await });
         // Only the token minted here is genuine: nothing a fuzzer writes may pass.
         anyhow::ensure!(
-            outcome.is_err() || token == self.token,
+            outcome.is_err() || token == self.psc.token,
             "a token the stand-in never signed was accepted: {token}"
         );
         Ok(())

@@ -5,10 +5,8 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod conformance;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -16,8 +14,6 @@ pub mod imap;
 pub mod incident;
 pub mod lifecycle;
 pub mod net;
-pub mod pki;
-pub mod psc_standin;
 pub mod server;
 pub mod smtp;
 pub mod store;

@@ -1,8 +1,10 @@
 //! The `mssante` command: see `mssante --help`.
 #![forbid(unsafe_code)]
 
+mod cli;
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    mssante::cli::main()
+    cli::main()
 }

@@ -14,8 +14,8 @@ use mssante::auth::certificate::{
     self, CertificateError, CertificateIdentity, Revocations, identify, identity_from_pem_file,
 };
 use mssante::config::{HumanDuration, TlsConfig};
-use mssante::pki;
 use mssante::tls::{self, ClientCertificate, TlsSource, handshake_refusal};
+use mssante_conformance::pki;
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::{CertificateDer, ServerName};
 use sha2::{Digest, Sha256};
@@ -926,6 +926,8 @@ fn cli_binds_a_certificate_by_subject_or_by_pin() {
     );
 }
 
+// `mssante dev pki` is a command of the default build only.
+#[cfg(feature = "conformance")]
 #[test]
 fn dev_pki_writes_a_usable_set() {
     let dir = tempfile::tempdir().unwrap();

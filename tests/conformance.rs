@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use mssante::config::Config;
-use mssante::conformance::{self, ClientCertificate, Outcome, Report, Target};
-use mssante::psc_standin::PscStandIn;
 use mssante::server;
 use mssante::store::{DirectoryFields, Grant, MailboxKind, NewMailbox};
+use mssante_conformance::psc_standin::PscStandIn;
+use mssante_conformance::{self as conformance, ClientCertificate, Outcome, Report, Target};
 
 const IDNAT: &str = "899700771191";
 const MAILBOX: &str = "jean.dupont@sandbox.mssante.fr";
@@ -39,7 +39,7 @@ async fn run_suite(mode: &str, name: &str) -> (Report, PathBuf, PathBuf) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    mssante::pki::generate(&certs).unwrap();
+    mssante_conformance::pki::generate(&certs).unwrap();
     let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();

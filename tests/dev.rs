@@ -308,7 +308,7 @@ fn a_temporary_sandbox_removes_its_folder() {
 async fn stand_in_authorization_code_with_pkce_and_refresh() {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use mssante::psc_standin::{DemoProfessional, PscStandIn};
+    use mssante_conformance::psc_standin::{DemoProfessional, PscStandIn};
     use sha2::Digest as _;
 
     let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())

@@ -532,7 +532,7 @@ mod process {
     use std::sync::{Arc, Mutex};
 
     use common::{Client, last};
-    use mssante::psc_standin::{PscStandIn, TokenSpec};
+    use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     use smtp_support::*;

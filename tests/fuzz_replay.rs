@@ -10,6 +10,9 @@ use mssante::fuzzing::{self, Harness};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+#[path = "../fuzz/psc.rs"]
+mod psc;
+
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut out = Vec::new();
@@ -71,13 +74,13 @@ fn mime() {
 
 #[test]
 fn jwt() {
-    let mut h = Harness::new().unwrap();
+    let mut h = Harness::new(psc::start).unwrap();
     replay("jwt", |b| h.jwt(b).map_err(|e| e.to_string()));
 }
 
 #[test]
 fn imap_session() {
-    let mut h = Harness::new().unwrap();
+    let mut h = Harness::new(psc::start).unwrap();
     replay("imap_session", |b| {
         h.imap(b).map(drop).map_err(|e| e.to_string())
     });
@@ -85,7 +88,7 @@ fn imap_session() {
 
 #[test]
 fn smtp_session() {
-    let mut h = Harness::new().unwrap();
+    let mut h = Harness::new(psc::start).unwrap();
     replay("smtp_session", |b| {
         h.smtp(b).map(drop).map_err(|e| e.to_string())
     });
@@ -95,7 +98,7 @@ fn smtp_session() {
 /// with a genuine token, a selected mailbox answers SEARCH, and submitted mail is taken.
 #[test]
 fn session_targets_get_past_authentication() {
-    let mut h = Harness::new().unwrap();
+    let mut h = Harness::new(psc::start).unwrap();
     let said = String::from_utf8_lossy(&h.imap(b"\x03a UID SEARCH ALL\r\nb LOGOUT\r\n").unwrap())
         .into_owned();
     assert!(said.contains("L OK"), "{said}");
@@ -211,13 +214,13 @@ fn mutated_mime() {
 
 #[test]
 fn mutated_jwt() {
-    let mut h = Harness::new().unwrap();
+    let mut h = Harness::new(psc::start).unwrap();
     mutate("jwt", |b| h.jwt(b).map_err(|e| e.to_string()));
 }
 
 #[test]
 fn mutated_imap_session() {
-    let mut h = Harness::new().unwrap();
+    let mut h = Harness::new(psc::start).unwrap();
     mutate("imap_session", |b| {
         h.imap(b).map(drop).map_err(|e| e.to_string())
     });
@@ -225,7 +228,7 @@ fn mutated_imap_session() {
 
 #[test]
 fn mutated_smtp_session() {
-    let mut h = Harness::new().unwrap();
+    let mut h = Harness::new(psc::start).unwrap();
     mutate("smtp_session", |b| {
         h.smtp(b).map(drop).map_err(|e| e.to_string())
     });

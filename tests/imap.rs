@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::*;
-use mssante::psc_standin::{Flaw, TokenSpec};
+use mssante_conformance::psc_standin::{Flaw, TokenSpec};
 
 fn has(lines: &[String], needle: &str) -> bool {
     lines.iter().any(|l| l.contains(needle))

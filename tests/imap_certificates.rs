@@ -8,9 +8,9 @@ use base64::Engine as _;
 use chrono::Utc;
 use mssante::auth::certificate::identity_from_pem_file;
 use mssante::config::Config;
-use mssante::psc_standin::PscStandIn;
 use mssante::server::{self, Running};
 use mssante::store::{AuditOutcome, Grant, MailboxKind, NewMailbox, Store};
+use mssante_conformance::psc_standin::PscStandIn;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -31,7 +31,7 @@ struct World {
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    mssante::pki::generate(&certs).unwrap();
+    mssante_conformance::pki::generate(&certs).unwrap();
     let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();

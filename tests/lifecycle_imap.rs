@@ -10,7 +10,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use mssante::psc_standin::{PscStandIn, TokenSpec};
+use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
 
 const IDNAT: &str = "899700771191";
 const ADDRESS: &str = "jean.dupont@hopital.mssante.fr";
@@ -120,7 +120,7 @@ async fn a_mailbox_used_over_imap_is_unpublished_after_61_days_and_deleted_after
     }
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    mssante::pki::generate(&certs).unwrap();
+    mssante_conformance::pki::generate(&certs).unwrap();
     let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();

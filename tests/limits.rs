@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use chrono::Utc;
 use common::{Client, HOUSE, HOUSE_BAL, World, last, world, xoauth2};
 use futures::StreamExt as _;
-use mssante::psc_standin::{Flaw, TokenSpec};
 use mssante::store::{AuditOutcome, MailboxKind, NewMailbox};
+use mssante_conformance::psc_standin::{Flaw, TokenSpec};
 
 /// A mailbox per professional `i`, owned by a distinct IdNat; returns (address, IdNat).
 async fn professionals(w: &World, n: usize) -> Vec<(String, String)> {

@@ -13,8 +13,8 @@ use mssante::auth::{
 };
 use mssante::clock;
 use mssante::config::Config;
-use mssante::psc_standin::{Flaw, PscStandIn, TokenSpec};
 use mssante::store::{AuditOutcome, DirectoryFields, Grant, MailboxKind, NewMailbox, Store};
+use mssante_conformance::psc_standin::{Flaw, PscStandIn, TokenSpec};
 use tempfile::TempDir;
 
 const HOUSE: &str = "899700000001";

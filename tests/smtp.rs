@@ -138,7 +138,9 @@ async fn smtplib_submits_on_both_ports_and_mail_lands_in_the_inbox() {
         pki.path("ca.crt").to_string_lossy().into_owned(),
         rcpt.clone(),
         a.psc
-            .mint(&mssante::psc_standin::TokenSpec::valid(OTHER_IDNAT)),
+            .mint(&mssante_conformance::psc_standin::TokenSpec::valid(
+                OTHER_IDNAT,
+            )),
     ];
     let out = tokio::task::spawn_blocking(move || python(IMAPLIB, &args))
         .await
@@ -670,7 +672,7 @@ async fn a_queued_message_goes_out_when_the_remote_comes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_message_lost_or_duplicated_across_sigkill() {
     let pki = Pki::new();
-    let psc = mssante::psc_standin::PscStandIn::start("127.0.0.1:0".parse().unwrap())
+    let psc = mssante_conformance::psc_standin::PscStandIn::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -723,7 +725,8 @@ async fn no_message_lost_or_duplicated_across_sigkill() {
     let mut child = spawn();
     wait_up().await;
     let token = psc.mint(
-        &mssante::psc_standin::TokenSpec::valid(IDNAT).with_lifetime(Duration::from_secs(600)),
+        &mssante_conformance::psc_standin::TokenSpec::valid(IDNAT)
+            .with_lifetime(Duration::from_secs(600)),
     );
     let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::Utc;
 use futures::StreamExt;
-use mssante::psc_standin::{PscStandIn, TokenSpec};
 use mssante::store::{MailboxKind, NewMailbox, Store};
+use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::CertificateDer;
 

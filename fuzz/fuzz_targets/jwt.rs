@@ -8,8 +8,11 @@ use std::sync::{LazyLock, Mutex};
 use libfuzzer_sys::fuzz_target;
 use mssante::fuzzing::Harness;
 
+#[path = "../psc.rs"]
+mod psc;
+
 static HARNESS: LazyLock<Mutex<Harness>> =
-    LazyLock::new(|| Mutex::new(Harness::new().expect("fuzz harness")));
+    LazyLock::new(|| Mutex::new(Harness::new(psc::start).expect("fuzz harness")));
 
 fuzz_target!(|data: &[u8]| {
     let mut harness = HARNESS.lock().unwrap_or_else(|p| p.into_inner());

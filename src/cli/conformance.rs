@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::conformance::{self, ClientCertificate, Target};
-use crate::psc_standin::PscStandIn;
+use mssante_conformance::psc_standin::PscStandIn;
+use mssante_conformance::{self as conformance, ClientCertificate, Target};
 
 #[derive(Args, Debug)]
 pub struct ConformanceArgs {

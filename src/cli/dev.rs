@@ -19,10 +19,10 @@ use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
 use super::report;
-use crate::config::Config;
-use crate::pki::Ensured;
-use crate::psc_standin::{DemoProfessional, PscStandIn, REALM_PATH, TokenSpec};
-use crate::store::{DirectoryFields, Grant, MailboxKind, NewMailbox, RawMessage, Store};
+use mssante::config::Config;
+use mssante::store::{DirectoryFields, Grant, MailboxKind, NewMailbox, RawMessage, Store};
+use mssante_conformance::pki::Ensured;
+use mssante_conformance::psc_standin::{DemoProfessional, PscStandIn, REALM_PATH, TokenSpec};
 
 #[derive(Args, Debug)]
 pub struct DevArgs {
@@ -76,7 +76,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
 }
 
 fn pki(out: &Path) -> anyhow::Result<()> {
-    crate::pki::generate(out)
+    mssante_conformance::pki::generate(out)
         .with_context(|| format!("generating the test PKI in {}", out.display()))?;
     println!("test PKI written to {} (not for production)", out.display());
     for name in [
@@ -87,7 +87,7 @@ fn pki(out: &Path) -> anyhow::Result<()> {
     ] {
         println!("  {}", out.join(name).display());
     }
-    for name in crate::pki::leaf_names() {
+    for name in mssante_conformance::pki::leaf_names() {
         println!("  {}", out.join(format!("{name}.crt")).display());
     }
     Ok(())
@@ -217,7 +217,7 @@ async fn sandbox(
     let d = &dir.path;
     let certs = d.join("certs");
     // A kept folder keeps its CA: the clients set up to trust it go on working.
-    let pki = crate::pki::ensure(&certs)
+    let pki = mssante_conformance::pki::ensure(&certs)
         .with_context(|| format!("preparing the test PKI in {}", certs.display()))?;
     let [
         imap_tls,
@@ -254,7 +254,7 @@ async fn sandbox(
     std::fs::write(&config_path, &config_text)
         .with_context(|| format!("writing {}", config_path.display()))?;
     let config = Config::load(&config_path)?;
-    let running = crate::server::start(config)
+    let running = mssante::server::start(config)
         .await
         .context("starting the server")?;
     let store = running.context.store.clone();
@@ -356,7 +356,7 @@ async fn populate(store: &Store, demo: &Demo, certs: &Path) -> anyhow::Result<()
                 "SIL du laboratoire",
             ))
             .await?;
-        let app = crate::auth::certificate::identity_from_pem_file(&certs.join("app.crt"))
+        let app = mssante::auth::certificate::identity_from_pem_file(&certs.join("app.crt"))
             .context("reading the demo application certificate")?;
         store
             .add_grant(
@@ -561,7 +561,10 @@ async fn token(idnat: &str, dir: Option<&Path>, psc: Option<&str>) -> anyhow::Re
         (None, Some(url)) => url.trim_end_matches('/').to_owned(),
         (None, None) => format!("http://127.0.0.1:{}{REALM_PATH}", DEFAULT_PORTS[5]),
     };
-    let url = format!("{issuer}{}", crate::psc_standin::DEV_TOKEN_PATH);
+    let url = format!(
+        "{issuer}{}",
+        mssante_conformance::psc_standin::DEV_TOKEN_PATH
+    );
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))

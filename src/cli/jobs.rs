@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::mailbox::parse_rfc3339;
 use super::status;
-use crate::clock::{FixedClock, SharedClock};
-use crate::config::Config;
-use crate::lifecycle::{Lifecycle, LifecycleError, Mode, publisher_from_config};
-use crate::store::Store;
+use mssante::clock::{FixedClock, SharedClock};
+use mssante::config::Config;
+use mssante::lifecycle::{Lifecycle, LifecycleError, Mode, publisher_from_config};
+use mssante::store::Store;
 
 #[derive(Subcommand, Debug)]
 pub enum JobsCommand {
@@ -51,7 +51,7 @@ pub async fn run(config: &Config, cmd: JobsCommand) -> ExitCode {
     };
     let clock: SharedClock = match at {
         Some(at) => Arc::new(FixedClock(at)),
-        None => crate::clock::system(),
+        None => mssante::clock::system(),
     };
     let jobs = Lifecycle::new(config, store, clock, publisher);
     let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
@@ -89,16 +89,16 @@ pub async fn run(config: &Config, cmd: JobsCommand) -> ExitCode {
 pub async fn tell_existing_mailboxes(
     config: &Config,
     store: &Store,
-    mailbox: &crate::store::Mailbox,
+    mailbox: &mssante::store::Mailbox,
 ) -> anyhow::Result<()> {
     let Some(idnat) = mailbox.owner.as_deref() else {
         return Ok(());
     };
-    if mailbox.kind != crate::store::MailboxKind::Personal {
+    if mailbox.kind != mssante::store::MailboxKind::Personal {
         return Ok(());
     }
-    let clock = crate::clock::SystemClock;
-    let others = crate::lifecycle::notify_existing_mailboxes(config, store, &clock, mailbox)
+    let clock = mssante::clock::SystemClock;
+    let others = mssante::lifecycle::notify_existing_mailboxes(config, store, &clock, mailbox)
         .await
         .context("telling the holder about their other mailboxes")?;
     if others.is_empty() {

@@ -8,9 +8,9 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{report, status};
-use crate::auth::certificate::identity_from_pem_file;
-use crate::config::{ByteSize, Config};
-use crate::store::{
+use mssante::auth::certificate::identity_from_pem_file;
+use mssante::config::{ByteSize, Config};
+use mssante::store::{
     AuditEntry, AuditOutcome, DirectoryFields, Grant, Mailbox, MailboxKind, NewMailbox, Quota,
     QuotaLimit, Store, StoreError,
 };

@@ -1,7 +1,13 @@
 //! The operator interface. Its commands and flags are a contract: operators and test
 //! harnesses script against them, so they are extended, never renamed.
+//!
+//! Part of the binary, not of the server library: `dev` and `conformance` bring the
+//! conformance crate (PSC stand-in, test PKI, the suite), which a production build can
+//! leave out (`--no-default-features`).
 
+#[cfg(feature = "conformance")]
 mod conformance;
+#[cfg(feature = "conformance")]
 mod dev;
 mod jobs;
 mod mailbox;
@@ -11,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, LogFormat};
+use mssante::config::{Config, LogFormat};
 
 #[derive(Parser, Debug)]
 #[command(name = "mssante", version, about = "MSSanté operator mail server")]
@@ -39,9 +45,11 @@ pub enum Command {
     #[command(subcommand)]
     Mailbox(mailbox::MailboxCommand),
     /// Local tools for trying the server (test PKI …); never for production.
+    #[cfg(feature = "conformance")]
     Dev(dev::DevArgs),
     /// Run the operator conformance suite (what the ANS test application checks) against
     /// any IMAP/SMTP server; writes an HTML and a JSON report. Exit 1 if a case failed.
+    #[cfg(feature = "conformance")]
     Conformance(Box<conformance::ConformanceArgs>),
     /// Run the mailbox lifecycle jobs (directory publication, warnings, deletion).
     #[command(subcommand)]
@@ -117,7 +125,7 @@ fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
     if spec.contains("rustls") {
         tracing_subscriber::EnvFilter::new(spec)
     } else {
-        tracing_subscriber::EnvFilter::new(format!("{spec},{}", crate::tls::QUIET_SNI_WARNINGS))
+        tracing_subscriber::EnvFilter::new(format!("{spec},{}", mssante::tls::QUIET_SNI_WARNINGS))
     }
 }
 
@@ -139,7 +147,7 @@ async fn run(args: Args) -> ExitCode {
                 Err(code) => return code,
             };
             init_logging(Some(&config));
-            match crate::server::serve(config).await {
+            match mssante::server::serve(config).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -155,10 +163,12 @@ async fn run(args: Args) -> ExitCode {
             };
             mailbox::run(&config, cmd).await
         }
+        #[cfg(feature = "conformance")]
         Command::Dev(dev) => {
             init_logging(None);
             dev::run(dev).await
         }
+        #[cfg(feature = "conformance")]
         Command::Conformance(args) => {
             init_logging(None);
             conformance::run(*args).await
@@ -204,7 +214,7 @@ async fn audit(
     json: bool,
 ) -> anyhow::Result<()> {
     use std::io::Write;
-    let store = crate::store::Store::open(&config.server.data_dir).await?;
+    let store = mssante::store::Store::open(&config.server.data_dir).await?;
     // Written through a locked handle: a reader that stops early (`| head`) ends the
     // listing instead of a panic on the closed pipe.
     let mut out = std::io::stdout().lock();

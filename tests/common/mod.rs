@@ -10,9 +10,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::Utc;
 use mssante::config::Config;
-use mssante::psc_standin::{PscStandIn, TokenSpec};
 use mssante::server::{self, Running};
 use mssante::store::{MailboxKind, NewMailbox};
+use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,

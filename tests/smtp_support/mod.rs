@@ -11,9 +11,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
 use mssante::config::Config;
-use mssante::psc_standin::{PscStandIn, TokenSpec};
 use mssante::server::Running;
 use mssante::store::{MailboxKind, NewMailbox, Store};
+use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
 use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -35,7 +35,7 @@ pub struct Pki {
 impl Pki {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        mssante::pki::generate(dir.path()).unwrap();
+        mssante_conformance::pki::generate(dir.path()).unwrap();
         Pki { dir }
     }
 

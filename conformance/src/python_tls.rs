@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use super::Outcome;
-use super::wire::{Endpoint, Recorder};
+use crate::case::{CaseCtx, Outcome};
+use crate::wire::{Direction, Endpoint, Recorder};
 
 const SCRIPT: &str = r#"
 import json, socket, ssl, sys
@@ -55,7 +55,7 @@ struct Attempt {
 async fn attempt(endpoint: &Endpoint, version: &str, rec: &Recorder) -> anyhow::Result<Attempt> {
     let (host, port) = endpoint.host_port();
     rec.record(
-        super::wire::Direction::Client,
+        Direction::Client,
         &format!("python3 ssl handshake with {host}:{port}, TLS {version} only"),
     );
     let child = tokio::process::Command::new("python3")
@@ -75,7 +75,7 @@ async fn attempt(endpoint: &Endpoint, version: &str, rec: &Recorder) -> anyhow::
         .context("python3 did not finish within 30 s")??;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().unwrap_or("").to_owned();
-    rec.record(super::wire::Direction::Server, &line);
+    rec.record(Direction::Server, &line);
     serde_json::from_str(&line).with_context(|| {
         format!(
             "python3 said: {line} {}",
@@ -85,11 +85,7 @@ async fn attempt(endpoint: &Endpoint, version: &str, rec: &Recorder) -> anyhow::
 }
 
 /// Pass when the server refuses a TLS `version` handshake that this client can offer.
-pub(crate) async fn refuses(
-    endpoint: &Endpoint,
-    version: &str,
-    rec: &Recorder,
-) -> anyhow::Result<Outcome> {
+async fn refuses(endpoint: &Endpoint, version: &str, rec: &Recorder) -> anyhow::Result<Outcome> {
     let control = match attempt(endpoint, "1.2", rec).await {
         Ok(a) => a,
         Err(e) => return Ok(Outcome::Skipped(format!("{e:#}"))),
@@ -123,4 +119,9 @@ pub(crate) async fn refuses(
             old.error
         )),
     })
+}
+
+/// The case "TLS `version` refused" on the port under test.
+pub(crate) async fn refused(ctx: &CaseCtx<'_>, version: &'static str) -> anyhow::Result<Outcome> {
+    refuses(ctx.endpoint()?, version, &ctx.rec).await
 }

@@ -8,9 +8,10 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::wire::Direction;
-use super::{CaseResult, Outcome, Target};
+use crate::case::{CaseResult, Outcome};
 use crate::psc_standin::PscStandIn;
+use crate::target::Target;
+use crate::wire::Direction;
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Summary {

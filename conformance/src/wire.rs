@@ -202,7 +202,7 @@ pub fn client_config(
         .context("TLS versions")?;
     let builder = match ca {
         Some(ca) => {
-            let roots = crate::tls::root_store(&[ca])
+            let roots = crate::tls::root_store(ca)
                 .with_context(|| format!("reading the CA bundle {}", ca.display()))?;
             builder.with_root_certificates(roots)
         }
