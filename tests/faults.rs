@@ -442,9 +442,11 @@ mod database_locked {
     use common::{HOUSE, HOUSE_BAL, last, world};
     use smtp_support::{IDNAT, Instance, OTHER_IDNAT, Options, Pki, authenticated, message};
 
-    /// Holds an EXCLUSIVE lock on `db` for `hold`, from a thread of its own.
-    fn lock_database(db: std::path::PathBuf, hold: Duration) -> tokio::task::JoinHandle<()> {
-        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    /// Holds an EXCLUSIVE lock on `db` for `hold`, from a thread of its own. Waits for
+    /// the lock without blocking the runtime: the server under test runs on it, and a
+    /// write it has begun must be able to finish before the lock can be taken.
+    async fn lock_database(db: std::path::PathBuf, hold: Duration) -> tokio::task::JoinHandle<()> {
+        let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
         let handle = tokio::task::spawn_blocking(move || {
             let c = rusqlite::Connection::open(db).unwrap();
             // The server may be writing or checkpointing when the lock is asked for, and
@@ -463,7 +465,7 @@ mod database_locked {
             std::thread::sleep(hold);
             c.execute_batch("COMMIT").unwrap();
         });
-        locked_rx.recv().unwrap();
+        locked_rx.await.unwrap();
         handle
     }
 
@@ -482,8 +484,8 @@ mod database_locked {
         let rcpt = a.mailbox("cuddy", OTHER_IDNAT).await;
         let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
 
-        let imap_lock = lock_database(database::file(&w.dir.path().join("data")), LONGER_THAN_BUSY);
-        let smtp_lock = lock_database(database::file(&a.dir.path().join("data")), LONGER_THAN_BUSY);
+        let imap_lock = lock_database(database::file(&w.dir.path().join("data")), LONGER_THAN_BUSY).await;
+        let smtp_lock = lock_database(database::file(&a.dir.path().join("data")), LONGER_THAN_BUSY).await;
         // Both asked while locked; their answers are read once the lock is gone (the
         // clients' own read limits are shorter than the store's busy timeout).
         let tag = c.next_tag();

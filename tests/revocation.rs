@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
@@ -18,12 +17,15 @@ const BYE: &str = "* BYE [ALERT] access to this mailbox was withdrawn, session c
 const PAST_CHECK: Duration = Duration::from_millis(1500);
 
 /// Runs the real binary against the world's configuration and store.
-fn cli(w: &World, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_mssante"))
+/// Runs the operator command without blocking the runtime the server under test runs on
+/// (the command may wait for a write lock that only the server's next step releases).
+async fn cli(w: &World, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mssante"))
         .arg("--config")
         .arg(w.dir.path().join("config.toml"))
         .args(args)
         .output()
+        .await
         .unwrap();
     assert!(
         out.status.success(),
@@ -96,7 +98,7 @@ async fn a_revoked_grant_ends_the_open_session_at_its_next_command() {
     let mut cuddy = selected(&w, SECRETARIAT, CUDDY).await;
     still_works(&mut house).await;
 
-    cli(&w, &["mailbox", "revoke", SECRETARIAT, "--idnat", HOUSE]);
+    cli(&w, &["mailbox", "revoke", SECRETARIAT, "--idnat", HOUSE]).await;
     tokio::time::sleep(PAST_CHECK).await;
     next_command_is_refused(&mut house, "FETCH 1 (BODY[])").await;
     // Cuddy's grant is unchanged: her session goes on, APPEND and SELECT included.
@@ -177,7 +179,7 @@ async fn a_deleted_mailbox_ends_its_sessions() {
     let mut cuddy = w.login(SECRETARIAT, CUDDY).await;
     let mut own = selected(&w, HOUSE_BAL, HOUSE).await;
 
-    cli(&w, &["mailbox", "delete", SECRETARIAT]);
+    cli(&w, &["mailbox", "delete", SECRETARIAT]).await;
     tokio::time::sleep(PAST_CHECK).await;
     next_command_is_refused(&mut house, "FETCH 1 (FLAGS)").await;
     // Not selected: the next command is refused all the same.
@@ -196,12 +198,12 @@ async fn a_lifecycle_deletion_ends_the_sessions_of_the_deleted_mailbox() {
     assert!(cuddy.line().await.starts_with("+ "));
     let mut house = selected(&w, HOUSE_BAL, HOUSE).await;
     // House's mailbox is kept (held) so that only Cuddy's goes.
-    cli(&w, &["mailbox", "hold", HOUSE_BAL]);
+    cli(&w, &["mailbox", "hold", HOUSE_BAL]).await;
 
     let year_later =
         (Utc::now() + TimeDelta::days(400)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    cli(&w, &["jobs", "run", "--at", &year_later]);
-    assert!(cli(&w, &["mailbox", "list"]).contains(HOUSE_BAL));
+    cli(&w, &["jobs", "run", "--at", &year_later]).await;
+    assert!(cli(&w, &["mailbox", "list"]).await.contains(HOUSE_BAL));
     assert_eq!(cuddy.line().await, BYE);
     assert!(cuddy.closed().await);
     tokio::time::sleep(PAST_CHECK).await;
@@ -246,7 +248,7 @@ async fn an_unbound_certificate_ends_the_applicative_session() {
     cli(
         &w,
         &["mailbox", "revoke", labo, "--certificate", &fingerprint],
-    );
+    ).await;
     tokio::time::sleep(PAST_CHECK).await;
     next_command_is_refused(&mut c, "NOOP").await;
     w.stop().await;
