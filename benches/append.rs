@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
 use mssante::store::{Flags, MailboxKind, NewMailbox, Store};
 
 const SECONDS_PER_RUN: u64 = 4;
@@ -38,7 +37,7 @@ async fn inbox(store: &Store, w: usize) -> anyhow::Result<i64> {
             format!("dr{w}@one.mssante.fr"),
             MailboxKind::Personal,
             Some(format!("8{w:011}")),
-            Utc::now(),
+            mssante::clock::SystemClock::now_utc(),
         ))
         .await?;
     let inbox = store
@@ -66,7 +65,12 @@ async fn run(writers: usize) -> anyhow::Result<f64> {
             let mut n = 0;
             while tokio::time::Instant::now() < deadline {
                 store
-                    .append(folder, &message(w, n), Flags::default(), Utc::now())
+                    .append(
+                        folder,
+                        &message(w, n),
+                        Flags::default(),
+                        mssante::clock::SystemClock::now_utc(),
+                    )
                     .await?;
                 n += 1;
                 done.fetch_add(1, Ordering::Relaxed);

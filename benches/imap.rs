@@ -12,7 +12,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use common::*;
 use mssante::store::Flags;
 use mssante_conformance::psc_standin::TokenSpec;
@@ -145,7 +144,7 @@ async fn run() {
             let message = format!(
                 "Return-Path: <sender{i}@clinique.mssante.fr>\r\nReceived: from mx.clinique.mssante.fr by mail.h.mssante.fr; Mon, 23 Nov 2026 10:00:00 +0100\r\nFrom: Docteur {i} <sender{i}@clinique.mssante.fr>\r\nTo: Lisa Cuddy <lisa.cuddy@h.mssante.fr>\r\nSubject: Compte rendu patient {i}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\nMessage-ID: <{i}@clinique.mssante.fr>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nX-MSS-CODECDA: 11488-4\r\n\r\nCompte rendu numero {i}.\r\n"
             );
-            store.append(inbox.id, message.as_bytes(), Flags::default(), Utc::now()).await.unwrap();
+            store.append(inbox.id, message.as_bytes(), Flags::default(), mssante::clock::SystemClock::now_utc()).await.unwrap();
             drop(permit);
         }));
     }

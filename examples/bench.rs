@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
 use common::{Client, last, xoauth2};
 use mssante::store::{Flags, MailboxKind, NewMailbox, Store};
 use mssante_conformance::psc_standin::{DEFAULT_AZP, PscStandIn, TokenSpec};
@@ -114,7 +113,7 @@ async fn fill_ours(data_dir: String, users: usize, sync_n: usize) -> anyhow::Res
                 bal(i),
                 MailboxKind::Personal,
                 Some(idnat(i)),
-                Utc::now(),
+                mssante::clock::SystemClock::now_utc(),
             ))
             .await?;
     }
@@ -134,7 +133,12 @@ async fn fill_ours(data_dir: String, users: usize, sync_n: usize) -> anyhow::Res
         tasks.push(tokio::spawn(async move {
             let m = message(i, 600);
             let r = store
-                .append(inbox.id, m.as_bytes(), Flags::default(), Utc::now())
+                .append(
+                    inbox.id,
+                    m.as_bytes(),
+                    Flags::default(),
+                    mssante::clock::SystemClock::now_utc(),
+                )
                 .await;
             drop(permit);
             r.map(|_| ())
@@ -151,7 +155,7 @@ fn fill_maildir(dir: String, sync_n: usize) -> anyhow::Result<()> {
     for sub in ["cur", "new", "tmp"] {
         std::fs::create_dir_all(std::path::Path::new(&dir).join(sub))?;
     }
-    let now = Utc::now().timestamp();
+    let now = mssante::clock::SystemClock::now_utc().timestamp();
     for i in 0..sync_n {
         let m = message(i, 600);
         let name = format!("{now}.M{i}P1.bench,S={}:2,", m.len());

@@ -13,9 +13,18 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
+impl SystemClock {
+    /// The machine's time, for what stands outside the server and is handed no clock:
+    /// the operator commands' own records, tests and benchmarks acting as the world.
+    #[allow(clippy::disallowed_methods)]
+    pub fn now_utc() -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        Self::now_utc()
     }
 }
 

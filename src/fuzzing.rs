@@ -159,12 +159,12 @@ impl Harness {
                         address,
                         MailboxKind::Personal,
                         Some(owner.into()),
-                        Utc::now(),
+                        crate::clock::SystemClock::now_utc(),
                     ))
                     .await?;
             }
-            let tls = TlsSource::load(&config.tls).await?;
             let clock = crate::clock::system();
+            let tls = TlsSource::load(&config.tls, clock.clone()).await?;
             let auth = Authenticator::new(&config, store.clone(), clock.clone()).await?;
             let shutdown = CancellationToken::new();
             let tasks = TaskTracker::new();

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{AccessEpoch, Authenticator};
-use crate::clock::{self, SharedClock};
+use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::store::Store;
 use crate::tls::TlsSource;
@@ -117,15 +117,15 @@ impl Running {
     }
 }
 
-/// Opens the store and starts every configured listener.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+/// Opens the store and starts every configured listener. Every date the server reads
+/// (token expiry, CRL freshness, lifecycle rules) comes from `clock`.
+pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running> {
     let store = Store::open(&config.server.data_dir)
         .await
         .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
-    let tls = TlsSource::load(&config.tls)
+    let tls = TlsSource::load(&config.tls, clock.clone())
         .await
         .context("loading the TLS certificates, client CAs and CRLs")?;
-    let clock = clock::system();
     let auth = Authenticator::new(&config, store.clone(), clock.clone())
         .await
         .context("starting the authenticator")?;
@@ -159,8 +159,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 /// Runs until SIGTERM or Ctrl-C, then drains.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let running = start(config).await?;
+pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
+    let running = start(config, clock).await?;
     tracing::info!("mssante started");
     wait_for_signal().await;
     tracing::info!("shutting down");

@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+
+use crate::clock::SharedClock;
 use rustls::client::WebPkiServerVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -429,6 +431,8 @@ pub struct TlsSource {
     /// cannot install a configuration built from what the other just replaced.
     update: Mutex<()>,
     refused: Arc<AtomicU64>,
+    /// Dates a CRL's nextUpdate is compared with.
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for TlsSource {
@@ -443,7 +447,7 @@ impl std::fmt::Debug for TlsSource {
 impl TlsSource {
     /// Loads everything; fails if any CRL cannot be had, because starting without a CRL the
     /// operator configured would silently accept revoked certificates.
-    pub async fn load(tls: &TlsConfig) -> Result<Arc<Self>, TlsError> {
+    pub async fn load(tls: &TlsConfig, clock: SharedClock) -> Result<Arc<Self>, TlsError> {
         let http = if tls.crls.iter().any(|s| s.contains("://")) {
             Some(
                 reqwest::Client::builder()
@@ -457,7 +461,7 @@ impl TlsSource {
         let mut crls = Vec::with_capacity(tls.crls.len());
         for source in &tls.crls {
             let set = fetch_source(http.as_ref(), source).await?;
-            warn_if_stale(source, &set);
+            warn_if_stale(source, &set, clock.now());
             crls.push(set);
         }
         let merged = Arc::new(merge(&crls));
@@ -473,6 +477,7 @@ impl TlsSource {
             }),
             update: Mutex::new(()),
             refused,
+            clock,
         }))
     }
 
@@ -544,7 +549,7 @@ impl TlsSource {
         for source in &self.tls.crls {
             match fetch_source(self.http.as_ref(), source).await {
                 Ok(set) => {
-                    warn_if_stale(source, &set);
+                    warn_if_stale(source, &set, self.clock.now());
                     fresh.push(Some(set));
                 }
                 Err(e) => {
@@ -629,9 +634,9 @@ async fn fetch_source(http: Option<&reqwest::Client>, source: &str) -> Result<Cr
 
 /// rustls does not refuse a CRL past its nextUpdate (a late CRL still lists what it
 /// lists); the operator should still know the publisher stopped refreshing it.
-fn warn_if_stale(source: &str, set: &CrlSet) {
+fn warn_if_stale(source: &str, set: &CrlSet, now: DateTime<Utc>) {
     if let Some(next) = set.next_update
-        && next < Utc::now()
+        && next < now
     {
         tracing::warn!(source = %source, next_update = %next, "CRL is past its nextUpdate");
     }

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use mssante::auth::certificate::{
     self, CertificateError, CertificateIdentity, Revocations, identify, identity_from_pem_file,
 };
@@ -77,7 +76,7 @@ async fn identifying_acceptor(
         Arc::new(move || config.clone()),
         Arc::new(|conn: &rustls::ServerConnection| {
             conn.peer_certificates()
-                .map(|chain| identify(chain, Utc::now()))
+                .map(|chain| identify(chain, mssante::clock::SystemClock::now_utc()))
         }),
     )
     .await
@@ -135,13 +134,13 @@ async fn source_acceptor(source: Arc<TlsSource>) -> (SocketAddr, mpsc::Unbounded
     let s = source.clone();
     acceptor(
         Arc::new(move || s.current()),
-        Arc::new(
-            move |conn| match source.client_certificate(conn, Utc::now()) {
+        Arc::new(move |conn| {
+            match source.client_certificate(conn, mssante::clock::SystemClock::now_utc()) {
                 ClientCertificate::Absent => None,
                 ClientCertificate::Verified(id) => Some(Ok(id)),
                 ClientCertificate::Refused(e) => Some(Err(e)),
-            },
-        ),
+            }
+        }),
     )
     .await
 }
@@ -232,9 +231,12 @@ fn first_der(path: &Path) -> CertificateDer<'static> {
 #[tokio::test]
 async fn auth_cli_certificate_gives_its_identity() {
     let dir = fresh_pki();
-    let source = TlsSource::load(&tls_config(dir.path(), vec![crl_path(dir.path())]))
-        .await
-        .unwrap();
+    let source = TlsSource::load(
+        &tls_config(dir.path(), vec![crl_path(dir.path())]),
+        mssante::clock::system(),
+    )
+    .await
+    .unwrap();
     let (addr, mut rx) = source_acceptor(source).await;
 
     let (seen, greeting) = attempt(addr, &mut rx, dir.path(), Some("app")).await;
@@ -265,9 +267,12 @@ async fn auth_cli_certificate_gives_its_identity() {
 #[tokio::test]
 async fn no_certificate_is_accepted_without_identity() {
     let dir = fresh_pki();
-    let source = TlsSource::load(&tls_config(dir.path(), vec![crl_path(dir.path())]))
-        .await
-        .unwrap();
+    let source = TlsSource::load(
+        &tls_config(dir.path(), vec![crl_path(dir.path())]),
+        mssante::clock::system(),
+    )
+    .await
+    .unwrap();
     let (addr, mut rx) = source_acceptor(source).await;
     let (seen, greeting) = attempt(addr, &mut rx, dir.path(), None).await;
     assert!(matches!(seen, Seen::Accepted(None)), "{seen:?}");
@@ -277,9 +282,12 @@ async fn no_certificate_is_accepted_without_identity() {
 #[tokio::test]
 async fn bad_certificates_are_refused_at_the_handshake_each_for_its_reason() {
     let dir = fresh_pki();
-    let source = TlsSource::load(&tls_config(dir.path(), vec![crl_path(dir.path())]))
-        .await
-        .unwrap();
+    let source = TlsSource::load(
+        &tls_config(dir.path(), vec![crl_path(dir.path())]),
+        mssante::clock::system(),
+    )
+    .await
+    .unwrap();
     let (addr, mut rx) = source_acceptor(source.clone()).await;
 
     let tls12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
@@ -331,7 +339,7 @@ fn identify_checks_dates_eku_and_revocation_itself() {
     let dir = fresh_pki();
     let d = dir.path();
     let chain = |name: &str| tls::load_certificates(&d.join(format!("{name}.crt"))).unwrap();
-    let now = Utc::now();
+    let now = mssante::clock::SystemClock::now_utc();
 
     assert_eq!(identify(&chain("app"), now).unwrap().subject, APP_SUBJECT);
     assert_eq!(
@@ -399,7 +407,7 @@ fn renewed_certificate_keeps_subject_and_issuer_with_a_new_fingerprint() {
     assert_eq!(app.issuer, renewed.issuer);
     assert_ne!(app.fingerprint, renewed.fingerprint);
     assert_ne!(app.serial, renewed.serial);
-    let now = Utc::now();
+    let now = mssante::clock::SystemClock::now_utc();
     let over_tls = identify(
         &tls::load_certificates(&dir.path().join("app-renewed.crt")).unwrap(),
         now,
@@ -414,9 +422,12 @@ async fn crl_refresh_applies_new_lists_and_keeps_the_previous_one_when_malformed
     let d = dir.path();
     let crl = d.join("live.crl");
     pki::write_crl(d, &[], &crl).unwrap();
-    let source = TlsSource::load(&tls_config(d, vec![crl.to_string_lossy().into_owned()]))
-        .await
-        .unwrap();
+    let source = TlsSource::load(
+        &tls_config(d, vec![crl.to_string_lossy().into_owned()]),
+        mssante::clock::system(),
+    )
+    .await
+    .unwrap();
     let (addr, mut rx) = source_acceptor(source.clone()).await;
 
     let (seen, _) = attempt(addr, &mut rx, d, Some("revoked")).await;
@@ -482,7 +493,7 @@ async fn crl_from_a_url_is_fetched_and_a_failed_fetch_keeps_it() {
         }
     });
     let url = format!("http://127.0.0.1:{port}/organisations.crl");
-    let source = TlsSource::load(&tls_config(&d, vec![url.clone()]))
+    let source = TlsSource::load(&tls_config(&d, vec![url.clone()]), mssante::clock::system())
         .await
         .unwrap();
     assert_eq!(source.crls().revocations().len(), 1);
@@ -524,7 +535,9 @@ async fn reload_serves_the_new_certificate_to_new_connections_only() {
     let mut config = tls_config(d, vec![]);
     config.certificate = live.path().join("server.crt");
     config.private_key = live.path().join("server.key");
-    let source = TlsSource::load(&config).await.unwrap();
+    let source = TlsSource::load(&config, mssante::clock::system())
+        .await
+        .unwrap();
     let (addr, mut rx) = source_acceptor(source.clone()).await;
 
     let old = connect(addr, client_config(d, Some("app"))).await.unwrap();
@@ -572,7 +585,9 @@ async fn sighup_reloads_the_running_server() {
     std::fs::copy(d.join("ca.crt"), live.path().join("ca.crt")).unwrap();
     let config_path = write_config(live.path());
     let config = mssante::config::Config::load(&config_path).unwrap();
-    let running = mssante::server::start(config).await.unwrap();
+    let running = mssante::server::start(config, mssante::clock::system())
+        .await
+        .unwrap();
     let source = running.context.tls.clone();
     let before = source.current();
 
@@ -645,7 +660,7 @@ async fn tls_1_0_and_1_1_are_refused_and_1_2_accepted() {
     }
     let dir = fresh_pki();
     let ca = dir.path().join("ca.crt");
-    let source = TlsSource::load(&tls_config(dir.path(), vec![]))
+    let source = TlsSource::load(&tls_config(dir.path(), vec![]), mssante::clock::system())
         .await
         .unwrap();
     let (addr, mut rx) = source_acceptor(source).await;
@@ -704,7 +719,7 @@ async fn client_config_presents_our_certificate_to_another_operator() {
     let dir = fresh_pki();
     let d = dir.path();
     // We are operator2; the peer is the server of `tls_config`.
-    let peer = TlsSource::load(&tls_config(d, vec![crl_path(d)]))
+    let peer = TlsSource::load(&tls_config(d, vec![crl_path(d)]), mssante::clock::system())
         .await
         .unwrap();
     let (addr, mut rx) = source_acceptor(peer).await;
@@ -965,12 +980,15 @@ fn dev_pki_writes_a_usable_set() {
 #[tokio::test]
 async fn identity_uses_the_server_clock_after_the_handshake() {
     let dir = fresh_pki();
-    let source = TlsSource::load(&tls_config(dir.path(), vec![crl_path(dir.path())]))
-        .await
-        .unwrap();
+    let source = TlsSource::load(
+        &tls_config(dir.path(), vec![crl_path(dir.path())]),
+        mssante::clock::system(),
+    )
+    .await
+    .unwrap();
     // rustls checks dates with the system time; the identity with the injected clock,
     // here eleven years on, when the certificate has expired.
-    let later = Utc::now() + chrono::Duration::days(11 * 365);
+    let later = mssante::clock::SystemClock::now_utc() + chrono::Duration::days(11 * 365);
     let s = source.clone();
     let (addr, mut rx) = acceptor(
         Arc::new(move || s.current()),

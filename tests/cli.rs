@@ -297,7 +297,7 @@ async fn the_audit_listing_ends_quietly_when_the_reader_stops() {
     // More than a pipe buffer holds, so the writer meets the closed pipe.
     let writes = (0..2000).map(|i| {
         store.audit(mssante::store::AuditEntry {
-            at: chrono::Utc::now(),
+            at: mssante::clock::SystemClock::now_utc(),
             protocol: "imap".into(),
             mechanism: Some("XOAUTH2".into()),
             identity: Some(format!("8997007711{i:04}")),

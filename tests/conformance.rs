@@ -6,7 +6,6 @@ mod tools;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::Utc;
 use mssante::config::Config;
 use mssante::server;
 use mssante::store::{DirectoryFields, Grant, MailboxKind, NewMailbox};
@@ -23,7 +22,7 @@ fn mailbox(address: &str, kind: MailboxKind, owner: Option<&str>) -> NewMailbox 
         kind,
         owner: owner.map(str::to_owned),
         display_name: None,
-        created_at: Utc::now(),
+        created_at: mssante::clock::SystemClock::now_utc(),
         red_list: false,
         directory: DirectoryFields::default(),
     }
@@ -68,7 +67,9 @@ async fn run_suite(mode: &str, name: &str) -> (Report, PathBuf, PathBuf) {
         psc.config_toml(mode)
     );
     let config = Config::parse(&text, dir.path()).unwrap();
-    let running = server::start(config).await.unwrap();
+    let running = server::start(config, mssante::clock::system())
+        .await
+        .unwrap();
     let store = &running.context.store;
     store
         .create_mailbox(mailbox(MAILBOX, MailboxKind::Personal, Some(IDNAT)))

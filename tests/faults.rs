@@ -261,7 +261,10 @@ mod outbound {
         loop {
             let due = a
                 .store()
-                .queue_due(chrono::Utc::now() + chrono::Duration::days(1), 10)
+                .queue_due(
+                    mssante::clock::SystemClock::now_utc() + chrono::Duration::days(1),
+                    10,
+                )
                 .await
                 .unwrap();
             if let Some(m) = due.first().filter(|m| m.attempts >= attempts) {
@@ -484,8 +487,10 @@ mod database_locked {
         let rcpt = a.mailbox("cuddy", OTHER_IDNAT).await;
         let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &a.token()).await;
 
-        let imap_lock = lock_database(database::file(&w.dir.path().join("data")), LONGER_THAN_BUSY).await;
-        let smtp_lock = lock_database(database::file(&a.dir.path().join("data")), LONGER_THAN_BUSY).await;
+        let imap_lock =
+            lock_database(database::file(&w.dir.path().join("data")), LONGER_THAN_BUSY).await;
+        let smtp_lock =
+            lock_database(database::file(&a.dir.path().join("data")), LONGER_THAN_BUSY).await;
         // Both asked while locked; their answers are read once the lock is gone (the
         // clients' own read limits are shorter than the store's busy timeout).
         let tag = c.next_tag();
@@ -835,7 +840,7 @@ mod process {
                         &address,
                         mssante::store::MailboxKind::Personal,
                         Some(format!("81{i:08}")),
-                        chrono::Utc::now(),
+                        mssante::clock::SystemClock::now_utc(),
                     ))
                     .await
                     .unwrap();
@@ -846,7 +851,7 @@ mod process {
                         inbox.id,
                         text.as_bytes(),
                         Default::default(),
-                        chrono::Utc::now(),
+                        mssante::clock::SystemClock::now_utc(),
                     )
                     .await
                     .unwrap();
@@ -860,7 +865,8 @@ mod process {
 
     /// `mssante jobs run` as of `days` from now, as a child process.
     fn jobs_run(config: &Path, days: i64) -> Command {
-        let at = (chrono::Utc::now() + chrono::Duration::days(days)).to_rfc3339();
+        let at =
+            (mssante::clock::SystemClock::now_utc() + chrono::Duration::days(days)).to_rfc3339();
         let mut c = Command::new(env!("CARGO_BIN_EXE_mssante"));
         c.arg("--config")
             .arg(config)
@@ -1237,7 +1243,7 @@ mod process {
     /// Subjects of the messages queued in a stopped server's file.
     async fn queued_subjects(db: &Path) -> HashSet<String> {
         let store = mssante::store::Store::open_file(db).await.unwrap();
-        let later = chrono::Utc::now() + chrono::Duration::days(1);
+        let later = mssante::clock::SystemClock::now_utc() + chrono::Duration::days(1);
         let mut out = HashSet::new();
         for m in store.queue_due(later, 1_000).await.unwrap() {
             out.extend(subject(&store.body(m.body_id).await.unwrap()));

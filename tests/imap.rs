@@ -286,7 +286,7 @@ async fn external_with_an_application_certificate() {
             "labo@h.mssante.fr",
             MailboxKind::Applicative,
             None,
-            chrono::Utc::now(),
+            mssante::clock::SystemClock::now_utc(),
         ))
         .await
         .unwrap();

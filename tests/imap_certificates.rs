@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use chrono::Utc;
 use mssante::auth::certificate::identity_from_pem_file;
 use mssante::config::Config;
 use mssante::server::{self, Running};
@@ -78,7 +77,7 @@ inbound = []
                 kind,
                 owner,
                 display_name: None,
-                created_at: Utc::now(),
+                created_at: mssante::clock::SystemClock::now_utc(),
                 red_list: false,
                 directory: Default::default(),
             })
@@ -106,7 +105,9 @@ inbound = []
         )
         .await
         .unwrap();
-    let running = server::start(config).await.unwrap();
+    let running = server::start(config, mssante::clock::system())
+        .await
+        .unwrap();
     World {
         running,
         certs,

@@ -337,7 +337,7 @@ async fn delete_with_children_leaves_a_noselect_name() {
 async fn older_and_younger_count_seconds_back_from_now() {
     let w = world("").await;
     let mut c = w.login(HOUSE_BAL, HOUSE).await;
-    let now = chrono::Utc::now();
+    let now = mssante::clock::SystemClock::now_utc();
     for (n, hours) in [(1, 50), (2, 3), (3, 0)] {
         let when = (now - chrono::Duration::hours(hours)).format("%d-%b-%Y %H:%M:%S +0000");
         let text = note(n);

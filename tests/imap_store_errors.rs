@@ -7,7 +7,6 @@
 mod common;
 mod database;
 
-use chrono::Utc;
 use common::*;
 use mssante::store::Flags;
 
@@ -28,7 +27,12 @@ async fn fill_inbox(w: &World, n: usize) {
     let inbox = store.folder(mailbox.id, "INBOX").await.unwrap().unwrap();
     for _ in 0..n {
         store
-            .append(inbox.id, NOTE.as_bytes(), Flags::default(), Utc::now())
+            .append(
+                inbox.id,
+                NOTE.as_bytes(),
+                Flags::default(),
+                mssante::clock::SystemClock::now_utc(),
+            )
             .await
             .unwrap();
     }

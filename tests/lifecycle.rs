@@ -509,7 +509,7 @@ async fn a_live_lease_refuses_a_run_and_an_expired_one_is_taken_over() {
     let env = Env::new().await;
     env.create("lease", MailboxKind::Applicative, t0(), false, None)
         .await;
-    let wall = Utc::now();
+    let wall = mssante::clock::SystemClock::now_utc();
     // A process that crashed ten minutes ago, its lease run out.
     assert!(
         env.store
@@ -969,12 +969,14 @@ async fn the_server_scheduler_runs_the_jobs_until_shutdown() {
                 addr("new"),
                 MailboxKind::Applicative,
                 None,
-                Utc::now(),
+                mssante::clock::SystemClock::now_utc(),
             ))
             .await
             .unwrap();
     }
-    let running = mssante::server::start(config).await.unwrap();
+    let running = mssante::server::start(config, mssante::clock::system())
+        .await
+        .unwrap();
     let published = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             if let Ok(text) = std::fs::read_to_string(&jsonl)

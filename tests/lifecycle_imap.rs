@@ -164,7 +164,7 @@ path = "directory.jsonl"
     .unwrap();
     let jsonl = dir.path().join("directory.jsonl");
 
-    let now = Utc::now();
+    let now = mssante::clock::SystemClock::now_utc();
     mssante(
         &config,
         &[

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use chrono::Utc;
 use common::{Client, HOUSE, HOUSE_BAL, World, last, world, xoauth2};
 use futures::StreamExt as _;
 use mssante::store::{AuditOutcome, MailboxKind, NewMailbox};
@@ -27,7 +26,7 @@ async fn professionals(w: &World, n: usize) -> Vec<(String, String)> {
                 &address,
                 MailboxKind::Personal,
                 Some(idnat.clone()),
-                Utc::now(),
+                mssante::clock::SystemClock::now_utc(),
             ))
             .await
             .unwrap();

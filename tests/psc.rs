@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use mssante::auth::certificate::CertificateIdentity;
 use mssante::auth::{
     AuthFailure, Authenticator, Identity, Mechanism, Peer, Protocol, PscValidator, TokenError,
@@ -50,7 +49,7 @@ async fn mailbox(store: &Store, address: &str, kind: MailboxKind, owner: Option<
             kind,
             owner: owner.map(Into::into),
             display_name: None,
-            created_at: Utc::now(),
+            created_at: mssante::clock::SystemClock::now_utc(),
             red_list: false,
             directory: DirectoryFields::default(),
         })

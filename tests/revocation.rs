@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::TimeDelta;
 use common::*;
 use mssante::store::{AuditOutcome, Grant, MailboxKind, NewMailbox, Store};
 use tokio::time::Instant;
@@ -44,7 +44,7 @@ async fn secretariat(w: &World) {
             SECRETARIAT,
             MailboxKind::Organisational,
             None,
-            Utc::now(),
+            mssante::clock::SystemClock::now_utc(),
         ))
         .await
         .unwrap();
@@ -200,8 +200,8 @@ async fn a_lifecycle_deletion_ends_the_sessions_of_the_deleted_mailbox() {
     // House's mailbox is kept (held) so that only Cuddy's goes.
     cli(&w, &["mailbox", "hold", HOUSE_BAL]).await;
 
-    let year_later =
-        (Utc::now() + TimeDelta::days(400)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let year_later = (mssante::clock::SystemClock::now_utc() + TimeDelta::days(400))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     cli(&w, &["jobs", "run", "--at", &year_later]).await;
     assert!(cli(&w, &["mailbox", "list"]).await.contains(HOUSE_BAL));
     assert_eq!(cuddy.line().await, BYE);
@@ -223,7 +223,7 @@ async fn an_unbound_certificate_ends_the_applicative_session() {
             labo,
             MailboxKind::Applicative,
             None,
-            Utc::now(),
+            mssante::clock::SystemClock::now_utc(),
         ))
         .await
         .unwrap();
@@ -248,7 +248,8 @@ async fn an_unbound_certificate_ends_the_applicative_session() {
     cli(
         &w,
         &["mailbox", "revoke", labo, "--certificate", &fingerprint],
-    ).await;
+    )
+    .await;
     tokio::time::sleep(PAST_CHECK).await;
     next_command_is_refused(&mut c, "NOOP").await;
     w.stop().await;
@@ -266,7 +267,7 @@ async fn the_access_counter_moves_only_when_access_may_be_lost() {
             SECRETARIAT,
             MailboxKind::Organisational,
             None,
-            Utc::now(),
+            mssante::clock::SystemClock::now_utc(),
         ))
         .await
         .unwrap();
@@ -274,7 +275,10 @@ async fn the_access_counter_moves_only_when_access_may_be_lost() {
         idnat: HOUSE.into(),
     };
     store.add_grant(SECRETARIAT, grant()).await.unwrap();
-    store.record_authentication(m.id, Utc::now()).await.unwrap();
+    store
+        .record_authentication(m.id, mssante::clock::SystemClock::now_utc())
+        .await
+        .unwrap();
     store.set_hold(SECRETARIAT, true).await.unwrap();
     assert_eq!(store.access_epoch().await.unwrap(), start);
 

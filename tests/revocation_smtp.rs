@@ -3,7 +3,6 @@
 
 mod smtp_support;
 
-use chrono::Utc;
 use mssante::store::{Grant, MailboxKind, NewMailbox, Store};
 use smtp_support::*;
 
@@ -18,7 +17,7 @@ async fn a_revoked_grant_refuses_the_next_mail_from_of_an_open_session() {
             &secretariat,
             MailboxKind::Organisational,
             None,
-            Utc::now(),
+            mssante::clock::SystemClock::now_utc(),
         ))
         .await
         .unwrap();

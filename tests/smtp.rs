@@ -641,7 +641,10 @@ async fn a_queued_message_goes_out_when_the_remote_comes_back() {
     eventually("a failed attempt", || async {
         let due = a
             .store()
-            .queue_due(chrono::Utc::now() + chrono::Duration::days(1), 10)
+            .queue_due(
+                mssante::clock::SystemClock::now_utc() + chrono::Duration::days(1),
+                10,
+            )
             .await
             .unwrap();
         due.first().is_some_and(|m| m.attempts >= 1)
@@ -864,7 +867,7 @@ async fn oauthbearer_and_external_authenticate_too() {
             lab,
             mssante::store::MailboxKind::Applicative,
             None,
-            chrono::Utc::now(),
+            mssante::clock::SystemClock::now_utc(),
         ))
         .await
         .unwrap();
@@ -1115,7 +1118,7 @@ async fn queued_messages_are_relayed_with_canonical_line_endings() {
             Vec::new(),
             outgoing,
             Arc::new(mssante::store::RawMessage::new(raw.as_bytes())),
-            chrono::Utc::now(),
+            mssante::clock::SystemClock::now_utc(),
         )
         .await
         .unwrap();

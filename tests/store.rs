@@ -5,7 +5,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use chrono::Utc;
 use mssante::store::{
     FlagOp, Flags, MailboxKind, NewMailbox, QuotaLimit, RawMessage, Store, StoreError, flag,
 };
@@ -23,7 +22,7 @@ async fn mailbox(store: &Store, address: &str) -> i64 {
             address,
             MailboxKind::Personal,
             Some("899700771191".into()),
-            Utc::now(),
+            mssante::clock::SystemClock::now_utc(),
         ))
         .await
         .unwrap()
@@ -81,7 +80,12 @@ async fn uids_increase_and_are_never_reused_after_expunge_or_restart() {
     let mut last = 0;
     for n in 0..5 {
         let a = store
-            .append(folder, &message(n), Flags::default(), Utc::now())
+            .append(
+                folder,
+                &message(n),
+                Flags::default(),
+                mssante::clock::SystemClock::now_utc(),
+            )
             .await
             .unwrap();
         assert!(a.uid > last, "UIDs strictly increase");
@@ -99,7 +103,12 @@ async fn uids_increase_and_are_never_reused_after_expunge_or_restart() {
         .unwrap();
     assert_eq!(store.expunge(folder, None).await.unwrap(), vec![4, 5]);
     let a = store
-        .append(folder, &message(9), Flags::default(), Utc::now())
+        .append(
+            folder,
+            &message(9),
+            Flags::default(),
+            mssante::clock::SystemClock::now_utc(),
+        )
         .await
         .unwrap();
     assert_eq!(a.uid, 6, "expunged UIDs are not handed out again");
@@ -108,7 +117,12 @@ async fn uids_increase_and_are_never_reused_after_expunge_or_restart() {
 
     let store = Store::open(dir.path()).await.unwrap();
     let a = store
-        .append(folder, &message(10), Flags::default(), Utc::now())
+        .append(
+            folder,
+            &message(10),
+            Flags::default(),
+            mssante::clock::SystemClock::now_utc(),
+        )
         .await
         .unwrap();
     assert_eq!(a.uid, 7, "UIDNEXT survives a restart");
@@ -134,7 +148,12 @@ async fn concurrent_appenders_get_unique_gap_free_uids() {
             let mut uids = Vec::new();
             for n in 0..50 {
                 let a = store
-                    .append(folder, &message(w * 1000 + n), Flags::default(), Utc::now())
+                    .append(
+                        folder,
+                        &message(w * 1000 + n),
+                        Flags::default(),
+                        mssante::clock::SystemClock::now_utc(),
+                    )
                     .await
                     .unwrap();
                 uids.push(a.uid);
@@ -166,11 +185,21 @@ async fn copy_and_move_keep_flags_and_modseq_grows_on_every_change() {
     let mut seen = Flags::new(flag::SEEN | flag::FLAGGED);
     seen.keywords.insert("$Important".into());
     let a1 = store
-        .append(inbox, &message(1), seen.clone(), Utc::now())
+        .append(
+            inbox,
+            &message(1),
+            seen.clone(),
+            mssante::clock::SystemClock::now_utc(),
+        )
         .await
         .unwrap();
     let a2 = store
-        .append(inbox, &message(2), Flags::default(), Utc::now())
+        .append(
+            inbox,
+            &message(2),
+            Flags::default(),
+            mssante::clock::SystemClock::now_utc(),
+        )
         .await
         .unwrap();
     assert!(a2.modseq > a1.modseq);
@@ -249,7 +278,7 @@ async fn one_body_for_many_recipients_and_deletion_removes_orphans() {
     }
     let raw = Arc::new(RawMessage::new(&message(1)));
     let delivered = store
-        .deliver(folders.clone(), raw, Utc::now())
+        .deliver(folders.clone(), raw, mssante::clock::SystemClock::now_utc())
         .await
         .unwrap();
     assert_eq!(delivered.len(), 50);
@@ -263,7 +292,12 @@ async fn one_body_for_many_recipients_and_deletion_removes_orphans() {
     let keep = mailbox(&store, "own@one.mssante.fr").await;
     let own = inbox(&store, keep).await;
     store
-        .append(own, &message(2), Flags::default(), Utc::now())
+        .append(
+            own,
+            &message(2),
+            Flags::default(),
+            mssante::clock::SystemClock::now_utc(),
+        )
         .await
         .unwrap();
 
@@ -320,7 +354,12 @@ async fn each_concurrent_append_is_answered_with_its_own_uid() {
                 flag::FLAGGED
             });
             let appended = store
-                .append(folder, &bytes, flags.clone(), Utc::now())
+                .append(
+                    folder,
+                    &bytes,
+                    flags.clone(),
+                    mssante::clock::SystemClock::now_utc(),
+                )
                 .await
                 .unwrap();
             (folder, bytes, flags, appended)
@@ -365,12 +404,22 @@ async fn one_failing_write_does_not_undo_its_batch_neighbours() {
             if n % 4 == 0 {
                 // an unknown folder: fails inside the shared transaction
                 store
-                    .append(999_999, &message(n), Flags::default(), Utc::now())
+                    .append(
+                        999_999,
+                        &message(n),
+                        Flags::default(),
+                        mssante::clock::SystemClock::now_utc(),
+                    )
                     .await
                     .is_err()
             } else {
                 store
-                    .append(folder, &message(n), Flags::default(), Utc::now())
+                    .append(
+                        folder,
+                        &message(n),
+                        Flags::default(),
+                        mssante::clock::SystemClock::now_utc(),
+                    )
                     .await
                     .is_ok()
             }
@@ -402,7 +451,12 @@ async fn child_appender() {
             for n in 0.. {
                 let body = message(w * 1_000_000 + n);
                 let a = store
-                    .append(folder, &body, Flags::default(), Utc::now())
+                    .append(
+                        folder,
+                        &body,
+                        Flags::default(),
+                        mssante::clock::SystemClock::now_utc(),
+                    )
                     .await
                     .unwrap();
                 println!("acked {} {}", a.uid, w * 1_000_000 + n);
@@ -471,7 +525,12 @@ async fn acknowledged_appends_survive_kill_9() {
     assert_eq!(uids.len(), present.len());
     // Appending again continues after everything that was committed.
     let a = store
-        .append(folder, &message(0), Flags::default(), Utc::now())
+        .append(
+            folder,
+            &message(0),
+            Flags::default(),
+            mssante::clock::SystemClock::now_utc(),
+        )
         .await
         .unwrap();
     assert!(a.uid > *uids.iter().max().unwrap());
@@ -500,7 +559,12 @@ async fn quota_usage_stays_exact_across_append_expunge_copy_move_and_folder_dele
     let other = mailbox(&store, "b@one.mssante.fr").await;
     let other_inbox = self::inbox(&store, other).await;
     store
-        .append(other_inbox, &message(99), Flags::default(), Utc::now())
+        .append(
+            other_inbox,
+            &message(99),
+            Flags::default(),
+            mssante::clock::SystemClock::now_utc(),
+        )
         .await
         .unwrap();
     let other_usage = usage(&store, other).await;
@@ -515,7 +579,12 @@ async fn quota_usage_stays_exact_across_append_expunge_copy_move_and_folder_dele
     check("nothing").await;
     for n in 0..4 {
         store
-            .append(inbox, &message(n), Flags::default(), Utc::now())
+            .append(
+                inbox,
+                &message(n),
+                Flags::default(),
+                mssante::clock::SystemClock::now_utc(),
+            )
             .await
             .unwrap();
     }
@@ -533,7 +602,11 @@ async fn quota_usage_stays_exact_across_append_expunge_copy_move_and_folder_dele
     check("expunge").await;
     let raw = Arc::new(RawMessage::new(&message(7)));
     store
-        .deliver(vec![inbox, work], raw, Utc::now())
+        .deliver(
+            vec![inbox, work],
+            raw,
+            mssante::clock::SystemClock::now_utc(),
+        )
         .await
         .unwrap();
     check("delivery to two folders").await;
@@ -556,7 +629,12 @@ async fn appends_past_a_limit_are_refused_one_by_one_even_in_one_batch() {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .append(inbox, &message(n), Flags::default(), Utc::now())
+                    .append(
+                        inbox,
+                        &message(n),
+                        Flags::default(),
+                        mssante::clock::SystemClock::now_utc(),
+                    )
                     .await
             })
         })
@@ -574,7 +652,12 @@ async fn appends_past_a_limit_are_refused_one_by_one_even_in_one_batch() {
     assert_eq!(usage(&store, mb).await.1, 5);
     // SMTP delivery was weighed at RCPT: it is stored past the limit.
     store
-        .append_delivered(inbox, &message(50), Flags::default(), Utc::now())
+        .append_delivered(
+            inbox,
+            &message(50),
+            Flags::default(),
+            mssante::clock::SystemClock::now_utc(),
+        )
         .await
         .unwrap();
     assert_eq!(usage(&store, mb).await.1, 6);

@@ -8,7 +8,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::Utc;
 use futures::StreamExt;
 use mssante::store::{MailboxKind, NewMailbox, Store};
 use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
@@ -228,7 +227,7 @@ async fn create_mailboxes(data: &Path, users: &Users) -> anyhow::Result<()> {
                         address,
                         MailboxKind::Personal,
                         Some(idnat),
-                        Utc::now(),
+                        mssante::clock::SystemClock::now_utc(),
                     ))
                     .await
             }

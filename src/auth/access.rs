@@ -226,7 +226,6 @@ async fn default_mailbox(store: &Store, identity: &Identity) -> Result<Access, S
 mod tests {
     use super::*;
     use crate::store::{DirectoryFields, NewMailbox};
-    use chrono::Utc;
 
     fn cert(subject: &str, fingerprint: &str) -> CertificateIdentity {
         CertificateIdentity {
@@ -246,7 +245,7 @@ mod tests {
                 kind,
                 owner: owner.map(Into::into),
                 display_name: None,
-                created_at: Utc::now(),
+                created_at: crate::clock::SystemClock::now_utc(),
                 red_list: false,
                 directory: DirectoryFields::default(),
             })

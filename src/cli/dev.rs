@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::Utc;
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
@@ -254,7 +253,7 @@ async fn sandbox(
     std::fs::write(&config_path, &config_text)
         .with_context(|| format!("writing {}", config_path.display()))?;
     let config = Config::load(&config_path)?;
-    let running = mssante::server::start(config)
+    let running = mssante::server::start(config, mssante::clock::system())
         .await
         .context("starting the server")?;
     let store = running.context.store.clone();
@@ -296,7 +295,7 @@ fn new_mailbox(address: &str, kind: MailboxKind, owner: Option<&str>, name: &str
         kind,
         owner: owner.map(str::to_owned),
         display_name: Some(name.into()),
-        created_at: Utc::now(),
+        created_at: mssante::clock::SystemClock::now_utc(),
         red_list: false,
         directory: DirectoryFields {
             description: Some(format!("{name} (sandbox)")),
@@ -381,7 +380,7 @@ async fn populate(store: &Store, demo: &Demo, certs: &Path) -> anyhow::Result<()
             .deliver(
                 vec![inbox.id],
                 Arc::new(RawMessage::new(&message)),
-                Utc::now(),
+                mssante::clock::SystemClock::now_utc(),
             )
             .await?;
     }

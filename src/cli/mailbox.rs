@@ -298,7 +298,7 @@ async fn quota(store: &Store, a: QuotaArgs) -> anyhow::Result<()> {
     );
     store
         .audit(AuditEntry {
-            at: Utc::now(),
+            at: mssante::clock::SystemClock::now_utc(),
             protocol: "cli".into(),
             mechanism: None,
             identity: None,
@@ -430,7 +430,9 @@ async fn create(config: &Config, store: &Store, a: CreateArgs) -> anyhow::Result
         kind: a.kind,
         owner: a.owner,
         display_name: a.name,
-        created_at: a.created_at.unwrap_or_else(Utc::now),
+        created_at: a
+            .created_at
+            .unwrap_or_else(mssante::clock::SystemClock::now_utc),
         red_list: a.red_list,
         directory: DirectoryFields {
             description: a.description,

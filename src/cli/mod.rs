@@ -147,7 +147,7 @@ async fn run(args: Args) -> ExitCode {
                 Err(code) => return code,
             };
             init_logging(Some(&config));
-            match mssante::server::serve(config).await {
+            match mssante::server::serve(config, mssante::clock::system()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

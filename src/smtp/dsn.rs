@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn report_shape() {
-        let now = Utc::now();
+        let now = crate::clock::SystemClock::now_utc();
         let failed = [FailedRecipient {
             address: "x@b.fr".into(),
             orcpt: None,

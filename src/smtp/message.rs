@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn adds_missing_headers_and_keeps_the_rest() {
-        let now = Utc::now();
+        let now = crate::clock::SystemClock::now_utc();
         let original = b"From: a@b.fr\r\nX-MSS-INS:  1 2\t3 \r\nSubject: x\r\n\r\nbody\r\n";
         let out = prepare(original, &trace(now), true).unwrap();
         let text = String::from_utf8(out.clone()).unwrap();
@@ -142,23 +142,34 @@ mod tests {
     fn bcc_is_removed_on_submission_only() {
         let original =
             b"From: a@b.fr\r\nBcc: x@y.fr,\r\n z@y.fr\r\nBCC : w@y.fr\r\nTo: t@y.fr\r\n\r\nBcc: body\r\n";
-        let text = String::from_utf8(prepare(original, &trace(Utc::now()), true).unwrap()).unwrap();
+        let text = String::from_utf8(
+            prepare(original, &trace(crate::clock::SystemClock::now_utc()), true).unwrap(),
+        )
+        .unwrap();
         assert!(
             text.ends_with("From: a@b.fr\r\nTo: t@y.fr\r\n\r\nBcc: body\r\n"),
             "{text}"
         );
-        let kept = prepare(original, &trace(Utc::now()), false).unwrap();
+        let kept = prepare(
+            original,
+            &trace(crate::clock::SystemClock::now_utc()),
+            false,
+        )
+        .unwrap();
         assert!(kept.ends_with(original));
     }
 
     #[test]
     fn keeps_client_ids_and_dates() {
         let original = b"Message-ID: <x@y>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nb\r\n";
-        let text = String::from_utf8(prepare(original, &trace(Utc::now()), true).unwrap()).unwrap();
+        let text = String::from_utf8(
+            prepare(original, &trace(crate::clock::SystemClock::now_utc()), true).unwrap(),
+        )
+        .unwrap();
         assert_eq!(text.matches("Message-ID").count(), 1);
         assert_eq!(text.matches("\nDate:").count(), 1);
         assert_eq!(
-            prepare(b"", &trace(Utc::now()), true),
+            prepare(b"", &trace(crate::clock::SystemClock::now_utc()), true),
             Err(MessageError::NoHeader)
         );
     }

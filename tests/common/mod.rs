@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use chrono::Utc;
 use mssante::config::Config;
 use mssante::server::{self, Running};
 use mssante::store::{MailboxKind, NewMailbox};
@@ -82,7 +81,9 @@ pub async fn world(extra: &str) -> World {
     // Also on disk, for tests that run the CLI as a separate process on the same store.
     std::fs::write(dir.path().join("config.toml"), &text).unwrap();
     let config = Config::parse(&text, dir.path()).unwrap();
-    let running = server::start(config).await.unwrap();
+    let running = server::start(config, mssante::clock::system())
+        .await
+        .unwrap();
     for (address, owner) in [(HOUSE_BAL, HOUSE), (CUDDY_BAL, CUDDY)] {
         running
             .context
@@ -91,7 +92,7 @@ pub async fn world(extra: &str) -> World {
                 address,
                 MailboxKind::Personal,
                 Some(owner.into()),
-                Utc::now(),
+                mssante::clock::SystemClock::now_utc(),
             ))
             .await
             .unwrap();

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chrono::Utc;
 use mssante::config::Config;
 use mssante::server::Running;
 use mssante::store::{MailboxKind, NewMailbox, Store};
@@ -212,7 +211,9 @@ impl Instance {
             .unwrap();
         let path = write_config(pki, dir.path(), &psc, &o);
         let config = Config::load(&path).unwrap();
-        let running = mssante::server::start(config).await.unwrap();
+        let running = mssante::server::start(config, mssante::clock::system())
+            .await
+            .unwrap();
         Instance {
             running,
             psc,
@@ -289,7 +290,7 @@ pub async fn create_mailbox(store: &Store, address: &str, idnat: &str) -> String
             address,
             MailboxKind::Personal,
             Some(idnat.into()),
-            Utc::now(),
+            mssante::clock::SystemClock::now_utc(),
         ))
         .await
         .unwrap();
