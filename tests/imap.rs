@@ -1067,9 +1067,11 @@ async fn refusals_are_audited_with_the_peer() {
 #[tokio::test]
 async fn unparsable_authenticate_lines_are_rate_limited() {
     let w = world("imap.max_commands_per_second = 2").await;
+    // Taken before the connection: the session's allowance starts full when it is
+    // accepted and refills from then on, so pacing is measured from no later than that.
+    let started = tokio::time::Instant::now();
     let mut c = w.connect_tls().await;
     c.line().await;
-    let started = tokio::time::Instant::now();
     let mut burst = Vec::new();
     for i in 0..6 {
         burst.extend_from_slice(format!("b{i} AUTHENTICATE XOAUTH2 !!!!\r\n").as_bytes());
