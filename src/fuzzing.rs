@@ -22,8 +22,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{AccessEpoch, Authenticator};
 use crate::config::Config;
+use crate::context::Context;
 use crate::psc_standin::{PscStandIn, TokenSpec};
-use crate::server::Context;
 use crate::smtp::{Interface, TrustList};
 use crate::store::{MailboxKind, NewMailbox, Store};
 use crate::tls::TlsSource;
@@ -167,7 +167,6 @@ impl Harness {
                 tls,
                 auth,
                 access_epoch,
-                abort: CancellationToken::new(),
             };
             anyhow::Ok(World {
                 context,

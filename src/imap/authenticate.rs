@@ -11,8 +11,8 @@ use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Code, CommandContinuationRequest, Response, StatusKind};
 use imap_codec::{AuthenticateDataCodec, CommandCodec};
 
-use super::connection::{ConnError, Incoming, Stream};
-use super::session::{Session, Transition, audit_mechanism, handshake};
+use super::connection::{ConnError, Incoming};
+use super::session::{Session, Transition, audit_handshake, audit_mechanism};
 use super::text;
 use crate::auth::{AuthFailure, Mechanism, Peer, Protocol};
 
@@ -47,13 +47,11 @@ impl Session {
             .send(&text::tagged_ok(&tag, None, "begin TLS negotiation now"))
             .await?;
         self.conn.flush().await?;
-        let Some(tcp) = self.conn.take_plain() else {
+        let context = &self.shared.context;
+        if let Err(e) = self.conn.start_tls(&context.net, &context.tls).await {
+            audit_handshake(&self.shared, self.peer, e).await;
             return Err(ConnError::Closed);
-        };
-        let Some(tls) = handshake(&self.shared, tcp, self.peer).await else {
-            return Err(ConnError::Closed);
-        };
-        self.conn.set_stream(Stream::Tls(Box::new(tls)));
+        }
         self.tls = true;
         self.note_certificate();
         Ok(Transition::None)
@@ -184,7 +182,7 @@ impl Session {
         let epoch = self.shared.context.access_epoch.current();
         let net = self.shared.context.net.clone();
         let verdict = net
-            .authenticate(&self.shared.auth, mech, &response, &peer)
+            .authenticate(&self.shared.context.auth, mech, &response, &peer)
             .await;
         match verdict.result {
             Ok(authenticated) => {
@@ -192,8 +190,10 @@ impl Session {
                     tracing::info!(%refused, mailbox = %authenticated.mailbox.address, "connection refused");
                     self.conn.send(&text::bye(&refused.to_string())).await?;
                     let mailbox = Some(authenticated.mailbox.address.clone());
+                    let context = &self.shared.context;
                     crate::net::audit_refusal(
-                        &self.shared.context,
+                        &context.store,
+                        context.clock.as_ref(),
                         "imap",
                         self.peer,
                         mailbox,

@@ -13,19 +13,17 @@ use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Atom;
 use imap_codec::imap_types::response::{Code, Greeting, GreetingKind, StatusKind};
-use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
-use tokio_rustls::server::TlsStream;
 
+use super::Shared;
 use super::capabilities::{self, Stage};
-use super::connection::{ConnError, Connection, Incoming, Stream};
-use super::listener::Shared;
+use super::connection::{ConnError, Connection, Incoming};
 use super::revocation::AccessWatch;
 use super::selected::View;
 use super::text;
 use crate::auth::certificate::CertificateIdentity;
-use crate::net::{Admission, RateLimit};
+use crate::net::{Admission, HandshakeError, RateLimit, Stream};
 use crate::store::FolderChange;
 use crate::tls::ClientCertificate;
 
@@ -70,30 +68,11 @@ pub(crate) struct Session {
     started: Instant,
 }
 
-/// Runs the TLS handshake with a time limit, with the configuration current now (a
-/// SIGHUP reload applies to the next connection). A client certificate refused during
-/// the handshake is audited here, where the peer address is known.
-pub(crate) async fn handshake(
-    shared: &Shared,
-    tcp: TcpStream,
-    peer: SocketAddr,
-) -> Option<TlsStream<TcpStream>> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(shared.context.tls.current());
-    let limit = shared.context.config.session.handshake_timeout.0;
-    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => Some(s),
-        Ok(Err(e)) => {
-            tracing::info!(error = %e, "TLS handshake failed");
-            if let Some(refusal) = crate::tls::handshake_refusal(&e) {
-                audit_certificate_refusal(shared, peer, None, crate::tls::refusal_reason(&refusal))
-                    .await;
-            }
-            None
-        }
-        Err(_) => {
-            tracing::info!("TLS handshake timed out");
-            None
-        }
+/// A TLS handshake that ended without a connection: a client certificate refused during
+/// it is audited here, where the peer address is known.
+pub(crate) async fn audit_handshake(shared: &Shared, peer: SocketAddr, error: HandshakeError) {
+    if let HandshakeError::Refused(reason) = error {
+        audit_certificate_refusal(shared, peer, None, reason).await;
     }
 }
 
@@ -124,8 +103,7 @@ impl Session {
 
     /// Looks at the client certificate, if the TLS layer verified one.
     pub(crate) fn note_certificate(&mut self) {
-        if let Some(Stream::Tls(tls)) = self.conn.stream() {
-            let (_, server) = tls.get_ref();
+        if let Some(server) = self.conn.stream().and_then(Stream::tls_connection) {
             let context = &self.shared.context;
             match context.tls.client_certificate(server, context.clock.now()) {
                 ClientCertificate::Absent => {}

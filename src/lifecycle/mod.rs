@@ -53,7 +53,7 @@ pub use directory::{
 
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::config::{Config, HumanDuration, LifecycleConfig};
-use crate::server::Context;
+use crate::context::Context;
 use crate::store::{Mailbox, MailboxKind, Notice, NoticeCopy, Store, StoreError};
 
 /// The lease row's name.

@@ -9,13 +9,12 @@ use std::time::Duration;
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 
 use super::delivery::{self, Recipient};
-use super::io::{Body, Stream, Wire, WireError, bare_reply, has_bare_line_ending, reply};
+use super::io::{Body, Wire, WireError, bare_reply, has_bare_line_ending, reply};
 use super::{COMMAND_TIMEOUT, DATA_TIMEOUT, Interface, Shared, inbound, submission};
 use crate::auth::Authenticated;
-use crate::net::Admission;
+use crate::net::{Admission, HandshakeError, Stream};
 use crate::tls::ClientCertificate;
 
 /// Longest command line; RFC 4954 §4 asks at least 12,288 octets for an AUTH line.
@@ -136,8 +135,7 @@ impl Session {
         interface: Interface,
         admission: Admission,
     ) -> Self {
-        let mut wire = Wire::new(stream);
-        wire.set_write_timeout(shared.context.config.session.write_timeout.0);
+        let wire = Wire::new(shared.context.net.link(stream));
         Session {
             shared,
             wire,
@@ -182,40 +180,23 @@ impl Session {
     /// TLS on the socket (at accept for 465, after STARTTLS otherwise); false if the
     /// handshake failed and the connection is over.
     async fn handshake(&mut self) -> bool {
-        let Stream::Plain(tcp) = std::mem::replace(&mut self.wire.stream, Stream::Gone) else {
+        let context = &self.shared.context;
+        if let Err(e) = self.wire.link.start_tls(&context.net, &context.tls).await {
+            if let HandshakeError::Refused(reason) = e {
+                self.audit_refusal(None, None, &reason).await;
+            }
+            return false;
+        }
+        let Some(connection) = self.wire.link.stream().and_then(Stream::tls_connection) else {
             return false;
         };
-        let acceptor = TlsAcceptor::from(self.shared.context.tls.current());
-        let limit = self.shared.context.config.session.handshake_timeout.0;
-        let accepted = tokio::time::timeout(limit, acceptor.accept(tcp)).await;
-        let stream = match accepted {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                if let Some(refusal) = crate::tls::handshake_refusal(&e) {
-                    let reason = crate::tls::refusal_reason(&refusal);
-                    tracing::info!(%reason, "TLS handshake refused");
-                    self.audit_refusal(None, None, &reason).await;
-                } else {
-                    tracing::debug!(error = %e, "TLS handshake failed");
-                }
-                return false;
-            }
-            Err(_) => {
-                tracing::debug!("TLS handshake timed out");
-                return false;
-            }
-        };
-        let now = self.shared.context.clock.now();
-        self.certificate = self
-            .shared
-            .context
+        self.certificate = context
             .tls
-            .client_certificate(stream.get_ref().1, now);
+            .client_certificate(connection, context.clock.now());
         if let Some(reason) = self.certificate.refusal() {
             tracing::info!(%reason, "client certificate refused");
             self.audit_refusal(None, None, &reason).await;
         }
-        self.wire.stream = Stream::Server(Box::new(stream));
         self.tls = true;
         true
     }
@@ -314,9 +295,8 @@ impl Session {
                 self.say(421, [4, 3, 2], "Server shutting down, try again later")
             }
             WireError::Timeout => self.say(421, [4, 4, 2], "Timeout waiting for the client"),
-            WireError::WriteTimeout => {
-                tracing::info!("the client stopped reading: connection dropped")
-            }
+            // `net::Link` said so.
+            WireError::WriteTimeout => {}
             e => tracing::debug!(error = %e, "connection ended"),
         }
     }

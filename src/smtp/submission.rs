@@ -93,8 +93,9 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<Next, WireError
                     .queue(&super::io::reply(421, [4, 7, 0], &refused.to_string()));
                 let mailbox = Some(done.mailbox.address.clone());
                 let protocol = s.interface.audit_name();
-                crate::net::audit_refusal(&s.shared.context, protocol, s.peer, mailbox, refused)
-                    .await;
+                let context = &s.shared.context;
+                let (store, clock) = (&context.store, context.clock.as_ref());
+                crate::net::audit_refusal(store, clock, protocol, s.peer, mailbox, refused).await;
                 return Ok(Next::Close);
             }
             s.authenticated = Some(done);
