@@ -5,6 +5,7 @@
 //! smtp-proto parses command lines and writes reply lines; everything that reads from
 //! the network (lines, AUTH continuations, DATA, BDAT) is bounded here (`io`).
 
+mod commands;
 mod delivery;
 pub mod dsn;
 mod inbound;
@@ -152,11 +153,11 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, interface: Interface, shared: 
             return;
         }
     };
-    session::run(shared, tcp, peer, interface, admission).await;
+    commands::run(shared, tcp, peer, interface, admission).await;
 }
 
 /// One session over an in-memory stream, for the fuzz targets: the connection limits
-/// and session of a real listener without the socket (see `session::run_memory`). No
+/// and session of a real listener without the socket (see `commands::run_memory`). No
 /// queue runner is started: queued mail stays in the store.
 #[cfg(feature = "fuzzing")]
 pub(crate) async fn serve_memory(
@@ -176,5 +177,5 @@ pub(crate) async fn serve_memory(
     let Ok(admission) = shared.context.net.admit(peer.ip()) else {
         return;
     };
-    session::run_memory(shared, stream, peer, interface, admission).await;
+    commands::run_memory(shared, stream, peer, interface, admission).await;
 }
