@@ -12,7 +12,8 @@ use imap_codec::imap_types::response::{Code, CommandContinuationRequest, Respons
 use imap_codec::{AuthenticateDataCodec, CommandCodec};
 
 use super::connection::{ConnError, Incoming};
-use super::session::{Session, Transition, audit_handshake, audit_mechanism};
+use super::session::{Session, audit_handshake, audit_mechanism};
+use super::state::{State, Transition};
 use super::text;
 use crate::auth::{AuthFailure, Mechanism, Peer, Protocol};
 
@@ -72,7 +73,8 @@ impl Session {
         self.conn
             .send(&text::tagged(&tag, StatusKind::No, Some(code), msg))
             .await?;
-        self.audit_refusal(Some("LOGIN"), "LOGIN is disabled").await;
+        self.audit_refusal(None, Some("LOGIN"), "LOGIN is disabled")
+            .await;
         Ok(Transition::None)
     }
 
@@ -92,7 +94,7 @@ impl Session {
                     "STARTTLS first",
                 ))
                 .await?;
-            self.audit_refusal(Some(&asked), "authentication before TLS")
+            self.audit_refusal(None, Some(&asked), "authentication before TLS")
                 .await;
             return Ok(Transition::None);
         }
@@ -112,7 +114,7 @@ impl Session {
                     "unsupported authentication mechanism",
                 ))
                 .await?;
-            self.audit_refusal(Some(&asked), refusal).await;
+            self.audit_refusal(None, Some(&asked), refusal).await;
             return Ok(Transition::None);
         };
         // Whether the client sent its response inline (SASL-IR) or waited for `+`.
@@ -131,7 +133,7 @@ impl Session {
                 self.conn.send(&empty).await?;
                 self.conn.flush().await?;
                 // Within what is left of the login timeout.
-                let wait = SASL_REPLY_TIMEOUT.min(self.read_limit());
+                let wait = SASL_REPLY_TIMEOUT.min(self.read_limit(&State::NotAuthenticated));
                 match self.sasl_reply(wait).await? {
                     Reply::Data(d) => d,
                     Reply::Raw(r) if mech == Mechanism::External => r,
@@ -139,7 +141,7 @@ impl Session {
                         self.conn
                             .send(&text::tagged(&tag, StatusKind::Bad, None, "invalid base64"))
                             .await?;
-                        self.audit_refusal(Some(mech.name()), "SASL response is not base64")
+                        self.audit_refusal(None, Some(mech.name()), "SASL response is not base64")
                             .await;
                         return Ok(Transition::None);
                     }
@@ -152,7 +154,7 @@ impl Session {
                                 "authentication cancelled",
                             ))
                             .await?;
-                        self.audit_refusal(Some(mech.name()), "cancelled by the client")
+                        self.audit_refusal(None, Some(mech.name()), "cancelled by the client")
                             .await;
                         return Ok(Transition::None);
                     }
@@ -165,7 +167,7 @@ impl Session {
                                 "no SASL response received",
                             ))
                             .await?;
-                        self.audit_refusal(Some(mech.name()), "no SASL response")
+                        self.audit_refusal(None, Some(mech.name()), "no SASL response")
                             .await;
                         return Ok(Transition::None);
                     }

@@ -3,10 +3,11 @@
 //!
 //! Layout: `listener` accepts through `crate::net` (limits, TLS handshake), `connection`
 //! turns bytes into complete messages (lines and literals) and responses into bytes,
-//! `session` holds the state machine, and the command families live in `anystate`,
-//! `authenticate`, `authenticated` and `selected`; `fetch`, `mime` and `search` do the
-//! message work; `ordered` answers SORT and THREAD with the rules kept in `sort` and
-//! `thread`.
+//! `session` runs the command loop over the states of `state`, and the command families
+//! live in `anystate`, `authenticate`, `authenticated` and `selected`, each given the
+//! part of the state it works on; `view` is the selected folder as the session sees it;
+//! `fetch`, `mime` and `search` do the message work; `ordered` answers SORT and THREAD
+//! with the rules kept in `sort` and `thread`.
 
 mod anystate;
 mod authenticate;
@@ -25,8 +26,10 @@ mod selected;
 mod sequence;
 mod session;
 mod sort;
+mod state;
 mod text;
 mod thread;
+mod view;
 
 use tokio_util::sync::CancellationToken;
 
