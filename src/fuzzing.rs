@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{AccessEpoch, Authenticator};
 use crate::config::Config;
-use crate::server::Context;
+use crate::context::Context;
 use crate::smtp::{Interface, TrustList};
 use crate::store::{MailboxKind, NewMailbox, Store};
 use crate::tls::TlsSource;
@@ -178,7 +178,6 @@ impl Harness {
                 tls,
                 auth,
                 access_epoch,
-                abort: CancellationToken::new(),
             };
             anyhow::Ok(World {
                 context,

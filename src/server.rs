@@ -1,9 +1,6 @@
-//! `serve`: every configured listener and the job scheduler, one shutdown path.
-//!
-//! A `CancellationToken` tells every task to stop (SIGTERM, Ctrl-C); a `TaskTracker`
-//! tells us when the last connection has drained. Draining has a deadline
-//! (`[session] shutdown_timeout`): a peer that stops reading must not keep the process
-//! from stopping, so the connections still open then are dropped (`Context::abort`).
+//! `serve`: the composition root. It opens the store, loads TLS and the authenticator,
+//! builds the `Context` every part shares, starts the IMAP and SMTP listeners and the
+//! job scheduler, and stops them all through one drain (`net::drain`).
 
 use std::sync::Arc;
 
@@ -14,106 +11,27 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{AccessEpoch, Authenticator};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::context::Context;
+use crate::net::{Net, Stop};
 use crate::store::Store;
 use crate::tls::TlsSource;
 
-/// Accepts connections until `shutdown`, each served as its own task on `tasks`, which
-/// ends as soon as `abort` fires whatever it is waiting for. An accept error (out of file
-/// descriptors and the like) pauses the loop rather than spin on it.
-pub(crate) async fn accept_loop<F, Fut>(
-    listener: tokio::net::TcpListener,
-    protocol: &'static str,
-    shutdown: CancellationToken,
-    abort: CancellationToken,
-    tasks: TaskTracker,
-    mut serve: F,
-) where
-    F: FnMut(tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                let connection = serve(tcp, peer);
-                let abort = abort.clone();
-                tasks.spawn(async move {
-                    tokio::select! {
-                        _ = connection => {}
-                        _ = abort.cancelled() => {
-                            tracing::info!(%peer, protocol, "connection dropped at the shutdown deadline");
-                        }
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, protocol, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// What every connection and job shares.
-#[derive(Clone, Debug)]
-pub struct Context {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub clock: SharedClock,
-    /// TLS configuration for each accepted connection (`tls.current()`), reloaded on SIGHUP.
-    pub tls: Arc<TlsSource>,
-    /// PSC tokens and certificates for every protocol's SASL.
-    pub auth: Authenticator,
-    /// The store's access counter, watched for every open session at once.
-    pub access_epoch: AccessEpoch,
-    /// Connection caps and the authentication-failure policy, shared by every listener.
-    pub net: Arc<crate::net::Net>,
-    /// Fired when the shutdown deadline has passed: every connection still open is
-    /// dropped where it stands (a write to a peer that stopped reading included).
-    pub abort: CancellationToken,
-}
-
-/// The running server: stop it with `shutdown` and wait with `wait`.
+/// The running server: stop it with `stop`.
 pub struct Running {
     pub context: Context,
-    pub shutdown: CancellationToken,
-    pub tasks: TaskTracker,
     /// Where the IMAP listeners are bound (resolves port 0).
     pub imap: crate::imap::Listening,
     /// Where the SMTP listeners are bound (resolves port 0).
     pub smtp: crate::smtp::Listening,
+    stop: Stop,
 }
 
 impl Running {
-    /// Stops accepting, asks every connection to finish, and waits for them until
-    /// `[session] shutdown_timeout`; then drops the connections still open and waits as
-    /// long again for the rest (jobs finishing a store write), after which it gives up:
-    /// stopping must not depend on any peer.
+    /// Stops accepting, lets every connection finish until `[session] shutdown_timeout`,
+    /// then drops the rest (see `net::drain`).
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        self.tasks.close();
         let grace = self.context.config.session.shutdown_timeout.0;
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_ok() {
-            return;
-        }
-        tracing::warn!(
-            open = self.tasks.len(),
-            "shutdown deadline reached: dropping the connections still open"
-        );
-        self.context.abort.cancel();
-        if tokio::time::timeout(grace, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::error!(
-                open = self.tasks.len(),
-                "tasks still running after the shutdown deadline; stopping without them"
-            );
-        }
+        crate::net::drain(&self.stop, grace).await;
     }
 }
 
@@ -129,13 +47,15 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let auth = Authenticator::new(&config, store.clone(), clock.clone())
         .await
         .context("starting the authenticator")?;
-    let shutdown = CancellationToken::new();
-    let tasks = TaskTracker::new();
-    let access_epoch = AccessEpoch::start(store.clone(), shutdown.clone(), &tasks).await;
-    let net = crate::net::Net::new(&config.session);
-    let context = Context {
-        net,
+    let stop = Stop {
+        shutdown: CancellationToken::new(),
         abort: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    };
+    let (shutdown, tasks) = (&stop.shutdown, &stop.tasks);
+    let access_epoch = AccessEpoch::start(store.clone(), shutdown.clone(), tasks).await;
+    let context = Context {
+        net: Net::new(&config.session),
         config: Arc::new(config),
         store,
         clock,
@@ -143,18 +63,17 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         auth,
         access_epoch,
     };
-    context.tls.spawn_crl_refresh(shutdown.clone(), &tasks);
-    reload_tls_on_sighup(context.tls.clone(), shutdown.clone(), &tasks);
-    crate::lifecycle::spawn_scheduler(&context, shutdown.clone(), &tasks)
+    context.tls.spawn_crl_refresh(shutdown.clone(), tasks);
+    reload_tls_on_sighup(context.tls.clone(), shutdown.clone(), tasks);
+    crate::lifecycle::spawn_scheduler(&context, shutdown.clone(), tasks)
         .context("starting the lifecycle scheduler")?;
-    let imap = crate::imap::start(&context, context.auth.clone(), shutdown.clone(), &tasks).await?;
-    let smtp = crate::smtp::start(&context, shutdown.clone(), &tasks).await?;
+    let imap = crate::imap::start(&context, &stop).await?;
+    let smtp = crate::smtp::start(&context, &stop).await?;
     Ok(Running {
         context,
-        shutdown,
-        tasks,
         imap,
         smtp,
+        stop,
     })
 }
 

@@ -323,6 +323,197 @@ async fn imap_and_smtp_share_one_failure_policy_and_one_count() {
     a.stop().await;
 }
 
+/// The same policy the other way round: refusals through SMTP submission pause the
+/// next refusal for that mailbox through IMAP, and a valid login for another mailbox
+/// from the same address is answered at once.
+#[tokio::test]
+async fn smtp_refusals_count_toward_the_pause_seen_on_imap() {
+    use smtp_support::{IDNAT, Instance, OTHER_IDNAT, Options, Pki};
+    let pki = Pki::new();
+    let mut o = Options::new("a.mssante.test");
+    o.session_extra = "auth_failures_before_delay = 1".into();
+    let a = Instance::start(&pki, o).await;
+    let victim = a.mailbox("house", IDNAT).await;
+    let other = a.mailbox("wilson", OTHER_IDNAT).await;
+    let expired = a.psc.mint(&TokenSpec::flawed(IDNAT, Flaw::Expired));
+
+    // One refusal through SMTP: the free one.
+    let mut smtp = smtp_support::implicit(a.submission_tls(), pki.client(None)).await;
+    assert_eq!(smtp.cmd("EHLO client.test").await.0, 250);
+    let started = Instant::now();
+    let (code, _) = smtp
+        .cmd(&format!(
+            "AUTH XOAUTH2 {}",
+            smtp_support::xoauth2(&victim, &expired)
+        ))
+        .await;
+    assert_eq!(code, 334);
+    let (code, text) = smtp.cmd("").await;
+    assert_eq!(code, 535, "{text}");
+    assert!(started.elapsed() < Duration::from_millis(900));
+
+    // The second, through IMAP: paused, because the count is shared.
+    let mut imap = Client::plain(a.imap_tls()).await;
+    imap.upgrade_config(pki.client(None)).await;
+    imap.line().await;
+    let started = Instant::now();
+    let tag = imap.next_tag();
+    let line = format!(
+        "{tag} AUTHENTICATE XOAUTH2 {}\r\n",
+        xoauth2(&victim, &expired)
+    );
+    imap.send(line.as_bytes()).await;
+    assert!(imap.line().await.starts_with("+ "));
+    imap.send(b"\r\n").await;
+    let r = imap.until(&tag).await;
+    assert!(last(&r).contains("NO [AUTHENTICATIONFAILED]"), "{r:?}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // Someone else from the same address: answered without waiting.
+    let started = Instant::now();
+    let token = a.psc.mint(&TokenSpec::valid(OTHER_IDNAT));
+    let r = imap
+        .cmd(&format!("AUTHENTICATE XOAUTH2 {}", xoauth2(&other, &token)))
+        .await;
+    assert!(last(&r).contains(" OK "), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    a.stop().await;
+}
+
+/// Connects to `addr` and, once `before` has run, sends nothing more: how long until
+/// the server closes the connection (at most `limit`, else `None`).
+async fn silence_until_closed<F, Fut>(
+    addr: std::net::SocketAddr,
+    before: F,
+    limit: Duration,
+) -> Option<Duration>
+where
+    F: FnOnce(tokio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = tokio::net::TcpStream>,
+{
+    use tokio::io::AsyncReadExt;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tcp = before(tcp).await;
+    let started = Instant::now();
+    let mut sink = [0u8; 512];
+    loop {
+        match tokio::time::timeout_at(started + limit, tcp.read(&mut sink)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Writes `line` and reads until `expect` has been seen (a greeting or a reply).
+async fn say(mut tcp: tokio::net::TcpStream, line: &str, expect: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(line.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !String::from_utf8_lossy(&seen).contains(expect) {
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk))
+            .await
+            .expect("the server answered")
+            .unwrap();
+        assert!(n > 0, "closed before {expect:?}: {seen:?}");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    tcp
+}
+
+/// One TLS handshake limit for every port: a client that connects (or says STARTTLS)
+/// and then sends no handshake is disconnected after `[session] handshake_timeout`, on
+/// IMAP and SMTP alike, implicit TLS or STARTTLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tls_port_has_the_same_handshake_time_limit() {
+    use smtp_support::{Instance, Options, Pki};
+    let pki = Pki::new();
+    let mut o = Options::new("a.mssante.test");
+    o.session_extra = "handshake_timeout = \"1s\"".into();
+    let a = Instance::start(&pki, o).await;
+    let limit = Duration::from_secs(10);
+    let (imap_tls, smtp_tls, imap_starttls, smtp_starttls) = tokio::join!(
+        silence_until_closed(a.imap_tls(), |t| async { t }, limit),
+        silence_until_closed(a.submission_tls(), |t| async { t }, limit),
+        silence_until_closed(
+            a.imap_starttls(),
+            |t| async {
+                let t = say(t, "", "* OK").await;
+                say(t, "a STARTTLS\r\n", "a OK").await
+            },
+            limit,
+        ),
+        silence_until_closed(
+            a.submission_starttls(),
+            |t| async {
+                let t = say(t, "", "220 ").await;
+                let t = say(t, "EHLO client.test\r\n", "250 ").await;
+                say(t, "STARTTLS\r\n", "220 ").await
+            },
+            limit,
+        ),
+    );
+    for (port, cut) in [
+        ("IMAP implicit TLS", imap_tls),
+        ("SMTP implicit TLS", smtp_tls),
+        ("IMAP STARTTLS", imap_starttls),
+        ("SMTP STARTTLS", smtp_starttls),
+    ] {
+        let cut = cut.unwrap_or_else(|| panic!("{port}: still open after {limit:?}"));
+        assert!(
+            cut >= Duration::from_millis(900) && cut < Duration::from_secs(4),
+            "{port}: closed after {cut:?}"
+        );
+    }
+    a.stop().await;
+}
+
+/// The per-address cap of unauthenticated connections, seen from IMAP while SMTP holds
+/// the address's slot: one count for both protocols, whichever port comes first.
+#[tokio::test]
+async fn an_smtp_connection_takes_the_slot_an_imap_one_needs() {
+    use smtp_support::{Instance, Options, Pki};
+    let pki = Pki::new();
+    let mut o = Options::new("a.mssante.test");
+    o.session_extra = "max_unauthenticated_per_address = 1".into();
+    let a = Instance::start(&pki, o).await;
+    let held = smtp_support::plain(a.submission_starttls()).await;
+    let mut imap = Client::plain(a.imap_tls()).await;
+    imap.upgrade_config(pki.client(None)).await;
+    assert_eq!(
+        imap.line().await,
+        "* BYE too many unauthenticated connections from your address\r\n"
+    );
+    assert!(imap.closed().await);
+    // On SMTP's implicit TLS port nothing can be said before the handshake: closed.
+    let mut refused = tokio::net::TcpStream::connect(a.submission_tls())
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut refused, &mut byte),
+    )
+    .await
+    .expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // The slot comes back when the SMTP client leaves.
+    drop(held);
+    let started = Instant::now();
+    loop {
+        let mut c = Client::plain(a.imap_tls()).await;
+        c.upgrade_config(pki.client(None)).await;
+        let greeting = c.line().await;
+        if greeting.starts_with("* OK") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{greeting}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.stop().await;
+}
+
 /// The work an address can cost is capped, not its answers delayed: with two checks in
 /// flight per address and a PSC introspection taking a second, four logins from one
 /// address at once go through in two waves.

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use tokio_util::sync::CancellationToken;
@@ -82,35 +81,4 @@ pub async fn run(config: &Config, cmd: JobsCommand) -> ExitCode {
             ExitCode::from(status::FAILURE)
         }
     }
-}
-
-/// After `mailbox create --kind personal`: prints the other mailboxes in the holder's
-/// name and files the notice that lists them for the holder.
-pub async fn tell_existing_mailboxes(
-    config: &Config,
-    store: &Store,
-    mailbox: &mssante::store::Mailbox,
-) -> anyhow::Result<()> {
-    let Some(idnat) = mailbox.owner.as_deref() else {
-        return Ok(());
-    };
-    if mailbox.kind != mssante::store::MailboxKind::Personal {
-        return Ok(());
-    }
-    let clock = mssante::clock::SystemClock;
-    let others = mssante::lifecycle::notify_existing_mailboxes(config, store, &clock, mailbox)
-        .await
-        .context("telling the holder about their other mailboxes")?;
-    if others.is_empty() {
-        println!("no other mailbox in the name of {idnat}");
-        return Ok(());
-    }
-    println!(
-        "other mailboxes in the name of {idnat} (the holder is told in {}'s INBOX):",
-        mailbox.address
-    );
-    for m in others {
-        println!("  {} ({})", m.address, m.kind);
-    }
-    Ok(())
 }

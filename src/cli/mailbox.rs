@@ -446,9 +446,40 @@ async fn create(config: &Config, store: &Store, a: CreateArgs) -> anyhow::Result
     match store.create_mailbox(new).await {
         Ok(m) => {
             println!("created {} ({})", m.address, m.kind);
-            super::jobs::tell_existing_mailboxes(config, store, &m).await
+            tell_existing_mailboxes(config, store, &m).await
         }
         Err(StoreError::MailboxExists(a)) => bail!("mailbox {a} already exists"),
         Err(e) => Err(e.into()),
     }
+}
+
+/// After `mailbox create --kind personal`: prints the other mailboxes in the holder's
+/// name and files the notice that lists them for the holder.
+async fn tell_existing_mailboxes(
+    config: &Config,
+    store: &Store,
+    mailbox: &Mailbox,
+) -> anyhow::Result<()> {
+    let Some(idnat) = mailbox.owner.as_deref() else {
+        return Ok(());
+    };
+    if mailbox.kind != MailboxKind::Personal {
+        return Ok(());
+    }
+    let clock = mssante::clock::SystemClock;
+    let others = mssante::lifecycle::notify_existing_mailboxes(config, store, &clock, mailbox)
+        .await
+        .context("telling the holder about their other mailboxes")?;
+    if others.is_empty() {
+        println!("no other mailbox in the name of {idnat}");
+        return Ok(());
+    }
+    println!(
+        "other mailboxes in the name of {idnat} (the holder is told in {}'s INBOX):",
+        mailbox.address
+    );
+    for m in others {
+        println!("  {} ({})", m.address, m.kind);
+    }
+    Ok(())
 }

@@ -4,16 +4,25 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{IString, NString};
 use imap_codec::imap_types::response::{Data, StatusKind};
 
-use super::capabilities;
+use super::capabilities::{self, Stage};
 use super::connection::ConnError;
-use super::session::{Session, State, Transition};
+use super::session::Session;
+use super::state::{Transition, User};
 use super::text;
+use super::view::View;
 
 impl Session {
-    pub(crate) async fn any_state(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
+    /// `stage` says what CAPABILITY lists; `selected` is the selected folder, for the
+    /// changes NOOP reports.
+    pub(crate) async fn any_state(
+        &mut self,
+        c: Command<'static>,
+        stage: Stage,
+        selected: Option<(&mut User, &mut View)>,
+    ) -> Result<Transition, ConnError> {
         match c.body {
             CommandBody::Capability => {
-                let caps = capabilities::list(self.stage(), self.conn.max_literal());
+                let caps = capabilities::list(stage, self.conn.max_literal());
                 self.conn.send(&text::data(Data::Capability(caps))).await?;
                 self.conn
                     .send(&text::tagged_ok(&c.tag, None, "CAPABILITY completed"))
@@ -21,7 +30,9 @@ impl Session {
                 Ok(Transition::None)
             }
             CommandBody::Noop => {
-                if let Some(t) = self.sync_or_refuse(&c.tag, true).await? {
+                if let Some((user, view)) = selected
+                    && let Some(t) = self.sync_or_refuse(&c.tag, user, view, true).await?
+                {
                     return Ok(t);
                 }
                 self.conn
@@ -42,7 +53,7 @@ impl Session {
                 let mut parameters = vec![(istr("name"), text::nstring(Some("mssante")))];
                 // The exact version tells a scanner which known flaws to try: only those
                 // who logged in get it.
-                if !matches!(self.state, State::NotAuthenticated) {
+                if stage == Stage::Authenticated {
                     parameters.push((
                         istr("version"),
                         text::nstring(Some(env!("CARGO_PKG_VERSION"))),

@@ -11,8 +11,9 @@ use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Code, CommandContinuationRequest, Response, StatusKind};
 use imap_codec::{AuthenticateDataCodec, CommandCodec};
 
-use super::connection::{ConnError, Incoming, Stream};
-use super::session::{Session, Transition, audit_mechanism, handshake};
+use super::connection::{ConnError, Incoming};
+use super::session::{Session, audit_handshake, audit_mechanism};
+use super::state::{State, Transition};
 use super::text;
 use crate::auth::{AuthFailure, Mechanism, Peer, Protocol};
 
@@ -47,13 +48,11 @@ impl Session {
             .send(&text::tagged_ok(&tag, None, "begin TLS negotiation now"))
             .await?;
         self.conn.flush().await?;
-        let Some(tcp) = self.conn.take_plain() else {
+        let context = &self.shared.context;
+        if let Err(e) = self.conn.start_tls(&context.net, &context.tls).await {
+            audit_handshake(&self.shared, self.peer, e).await;
             return Err(ConnError::Closed);
-        };
-        let Some(tls) = handshake(&self.shared, tcp, self.peer).await else {
-            return Err(ConnError::Closed);
-        };
-        self.conn.set_stream(Stream::Tls(Box::new(tls)));
+        }
         self.tls = true;
         self.note_certificate();
         Ok(Transition::None)
@@ -74,7 +73,8 @@ impl Session {
         self.conn
             .send(&text::tagged(&tag, StatusKind::No, Some(code), msg))
             .await?;
-        self.audit_refusal(Some("LOGIN"), "LOGIN is disabled").await;
+        self.audit_refusal(None, Some("LOGIN"), "LOGIN is disabled")
+            .await;
         Ok(Transition::None)
     }
 
@@ -94,7 +94,7 @@ impl Session {
                     "STARTTLS first",
                 ))
                 .await?;
-            self.audit_refusal(Some(&asked), "authentication before TLS")
+            self.audit_refusal(None, Some(&asked), "authentication before TLS")
                 .await;
             return Ok(Transition::None);
         }
@@ -114,7 +114,7 @@ impl Session {
                     "unsupported authentication mechanism",
                 ))
                 .await?;
-            self.audit_refusal(Some(&asked), refusal).await;
+            self.audit_refusal(None, Some(&asked), refusal).await;
             return Ok(Transition::None);
         };
         // Whether the client sent its response inline (SASL-IR) or waited for `+`.
@@ -133,7 +133,7 @@ impl Session {
                 self.conn.send(&empty).await?;
                 self.conn.flush().await?;
                 // Within what is left of the login timeout.
-                let wait = SASL_REPLY_TIMEOUT.min(self.read_limit());
+                let wait = SASL_REPLY_TIMEOUT.min(self.read_limit(&State::NotAuthenticated));
                 match self.sasl_reply(wait).await? {
                     Reply::Data(d) => d,
                     Reply::Raw(r) if mech == Mechanism::External => r,
@@ -141,7 +141,7 @@ impl Session {
                         self.conn
                             .send(&text::tagged(&tag, StatusKind::Bad, None, "invalid base64"))
                             .await?;
-                        self.audit_refusal(Some(mech.name()), "SASL response is not base64")
+                        self.audit_refusal(None, Some(mech.name()), "SASL response is not base64")
                             .await;
                         return Ok(Transition::None);
                     }
@@ -154,7 +154,7 @@ impl Session {
                                 "authentication cancelled",
                             ))
                             .await?;
-                        self.audit_refusal(Some(mech.name()), "cancelled by the client")
+                        self.audit_refusal(None, Some(mech.name()), "cancelled by the client")
                             .await;
                         return Ok(Transition::None);
                     }
@@ -167,7 +167,7 @@ impl Session {
                                 "no SASL response received",
                             ))
                             .await?;
-                        self.audit_refusal(Some(mech.name()), "no SASL response")
+                        self.audit_refusal(None, Some(mech.name()), "no SASL response")
                             .await;
                         return Ok(Transition::None);
                     }
@@ -184,7 +184,7 @@ impl Session {
         let epoch = self.shared.context.access_epoch.current();
         let net = self.shared.context.net.clone();
         let verdict = net
-            .authenticate(&self.shared.auth, mech, &response, &peer)
+            .authenticate(&self.shared.context.auth, mech, &response, &peer)
             .await;
         match verdict.result {
             Ok(authenticated) => {
@@ -192,8 +192,10 @@ impl Session {
                     tracing::info!(%refused, mailbox = %authenticated.mailbox.address, "connection refused");
                     self.conn.send(&text::bye(&refused.to_string())).await?;
                     let mailbox = Some(authenticated.mailbox.address.clone());
+                    let context = &self.shared.context;
                     crate::net::audit_refusal(
-                        &self.shared.context,
+                        &context.store,
+                        context.clock.as_ref(),
                         "imap",
                         self.peer,
                         mailbox,

@@ -19,57 +19,72 @@ use imap_codec::imap_types::response::{
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::connection::{ConnError, Incoming};
-use super::names;
-use super::selected::{View, claim_recent, flags_fetch, store_flags};
+use super::names::{self, DELIMITER};
+use super::selected::{claim_recent, flags_fetch, store_flags};
 use super::sequence;
-use super::session::{Session, State, Transition};
+use super::session::Session;
+use super::state::{Transition, User};
 use super::text;
+use super::view::View;
 use crate::store::{DEFAULT_FOLDERS, Folder, StoreError};
 
-pub(crate) const DELIMITER: char = '/';
-
 impl Session {
-    pub(crate) fn mailbox_id(&self) -> Option<i64> {
-        match &self.state {
-            State::Authenticated(u) | State::Selected(u, _) => Some(u.auth.mailbox.id),
-            _ => None,
-        }
-    }
-
-    /// A folder of this session's mailbox, by the name the client gave. A name that
-    /// cannot be a folder is no folder; a store error is not "no such mailbox", which
-    /// would invite the client to CREATE it.
+    /// A folder of the session's mailbox (`mailbox_id`), by the name the client gave. A
+    /// name that cannot be a folder is no folder; a store error is not "no such
+    /// mailbox", which would invite the client to CREATE it.
     /// A `\Noselect` name is no folder to select, append to or copy into.
     pub(crate) async fn target_folder(
         &self,
+        mailbox_id: i64,
         mailbox: &Mailbox<'_>,
     ) -> Result<Option<Folder>, StoreError> {
-        Ok(self.named_folder(mailbox).await?.filter(|f| !f.noselect))
+        Ok(self
+            .named_folder(mailbox_id, mailbox)
+            .await?
+            .filter(|f| !f.noselect))
     }
 
     /// The folder row behind a name, `\Noselect` ones included (DELETE, RENAME, CREATE).
-    async fn named_folder(&self, mailbox: &Mailbox<'_>) -> Result<Option<Folder>, StoreError> {
-        let (Some(id), Some(name)) = (self.mailbox_id(), text::folder_name(mailbox)) else {
+    async fn named_folder(
+        &self,
+        mailbox_id: i64,
+        mailbox: &Mailbox<'_>,
+    ) -> Result<Option<Folder>, StoreError> {
+        let Some(name) = text::folder_name(mailbox) else {
             return Ok(None);
         };
-        self.shared.context.store.folder(id, &name).await
+        self.shared.context.store.folder(mailbox_id, &name).await
     }
 
+    /// `sync_or_defer` when a folder is selected; otherwise there is nothing to report.
+    async fn sync_selected(
+        &mut self,
+        user: &mut User,
+        view: Option<&mut View>,
+        allow_expunge: bool,
+    ) -> Result<Option<Transition>, ConnError> {
+        match view {
+            Some(view) => self.sync_or_defer(user, view, allow_expunge).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The folder commands, valid whether a folder is selected (`view`) or not.
     pub(crate) async fn mailbox_command(
         &mut self,
+        user: &mut User,
+        mut view: Option<&mut View>,
         c: Command<'static>,
     ) -> Result<Transition, ConnError> {
         let tag = c.tag;
-        let Some(mailbox_id) = self.mailbox_id() else {
-            return Ok(Transition::None);
-        };
+        let mailbox_id = user.auth.mailbox.id;
         let store = self.shared.context.store.clone();
         // Changes to the selected folder are reported after any command, not only the
         // message commands (SELECT replaces the view, IDLE reports on its own).
         if !matches!(
             c.body,
             CommandBody::Select { .. } | CommandBody::Examine { .. } | CommandBody::Idle
-        ) && let Some(t) = self.sync_or_defer(true).await?
+        ) && let Some(t) = self.sync_selected(user, view.as_deref_mut(), true).await?
         {
             return Ok(t);
         }
@@ -79,11 +94,11 @@ impl Session {
             CommandBody::Select {
                 mailbox,
                 parameters,
-            } => Box::pin(self.select(tag, mailbox, parameters, false)).await,
+            } => Box::pin(self.select(user, view, tag, mailbox, parameters, false)).await,
             CommandBody::Examine {
                 mailbox,
                 parameters,
-            } => Box::pin(self.select(tag, mailbox, parameters, true)).await,
+            } => Box::pin(self.select(user, view, tag, mailbox, parameters, true)).await,
             CommandBody::Create { mailbox } => {
                 let Some(name) = text::folder_name(&mailbox) else {
                     return self.no(&tag, "invalid mailbox name").await;
@@ -96,7 +111,7 @@ impl Session {
                     Ok(_) => self.ok(&tag, "CREATE completed").await,
                     Err(StoreError::FolderExists(_)) => {
                         // A \Noselect name left by DELETE becomes a folder again.
-                        match self.named_folder(&mailbox).await {
+                        match self.named_folder(mailbox_id, &mailbox).await {
                             Ok(Some(f)) if f.noselect => match store.make_selectable(f.id).await {
                                 Ok(()) => self.ok(&tag, "CREATE completed").await,
                                 Err(e) => self.no_internal(&tag, "CREATE failed", &e).await,
@@ -108,7 +123,7 @@ impl Session {
                 }
             }
             CommandBody::Delete { mailbox } => {
-                let folder = match self.named_folder(&mailbox).await {
+                let folder = match self.named_folder(mailbox_id, &mailbox).await {
                     Ok(Some(f)) => f,
                     Ok(None) => return self.no_nonexistent(&tag).await,
                     Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
@@ -138,8 +153,7 @@ impl Session {
                 if let Err(e) = deleted {
                     return self.no_internal(&tag, "DELETE failed", &e).await;
                 }
-                let unselect =
-                    matches!(&self.state, State::Selected(_, v) if v.folder.id == folder.id);
+                let unselect = view.is_some_and(|v| v.folder.id == folder.id);
                 self.conn
                     .send(&text::tagged_ok(&tag, None, "DELETE completed"))
                     .await?;
@@ -150,7 +164,7 @@ impl Session {
                 })
             }
             CommandBody::Rename { from, to } => {
-                let source = match self.named_folder(&from).await {
+                let source = match self.named_folder(mailbox_id, &from).await {
                     Ok(Some(f)) => f,
                     Ok(None) => return self.no_nonexistent(&tag).await,
                     Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
@@ -183,7 +197,9 @@ impl Session {
                 };
                 match result {
                     Ok(()) => {
-                        self.mark_dirty();
+                        if let Some(v) = view {
+                            v.dirty = true;
+                        }
                         self.ok(&tag, "RENAME completed").await
                     }
                     Err(StoreError::FolderExists(_)) => {
@@ -198,7 +214,7 @@ impl Session {
                 // SUBSCRIBE checks that the folder exists (RFC 3501 lets it); UNSUBSCRIBE
                 // must not, or a deleted folder could never leave the list.
                 let name = if subscribe {
-                    match self.target_folder(&mailbox).await {
+                    match self.target_folder(mailbox_id, &mailbox).await {
                         Ok(Some(f)) => f.name,
                         Ok(None) => return self.no_nonexistent(&tag).await,
                         Err(e) => {
@@ -235,7 +251,7 @@ impl Session {
                 mailbox,
                 item_names,
             } => {
-                let folder = match self.target_folder(&mailbox).await {
+                let folder = match self.target_folder(mailbox_id, &mailbox).await {
                     Ok(Some(f)) => f,
                     Ok(None) => return self.no_nonexistent(&tag).await,
                     Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
@@ -279,7 +295,7 @@ impl Session {
                 date,
                 message,
             } => {
-                let folder = match self.target_folder(&mailbox).await {
+                let folder = match self.target_folder(mailbox_id, &mailbox).await {
                     Ok(Some(f)) => f,
                     Ok(None) => return self.no_such_target(&tag).await,
                     Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
@@ -310,8 +326,10 @@ impl Session {
                     }),
                     _ => None,
                 };
-                self.mark_dirty();
-                if let Some(t) = self.sync_or_defer(true).await? {
+                if let Some(v) = view.as_deref_mut() {
+                    v.dirty = true;
+                }
+                if let Some(t) = self.sync_selected(user, view, true).await? {
                     return Ok(t);
                 }
                 self.conn
@@ -338,7 +356,6 @@ impl Session {
                 let mut enabled = Vec::new();
                 for cap in capabilities.as_ref() {
                     let name = cap.to_string().to_ascii_uppercase();
-                    let Some(user) = self.user_mut() else { break };
                     match name.as_str() {
                         "CONDSTORE" => {
                             user.condstore = true;
@@ -360,7 +377,7 @@ impl Session {
                     .await?;
                 self.ok(&tag, "ENABLE completed").await
             }
-            CommandBody::Idle => self.idle(tag).await,
+            CommandBody::Idle => self.idle(user, view, tag).await,
             _ => self.bad(&tag, "unexpected command").await,
         }
     }
@@ -386,14 +403,15 @@ impl Session {
 
     async fn select(
         &mut self,
+        user: &mut User,
+        view: Option<&mut View>,
         tag: imap_codec::imap_types::core::Tag<'static>,
         mailbox: Mailbox<'static>,
         parameters: Vec<SelectParameter>,
         read_only: bool,
     ) -> Result<Transition, ConnError> {
-        let was_selected = matches!(self.state, State::Selected(..));
-        let qresync_on =
-            matches!(&self.state, State::Authenticated(u) | State::Selected(u, _) if u.qresync);
+        let was_selected = view.is_some();
+        let qresync_on = user.qresync;
         if was_selected && qresync_on {
             self.conn
                 .send(&text::untagged_ok(
@@ -405,11 +423,7 @@ impl Session {
         let mut qresync = None;
         for p in &parameters {
             match p {
-                SelectParameter::CondStore => {
-                    if let Some(u) = self.user_mut() {
-                        u.condstore = true;
-                    }
-                }
+                SelectParameter::CondStore => user.condstore = true,
                 SelectParameter::QResync {
                     uid_validity,
                     mod_sequence_value,
@@ -433,7 +447,7 @@ impl Session {
         } else {
             Transition::None
         };
-        let folder = match self.target_folder(&mailbox).await {
+        let folder = match self.target_folder(user.auth.mailbox.id, &mailbox).await {
             Ok(Some(f)) => f,
             Ok(None) => {
                 self.no_nonexistent(&tag).await?;
@@ -664,12 +678,14 @@ impl Session {
 
     async fn idle(
         &mut self,
+        user: &mut User,
+        mut view: Option<&mut View>,
         tag: imap_codec::imap_types::core::Tag<'static>,
     ) -> Result<Transition, ConnError> {
         let plus = Response::CommandContinuationRequest(
             CommandContinuationRequest::basic(None, "idling").map_err(|_| ConnError::Closed)?,
         );
-        if let Some(t) = self.sync_or_defer(true).await? {
+        if let Some(t) = self.sync_selected(user, view.as_deref_mut(), true).await? {
             return Ok(t);
         }
         self.conn.send(&plus).await?;
@@ -679,7 +695,7 @@ impl Session {
         loop {
             let limit = self.idle_limit();
             let shutdown = self.shared.shutdown.clone();
-            let access_due = self.access_due();
+            let access_due = user.access.due(&self.shared.context.access_epoch);
             enum Event {
                 Read(Result<Incoming, ConnError>),
                 Change,
@@ -688,17 +704,17 @@ impl Session {
             }
             let event = {
                 let conn = &mut self.conn;
-                let state = &mut self.state;
+                let (changes, selected) = (&mut user.changes, view.as_deref_mut());
                 tokio::select! {
                     _ = shutdown.cancelled() => Event::Shutdown,
                     r = conn.read(limit) => Event::Read(r),
                     _ = async {
-                        match state {
-                            State::Selected(u, v) => {
-                                u.changes.wait(v.folder.id).await;
+                        match selected {
+                            Some(v) => {
+                                changes.wait(v.folder.id).await;
                                 v.dirty = true;
                             }
-                            _ => std::future::pending::<()>().await,
+                            None => std::future::pending::<()>().await,
                         }
                     } => Event::Change,
                     _ = super::revocation::check_due(access_due, &mut access) => Event::AccessCheck,
@@ -711,13 +727,13 @@ impl Session {
                 }
                 Event::Change => {
                     // A failed read stays pending: the next change or DONE tries again.
-                    if let Some(t) = self.sync_or_defer(true).await? {
+                    if let Some(t) = self.sync_selected(user, view.as_deref_mut(), true).await? {
                         return Ok(t);
                     }
                     self.conn.flush().await?;
                 }
                 Event::AccessCheck => {
-                    if !self.access_still_granted().await? {
+                    if !self.access_still_granted(user).await? {
                         return Ok(Transition::Logout);
                     }
                 }
@@ -743,7 +759,9 @@ impl Session {
                         .decode_message(&IdleDoneCodec::default())
                         .is_ok();
                     if done {
-                        if let Some(t) = self.sync_or_refuse(&tag, true).await? {
+                        if let Some(v) = view
+                            && let Some(t) = self.sync_or_refuse(&tag, user, v, true).await?
+                        {
                             return Ok(t);
                         }
                         self.conn

@@ -3,7 +3,7 @@
 //! imap-codec's `Fragmentizer` splits the stream into lines and literals, so a refused
 //! literal can be skipped without ever reading its bytes as commands. This layer enforces
 //! the line and literal limits, answers synchronizing literals with `+`, and puts a
-//! timeout on every read and write.
+//! timeout on every read; writes are bounded by `crate::net::Link`.
 //!
 //! Before authentication anybody can connect, so a connection may hold no more than
 //! [`UNAUTHENTICATED_MAX_MESSAGE`] of one message: a larger line or literal ends the
@@ -11,19 +11,16 @@
 //! `+`. The configured limits apply once the session is authenticated.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::response::{CommandContinuationRequest, Response, StatusKind};
 use imap_codec::{GreetingCodec, ResponseCodec, encode::Encoder};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
 
 use super::text;
+use crate::net::{HandshakeError, Link, Net, Stream, WriteError};
+use crate::tls::TlsSource;
 
 /// Responses are written out once this much is buffered.
 const FLUSH_AT: usize = 64 * 1024;
@@ -35,64 +32,6 @@ const READ_CHUNK: usize = 16 * 1024;
 /// base64; RFC 4954 suggests allowing 12,288 bytes), so that thousands of idle,
 /// unauthenticated connections cannot pin memory.
 pub(crate) const UNAUTHENTICATED_MAX_MESSAGE: usize = 16 * 1024;
-/// Closing (TLS close_notify, FIN) is a courtesy: it never waits longer than this.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-pub(crate) enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// An in-memory pipe in place of the socket (the fuzz targets' sessions).
-    #[cfg(feature = "fuzzing")]
-    Memory(tokio::io::DuplexStream),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            #[cfg(feature = "fuzzing")]
-            Stream::Memory(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            #[cfg(feature = "fuzzing")]
-            Stream::Memory(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            #[cfg(feature = "fuzzing")]
-            Stream::Memory(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            #[cfg(feature = "fuzzing")]
-            Stream::Memory(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
 
 /// Why the connection cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +47,16 @@ pub(crate) enum ConnError {
     /// Before authentication only: the literal is refused unread.
     #[error("literal larger than {0} bytes before authentication")]
     LiteralTooLarge(usize),
+}
+
+impl From<WriteError> for ConnError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Closed => ConnError::Closed,
+            WriteError::TimedOut => ConnError::Timeout,
+            WriteError::Io(e) => ConnError::Io(e),
+        }
+    }
 }
 
 impl ConnError {
@@ -136,7 +85,7 @@ pub(crate) enum Incoming {
 }
 
 pub(crate) struct Connection {
-    stream: Option<Stream>,
+    link: Link,
     frag: Fragmentizer,
     out: Vec<u8>,
     max_line: usize,
@@ -149,22 +98,15 @@ pub(crate) struct Connection {
     replay: bool,
     /// Until the session authenticates, [`UNAUTHENTICATED_MAX_MESSAGE`] bounds everything.
     authenticated: bool,
-    /// How long one write may wait for the client to read (`[session] write_timeout`).
-    write_timeout: Duration,
 }
 
 impl Connection {
-    pub(crate) fn new(
-        stream: Stream,
-        max_line: usize,
-        max_literal: usize,
-        write_timeout: Duration,
-    ) -> Self {
+    pub(crate) fn new(link: Link, max_line: usize, max_literal: usize) -> Self {
         let max_literal = u32::try_from(max_literal).unwrap_or(u32::MAX / 2);
         let max_message = max_literal
             .saturating_add(u32::try_from(max_line.saturating_mul(4)).unwrap_or(u32::MAX / 2));
         Connection {
-            stream: Some(stream),
+            link,
             frag: Fragmentizer::new(max_message),
             out: Vec::new(),
             max_line,
@@ -174,7 +116,6 @@ impl Connection {
             in_literal: false,
             replay: false,
             authenticated: false,
-            write_timeout,
         }
     }
 
@@ -198,29 +139,21 @@ impl Connection {
     }
 
     pub(crate) fn stream(&self) -> Option<&Stream> {
-        self.stream.as_ref()
+        self.link.stream()
     }
 
-    /// Takes the plain TCP stream out for a TLS handshake (STARTTLS). Bytes the client
-    /// pipelined after STARTTLS are dropped: they were sent in clear text.
-    pub(crate) fn take_plain(&mut self) -> Option<TcpStream> {
-        match self.stream.take() {
-            Some(Stream::Plain(s)) => {
-                self.frag = Fragmentizer::new(self.max_message);
-                self.fragment_end = 0;
-                self.in_literal = false;
-                self.replay = false;
-                Some(s)
-            }
-            other => {
-                self.stream = other;
-                None
-            }
-        }
-    }
-
-    pub(crate) fn set_stream(&mut self, stream: Stream) {
-        self.stream = Some(stream);
+    /// STARTTLS: the handshake on the plain socket. Bytes the client pipelined after
+    /// STARTTLS are dropped: they were sent in clear text.
+    pub(crate) async fn start_tls(
+        &mut self,
+        net: &Net,
+        tls: &TlsSource,
+    ) -> Result<(), HandshakeError> {
+        self.frag = Fragmentizer::new(self.max_message);
+        self.fragment_end = 0;
+        self.in_literal = false;
+        self.replay = false;
+        self.link.start_tls(net, tls).await
     }
 
     /// The message that `read` reported complete.
@@ -337,9 +270,8 @@ impl Connection {
     }
 
     async fn fill(&mut self, deadline: tokio::time::Instant) -> Result<(), ConnError> {
-        let stream = self.stream.as_mut().ok_or(ConnError::Closed)?;
         let mut buf = vec![0u8; if self.in_literal { READ_CHUNK } else { 2048 }];
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+        let n = tokio::time::timeout_at(deadline, self.link.read(&mut buf))
             .await
             .map_err(|_| ConnError::Timeout)??;
         if n == 0 {
@@ -378,56 +310,26 @@ impl Connection {
         self.flush().await
     }
 
-    /// A write that fails or times out gives the stream up: the client stopped reading
-    /// (or left), and nothing more, `* BYE` and close_notify included, could reach it.
     async fn write_raw(&mut self, data: &[u8]) -> Result<(), ConnError> {
-        let stream = self.stream.as_mut().ok_or(ConnError::Closed)?;
-        let written = tokio::time::timeout(self.write_timeout, stream.write_all(data)).await;
-        self.settle_write(written)
+        Ok(self.link.write(data).await?)
     }
 
-    fn settle_write(
-        &mut self,
-        written: Result<io::Result<()>, tokio::time::error::Elapsed>,
-    ) -> Result<(), ConnError> {
-        match written {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                self.stream = None;
-                Err(e.into())
-            }
-            Err(_) => {
-                tracing::info!(
-                    timeout = ?self.write_timeout,
-                    "the client stopped reading: connection dropped"
-                );
-                self.stream = None;
-                Err(ConnError::Timeout)
-            }
-        }
-    }
-
+    /// Writes out what is queued (and flushes the stream even when nothing is).
     pub(crate) async fn flush(&mut self) -> Result<(), ConnError> {
-        if !self.out.is_empty() {
-            let out = std::mem::take(&mut self.out);
-            let result = self.write_raw(&out).await;
-            self.out = out;
-            self.out.clear();
-            result?;
-        }
+        let out = std::mem::take(&mut self.out);
+        let result = self.write_raw(&out).await;
+        self.out = out;
+        self.out.clear();
         if self.out.capacity() > KEEP_CAPACITY {
             self.out = Vec::new();
         }
-        let stream = self.stream.as_mut().ok_or(ConnError::Closed)?;
-        let flushed = tokio::time::timeout(self.write_timeout, stream.flush()).await;
-        self.settle_write(flushed)
+        result
     }
 
     /// Flushes and closes the write side, best effort.
     pub(crate) async fn close(&mut self) {
-        let _ = self.flush().await;
-        if let Some(stream) = self.stream.as_mut() {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, stream.shutdown()).await;
+        if self.flush().await.is_ok() {
+            self.link.close().await;
         }
     }
 }

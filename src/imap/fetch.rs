@@ -18,7 +18,8 @@ use super::connection::ConnError;
 use super::mime;
 use super::selected::fetch_flags;
 use super::sequence;
-use super::session::{Session, State, Transition};
+use super::session::Session;
+use super::state::{Selected, Transition};
 use super::text;
 use crate::store::{FlagOp, Flags, MessageMeta, flag};
 
@@ -92,6 +93,7 @@ fn partial(data: Vec<u8>, range: Option<(u32, std::num::NonZeroU32)>) -> (Vec<u8
 impl Session {
     pub(crate) async fn fetch(
         &mut self,
+        selected: &mut Selected,
         tag: Tag<'static>,
         set: SequenceSet,
         names: MacroOrMessageDataItemNames<'static>,
@@ -128,9 +130,7 @@ impl Session {
                 FetchModifier::Vanished => vanished = true,
             }
         }
-        let State::Selected(user, view) = &mut self.state else {
-            return Ok(Transition::None);
-        };
+        let (user, view) = (&mut selected.user, &mut *selected.view);
         if vanished && (!uid || !user.qresync || changed_since.is_none()) {
             return self
                 .bad(&tag, "VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE")
@@ -225,17 +225,13 @@ impl Session {
                         }
                     }
                 };
-                if let Some(outcome) = outcome
-                    && let State::Selected(_, view) = &mut self.state
-                {
-                    {
-                        for (u, modseq, f) in &outcome.changed {
-                            view.reported.insert(*u, *modseq);
-                            view.dirty = true;
-                            if let Some(m) = metas.iter_mut().find(|m| m.uid == *u) {
-                                m.flags = f.clone();
-                                m.modseq = *modseq;
-                            }
+                if let Some(outcome) = outcome {
+                    for (u, modseq, f) in &outcome.changed {
+                        selected.view.reported.insert(*u, *modseq);
+                        selected.view.dirty = true;
+                        if let Some(m) = metas.iter_mut().find(|m| m.uid == *u) {
+                            m.flags = f.clone();
+                            m.modseq = *modseq;
                         }
                     }
                 }
@@ -352,7 +348,10 @@ impl Session {
                 }
             }
         }
-        if let Some(t) = self.sync_or_defer(uid).await? {
+        if let Some(t) = self
+            .sync_or_defer(&mut selected.user, &mut selected.view, uid)
+            .await?
+        {
             return Ok(t);
         }
         self.ok(&tag, "FETCH completed").await

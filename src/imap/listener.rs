@@ -1,20 +1,18 @@
-//! Accepting connections: bind every configured address, apply the connection limits of
-//! `crate::net`, and run one session task per connection on the server's task tracker.
+//! Accepting connections: the `[imap]` listeners through `crate::net`, which applies the
+//! connection limits and runs the TLS handshake; then one session per connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context as _;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::net::TcpStream;
 use tracing::Instrument;
 
-use super::connection::{Connection, Stream};
+use super::Shared;
+use super::connection::Connection;
 use super::session::{self, Session};
 use super::text;
-use crate::auth::Authenticator;
-use crate::server::{Context, accept_loop};
+use crate::context::Context;
+use crate::net::{Stop, Stream};
 
 /// The addresses the IMAP listeners are bound to (port 0 in the configuration becomes
 /// the port the system chose).
@@ -24,75 +22,53 @@ pub struct Listening {
     pub starttls: Vec<SocketAddr>,
 }
 
-/// What every IMAP session shares.
-pub(crate) struct Shared {
-    pub(crate) context: Context,
-    pub(crate) auth: Authenticator,
-    pub(crate) shutdown: CancellationToken,
-}
-
-/// Binds the `[imap]` listeners and starts accepting on `tasks`; returns the bound
+/// Binds the `[imap]` listeners and starts accepting on `stop.tasks`; returns the bound
 /// addresses.
-pub async fn start(
-    context: &Context,
-    auth: Authenticator,
-    shutdown: CancellationToken,
-    tasks: &TaskTracker,
-) -> anyhow::Result<Listening> {
+pub(crate) async fn start(context: &Context, stop: &Stop) -> anyhow::Result<Listening> {
     let shared = Arc::new(Shared {
         context: context.clone(),
-        auth,
-        shutdown,
+        shutdown: stop.shutdown.clone(),
     });
     let mut listening = Listening::default();
-    for (addrs, implicit, out) in [
-        (&context.config.imap.tls, true, &mut listening.tls),
+    for (addrs, implicit, name, out) in [
+        (&context.config.imap.tls, true, "tls", &mut listening.tls),
         (
             &context.config.imap.starttls,
             false,
+            "starttls",
             &mut listening.starttls,
         ),
     ] {
         for addr in addrs {
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding IMAP listener {addr}"))?;
-            let bound = listener.local_addr()?;
-            out.push(bound);
-            tracing::info!(%bound, implicit_tls = implicit, "IMAP listening");
             let shared = shared.clone();
-            tasks.spawn(accept_loop(
-                listener,
-                "IMAP",
-                shared.shutdown.clone(),
-                shared.context.abort.clone(),
-                tasks.clone(),
-                move |tcp, peer| {
-                    let span = tracing::info_span!("imap", %peer, tls = implicit);
-                    handle(tcp, peer, implicit, shared.clone()).instrument(span)
-                },
-            ));
+            let bound = crate::net::listen(*addr, "IMAP", name, stop, move |tcp, peer| {
+                let span = tracing::info_span!("imap", %peer, tls = implicit);
+                handle(tcp, peer, implicit, shared.clone()).instrument(span)
+            })
+            .await?;
+            out.push(bound);
         }
     }
     Ok(listening)
 }
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, shared: Arc<Shared>) {
-    let config = &shared.context.config;
-    let admission = shared.context.net.admit(peer.ip());
+    let context = &shared.context;
+    // Counted before the handshake, which is the expensive part; told after it, when
+    // the client can read a `* BYE`.
+    let admission = context.net.admit(peer.ip());
     let stream = if implicit_tls {
-        match session::handshake(&shared, tcp, peer).await {
-            Some(s) => Stream::Tls(Box::new(s)),
-            None => return,
+        match context.net.handshake(&context.tls, tcp).await {
+            Ok(s) => Stream::Tls(Box::new(s)),
+            Err(e) => return session::audit_handshake(&shared, peer, e).await,
         }
     } else {
         Stream::Plain(tcp)
     };
     let mut conn = Connection::new(
-        stream,
-        config.imap.max_line_length.as_usize(),
-        config.imap.max_literal_size.as_usize(),
-        config.session.write_timeout.0,
+        context.net.link(stream),
+        context.config.imap.max_line_length.as_usize(),
+        context.config.imap.max_literal_size.as_usize(),
     );
     let admission = match admission {
         Ok(a) => a,
@@ -100,7 +76,8 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, shared: Ar
             tracing::info!(%refused, "connection refused");
             let _ = conn.send(&text::bye(&refused.to_string())).await;
             conn.close().await;
-            crate::net::audit_refusal(&shared.context, "imap", peer, None, refused).await;
+            let (store, clock) = (&context.store, context.clock.as_ref());
+            crate::net::audit_refusal(store, clock, "imap", peer, None, refused).await;
             return;
         }
     };
@@ -117,19 +94,17 @@ pub(crate) async fn serve_memory(
     stream: tokio::io::DuplexStream,
     peer: SocketAddr,
     tls: bool,
-    shutdown: CancellationToken,
+    shutdown: tokio_util::sync::CancellationToken,
 ) {
     let shared = Arc::new(Shared {
         context: context.clone(),
-        auth: context.auth.clone(),
         shutdown,
     });
     let config = &shared.context.config;
     let conn = Connection::new(
-        Stream::Memory(stream),
+        shared.context.net.link(Stream::Memory(stream)),
         config.imap.max_line_length.as_usize(),
         config.imap.max_literal_size.as_usize(),
-        config.session.write_timeout.0,
     );
     let Ok(admission) = shared.context.net.admit(peer.ip()) else {
         return;

@@ -1,11 +1,13 @@
 //! The IMAP interface of the LPS API: implicit TLS and STARTTLS listeners, one task per
 //! connection, a session state machine driven by imap-codec.
 //!
-//! Layout: `listener` accepts and applies the connection limits of `crate::net`, `connection` turns bytes into
-//! complete messages (lines and literals) and responses into bytes, `session` holds the
-//! state machine, and the command families live in `anystate`, `authenticate`,
-//! `authenticated` and `selected`; `fetch`, `mime` and `search` do the message work;
-//! `ordered` answers SORT and THREAD with the rules kept in `sort` and `thread`.
+//! Layout: `listener` accepts through `crate::net` (limits, TLS handshake), `connection`
+//! turns bytes into complete messages (lines and literals) and responses into bytes,
+//! `session` runs the command loop over the states of `state`, and the command families
+//! live in `anystate`, `authenticate`, `authenticated` and `selected`, each given the
+//! part of the state it works on; `view` is the selected folder as the session sees it;
+//! `fetch`, `mime` and `search` do the message work; `ordered` answers SORT and THREAD
+//! with the rules kept in `sort` and `thread`.
 
 mod anystate;
 mod authenticate;
@@ -24,11 +26,25 @@ mod selected;
 mod sequence;
 mod session;
 mod sort;
+mod state;
 mod text;
 mod thread;
+mod view;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Context;
+
+pub use listener::Listening;
 #[cfg(feature = "fuzzing")]
 pub(crate) use listener::serve_memory;
-pub use listener::{Listening, start};
+pub(crate) use listener::start;
 #[cfg(feature = "fuzzing")]
 pub(crate) use mime::fuzz_structure;
+
+/// What every IMAP session shares.
+pub(crate) struct Shared {
+    pub(crate) context: Context,
+    /// Fired at shutdown: sessions say `* BYE` and close.
+    pub(crate) shutdown: CancellationToken,
+}

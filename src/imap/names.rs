@@ -1,4 +1,5 @@
-//! Which new folder names are acceptable (CREATE, RENAME target).
+//! Folder names: the hierarchy delimiter, and which new names are acceptable (CREATE,
+//! RENAME target).
 //!
 //! IMAP4rev1 mailbox names are 7-bit: other characters travel in modified UTF-7
 //! (RFC 3501 §5.1.3). imap-codec hands names over as raw bytes and decodes no UTF-7, so
@@ -6,7 +7,8 @@
 //! for years: refusing odd names at creation keeps LIST, wildcards and the other clients'
 //! UTF-7 decoders safe.
 
-use super::authenticated::DELIMITER;
+/// Separates the levels of a folder name (`Projects/2025`).
+pub(crate) const DELIMITER: char = '/';
 
 /// Why a folder name is refused; the text goes to the client after "invalid mailbox name".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

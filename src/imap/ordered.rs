@@ -16,8 +16,9 @@ use imap_codec::imap_types::search::SearchKey;
 use super::connection::ConnError;
 use super::mime;
 use super::search::{Hit, refuse_charset, uses_modseq};
-use super::session::{Session, State, Transition};
+use super::session::Session;
 use super::sort::{self, BaseSubject, KEYS_VERSION};
+use super::state::{Selected, Transition};
 use super::text;
 use super::thread::{self, Item};
 use crate::store::{SortKeys, Store, StoreError};
@@ -107,6 +108,7 @@ impl Session {
     /// `Ok(None)` when a refused charset was already answered.
     async fn found(
         &mut self,
+        selected: &mut Selected,
         tag: &Tag<'static>,
         charset: &Charset<'static>,
         key: &SearchKey<'static>,
@@ -116,10 +118,7 @@ impl Session {
             self.conn.send(&refusal).await?;
             return Ok(None);
         }
-        let State::Selected(_, view) = &self.state else {
-            return Ok(None);
-        };
-        let folder_id = view.folder.id;
+        let folder_id = selected.view.folder.id;
         let store = self.shared.context.store.clone();
         let mut found = Vec::new();
         let mut highest = 0u64;
@@ -132,10 +131,8 @@ impl Session {
                 size: hit.meta.size,
             });
         };
-        match self.search_selected(key, visit).await {
-            None => return Ok(None),
-            Some(Err(e)) => return Ok(Some(Err(e))),
-            Some(Ok(())) => {}
+        if let Err(e) = self.search_selected(selected, key, visit).await {
+            return Ok(Some(Err(e)));
         }
         let keyed = if header {
             with_keys(&store, folder_id, found).await
@@ -150,6 +147,7 @@ impl Session {
 
     pub(crate) async fn sort(
         &mut self,
+        selected: &mut Selected,
         tag: Tag<'static>,
         criteria: Vec1<SortCriterion>,
         charset: Charset<'static>,
@@ -159,7 +157,7 @@ impl Session {
         let criteria = criteria.into_inner();
         let key = SearchKey::And(search);
         let header = sort::needs_header(&criteria);
-        let (found, highest) = match self.found(&tag, &charset, &key, header).await? {
+        let (found, highest) = match self.found(selected, &tag, &charset, &key, header).await? {
             None => return Ok(Transition::None),
             Some(Ok(f)) => f,
             Some(Err(e)) => return self.no_internal(&tag, "SORT failed", &e).await,
@@ -185,7 +183,8 @@ impl Session {
         self.conn
             .send(&text::data(Data::Sort(numbers, modseq)))
             .await?;
-        if let Some(t) = self.sync_or_defer(uid).await? {
+        let Selected { user, view } = selected;
+        if let Some(t) = self.sync_or_defer(user, view, uid).await? {
             return Ok(t);
         }
         self.ok(&tag, "SORT completed").await
@@ -193,6 +192,7 @@ impl Session {
 
     pub(crate) async fn thread(
         &mut self,
+        selected: &mut Selected,
         tag: Tag<'static>,
         algorithm: ThreadingAlgorithm<'static>,
         charset: Charset<'static>,
@@ -207,7 +207,7 @@ impl Session {
             }
         };
         let key = SearchKey::And(search);
-        let found = match self.found(&tag, &charset, &key, true).await? {
+        let found = match self.found(selected, &tag, &charset, &key, true).await? {
             None => return Ok(Transition::None),
             Some(Ok((f, _))) => f,
             Some(Err(e)) => return self.no_internal(&tag, "THREAD failed", &e).await,
@@ -231,7 +231,8 @@ impl Session {
         self.conn
             .send(&text::data(Data::Thread(threads(&items))))
             .await?;
-        if let Some(t) = self.sync_or_defer(uid).await? {
+        let Selected { user, view } = selected;
+        if let Some(t) = self.sync_or_defer(user, view, uid).await? {
             return Ok(t);
         }
         self.ok(&tag, "THREAD completed").await

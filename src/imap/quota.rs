@@ -10,7 +10,8 @@ use imap_codec::imap_types::extensions::quota::{QuotaGet, Resource};
 use imap_codec::imap_types::response::{Data, StatusKind};
 
 use super::connection::ConnError;
-use super::session::{Session, Transition};
+use super::session::Session;
+use super::state::{Transition, User};
 use super::text;
 use crate::store::Quota;
 
@@ -52,16 +53,15 @@ impl Session {
 
     pub(crate) async fn quota_command(
         &mut self,
+        user: &User,
         c: Command<'static>,
     ) -> Result<Transition, ConnError> {
         let tag = c.tag;
-        let Some(mailbox_id) = self.mailbox_id() else {
-            return self.bad(&tag, "authenticate first").await;
-        };
+        let mailbox_id = user.auth.mailbox.id;
         let store = self.shared.context.store.clone();
         match c.body {
             CommandBody::GetQuotaRoot { mailbox } => {
-                match self.target_folder(&mailbox).await {
+                match self.target_folder(mailbox_id, &mailbox).await {
                     Ok(Some(_)) => {}
                     Ok(None) => return self.no_nonexistent(&tag).await,
                     Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,

@@ -9,29 +9,12 @@
 //! `BYE` and an audit record.
 
 use super::connection::ConnError;
-use super::session::{Session, State};
+use super::session::Session;
+use super::state::{AccessWatch, User};
 use super::text;
 use crate::auth::epoch::POLL_INTERVAL;
 use crate::auth::{AccessEpoch, AccessRefusal, Authenticated, access};
 use crate::store::{AuditEntry, AuditOutcome, Mailbox, Store, StoreError};
-
-/// What the session last knew about the store's access counter.
-pub(crate) struct AccessWatch {
-    /// The counter as read before the access decision this session relies on; `None`
-    /// when it had not been read, so the first reading decides again.
-    epoch: Option<i64>,
-}
-
-impl AccessWatch {
-    pub(crate) fn new(epoch: Option<i64>) -> Self {
-        AccessWatch { epoch }
-    }
-
-    /// Whether the counter moved past the session's decision: the decision is due.
-    fn due(&self, watch: &AccessEpoch) -> bool {
-        matches!(watch.current(), Some(now) if self.epoch != Some(now))
-    }
-}
 
 /// The access decision again, for the mailbox the session opened. The mailbox is found
 /// by id and must still have its address: a deleted mailbox whose id was reused by a new
@@ -52,17 +35,17 @@ async fn decide_again(
 }
 
 impl Session {
-    /// Whether the session may go on. When access was withdrawn, sends `BYE`, records
-    /// why in the audit trail and moves to Logout. When the store cannot be read, the
-    /// session goes on and the decision stays due: the next command, or IDLE a second
-    /// later, tries again. The command itself needs the store anyway, and a passing fault
-    /// should not close every session.
-    pub(crate) async fn access_still_granted(&mut self) -> Result<bool, ConnError> {
+    /// Whether `user`'s session may go on. When access was withdrawn, sends `BYE` and
+    /// records why in the audit trail; the caller moves to Logout. When the store cannot
+    /// be read, the session goes on and the decision stays due: the next command, or
+    /// IDLE a second later, tries again. The command itself needs the store anyway, and
+    /// a passing fault should not close every session.
+    pub(crate) async fn access_still_granted(
+        &mut self,
+        user: &mut User,
+    ) -> Result<bool, ConnError> {
         let store = self.shared.context.store.clone();
         let watch = self.shared.context.access_epoch.clone();
-        let Some(user) = self.user_mut() else {
-            return Ok(true);
-        };
         if !user.access.due(&watch) {
             return Ok(true);
         }
@@ -99,7 +82,6 @@ impl Session {
         if let Err(e) = store.audit(entry).await {
             tracing::error!(error = %e, "cannot record a withdrawn access in the audit trail");
         }
-        self.state = State::Logout;
         self.conn
             .send(&text::bye_alert(
                 "access to this mailbox was withdrawn, session closed",
@@ -108,26 +90,15 @@ impl Session {
         self.conn.flush().await?;
         Ok(false)
     }
-
-    /// For IDLE: `Some(true)` when a decision is already due (the last one could not
-    /// read the store), `Some(false)` when it is up to date, `None` before authentication.
-    pub(crate) fn access_due(&self) -> Option<bool> {
-        match &self.state {
-            State::Authenticated(u) | State::Selected(u, _) => {
-                Some(u.access.due(&self.shared.context.access_epoch))
-            }
-            _ => None,
-        }
-    }
 }
 
-/// Resolves when an idling session should decide its access again (`due` from
-/// `Session::access_due`): a second from now when a decision is already due, else when
-/// `watch` moves; never before authentication.
-pub(crate) async fn check_due(due: Option<bool>, watch: &mut AccessEpoch) {
-    match due {
-        Some(true) => tokio::time::sleep(POLL_INTERVAL).await,
-        Some(false) => watch.moved().await,
-        None => std::future::pending().await,
+/// Resolves when an idling session should decide its access again: a second from now
+/// when a decision is already `due` (the last one could not read the store), else when
+/// `watch` moves.
+pub(crate) async fn check_due(due: bool, watch: &mut AccessEpoch) {
+    if due {
+        tokio::time::sleep(POLL_INTERVAL).await
+    } else {
+        watch.moved().await
     }
 }

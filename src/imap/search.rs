@@ -13,7 +13,8 @@ use mail_parser::{Message, PartType};
 use super::connection::ConnError;
 use super::mime;
 use super::sequence;
-use super::session::{Session, State, Transition};
+use super::session::Session;
+use super::state::{Selected, Transition};
 use super::text;
 use crate::store::{MessageMeta, Store, StoreError, flag};
 
@@ -317,29 +318,27 @@ async fn matching(
 
 impl Session {
     /// Runs `key` over the selected folder as this session sees it, calling `visit` for
-    /// each match; a MODSEQ key turns CONDSTORE on (RFC 7162 §3.1). `None` when no folder
-    /// is selected. SEARCH, SORT and THREAD all start here.
+    /// each match; a MODSEQ key turns CONDSTORE on (RFC 7162 §3.1). SEARCH, SORT and
+    /// THREAD all start here.
     pub(crate) async fn search_selected(
-        &mut self,
+        &self,
+        selected: &mut Selected,
         key: &SearchKey<'_>,
         visit: impl FnMut(Hit<'_>),
-    ) -> Option<Result<(), StoreError>> {
-        let State::Selected(user, view) = &mut self.state else {
-            return None;
-        };
+    ) -> Result<(), StoreError> {
+        let Selected { user, view } = selected;
         if uses_modseq(key) {
             user.condstore = true;
         }
-        let uids = view.uids.clone();
-        let recent = view.recent.clone();
-        let folder_id = view.folder.id;
-        let store = self.shared.context.store.clone();
+        let store = &self.shared.context.store;
         let now = self.shared.context.clock.now();
-        Some(matching(&store, folder_id, &uids, &recent, key, now, visit).await)
+        let folder_id = view.folder.id;
+        matching(store, folder_id, &view.uids, &view.recent, key, now, visit).await
     }
 
     pub(crate) async fn search(
         &mut self,
+        selected: &mut Selected,
         tag: Tag<'static>,
         charset: Option<Charset<'static>>,
         criteria: Vec1<SearchKey<'static>>,
@@ -362,10 +361,8 @@ impl Session {
             };
             found.extend(NonZeroU32::new(n));
         };
-        match self.search_selected(&key, visit).await {
-            None => return Ok(Transition::None),
-            Some(Err(e)) => return self.no_internal(&tag, "SEARCH failed", &e).await,
-            Some(Ok(())) => {}
+        if let Err(e) = self.search_selected(selected, &key, visit).await {
+            return self.no_internal(&tag, "SEARCH failed", &e).await;
         }
         let modseq = if modseq_key {
             NonZeroU64::new(highest)
@@ -375,7 +372,8 @@ impl Session {
         self.conn
             .send(&text::data(Data::Search(found, modseq)))
             .await?;
-        if let Some(t) = self.sync_or_defer(uid).await? {
+        let Selected { user, view } = selected;
+        if let Some(t) = self.sync_or_defer(user, view, uid).await? {
             return Ok(t);
         }
         self.ok(&tag, "SEARCH completed").await

@@ -1,111 +1,27 @@
-//! The selected state: the session's view of one folder, how other sessions' changes
-//! reach it, and the commands that work on messages (STORE, COPY, MOVE, EXPUNGE ...).
+//! The selected state: how other sessions' changes reach the session's `View` of the
+//! folder, and the commands that work on messages (STORE, COPY, MOVE, EXPUNGE ...).
 //!
-//! Each session keeps its own UID list; sequence numbers are positions in it. Changes
-//! are learnt from the store's notifications and read back by MODSEQ, and reported only
-//! where RFC 3501 §7.4.1 allows: never an EXPUNGE during FETCH, STORE or SEARCH.
+//! Changes are learnt from the store's notifications and read back by MODSEQ, and
+//! reported only where RFC 3501 §7.4.1 allows: never an EXPUNGE during FETCH, STORE or
+//! SEARCH.
 
-use std::collections::{BTreeSet, HashMap};
 use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::command::{Command, CommandBody, StoreModifier};
 use imap_codec::imap_types::core::{Atom, Vec1};
 use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_codec::imap_types::fetch::MessageDataItem;
-use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm, StoreResponse, StoreType};
-use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
+use imap_codec::imap_types::flag::{Flag, FlagFetch, StoreResponse, StoreType};
+use imap_codec::imap_types::response::{Code, Data, StatusKind};
 
 use super::connection::ConnError;
 use super::sequence;
-use super::session::{Session, State, Transition};
+use super::session::Session;
+use super::state::{Selected, Transition, User};
 use super::text;
+use super::view::View;
 use crate::incident::Incident;
-use crate::store::{FlagOp, Flags, Folder, Store, StoreError, flag};
-
-pub(crate) struct View {
-    pub(crate) folder: Folder,
-    pub(crate) read_only: bool,
-    pub(crate) uids: Vec<u32>,
-    /// Changes up to this MODSEQ have been reported (flags, new messages).
-    pub(crate) known_modseq: u64,
-    /// Expunges up to this MODSEQ have been reported.
-    pub(crate) expunged_modseq: u64,
-    /// Flag changes this session made and already reported: (uid → modseq).
-    pub(crate) reported: HashMap<u32, u64>,
-    /// Something may have changed since the last sync.
-    pub(crate) dirty: bool,
-    /// The UIDs that are \Recent in this session (RFC 3501 §2.3.2).
-    pub(crate) recent: BTreeSet<u32>,
-    /// The keywords the client was told of in `FLAGS`: a keyword missing there is
-    /// dropped or warned about by clients (RFC 3501 §7.2.6).
-    pub(crate) keywords: BTreeSet<String>,
-}
-
-impl View {
-    pub(crate) fn new(
-        folder: Folder,
-        read_only: bool,
-        uids: Vec<u32>,
-        recent_from: u32,
-        keywords: BTreeSet<String>,
-    ) -> Self {
-        let modseq = folder.highestmodseq;
-        let recent = uids.iter().copied().filter(|u| *u >= recent_from).collect();
-        View {
-            folder,
-            read_only,
-            uids,
-            known_modseq: modseq,
-            expunged_modseq: modseq,
-            reported: HashMap::new(),
-            dirty: false,
-            recent,
-            keywords,
-        }
-    }
-
-    /// Adds the keywords of `flags` the client has not been told of; true when any was
-    /// new, and `FLAGS` must then be announced again before the message's flags.
-    pub(crate) fn learn_keywords(&mut self, flags: &Flags) -> bool {
-        let mut learnt = false;
-        for k in &flags.keywords {
-            if !self.keywords.contains(k) {
-                self.keywords.insert(k.clone());
-                learnt = true;
-            }
-        }
-        learnt
-    }
-
-    /// `* FLAGS (…)` and `* OK [PERMANENTFLAGS (…)]`: the system flags, every keyword in
-    /// use, and `\*` (any new keyword may be stored) unless the folder is read-only.
-    pub(crate) fn flags_announcement(&self) -> [Response<'static>; 2] {
-        let mut flags = vec![
-            Flag::Answered,
-            Flag::Flagged,
-            Flag::Deleted,
-            Flag::Seen,
-            Flag::Draft,
-        ];
-        flags.extend(
-            self.keywords
-                .iter()
-                .filter_map(|k| Atom::try_from(k.clone()).ok())
-                .map(Flag::Keyword),
-        );
-        let permanent = if self.read_only {
-            Vec::new()
-        } else {
-            let mut p: Vec<FlagPerm<'static>> = flags.iter().cloned().map(FlagPerm::Flag).collect();
-            p.push(FlagPerm::Asterisk);
-            p
-        };
-        [
-            text::data(Data::Flags(flags)),
-            text::untagged_ok(Some(Code::PermanentFlags(permanent)), "flags permitted"),
-        ]
-    }
-}
+use crate::store::{FlagOp, Flags, Store, StoreError, flag};
 
 /// Makes the messages up to `newest` \Recent in this read-write session and in no
 /// other; returns the first UID that became so. \Recent is advisory: when the store
@@ -215,10 +131,12 @@ impl Session {
     /// The view only advances past what the client was told: a read that fails leaves
     /// the MODSEQs where they were, or a transient database error would swallow an
     /// EXPUNGE and the client's sequence numbers would point at other messages.
-    pub(crate) async fn sync(&mut self, allow_expunge: bool) -> Result<Synced, ConnError> {
-        let State::Selected(user, view) = &mut self.state else {
-            return Ok(Synced::Done);
-        };
+    pub(crate) async fn sync(
+        &mut self,
+        user: &mut User,
+        view: &mut View,
+        allow_expunge: bool,
+    ) -> Result<Synced, ConnError> {
         if user.changes.take(view.folder.id) {
             view.dirty = true;
         }
@@ -338,9 +256,11 @@ impl Session {
     pub(crate) async fn sync_or_refuse(
         &mut self,
         tag: &imap_codec::imap_types::core::Tag<'_>,
+        user: &mut User,
+        view: &mut View,
         allow_expunge: bool,
     ) -> Result<Option<Transition>, ConnError> {
-        match self.sync(allow_expunge).await? {
+        match self.sync(user, view, allow_expunge).await? {
             Synced::Done => Ok(None),
             Synced::Failed(incident) => {
                 let code = Some(text::code("UNAVAILABLE"));
@@ -358,9 +278,11 @@ impl Session {
     /// would invite the client to repeat a command that worked. `Some` after `BYE`.
     pub(crate) async fn sync_or_defer(
         &mut self,
+        user: &mut User,
+        view: &mut View,
         allow_expunge: bool,
     ) -> Result<Option<Transition>, ConnError> {
-        match self.sync(allow_expunge).await? {
+        match self.sync(user, view, allow_expunge).await? {
             Synced::Done | Synced::Failed(_) => Ok(None),
             Synced::Gone => self.folder_gone().await.map(Some),
         }
@@ -377,19 +299,18 @@ impl Session {
 
     pub(crate) async fn selected_command(
         &mut self,
+        selected: &mut Selected,
         c: Command<'static>,
     ) -> Result<Transition, ConnError> {
         let tag = c.tag;
-        let State::Selected(_, view) = &mut self.state else {
-            return Ok(Transition::None);
-        };
+        let (user, view) = (&mut selected.user, &mut *selected.view);
         let folder_id = view.folder.id;
         let read_only = view.read_only;
         let store = self.shared.context.store.clone();
         let moving = matches!(c.body, CommandBody::Move { .. });
         match c.body {
             CommandBody::Check => {
-                if let Some(t) = self.sync_or_refuse(&tag, true).await? {
+                if let Some(t) = self.sync_or_refuse(&tag, user, view, true).await? {
                     return Ok(t);
                 }
                 self.ok(&tag, "CHECK completed").await
@@ -425,8 +346,8 @@ impl Session {
                 if let Err(e) = store.expunge(folder_id, only).await {
                     return self.no_internal(&tag, "EXPUNGE failed", &e).await;
                 }
-                self.mark_dirty();
-                if let Some(t) = self.sync_or_refuse(&tag, true).await? {
+                view.dirty = true;
+                if let Some(t) = self.sync_or_refuse(&tag, user, view, true).await? {
                     return Ok(t);
                 }
                 self.ok(&tag, "EXPUNGE completed").await
@@ -455,10 +376,8 @@ impl Session {
                     .iter()
                     .map(|StoreModifier::UnchangedSince(u)| *u)
                     .next();
-                if unchanged_since.is_some()
-                    && let Some(u) = self.user_mut()
-                {
-                    u.condstore = true;
+                if unchanged_since.is_some() {
+                    user.condstore = true;
                 }
                 let outcome = match store
                     .store_flags(folder_id, uids, op, store_flags(&flags), unchanged_since)
@@ -466,9 +385,6 @@ impl Session {
                 {
                     Ok(o) => o,
                     Err(e) => return self.no_internal(&tag, "STORE failed", &e).await,
-                };
-                let State::Selected(user, view) = &mut self.state else {
-                    return Ok(Transition::None);
                 };
                 let condstore = user.condstore;
                 let mut responses = Vec::new();
@@ -508,7 +424,7 @@ impl Session {
                 for r in responses {
                     self.conn.send(&text::data(r)).await?;
                 }
-                if let Some(t) = self.sync_or_defer(uid).await? {
+                if let Some(t) = self.sync_or_defer(user, view, uid).await? {
                     return Ok(t);
                 }
                 match sequence::uid_set(&modified) {
@@ -546,7 +462,7 @@ impl Session {
                     return self.bad(&tag, "invalid message sequence number").await;
                 };
                 let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
-                let target = match self.target_folder(&mailbox).await {
+                let target = match self.target_folder(user.auth.mailbox.id, &mailbox).await {
                     Ok(Some(t)) => t,
                     Ok(None) => return self.no_such_target(&tag).await,
                     Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
@@ -575,17 +491,17 @@ impl Session {
                     }),
                     _ => None,
                 };
-                self.mark_dirty();
+                view.dirty = true;
                 if moving {
                     self.conn.send(&text::untagged_ok(code, "moved")).await?;
-                    if let Some(t) = self.sync_or_refuse(&tag, true).await? {
+                    if let Some(t) = self.sync_or_refuse(&tag, user, view, true).await? {
                         return Ok(t);
                     }
                     self.conn
                         .send(&text::tagged_ok(&tag, None, "MOVE completed"))
                         .await?;
                 } else {
-                    if let Some(t) = self.sync_or_defer(uid).await? {
+                    if let Some(t) = self.sync_or_defer(user, view, uid).await? {
                         return Ok(t);
                     }
                     self.conn
@@ -599,31 +515,40 @@ impl Session {
                 macro_or_item_names,
                 uid,
                 modifiers,
-            } => Box::pin(self.fetch(tag, sequence_set, macro_or_item_names, uid, modifiers)).await,
+            } => {
+                Box::pin(self.fetch(
+                    selected,
+                    tag,
+                    sequence_set,
+                    macro_or_item_names,
+                    uid,
+                    modifiers,
+                ))
+                .await
+            }
             CommandBody::Search {
                 charset,
                 criteria,
                 uid,
-            } => Box::pin(self.search(tag, charset, criteria, uid)).await,
+            } => Box::pin(self.search(selected, tag, charset, criteria, uid)).await,
             CommandBody::Sort {
                 sort_criteria,
                 charset,
                 search_criteria,
                 uid,
-            } => Box::pin(self.sort(tag, sort_criteria, charset, search_criteria, uid)).await,
+            } => {
+                Box::pin(self.sort(selected, tag, sort_criteria, charset, search_criteria, uid))
+                    .await
+            }
             CommandBody::Thread {
                 algorithm,
                 charset,
                 search_criteria,
                 uid,
-            } => Box::pin(self.thread(tag, algorithm, charset, search_criteria, uid)).await,
+            } => {
+                Box::pin(self.thread(selected, tag, algorithm, charset, search_criteria, uid)).await
+            }
             _ => self.bad(&tag, "unexpected command").await,
-        }
-    }
-
-    pub(crate) fn mark_dirty(&mut self) {
-        if let State::Selected(_, view) = &mut self.state {
-            view.dirty = true;
         }
     }
 

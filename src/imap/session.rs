@@ -1,7 +1,8 @@
-//! The session: a state machine whose states are types, and the command loop.
+//! The session: the command loop over the states of `state`.
 //!
 //! `NotAuthenticated → Authenticated → Selected ⇄ Authenticated → Logout`. A command is
-//! only dispatched to the family its state allows; everything else gets `BAD`.
+//! only dispatched to the family its state allows, with that state's data as its
+//! argument; everything else gets `BAD`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,47 +14,17 @@ use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Atom;
 use imap_codec::imap_types::response::{Code, Greeting, GreetingKind, StatusKind};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_rustls::server::TlsStream;
 
+use super::Shared;
 use super::capabilities::{self, Stage};
-use super::connection::{ConnError, Connection, Incoming, Stream};
-use super::listener::Shared;
-use super::revocation::AccessWatch;
-use super::selected::View;
+use super::connection::{ConnError, Connection, Incoming};
+use super::state::{AccessWatch, Selected, State, Transition, User};
 use super::text;
+use super::view::View;
 use crate::auth::certificate::CertificateIdentity;
-use crate::net::{Admission, RateLimit};
-use crate::store::Subscription;
+use crate::net::{Admission, HandshakeError, RateLimit, Stream};
 use crate::tls::ClientCertificate;
-
-/// An authenticated user: the one mailbox (BAL) this session may open, and what the
-/// client turned on with ENABLE.
-pub(crate) struct User {
-    pub(crate) auth: crate::auth::Authenticated,
-    pub(crate) condstore: bool,
-    pub(crate) qresync: bool,
-    pub(crate) changes: Subscription,
-    pub(crate) access: AccessWatch,
-}
-
-pub(crate) enum State {
-    NotAuthenticated,
-    Authenticated(User),
-    Selected(User, Box<View>),
-    Logout,
-}
-
-/// A state change a command asks for; `Session::apply` refuses the illegal ones.
-pub(crate) enum Transition {
-    None,
-    /// With the store's access counter as read before the access decision.
-    Authenticate(Box<crate::auth::Authenticated>, Option<i64>),
-    Select(Box<View>),
-    Unselect,
-    Logout,
-}
 
 pub(crate) struct Session {
     pub(crate) shared: Arc<Shared>,
@@ -62,37 +33,17 @@ pub(crate) struct Session {
     pub(crate) tls: bool,
     pub(crate) certificate_presented: bool,
     pub(crate) certificate: Option<CertificateIdentity>,
-    pub(crate) state: State,
     /// This connection's place in the connection caps.
     pub(crate) admission: Admission,
     rate: RateLimit,
     started: Instant,
 }
 
-/// Runs the TLS handshake with a time limit, with the configuration current now (a
-/// SIGHUP reload applies to the next connection). A client certificate refused during
-/// the handshake is audited here, where the peer address is known.
-pub(crate) async fn handshake(
-    shared: &Shared,
-    tcp: TcpStream,
-    peer: SocketAddr,
-) -> Option<TlsStream<TcpStream>> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(shared.context.tls.current());
-    let limit = shared.context.config.session.handshake_timeout.0;
-    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => Some(s),
-        Ok(Err(e)) => {
-            tracing::info!(error = %e, "TLS handshake failed");
-            if let Some(refusal) = crate::tls::handshake_refusal(&e) {
-                audit_certificate_refusal(shared, peer, None, crate::tls::refusal_reason(&refusal))
-                    .await;
-            }
-            None
-        }
-        Err(_) => {
-            tracing::info!("TLS handshake timed out");
-            None
-        }
+/// A TLS handshake that ended without a connection: a client certificate refused during
+/// it is audited here, where the peer address is known.
+pub(crate) async fn audit_handshake(shared: &Shared, peer: SocketAddr, error: HandshakeError) {
+    if let HandshakeError::Refused(reason) = error {
+        audit_certificate_refusal(shared, peer, None, reason).await;
     }
 }
 
@@ -112,7 +63,6 @@ impl Session {
             tls,
             certificate_presented: false,
             certificate: None,
-            state: State::NotAuthenticated,
             admission,
             rate,
             started: Instant::now(),
@@ -123,8 +73,7 @@ impl Session {
 
     /// Looks at the client certificate, if the TLS layer verified one.
     pub(crate) fn note_certificate(&mut self) {
-        if let Some(Stream::Tls(tls)) = self.conn.stream() {
-            let (_, server) = tls.get_ref();
+        if let Some(server) = self.conn.stream().and_then(Stream::tls_connection) {
             let context = &self.shared.context;
             match context.tls.client_certificate(server, context.clock.now()) {
                 ClientCertificate::Absent => {}
@@ -150,13 +99,14 @@ impl Session {
         }
     }
 
-    pub(crate) fn stage(&self) -> Stage {
-        match self.state {
-            State::NotAuthenticated if !self.tls => Stage::Clear,
-            State::NotAuthenticated => Stage::Tls {
+    /// What CAPABILITY lists before authentication.
+    pub(crate) fn stage_before_login(&self) -> Stage {
+        if self.tls {
+            Stage::Tls {
                 certificate: self.certificate_presented,
-            },
-            _ => Stage::Authenticated,
+            }
+        } else {
+            Stage::Clear
         }
     }
 
@@ -167,8 +117,8 @@ impl Session {
 
     /// Until authentication, what is left of `[session] login_timeout`: an
     /// unauthenticated connection holds one of its address's scarce slots.
-    fn login_left(&self) -> Option<Duration> {
-        match self.state {
+    fn login_left(&self, state: &State) -> Option<Duration> {
+        match state {
             State::NotAuthenticated => {
                 let max = self.shared.context.config.session.login_timeout.0;
                 Some(max.saturating_sub(self.started.elapsed()))
@@ -177,11 +127,11 @@ impl Session {
         }
     }
 
-    /// How long the next read may wait: inactivity, login and lifetime limits.
-    pub(crate) fn read_limit(&self) -> Duration {
+    /// How long the next read may wait in `state`: inactivity, login and lifetime limits.
+    pub(crate) fn read_limit(&self, state: &State) -> Duration {
         let idle = self.shared.context.config.session.idle_timeout.0;
         let limit = idle.min(self.lifetime_left());
-        self.login_left().map_or(limit, |left| limit.min(left))
+        self.login_left(state).map_or(limit, |left| limit.min(left))
     }
 
     /// The read limit while idling: IDLE counts as activity, only the lifetime applies.
@@ -190,14 +140,15 @@ impl Session {
     }
 
     pub(crate) async fn run(mut self) {
-        match self.run_inner().await {
+        let mut state = State::NotAuthenticated;
+        match self.run_inner(&mut state).await {
             Ok(()) => {}
             // Wherever the read happened (a command, a SASL reply): say why, then close.
             Err(e) => match e.oversize() {
                 Some(why) => {
                     tracing::info!(error = %e, "connection closed");
                     let _ = self.conn.send(&text::bye(&why)).await;
-                    self.audit_refusal(None, &why).await;
+                    self.audit_refusal(state.user(), None, &why).await;
                 }
                 None => tracing::debug!("connection ended"),
             },
@@ -205,8 +156,8 @@ impl Session {
         self.conn.close().await;
     }
 
-    async fn run_inner(&mut self) -> Result<(), ConnError> {
-        let caps = capabilities::list(self.stage(), self.conn.max_literal());
+    async fn run_inner(&mut self, state: &mut State) -> Result<(), ConnError> {
+        let caps = capabilities::list(self.stage_before_login(), self.conn.max_literal());
         let greeting = Greeting {
             kind: GreetingKind::Ok,
             code: Some(Code::Capability(caps)),
@@ -214,10 +165,10 @@ impl Session {
         };
         self.conn.send_greeting(&greeting).await?;
         loop {
-            if matches!(self.state, State::Logout) {
+            if matches!(state, State::Logout) {
                 return Ok(());
             }
-            let limit = self.read_limit();
+            let limit = self.read_limit(state);
             let shutdown = self.shared.shutdown.clone();
             let incoming = tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -231,7 +182,7 @@ impl Session {
                 Err(ConnError::Timeout) => {
                     let why = if self.lifetime_left().is_zero() {
                         "session lifetime reached, please authenticate again"
-                    } else if self.login_left().is_some_and(|left| left.is_zero()) {
+                    } else if self.login_left(state).is_some_and(|left| left.is_zero()) {
                         "authentication time limit reached"
                     } else {
                         "inactivity time limit reached"
@@ -267,12 +218,12 @@ impl Session {
                             self.rate.admit().await;
                             // Boxed: the large command futures are allocated only while a
                             // command runs, not for the whole life of an idle connection.
-                            Box::pin(self.dispatch(command)).await?;
+                            Box::pin(self.dispatch(state, command)).await?;
                         }
                         Err(Some(tag)) => {
                             if let Some(address) =
                                 clear_text_external(self.conn.message().message_bytes())
-                                && matches!(self.state, State::NotAuthenticated)
+                                && matches!(state, State::NotAuthenticated)
                             {
                                 self.rate.admit().await;
                                 let external = AuthMechanism::from(
@@ -280,18 +231,19 @@ impl Session {
                                 );
                                 let t = Box::pin(self.authenticate(tag, external, Some(address)))
                                     .await?;
-                                self.apply(t);
+                                self.apply(state, t);
                             } else {
                                 let attempt =
                                     refused_login_attempt(self.conn.message().message_bytes())
-                                        .filter(|_| matches!(self.state, State::NotAuthenticated));
+                                        .filter(|_| matches!(state, State::NotAuthenticated));
                                 let r = text::tagged(&tag, StatusKind::Bad, None, "syntax error");
                                 self.conn.send(&r).await?;
                                 if let Some(mechanism) = attempt {
                                     // Each one costs an audit write: no faster than the
                                     // commands that parse.
                                     self.rate.admit().await;
-                                    self.audit_refusal(Some(&mechanism), "syntax error").await;
+                                    self.audit_refusal(None, Some(&mechanism), "syntax error")
+                                        .await;
                                 }
                             }
                         }
@@ -305,26 +257,40 @@ impl Session {
         }
     }
 
-    async fn dispatch(&mut self, command: Command<'static>) -> Result<(), ConnError> {
+    async fn dispatch(
+        &mut self,
+        state: &mut State,
+        command: Command<'static>,
+    ) -> Result<(), ConnError> {
         let name = command.name();
         tracing::debug!(command = name, "command");
-        if !self.access_still_granted().await? {
+        if let Some(user) = state.user_mut()
+            && !self.access_still_granted(user).await?
+        {
+            *state = State::Logout;
             return Ok(());
         }
-        let transition = match self.state {
+        let transition = match state {
             State::NotAuthenticated => self.not_authenticated(command).await?,
-            State::Authenticated(_) => self.authenticated(command).await?,
-            State::Selected(..) => self.selected(command).await?,
+            State::Authenticated(user) => self.authenticated(user, None, command).await?,
+            State::Selected(s) => {
+                if needs_selection(&command.body) {
+                    self.selected_command(s, command).await?
+                } else {
+                    let view = Some(&mut *s.view);
+                    self.authenticated(&mut s.user, view, command).await?
+                }
+            }
             State::Logout => Transition::None,
         };
-        self.apply(transition);
+        self.apply(state, transition);
         Ok(())
     }
 
     async fn not_authenticated(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
         match c.body {
             CommandBody::Capability | CommandBody::Noop | CommandBody::Logout => {
-                self.any_state(c).await
+                self.any_state(c, self.stage_before_login(), None).await
             }
             CommandBody::StartTLS => self.starttls(c.tag).await,
             CommandBody::Authenticate {
@@ -339,7 +305,9 @@ impl Session {
                 .await
             }
             CommandBody::Login { .. } => self.login(c.tag).await,
-            CommandBody::Id { .. } if self.tls => self.any_state(c).await,
+            CommandBody::Id { .. } if self.tls => {
+                self.any_state(c, self.stage_before_login(), None).await
+            }
             _ => {
                 let msg = if self.tls {
                     "authenticate first"
@@ -351,12 +319,21 @@ impl Session {
         }
     }
 
-    async fn authenticated(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
+    /// The authenticated family, also valid while a folder is selected (`view`).
+    async fn authenticated(
+        &mut self,
+        user: &mut User,
+        view: Option<&mut View>,
+        c: Command<'static>,
+    ) -> Result<Transition, ConnError> {
         match &c.body {
             CommandBody::Capability
             | CommandBody::Noop
             | CommandBody::Logout
-            | CommandBody::Id { .. } => self.any_state(c).await,
+            | CommandBody::Id { .. } => {
+                let selected = view.map(|v| (user, v));
+                self.any_state(c, Stage::Authenticated, selected).await
+            }
             CommandBody::StartTLS
             | CommandBody::Authenticate { .. }
             | CommandBody::Login { .. } => self.bad(&c.tag, "already authenticated").await,
@@ -373,26 +350,18 @@ impl Session {
             | CommandBody::Append { .. }
             | CommandBody::Namespace
             | CommandBody::Enable { .. }
-            | CommandBody::Idle => self.mailbox_command(c).await,
+            | CommandBody::Idle => self.mailbox_command(user, view, c).await,
             CommandBody::GetQuota { .. }
             | CommandBody::GetQuotaRoot { .. }
-            | CommandBody::SetQuota { .. } => self.quota_command(c).await,
+            | CommandBody::SetQuota { .. } => self.quota_command(user, c).await,
             body if needs_selection(body) => self.bad(&c.tag, "no mailbox selected").await,
             _ => self.bad(&c.tag, "command not supported").await,
         }
     }
 
-    async fn selected(&mut self, c: Command<'static>) -> Result<Transition, ConnError> {
-        if needs_selection(&c.body) {
-            self.selected_command(c).await
-        } else {
-            self.authenticated(c).await
-        }
-    }
-
-    fn apply(&mut self, t: Transition) {
-        let state = std::mem::replace(&mut self.state, State::Logout);
-        self.state = match (state, t) {
+    fn apply(&mut self, state: &mut State, t: Transition) {
+        let current = std::mem::replace(state, State::Logout);
+        *state = match (current, t) {
             (s, Transition::None) => s,
             (_, Transition::Logout) => State::Logout,
             (State::NotAuthenticated, Transition::Authenticate(auth, epoch)) => {
@@ -405,10 +374,13 @@ impl Session {
                     access: AccessWatch::new(epoch),
                 })
             }
-            (State::Authenticated(u) | State::Selected(u, _), Transition::Select(v)) => {
-                State::Selected(u, v)
+            (State::Authenticated(user), Transition::Select(view)) => {
+                State::Selected(Selected { user, view })
             }
-            (State::Selected(u, _), Transition::Unselect) => State::Authenticated(u),
+            (State::Selected(s), Transition::Select(view)) => {
+                State::Selected(Selected { user: s.user, view })
+            }
+            (State::Selected(s), Transition::Unselect) => State::Authenticated(s.user),
             (s, _) => {
                 tracing::error!("refused an illegal session transition");
                 s
@@ -416,23 +388,21 @@ impl Session {
         };
     }
 
-    pub(crate) fn user_mut(&mut self) -> Option<&mut User> {
-        match &mut self.state {
-            State::Authenticated(u) | State::Selected(u, _) => Some(u),
-            _ => None,
-        }
-    }
-
     /// Records a refusal in the audit trail with the peer address (and the user, once
     /// authenticated): every refused attempt must be visible there, not only those the
     /// authenticator decides.
-    pub(crate) async fn audit_refusal(&self, mechanism: Option<&str>, reason: &str) {
-        let who = match &self.state {
-            State::Authenticated(u) | State::Selected(u, _) => Who {
+    pub(crate) async fn audit_refusal(
+        &self,
+        user: Option<&User>,
+        mechanism: Option<&str>,
+        reason: &str,
+    ) {
+        let who = match user {
+            Some(u) => Who {
                 identity: Some(u.auth.identity.audit_name().to_owned()),
                 mailbox: Some(u.auth.mailbox.address.clone()),
             },
-            _ => Who::default(),
+            None => Who::default(),
         };
         let mechanism = mechanism.map(str::to_owned);
         audit_refusal(&self.shared, self.peer, mechanism, who, reason.to_owned()).await;

@@ -8,7 +8,7 @@ use tokio_util::task::TaskTracker;
 use super::directory::{PublishError, publisher_from_config};
 use super::report::{LifecycleError, Mode};
 use super::run::Lifecycle;
-use crate::server::Context;
+use crate::context::Context;
 
 /// Never run the jobs more often than this, whatever `lifecycle.interval` says.
 const MIN_INTERVAL: Duration = Duration::from_secs(1);

@@ -95,14 +95,15 @@ impl Net {
 /// Records a refused connection in the audit trail: an operator looking at a
 /// hospital's complaint sees which address hit which cap.
 pub(crate) async fn audit_refusal(
-    context: &crate::server::Context,
+    store: &crate::store::Store,
+    clock: &dyn crate::clock::Clock,
     protocol: &str,
     peer: std::net::SocketAddr,
     mailbox: Option<String>,
     refused: Refused,
 ) {
     let entry = crate::store::AuditEntry {
-        at: context.clock.now(),
+        at: clock.now(),
         protocol: protocol.to_owned(),
         mechanism: None,
         identity: None,
@@ -111,7 +112,7 @@ pub(crate) async fn audit_refusal(
         outcome: crate::store::AuditOutcome::Failure,
         reason: Some(refused.to_string()),
     };
-    if let Err(e) = context.store.audit(entry).await {
+    if let Err(e) = store.audit(entry).await {
         tracing::error!(error = %e, "cannot record a refused connection");
     }
 }

@@ -1,13 +1,20 @@
-//! What IMAP and SMTP share about the connections they accept: how many a process, an
-//! address and a mailbox may hold, and how authentication attempts are paced. One
-//! implementation, so an address behind which a whole hospital sits is treated the same
-//! way on every port.
+//! What IMAP and SMTP share about the connections they accept: listening and accepting
+//! (`accept`), how many connections a process, an address and a mailbox may hold
+//! (`limits`), the TLS handshake and its time limit (`handshake`), the stream under a
+//! connection (`stream`) and its bounded writes (`link`), how authentication attempts
+//! are paced (`throttle`, `rate`), and the drain at shutdown. One implementation, so an
+//! address behind which a whole hospital sits is treated the same way on every port.
+//! What is said on the wire (lines, literals, DATA) is each protocol's.
 //!
 //! `Net` lives in the server's `Context`; each connection holds an `Admission` from
 //! accept to close, and every SASL attempt goes through `Net::authenticate`.
 
+mod accept;
+mod handshake;
 mod limits;
+mod link;
 mod rate;
+mod stream;
 mod throttle;
 
 use std::net::IpAddr;
@@ -18,10 +25,15 @@ use ipnet::IpNet;
 
 use crate::config::SessionConfig;
 
+pub(crate) use accept::{Stop, drain, listen};
+pub(crate) use handshake::HandshakeError;
 pub(crate) use limits::{Admission, audit_refusal};
+pub(crate) use link::{Link, WriteError};
 pub(crate) use rate::RateLimit;
+pub(crate) use stream::Stream;
 
-/// Connection caps and the authentication-failure policy of one server process.
+/// Connection caps, the handshake and write time limits, and the authentication-failure
+/// policy of one server process.
 #[derive(Debug)]
 pub struct Net {
     settings: Settings,
@@ -31,7 +43,7 @@ pub struct Net {
     verification_done: tokio::sync::Notify,
 }
 
-/// The `[session]` values the policy needs, copied once.
+/// The `[session]` values the network layer needs, copied once.
 #[derive(Debug, Clone)]
 struct Settings {
     trusted: Vec<IpNet>,
@@ -40,6 +52,8 @@ struct Settings {
     max_mailbox_connections_per_address: u32,
     max_verifications_per_address: u32,
     failures_before_pause: u32,
+    handshake_timeout: Duration,
+    write_timeout: Duration,
 }
 
 impl Net {
@@ -52,6 +66,8 @@ impl Net {
                 max_mailbox_connections_per_address: session.max_mailbox_connections_per_address,
                 max_verifications_per_address: session.max_verifications_per_address,
                 failures_before_pause: session.auth_failures_before_delay,
+                handshake_timeout: session.handshake_timeout.0,
+                write_timeout: session.write_timeout.0,
             },
             limits: limits::Counters::default(),
             throttle: throttle::Throttle::default(),

@@ -4,26 +4,8 @@
 use std::sync::Arc;
 
 use super::message::{self, Trace};
-use super::session::{Refusal, Session, Transaction};
+use super::session::{Recipient, Refusal, Session, Transaction};
 use crate::store::{Flags, Outgoing, OutgoingRecipient, RawMessage, flag};
-
-/// A recipient accepted by RCPT.
-#[derive(Debug, Clone)]
-pub(super) enum Recipient {
-    /// A mailbox here: its INBOX.
-    Local { address: String, folder: i64 },
-    /// Another operator's domain in the trust space.
-    Remote(OutgoingRecipient),
-}
-
-impl Recipient {
-    pub fn address(&self) -> &str {
-        match self {
-            Recipient::Local { address, .. } => address,
-            Recipient::Remote(r) => &r.address,
-        }
-    }
-}
 
 /// RCPT TO: local mailboxes anywhere, unless full (their quota, with the `SIZE=` of MAIL
 /// FROM); trust-space domains on submission only.

@@ -13,18 +13,15 @@
 //! through its real end and refused with `554 5.5.2`; nothing of it is stored or
 //! interpreted, and the session goes on with the next command.
 //!
-//! Every write has a deadline too: a peer that stops reading (its window full) would
-//! otherwise hold the task forever, and with it the server's shutdown. After a write
-//! failed or timed out the wire is given up: nothing more is written to it.
+//! Every write has a deadline too (`crate::net::Link`): after a write failed or timed
+//! out the wire is given up and nothing more is written to it.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+
+use crate::net::{Link, WriteError};
 
 /// What a read can end in besides data.
 #[derive(Debug, thiserror::Error)]
@@ -107,114 +104,41 @@ pub fn has_bare_line_ending(data: &[u8]) -> bool {
     })
 }
 
-/// A plain or TLS stream, either side.
-pub enum Stream {
-    Plain(TcpStream),
-    Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-    Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-    /// Left behind while a STARTTLS handshake owns the socket.
-    Gone,
-    /// An in-memory pipe in place of the socket (the fuzz targets' sessions).
-    #[cfg(feature = "fuzzing")]
-    Memory(tokio::io::DuplexStream),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Server(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Client(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            #[cfg(feature = "fuzzing")]
-            Stream::Memory(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Server(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Client(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            #[cfg(feature = "fuzzing")]
-            Stream::Memory(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Server(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Client(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            #[cfg(feature = "fuzzing")]
-            Stream::Memory(s) => Pin::new(s).poll_flush(cx),
-            Stream::Gone => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Server(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::Client(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            #[cfg(feature = "fuzzing")]
-            Stream::Memory(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Gone => Poll::Ready(Ok(())),
-        }
-    }
-}
-
 /// Room read from the socket at once for command lines: what an idle or unauthenticated
 /// connection holds stays a few KiB.
 const LINE_CHUNK: usize = 4 * 1024;
 /// Room read at once for message bodies.
 const BODY_CHUNK: usize = 16 * 1024;
-/// Until `set_write_timeout`: what `[session] write_timeout` defaults to.
-const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Closing (TLS close_notify, FIN) is a courtesy: it never waits longer than this.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A stream with a read buffer and a reply buffer.
+/// A link with a read buffer and a reply buffer.
 pub struct Wire {
-    pub stream: Stream,
+    pub link: Link,
     buf: Vec<u8>,
     pos: usize,
     out: Vec<u8>,
     /// Ends any wait for the peer (server shutdown).
     cancel: Option<CancellationToken>,
-    /// How long one write may wait for the peer to read.
-    write_timeout: Duration,
-    /// A write failed or timed out: the stream is out of step, nothing more is sent.
-    broken: bool,
+}
+
+impl From<WriteError> for WireError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Closed => WireError::Closed,
+            WriteError::TimedOut => WireError::WriteTimeout,
+            WriteError::Io(e) => WireError::Io(e),
+        }
+    }
 }
 
 impl Wire {
-    pub fn new(stream: Stream) -> Self {
+    pub fn new(link: Link) -> Self {
         Wire {
-            stream,
+            link,
             buf: Vec::new(),
             pos: 0,
             out: Vec::with_capacity(512),
             cancel: None,
-            write_timeout: DEFAULT_WRITE_TIMEOUT,
-            broken: false,
         }
-    }
-
-    /// How long each write may wait for the peer to read before the connection is given up.
-    pub fn set_write_timeout(&mut self, timeout: Duration) {
-        self.write_timeout = timeout;
     }
 
     /// Waits for the peer end with `WireError::ShuttingDown` once `cancel` fires.
@@ -236,30 +160,9 @@ impl Wire {
 
     /// Writes the queued replies out, within the write timeout.
     pub async fn flush(&mut self) -> Result<(), WireError> {
-        if self.broken {
-            return Err(WireError::Closed);
-        }
-        let limit = self.write_timeout;
-        let (stream, out) = (&mut self.stream, &self.out);
-        let written = tokio::time::timeout(limit, async {
-            if !out.is_empty() {
-                stream.write_all(out).await?;
-            }
-            stream.flush().await
-        })
-        .await;
+        let written = self.link.write(&self.out).await;
         self.out.clear();
-        match written {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                self.broken = true;
-                Err(e.into())
-            }
-            Err(_) => {
-                self.broken = true;
-                Err(WireError::WriteTimeout)
-            }
-        }
+        Ok(written?)
     }
 
     /// Reads more bytes, flushing queued replies first if the client is waiting for them.
@@ -281,9 +184,9 @@ impl Wire {
         let start = self.buf.len();
         self.buf.resize(start + chunk, 0);
         let read = match &self.cancel {
-            None => tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])).await,
+            None => tokio::time::timeout(timeout, self.link.read(&mut self.buf[start..])).await,
             Some(cancel) => tokio::select! {
-                r = tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])) => r,
+                r = tokio::time::timeout(timeout, self.link.read(&mut self.buf[start..])) => r,
                 _ = cancel.cancelled() => {
                     self.buf.truncate(start);
                     return Err(WireError::ShuttingDown);
@@ -425,10 +328,9 @@ impl Wire {
     /// Flushes and closes the write side, each within its time limit; errors do not
     /// matter any more.
     pub async fn close(&mut self) {
-        if self.flush().await.is_err() {
-            return;
+        if self.flush().await.is_ok() {
+            self.link.close().await;
         }
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.shutdown()).await;
     }
 }
 
@@ -467,7 +369,8 @@ mod tests {
         assert_eq!(bare_reply(354, "go\r\nahead"), b"354 go  ahead\r\n");
         assert_eq!(reply(250, [2, 1, 0], "OK"), b"250 2.1.0 OK\r\n");
     }
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     async fn pair(input: &'static [u8]) -> Wire {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -480,7 +383,7 @@ mod tests {
             let _ = c.read_to_end(&mut sink).await;
         });
         let (s, _) = listener.accept().await.unwrap();
-        Wire::new(Stream::Plain(s))
+        Wire::new(Link::new(crate::net::Stream::Plain(s), T))
     }
 
     const T: Duration = Duration::from_secs(5);

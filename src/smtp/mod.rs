@@ -5,6 +5,7 @@
 //! smtp-proto parses command lines and writes reply lines; everything that reads from
 //! the network (lines, AUTH continuations, DATA, BDAT) is bounded here (`io`).
 
+mod commands;
 mod delivery;
 pub mod dsn;
 mod inbound;
@@ -21,13 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::server::{Context, accept_loop};
+use crate::context::Context;
+use crate::net::{Stop, Stream};
 pub use trust::TrustList;
 
 /// RFC 5321 §4.5.3.2: how long to wait for a command.
@@ -88,21 +89,17 @@ pub(crate) struct Shared {
 }
 
 /// Loads the trust list, binds the `[smtp]` listeners, starts the queue runner and
-/// the trust-list refresh on `tasks`; returns the bound addresses.
-pub async fn start(
-    context: &Context,
-    shutdown: CancellationToken,
-    tasks: &TaskTracker,
-) -> anyhow::Result<Listening> {
+/// the trust-list refresh on `stop.tasks`; returns the bound addresses.
+pub(crate) async fn start(context: &Context, stop: &Stop) -> anyhow::Result<Listening> {
     let config = &context.config;
     let trust = TrustList::load(&config.trust)
         .await
         .context("loading the trust list")?;
-    trust.spawn_refresh(config.trust.refresh.0, shutdown.clone(), tasks);
+    trust.spawn_refresh(config.trust.refresh.0, stop.shutdown.clone(), &stop.tasks);
     let shared = Arc::new(Shared {
         context: context.clone(),
         trust,
-        shutdown,
+        shutdown: stop.shutdown.clone(),
         queued: Arc::new(Notify::new()),
     });
     let mut listening = Listening::default();
@@ -124,27 +121,17 @@ pub async fn start(
         ),
     ] {
         for addr in addrs {
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding SMTP listener {} {addr}", interface.name()))?;
-            let bound = listener.local_addr()?;
-            out.push(bound);
-            tracing::info!(%bound, interface = interface.name(), "SMTP listening");
             let shared = shared.clone();
-            tasks.spawn(accept_loop(
-                listener,
-                "SMTP",
-                shared.shutdown.clone(),
-                shared.context.abort.clone(),
-                tasks.clone(),
-                move |tcp, peer| {
+            let bound =
+                crate::net::listen(*addr, "SMTP", interface.name(), stop, move |tcp, peer| {
                     let span = tracing::info_span!("smtp", %peer, interface = interface.name());
                     handle(tcp, peer, interface, shared.clone()).instrument(span)
-                },
-            ));
+                })
+                .await?;
+            out.push(bound);
         }
     }
-    queue::spawn_runner(shared.clone(), tasks);
+    queue::spawn_runner(shared.clone(), &stop.tasks);
     Ok(listening)
 }
 
@@ -154,22 +141,23 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, interface: Interface, shared: 
         Err(refused) => {
             tracing::info!(%refused, "connection refused");
             // On 465 nothing can be said before the handshake; closing is the answer.
+            let context = &shared.context;
             if interface != Interface::SubmissionTls {
-                let mut wire = io::Wire::new(io::Stream::Plain(tcp));
-                wire.set_write_timeout(shared.context.config.session.write_timeout.0);
+                let mut wire = io::Wire::new(context.net.link(Stream::Plain(tcp)));
                 wire.queue(&io::reply(421, [4, 7, 0], &refused.to_string()));
                 wire.close().await;
             }
+            let (store, clock) = (&context.store, context.clock.as_ref());
             let protocol = interface.audit_name();
-            crate::net::audit_refusal(&shared.context, protocol, peer, None, refused).await;
+            crate::net::audit_refusal(store, clock, protocol, peer, None, refused).await;
             return;
         }
     };
-    session::run(shared, tcp, peer, interface, admission).await;
+    commands::run(shared, tcp, peer, interface, admission).await;
 }
 
 /// One session over an in-memory stream, for the fuzz targets: the connection limits
-/// and session of a real listener without the socket (see `session::run_memory`). No
+/// and session of a real listener without the socket (see `commands::run_memory`). No
 /// queue runner is started: queued mail stays in the store.
 #[cfg(feature = "fuzzing")]
 pub(crate) async fn serve_memory(
@@ -189,5 +177,5 @@ pub(crate) async fn serve_memory(
     let Ok(admission) = shared.context.net.admit(peer.ip()) else {
         return;
     };
-    session::run_memory(shared, stream, peer, interface, admission).await;
+    commands::run_memory(shared, stream, peer, interface, admission).await;
 }

@@ -9,8 +9,9 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::io::{Stream, Wire, WireError};
+use super::io::{Wire, WireError};
 use super::trust::TrustList;
+use crate::net::{Link, Stream};
 use crate::store::QueuedRecipient;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -238,8 +239,7 @@ impl Client {
         e: &Envelope<'_>,
         outcomes: &mut [(i64, Option<Outcome>)],
     ) -> Result<(), Failure> {
-        let mut wire = Wire::new(Stream::Plain(tcp));
-        wire.set_write_timeout(self.reply_timeout);
+        let mut wire = Wire::new(Link::new(Stream::Plain(tcp), self.reply_timeout));
         let greeting = read_reply(&mut wire, self.reply_timeout).await?;
         if greeting.code != 220 {
             return Err(Failure::from_reply(&greeting, "greeting"));
@@ -259,7 +259,7 @@ impl Client {
         if ready.code != 220 {
             return Err(Failure::from_reply(&ready, "STARTTLS"));
         }
-        let Stream::Plain(tcp) = std::mem::replace(&mut wire.stream, Stream::Gone) else {
+        let Some(tcp) = wire.link.take_plain() else {
             return Err(Failure::temporary("connection lost"));
         };
         let name = ServerName::try_from(host.to_owned())
@@ -289,7 +289,7 @@ impl Client {
                 e.domain
             )));
         }
-        wire.stream = Stream::Client(Box::new(tls));
+        wire.link.set_stream(Stream::Client(Box::new(tls)));
         wire.discard_buffered();
         let ehlo = self
             .command(&mut wire, &format!("EHLO {}", self.hostname))

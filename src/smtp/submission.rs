@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::COMMAND_TIMEOUT;
 use super::io::WireError;
-use super::session::{MAX_COMMAND_LINE, Next, Refusal, Session};
+use super::session::{AllowedSenders, MAX_COMMAND_LINE, Next, Refusal, Session};
 use crate::auth::{AuthFailure, Mechanism, Peer, Protocol};
 
 /// `AUTH mechanism [initial-response]`; `args` is what follows the verb.
@@ -93,8 +93,9 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<Next, WireError
                     .queue(&super::io::reply(421, [4, 7, 0], &refused.to_string()));
                 let mailbox = Some(done.mailbox.address.clone());
                 let protocol = s.interface.audit_name();
-                crate::net::audit_refusal(&s.shared.context, protocol, s.peer, mailbox, refused)
-                    .await;
+                let context = &s.shared.context;
+                let (store, clock) = (&context.store, context.clock.as_ref());
+                crate::net::audit_refusal(store, clock, protocol, s.peer, mailbox, refused).await;
                 return Ok(Next::Close);
             }
             s.authenticated = Some(done);
@@ -141,15 +142,6 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<Next, WireError
         }
     }
     Ok(Next::Continue)
-}
-
-/// Senders already allowed in a session, kept only while the store's access counter
-/// stays where it was before they were allowed: a grant revoked by any process refuses
-/// the next transaction of an open session, not only the next session.
-#[derive(Debug, Default)]
-pub struct AllowedSenders {
-    epoch: Option<i64>,
-    addresses: Vec<String>,
 }
 
 /// MAIL FROM on submission: the address must be a mailbox the identity may open.

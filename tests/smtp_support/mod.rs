@@ -151,7 +151,7 @@ client_ca = {ca:?}
 
 [imap]
 tls = ["127.0.0.1:0"]
-starttls = []
+starttls = ["127.0.0.1:0"]
 
 [smtp]
 submission_tls = ["127.0.0.1:0"]
@@ -236,6 +236,10 @@ impl Instance {
 
     pub fn imap_tls(&self) -> SocketAddr {
         self.running.imap.tls[0]
+    }
+
+    pub fn imap_starttls(&self) -> SocketAddr {
+        self.running.imap.starttls[0]
     }
 
     pub fn inbound(&self) -> SocketAddr {

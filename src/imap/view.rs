@@ -1,0 +1,97 @@
+//! The selected folder as one session sees it: its own UID list (sequence numbers are
+//! positions in it), how far changes have been reported, and the keywords the client
+//! was told of.
+
+use std::collections::{BTreeSet, HashMap};
+
+use imap_codec::imap_types::core::Atom;
+use imap_codec::imap_types::flag::{Flag, FlagPerm};
+use imap_codec::imap_types::response::{Code, Data, Response};
+
+use super::text;
+use crate::store::{Flags, Folder};
+
+pub(crate) struct View {
+    pub(crate) folder: Folder,
+    pub(crate) read_only: bool,
+    pub(crate) uids: Vec<u32>,
+    /// Changes up to this MODSEQ have been reported (flags, new messages).
+    pub(crate) known_modseq: u64,
+    /// Expunges up to this MODSEQ have been reported.
+    pub(crate) expunged_modseq: u64,
+    /// Flag changes this session made and already reported: (uid → modseq).
+    pub(crate) reported: HashMap<u32, u64>,
+    /// Something may have changed since the last sync.
+    pub(crate) dirty: bool,
+    /// The UIDs that are \Recent in this session (RFC 3501 §2.3.2).
+    pub(crate) recent: BTreeSet<u32>,
+    /// The keywords the client was told of in `FLAGS`: a keyword missing there is
+    /// dropped or warned about by clients (RFC 3501 §7.2.6).
+    pub(crate) keywords: BTreeSet<String>,
+}
+
+impl View {
+    pub(crate) fn new(
+        folder: Folder,
+        read_only: bool,
+        uids: Vec<u32>,
+        recent_from: u32,
+        keywords: BTreeSet<String>,
+    ) -> Self {
+        let modseq = folder.highestmodseq;
+        let recent = uids.iter().copied().filter(|u| *u >= recent_from).collect();
+        View {
+            folder,
+            read_only,
+            uids,
+            known_modseq: modseq,
+            expunged_modseq: modseq,
+            reported: HashMap::new(),
+            dirty: false,
+            recent,
+            keywords,
+        }
+    }
+
+    /// Adds the keywords of `flags` the client has not been told of; true when any was
+    /// new, and `FLAGS` must then be announced again before the message's flags.
+    pub(crate) fn learn_keywords(&mut self, flags: &Flags) -> bool {
+        let mut learnt = false;
+        for k in &flags.keywords {
+            if !self.keywords.contains(k) {
+                self.keywords.insert(k.clone());
+                learnt = true;
+            }
+        }
+        learnt
+    }
+
+    /// `* FLAGS (…)` and `* OK [PERMANENTFLAGS (…)]`: the system flags, every keyword in
+    /// use, and `\*` (any new keyword may be stored) unless the folder is read-only.
+    pub(crate) fn flags_announcement(&self) -> [Response<'static>; 2] {
+        let mut flags = vec![
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Seen,
+            Flag::Draft,
+        ];
+        flags.extend(
+            self.keywords
+                .iter()
+                .filter_map(|k| Atom::try_from(k.clone()).ok())
+                .map(Flag::Keyword),
+        );
+        let permanent = if self.read_only {
+            Vec::new()
+        } else {
+            let mut p: Vec<FlagPerm<'static>> = flags.iter().cloned().map(FlagPerm::Flag).collect();
+            p.push(FlagPerm::Asterisk);
+            p
+        };
+        [
+            text::data(Data::Flags(flags)),
+            text::untagged_ok(Some(Code::PermanentFlags(permanent)), "flags permitted"),
+        ]
+    }
+}
