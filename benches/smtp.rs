@@ -6,8 +6,10 @@
 //!
 //! `cargo bench --bench smtp` (SMTP_BENCH_SECS to change the 10 s per phase).
 
-#[path = "../tests/smtp_support/mod.rs"]
-mod smtp_support;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::smtp as smtp_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

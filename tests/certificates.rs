@@ -2,8 +2,9 @@
 //! which are refused and why, CRL refresh, server-certificate reload, protocol versions,
 //! and binding certificates to applicative mailboxes from the CLI.
 
-mod tools;
+mod common;
 
+use common::tools;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

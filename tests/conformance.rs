@@ -1,8 +1,9 @@
 //! The conformance suite against our own server: every applicable case must pass, and
 //! the report (HTML + JSON) lands in `target/conformance/` for CI to publish.
 
-mod tools;
+mod common;
 
+use common::tools;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

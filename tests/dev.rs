@@ -2,8 +2,9 @@
 //! process, the printed curl command pasted as is, `mssante dev token` from a second
 //! process, and SIGTERM to stop it.
 
-mod tools;
+mod common;
 
+use common::tools;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

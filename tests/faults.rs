@@ -6,9 +6,10 @@
 //! nothing acknowledged lost.
 
 mod common;
-mod database;
-mod smtp_support;
-mod tools;
+
+use common::database;
+use common::smtp as smtp_support;
+use common::tools;
 
 use std::net::SocketAddr;
 use std::time::Duration;

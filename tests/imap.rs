@@ -2,7 +2,8 @@
 //! real TLS, a raw client that checks the bytes, Python's imaplib and curl.
 
 mod common;
-mod tools;
+
+use common::tools;
 
 use std::time::Duration;
 

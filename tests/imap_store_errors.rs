@@ -5,7 +5,8 @@
 //! then puts it back.
 
 mod common;
-mod database;
+
+use common::database;
 
 use common::*;
 use mssante::store::Flags;

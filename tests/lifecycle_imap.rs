@@ -2,8 +2,9 @@
 //! IMAP, a professional logs in with a PSC token from Python's imaplib, and `jobs run --at`
 //! later unpublishes and then deletes the mailbox once it has gone unused.
 
-mod tools;
+mod common;
 
+use common::tools;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

@@ -3,7 +3,8 @@
 //! networks, and refused tokens that must not hold up anyone else's valid one.
 
 mod common;
-mod smtp_support;
+
+use common::smtp as smtp_support;
 
 use std::time::Duration;
 

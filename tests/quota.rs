@@ -2,7 +2,8 @@
 //! real SASL, IMAP answers compared byte for byte, and SMTP refusals at RCPT.
 
 mod common;
-mod smtp_support;
+
+use common::smtp as smtp_support;
 
 use common::{Client, HOUSE, HOUSE_BAL, last, world};
 use mssante::store::{AuditOutcome, QuotaLimit, Store};

@@ -1,7 +1,9 @@
 //! Submission decides MAIL FROM from the store for every transaction, so a grant revoked
 //! by another process after AUTH refuses the next transaction of the open session.
 
-mod smtp_support;
+mod common;
+
+use common::smtp as smtp_support;
 
 use mssante::store::{Grant, MailboxKind, NewMailbox, Store};
 use smtp_support::*;

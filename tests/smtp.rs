@@ -3,9 +3,10 @@
 //! exchanging mail through the trust space, the outbound queue, DSNs, and a server
 //! killed with SIGKILL in the middle of a delivery storm.
 
-mod smtp_support;
-mod tools;
+mod common;
 
+use common::smtp as smtp_support;
+use common::tools;
 use std::collections::HashMap;
 use std::process::Command;
 use std::sync::Arc;

@@ -1,9 +1,10 @@
 //! SMTP when the store fails under a transaction: `451 4.3.0` with the reference of the
 //! log entry, never the database's own text.
 
-mod database;
-mod smtp_support;
+mod common;
 
+use common::database;
+use common::smtp as smtp_support;
 use smtp_support::*;
 
 #[tokio::test]

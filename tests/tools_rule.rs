@@ -1,7 +1,9 @@
 //! The rule for tests that need an external program: in CI a missing one fails the test,
 //! elsewhere the test is skipped where it can be seen. A green CI run means it ran.
 
-mod tools;
+mod common;
+
+use common::tools;
 
 const ABSENT: &str = "mssante-test-no-such-program";
 

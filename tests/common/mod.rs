@@ -1,6 +1,15 @@
 //! A real server on loopback ports with the PSC stand-in, a test PKI, and a raw IMAP
 //! client over TCP/TLS that reads responses byte for byte (literals included).
 #![allow(dead_code)]
+//!
+//! Every integration test starts what it needs from here: `world` (an IMAP server with
+//! the PSC stand-in), `smtp` (SMTP instances, their PKI and clients), `tools` (real
+//! clients such as swaks and Python, skipped visibly or required in CI) and `database`
+//! (the store's SQLite file, for tests that look inside it).
+
+pub mod database;
+pub mod smtp;
+pub mod tools;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use mssante::config::Config;
 use mssante::server::Running;
 use mssante::store::{MailboxKind, NewMailbox, Store};
@@ -327,9 +325,7 @@ where
     }
 }
 
-pub fn xoauth2(address: &str, token: &str) -> String {
-    BASE64.encode(format!("user={address}\x01auth=Bearer {token}\x01\x01"))
-}
+pub use super::xoauth2;
 
 /// A message with MSSanté headers, `size` bytes of body at least.
 pub fn message(from: &str, to: &str, subject: &str, size: usize) -> String {
