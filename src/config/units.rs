@@ -5,6 +5,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+/// `"15m"` as (15, "m"): the leading digits and what follows them, trimmed. None when
+/// there are no digits or too many.
+fn number_and_unit(text: &str) -> Option<(u64, &str)> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    Some((digits.parse().ok()?, unit.trim()))
+}
+
 /// A duration written as `"90s"`, `"15m"`, `"4h"`, `"60d"` or a number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
@@ -12,14 +22,9 @@ pub struct HumanDuration(pub Duration);
 impl HumanDuration {
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (digits, unit) = text.split_at(split);
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration (examples: 30s, 15m, 4h, 60d)"))?;
-        let factor = match unit.trim() {
+        let (n, unit) = number_and_unit(text)
+            .ok_or_else(|| format!("`{text}` is not a duration (examples: 30s, 15m, 4h, 60d)"))?;
+        let factor = match unit {
             "" | "s" => 1,
             "ms" => return Ok(Self(Duration::from_millis(n))),
             "m" | "min" => 60,
@@ -67,14 +72,9 @@ pub struct ByteSize(pub u64);
 impl ByteSize {
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (digits, unit) = text.split_at(split);
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("`{text}` is not a size (examples: 4096, 512KiB, 20MiB)"))?;
-        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        let (n, unit) = number_and_unit(text)
+            .ok_or_else(|| format!("`{text}` is not a size (examples: 4096, 512KiB, 20MiB)"))?;
+        let factor: u64 = match unit.to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1000,
             "kib" => 1 << 10,
