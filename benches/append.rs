@@ -49,7 +49,7 @@ async fn inbox(store: &Store, w: usize) -> anyhow::Result<i64> {
 
 async fn run(writers: usize) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path()).await?;
+    let store = Store::open(dir.path(), mssante::clock::system()).await?;
     let mut folders = Vec::new();
     for w in 0..writers {
         folders.push(inbox(&store, w).await?);
@@ -89,7 +89,7 @@ async fn run(writers: usize) -> anyhow::Result<f64> {
 /// time: what SQLite itself allows on this disk.
 async fn sqlite_alone(per_commit: usize) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path()).await?;
+    let store = Store::open(dir.path(), mssante::clock::system()).await?;
     let mut folders = Vec::new();
     for w in 0..64 {
         folders.push(inbox(&store, w).await?);

@@ -133,7 +133,9 @@ fn main() {
         let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let store = Store::open(&config.server.data_dir).await.unwrap();
+        let store = Store::open(&config.server.data_dir, mssante::clock::system())
+            .await
+            .unwrap();
 
         let started = tokio::time::Instant::now();
         let mut conn =

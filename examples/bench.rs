@@ -106,7 +106,7 @@ async fn standin(dir: String, users: usize) -> anyhow::Result<()> {
 }
 
 async fn fill_ours(data_dir: String, users: usize, sync_n: usize) -> anyhow::Result<()> {
-    let store = Store::open(std::path::Path::new(&data_dir)).await?;
+    let store = Store::open(std::path::Path::new(&data_dir), mssante::clock::system()).await?;
     for i in (0..users).chain([SYNC_USER]) {
         store
             .create_mailbox(NewMailbox::new(

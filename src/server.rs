@@ -28,17 +28,19 @@ pub struct Running {
 
 impl Running {
     /// Stops accepting, lets every connection finish until `[session] shutdown_timeout`,
-    /// then drops the rest (see `net::drain`).
+    /// then drops the rest (see `net::drain`), and closes the store once its last
+    /// writes have committed: a stopped server leaves its files whole and at rest.
     pub async fn stop(self) {
         let grace = self.context.config.session.shutdown_timeout.0;
         crate::net::drain(&self.stop, grace).await;
+        self.context.store.clone().close().await;
     }
 }
 
 /// Opens the store and starts every configured listener. Every date the server reads
 /// (token expiry, CRL freshness, lifecycle rules) comes from `clock`.
 pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running> {
-    let store = Store::open(&config.server.data_dir)
+    let store = Store::open(&config.server.data_dir, clock.clone())
         .await
         .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
     let tls = TlsSource::load(&config.tls, clock.clone())

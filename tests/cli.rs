@@ -291,7 +291,7 @@ async fn the_audit_listing_ends_quietly_when_the_reader_stops() {
     use std::process::Stdio;
 
     let env = Env::new();
-    let store = mssante::store::Store::open(&env.dir.path().join("data"))
+    let store = mssante::store::Store::open(&env.dir.path().join("data"), mssante::clock::system())
         .await
         .unwrap();
     // More than a pipe buffer holds, so the writer meets the closed pipe.

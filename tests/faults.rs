@@ -596,9 +596,10 @@ mod process {
                 )
                 .replacen("inbound = [\"127.0.0.1:0\"]", "inbound = []", 1);
             std::fs::write(&config, text).unwrap();
-            let store = mssante::store::Store::open(&dir.path().join("data"))
-                .await
-                .unwrap();
+            let store =
+                mssante::store::Store::open(&dir.path().join("data"), mssante::clock::system())
+                    .await
+                    .unwrap();
             create_mailbox(&store, HOUSE_BAL, IDNAT).await;
             create_mailbox(&store, CUDDY_BAL, OTHER_IDNAT).await;
             store.close().await;
@@ -726,7 +727,9 @@ mod process {
             .unwrap();
         assert_eq!(check, "ok");
         drop(c);
-        let store = mssante::store::Store::open_file(db).await.unwrap();
+        let store = mssante::store::Store::open_file(db, mssante::clock::system())
+            .await
+            .unwrap();
         let bodies = folder_messages(&store, address, "INBOX").await;
         store.close().await;
         bodies.iter().filter_map(|b| subject(b)).collect()
@@ -830,7 +833,9 @@ mod process {
     /// `n` more mailboxes, each with one message of `size` bytes in its INBOX; their
     /// addresses.
     async fn populate(db: &Path, n: usize, size: usize) -> Vec<String> {
-        let store = mssante::store::Store::open_file(db).await.unwrap();
+        let store = mssante::store::Store::open_file(db, mssante::clock::system())
+            .await
+            .unwrap();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..n {
             let store = store.clone();
@@ -1243,7 +1248,9 @@ mod process {
 
     /// Subjects of the messages queued in a stopped server's file.
     async fn queued_subjects(db: &Path) -> HashSet<String> {
-        let store = mssante::store::Store::open_file(db).await.unwrap();
+        let store = mssante::store::Store::open_file(db, mssante::clock::system())
+            .await
+            .unwrap();
         let later = mssante::clock::SystemClock::now_utc() + chrono::Duration::days(1);
         let mut out = HashSet::new();
         for m in store.queue_due(later, 1_000).await.unwrap() {
@@ -1353,7 +1360,9 @@ mod process {
             at_kill.len(),
             pending.len()
         );
-        let store = mssante::store::Store::open_file(&db).await.unwrap();
+        let store = mssante::store::Store::open_file(&db, mssante::clock::system())
+            .await
+            .unwrap();
         assert_eq!(store.queue_len().await.unwrap(), 0);
         store.close().await;
         // The file is sound, and no failure notice went back to the sender.

@@ -60,7 +60,9 @@ inbound = []
         psc.config_toml("local")
     );
     let config = Config::parse(&text, dir.path()).unwrap();
-    let store = Store::open(&config.server.data_dir).await.unwrap();
+    let store = Store::open(&config.server.data_dir, mssante::clock::system())
+        .await
+        .unwrap();
     for (address, kind, owner) in [
         (LABO, MailboxKind::Applicative, None),
         (LABO_PINNED, MailboxKind::Applicative, None),

@@ -123,7 +123,9 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let path = write_config(dir.path(), "");
         let config = Config::load(&path).unwrap();
-        let store = Store::open(&config.server.data_dir).await.unwrap();
+        let store = Store::open(&config.server.data_dir, mssante::clock::system())
+            .await
+            .unwrap();
         Env {
             dir,
             config,
@@ -477,7 +479,9 @@ async fn concurrent_runs_emit_each_event_once() {
         .await;
     }
     // A second handle on the same database, as another process would have.
-    let other = Store::open(&env.config.server.data_dir).await.unwrap();
+    let other = Store::open(&env.config.server.data_dir, mssante::clock::system())
+        .await
+        .unwrap();
     let publisher: SharedPublisher = env.directory.clone();
     let second = Lifecycle::new(&env.config, other, Arc::new(FixedClock(t0())), publisher);
     let first = env.jobs_at(t0());
@@ -963,7 +967,9 @@ async fn the_server_scheduler_runs_the_jobs_until_shutdown() {
     );
     let config = Config::load(&path).unwrap();
     {
-        let store = Store::open(&config.server.data_dir).await.unwrap();
+        let store = Store::open(&config.server.data_dir, mssante::clock::system())
+            .await
+            .unwrap();
         store
             .create_mailbox(NewMailbox::new(
                 addr("new"),
@@ -1100,7 +1106,9 @@ async fn cli_lifecycle_with_authentication_recorded_in_the_store() {
     assert!(out.contains(&format!("  {alice} (personal)")), "{out}");
 
     {
-        let store = Store::open(&dir.path().join("data")).await.unwrap();
+        let store = Store::open(&dir.path().join("data"), mssante::clock::system())
+            .await
+            .unwrap();
         let id = store.mailbox(&alice).await.unwrap().unwrap().id;
         store.record_authentication(id, now).await.unwrap();
         store.close().await;

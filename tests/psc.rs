@@ -77,7 +77,9 @@ async fn world_with(mode: &str, extra: &str) -> World {
 async fn world_at(psc: PscStandIn, mode: &str, extra: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let config = config(&dir, &format!("{}{extra}", psc.config_toml(mode)));
-    let store = Store::open(&config.server.data_dir).await.unwrap();
+    let store = Store::open(&config.server.data_dir, mssante::clock::system())
+        .await
+        .unwrap();
     mailbox(
         &store,
         "house@h.mssante.fr",
@@ -419,7 +421,9 @@ async fn unreachable_psc_is_a_temporary_failure() {
              client_id = \"x\"\nclient_secret = \"y\"\nhttp_timeout = \"2s\"\n"
         );
         let config = config(&dir, &section);
-        let store = Store::open(&config.server.data_dir).await.unwrap();
+        let store = Store::open(&config.server.data_dir, mssante::clock::system())
+            .await
+            .unwrap();
         mailbox(
             &store,
             "house@h.mssante.fr",

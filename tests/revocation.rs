@@ -145,7 +145,9 @@ async fn a_revoked_grant_ends_an_idling_session_without_a_command() {
     }
 
     // Another store handle on the same file: what another process or node would do.
-    let other = Store::open(&w.dir.path().join("data")).await.unwrap();
+    let other = Store::open(&w.dir.path().join("data"), mssante::clock::system())
+        .await
+        .unwrap();
     let revoked = Instant::now();
     assert!(
         other
@@ -260,7 +262,9 @@ async fn an_unbound_certificate_ends_the_applicative_session() {
 #[tokio::test]
 async fn the_access_counter_moves_only_when_access_may_be_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = Store::open(dir.path(), mssante::clock::system())
+        .await
+        .unwrap();
     let start = store.access_epoch().await.unwrap();
     let m = store
         .create_mailbox(NewMailbox::new(

@@ -43,7 +43,9 @@ async fn a_revoked_grant_refuses_the_next_mail_from_of_an_open_session() {
     assert_eq!(s.cmd("RSET").await.0, 250);
 
     // Another store handle on the same file: what the CLI or another node does.
-    let other = Store::open(&a.dir.path().join("data")).await.unwrap();
+    let other = Store::open(&a.dir.path().join("data"), mssante::clock::system())
+        .await
+        .unwrap();
     let grant = Grant::Idnat {
         idnat: IDNAT.into(),
     };

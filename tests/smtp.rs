@@ -703,7 +703,7 @@ async fn no_message_lost_or_duplicated_across_sigkill() {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // Mailboxes go in before the server starts.
     {
-        let store = mssante::store::Store::open(&dir.path().join("data"))
+        let store = mssante::store::Store::open(&dir.path().join("data"), mssante::clock::system())
             .await
             .unwrap();
         create_mailbox(&store, "house@a.mssante.test", IDNAT).await;
@@ -804,7 +804,7 @@ async fn no_message_lost_or_duplicated_across_sigkill() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     child.wait().unwrap();
-    let store = mssante::store::Store::open(&dir.path().join("data"))
+    let store = mssante::store::Store::open(&dir.path().join("data"), mssante::clock::system())
         .await
         .unwrap();
     let stored = folder_messages(&store, "wilson@a.mssante.test", "INBOX").await;

@@ -37,7 +37,9 @@ async fn inbox(store: &Store, mailbox_id: i64) -> i64 {
 /// mailbox and its INBOX.
 async fn one_mailbox() -> (tempfile::TempDir, Store, i64, i64) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = Store::open(dir.path(), mssante::clock::system())
+        .await
+        .unwrap();
     let mb = mailbox(&store, "a@one.mssante.fr").await;
     let folder = inbox(&store, mb).await;
     (dir, store, mb, folder)
@@ -61,7 +63,9 @@ async fn count_rows(dir: &std::path::Path, table: &str) -> i64 {
 #[tokio::test]
 async fn new_mailbox_has_special_use_folders() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = Store::open(dir.path(), mssante::clock::system())
+        .await
+        .unwrap();
     let id = mailbox(&store, "dr.martin@one.mssante.fr").await;
     let folders = store.folders(id).await.unwrap();
     let names: Vec<_> = folders.iter().map(|f| f.name.as_str()).collect();
@@ -115,7 +119,9 @@ async fn uids_increase_and_are_never_reused_after_expunge_or_restart() {
     let validity = a.uidvalidity;
     store.close().await;
 
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = Store::open(dir.path(), mssante::clock::system())
+        .await
+        .unwrap();
     let a = store
         .append(
             folder,
@@ -270,7 +276,9 @@ async fn copy_and_move_keep_flags_and_modseq_grows_on_every_change() {
 #[tokio::test]
 async fn one_body_for_many_recipients_and_deletion_removes_orphans() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = Store::open(dir.path(), mssante::clock::system())
+        .await
+        .unwrap();
     let mut folders = Vec::new();
     for i in 0..50 {
         let mb = mailbox(&store, &format!("user{i}@one.mssante.fr")).await;
@@ -338,7 +346,9 @@ async fn one_body_for_many_recipients_and_deletion_removes_orphans() {
 #[tokio::test]
 async fn each_concurrent_append_is_answered_with_its_own_uid() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = Store::open(dir.path(), mssante::clock::system())
+        .await
+        .unwrap();
     let a = inbox(&store, mailbox(&store, "a@one.mssante.fr").await).await;
     let b = inbox(&store, mailbox(&store, "b@one.mssante.fr").await).await;
     let mut tasks = Vec::new();
@@ -437,7 +447,9 @@ async fn child_appender() {
     let Ok(dir) = std::env::var("MSSANTE_CHILD_STORE") else {
         return; // only runs as the child of `acknowledged_appends_survive_kill_9`
     };
-    let store = Store::open(std::path::Path::new(&dir)).await.unwrap();
+    let store = Store::open(std::path::Path::new(&dir), mssante::clock::system())
+        .await
+        .unwrap();
     let mb = store
         .mailbox("crash@one.mssante.fr")
         .await
@@ -472,7 +484,9 @@ async fn child_appender() {
 async fn acknowledged_appends_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path()).await.unwrap();
+        let store = Store::open(dir.path(), mssante::clock::system())
+            .await
+            .unwrap();
         mailbox(&store, "crash@one.mssante.fr").await;
         store.close().await;
     }
@@ -505,7 +519,9 @@ async fn acknowledged_appends_survive_kill_9() {
     child.wait().unwrap();
     assert!(acked.len() >= 300, "the child acknowledged appends");
 
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = Store::open(dir.path(), mssante::clock::system())
+        .await
+        .unwrap();
     let mb = store
         .mailbox("crash@one.mssante.fr")
         .await
@@ -727,10 +743,38 @@ async fn the_quota_migration_counts_the_mail_already_stored() {
     .unwrap();
     c.close().await.unwrap();
 
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = Store::open(dir.path(), mssante::clock::system())
+        .await
+        .unwrap();
     assert_eq!(usage(&store, 1).await, (450, 3));
     assert_eq!(usage(&store, 2).await, (7, 1));
     assert_eq!(usage(&store, 1).await, recount(&store, 1).await);
     let q = store.quota(1).await.unwrap().unwrap();
     assert!(!q.is_limited(), "no limit until the operator sets one");
+}
+
+/// `close` returns once no connection holds the files: the write-ahead log has been
+/// folded into the database file and removed, so the folder can be copied or moved
+/// (a copy taken while the writer was still closing came out malformed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_leaves_the_files_at_rest() {
+    let (dir, store, _, folder) = one_mailbox().await;
+    for n in 0..50 {
+        store
+            .append(
+                folder,
+                &message(n),
+                Flags::default(),
+                mssante::clock::SystemClock::now_utc(),
+            )
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let wal = dir.path().join("mssante.db-wal");
+    assert!(
+        !wal.exists(),
+        "the write-ahead log is still there after close"
+    );
+    assert_eq!(count_rows(dir.path(), "messages").await, 50);
 }

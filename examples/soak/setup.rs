@@ -217,7 +217,7 @@ fn pki(dir: &Path) -> anyhow::Result<CertificateDer<'static>> {
 /// Every mailbox, through the library, before the server starts; many at once so the
 /// group commit takes them in few transactions.
 async fn create_mailboxes(data: &Path, users: &Users) -> anyhow::Result<()> {
-    let store = Store::open(data).await?;
+    let store = Store::open(data, mssante::clock::system()).await?;
     let results: Vec<_> = futures::stream::iter(users.all())
         .map(|(address, idnat)| {
             let store = store.clone();

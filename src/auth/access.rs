@@ -260,7 +260,9 @@ mod tests {
     #[tokio::test]
     async fn rules() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
+        let store = Store::open(dir.path(), crate::clock::system())
+            .await
+            .unwrap();
         mailbox(
             &store,
             "house@h.mssante.fr",

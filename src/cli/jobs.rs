@@ -31,7 +31,11 @@ pub enum JobsCommand {
 /// still lists what was done).
 pub async fn run(config: &Config, cmd: JobsCommand) -> ExitCode {
     let JobsCommand::Run { at, dry_run } = cmd;
-    let store = match Store::open(&config.server.data_dir).await {
+    let clock: SharedClock = match at {
+        Some(at) => Arc::new(FixedClock(at)),
+        None => mssante::clock::system(),
+    };
+    let store = match Store::open(&config.server.data_dir, clock.clone()).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
@@ -47,10 +51,6 @@ pub async fn run(config: &Config, cmd: JobsCommand) -> ExitCode {
             eprintln!("error: {e}");
             return ExitCode::from(status::FAILURE);
         }
-    };
-    let clock: SharedClock = match at {
-        Some(at) => Arc::new(FixedClock(at)),
-        None => mssante::clock::system(),
     };
     let jobs = Lifecycle::new(config, store, clock, publisher);
     let mode = if dry_run { Mode::DryRun } else { Mode::Apply };

@@ -145,7 +145,7 @@ struct MailboxView {
 }
 
 pub async fn run(config: &Config, cmd: MailboxCommand) -> ExitCode {
-    let store = match Store::open(&config.server.data_dir).await {
+    let store = match Store::open(&config.server.data_dir, mssante::clock::system()).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!(

@@ -214,7 +214,8 @@ async fn audit(
     json: bool,
 ) -> anyhow::Result<()> {
     use std::io::Write;
-    let store = mssante::store::Store::open(&config.server.data_dir).await?;
+    let store =
+        mssante::store::Store::open(&config.server.data_dir, mssante::clock::system()).await?;
     // Written through a locked handle: a reader that stops early (`| head`) ends the
     // listing instead of a panic on the closed pipe.
     let mut out = std::io::stdout().lock();

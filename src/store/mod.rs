@@ -33,7 +33,7 @@ mod types;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::clock::{self, SharedClock};
+use crate::clock::SharedClock;
 
 pub use address::normalise_address;
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
@@ -67,20 +67,22 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the SQLite database in `data_dir` and applies its
-    /// migrations.
-    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+    /// migrations. The store dates what its callers do not date themselves with
+    /// `clock`: the server's own, so a test's or a `jobs run --at`'s fixed time holds
+    /// for the store too.
+    pub async fn open(data_dir: &Path, clock: SharedClock) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::CreateDir {
             path: data_dir.to_owned(),
             source: Arc::new(e),
         })?;
-        Self::open_file(&data_dir.join("mssante.db")).await
+        Self::open_file(&data_dir.join("mssante.db"), clock).await
     }
 
     /// Opens (creating if needed) the SQLite database file `path`.
-    pub async fn open_file(path: &Path) -> Result<Self, StoreError> {
+    pub async fn open_file(path: &Path, clock: SharedClock) -> Result<Self, StoreError> {
         Ok(Store {
             backend: Backend::Sqlite(sqlite::SqliteStore::open_file(path).await?),
-            clock: clock::system(),
+            clock,
         })
     }
 

@@ -126,8 +126,13 @@ impl SqliteStore {
         self.changes.publish(FolderChange { folder_id, modseq });
     }
 
-    /// Closes the read pool; pending writes finish first.
+    /// Closes the readers, then the writer once the writes queued before have
+    /// committed; returns when no connection has the files open, so they can be copied.
     pub(crate) async fn close(self) {
         self.read.close().await;
+        let (ack, closed) = oneshot::channel();
+        if self.writer.send(writer::Job::Close(ack)).await.is_ok() {
+            let _ = closed.await;
+        }
     }
 }

@@ -27,8 +27,17 @@ type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Run =
     Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Completion)> + Send>;
 
-/// A write waiting for the writer.
+/// What the writer is sent.
 pub(super) enum Job {
+    Write(Write),
+    /// Finish what was queued before, close the connection (SQLite checkpoints the WAL
+    /// into the database file as its last connection goes), then say so. Until then the
+    /// files are still being written: whoever copies or moves them must wait for this.
+    Close(oneshot::Sender<()>),
+}
+
+/// A write waiting for the writer.
+pub(super) enum Write {
     /// Any write: runs on the writer's connection inside a savepoint, says whether it
     /// succeeded, and hands back how to answer its caller.
     Run(Run),
@@ -77,28 +86,35 @@ where
             (ok, completion)
         })
     });
-    (Job::Run(run), rx)
+    (Job::Write(Write::Run(run)), rx)
 }
 
 pub(super) fn append(append: NewAppend) -> (Job, oneshot::Receiver<Result<Appended, StoreError>>) {
     let (reply, rx) = oneshot::channel();
-    (Job::Append { append, reply }, rx)
+    (Job::Write(Write::Append { append, reply }), rx)
 }
 
 pub(super) async fn run(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut last = 0;
+    let mut closing = None;
     while let Some(first) = jobs.recv().await {
-        batch.push(first);
-        gather(&mut jobs, &mut batch);
+        match first {
+            Job::Write(w) => batch.push(w),
+            Job::Close(ack) => {
+                closing = Some(ack);
+                break;
+            }
+        }
+        closing = gather(&mut jobs, &mut batch);
         // The callers the last commit answered are about to write again. Starting
         // without them splits steady load into two half batches that take turns, each
         // paying a commit; a few scheduler turns let them catch up. A lone writer never
         // waits: its batch is as large as the last.
         let mut turns = 0;
-        while batch.len() < last && turns < GATHER_TURNS {
+        while closing.is_none() && batch.len() < last && turns < GATHER_TURNS {
             tokio::task::yield_now().await;
-            gather(&mut jobs, &mut batch);
+            closing = gather(&mut jobs, &mut batch);
             turns += 1;
         }
         last = batch.len();
@@ -115,22 +131,34 @@ pub(super) async fn run(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job
                 }
             }
         }
+        if closing.is_some() {
+            break;
+        }
     }
-    let _ = conn.close().await;
+    // Writes sent after the close find the queue shut and hear `StoreError::Closed`.
+    jobs.close();
+    if let Err(e) = conn.close().await {
+        tracing::warn!(error = %e, "closing the writer's connection");
+    }
+    if let Some(ack) = closing {
+        let _ = ack.send(());
+    }
 }
 
 /// Scheduler turns the writer gives callers to resubmit before it starts a batch
 /// smaller than the last one.
 const GATHER_TURNS: usize = 8;
 
-/// Takes what is already queued, up to a batch.
-fn gather(jobs: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+/// Takes what is already queued, up to a batch; stops at a close, which it hands back.
+fn gather(jobs: &mut mpsc::Receiver<Job>, batch: &mut Vec<Write>) -> Option<oneshot::Sender<()>> {
     while batch.len() < MAX_BATCH {
         match jobs.try_recv() {
-            Ok(j) => batch.push(j),
+            Ok(Job::Close(ack)) => return Some(ack),
+            Ok(Job::Write(w)) => batch.push(w),
             Err(_) => break,
         }
     }
+    None
 }
 
 type BatchFailure = (StoreError, Vec<Completion>);
@@ -155,13 +183,13 @@ impl<'c> Batch<'c> {
 
     /// Jobs not reached when the transaction fails are dropped with `batch`'s drain:
     /// their callers hear that the write did not happen.
-    async fn run(mut self, batch: &mut Vec<Job>) -> Result<Vec<Completion>, BatchFailure> {
+    async fn run(mut self, batch: &mut Vec<Write>) -> Result<Vec<Completion>, BatchFailure> {
         self.done.reserve(batch.len());
         let mut appends = Vec::new();
         for job in batch.drain(..) {
             match job {
-                Job::Append { append, reply } => appends.push((append, reply)),
-                Job::Run(run) => {
+                Write::Append { append, reply } => appends.push((append, reply)),
+                Write::Run(run) => {
                     self.appends(std::mem::take(&mut appends)).await?;
                     self.savepoint(run).await?;
                 }
