@@ -22,27 +22,16 @@ use tokio_util::sync::CancellationToken;
 
 const DAY: i64 = 86_400;
 
+#[path = "../tests/common/config.rs"]
+mod setup;
+
 fn config(dir: &std::path::Path) -> Config {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(dir.join("server.crt"), ck.cert.pem()).unwrap();
     std::fs::write(dir.join("server.key"), ck.signing_key.serialize_pem()).unwrap();
-    let text = r#"
-[server]
-hostname = "mail.bench.mssante.fr"
-domains = ["bench.mssante.fr"]
-data_dir = "data"
-[tls]
-certificate = "server.crt"
-private_key = "server.key"
-[psc]
-issuer = "https://auth.example.org/realms/esante"
-[directory]
-kind = "file"
-path = "directory.jsonl"
-"#;
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    Config::load(&path).unwrap()
+    let mut setup = setup::Setup::new("bench.mssante.fr");
+    setup.sections = "[directory]\nkind = \"file\"\npath = \"directory.jsonl\"\n".into();
+    setup.load(dir)
 }
 
 /// Fills the mailboxes in one transaction, set-based: rows, then their state as of the

@@ -11,14 +11,17 @@ use mssante::clock;
 use mssante::config::Config;
 use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
 
+#[path = "../tests/common/config.rs"]
+mod setup;
+
+/// A configuration with this `[psc]` section and no listener (the certificate files
+/// must exist, but nothing reads them).
 fn config(dir: &std::path::Path, psc_section: &str) -> Config {
-    std::fs::write(dir.join("cert.pem"), "").unwrap();
-    std::fs::write(dir.join("key.pem"), "").unwrap();
-    let text = format!(
-        "[server]\nhostname = \"mail.h.mssante.fr\"\ndomains = [\"h.mssante.fr\"]\ndata_dir = \"data\"\n\
-         [tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n{psc_section}"
-    );
-    Config::parse(&text, dir).unwrap()
+    std::fs::write(dir.join("server.crt"), "").unwrap();
+    std::fs::write(dir.join("server.key"), "").unwrap();
+    let mut setup = setup::Setup::new("h.mssante.fr");
+    setup.psc = psc_section.into();
+    setup.load(dir)
 }
 
 fn report(name: &str, count: usize, elapsed: Duration) {

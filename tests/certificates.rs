@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::cli::mssante;
+use common::config::Setup;
 use common::tools;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -147,28 +149,7 @@ async fn source_acceptor(source: Arc<TlsSource>) -> (SocketAddr, mpsc::Unbounded
 }
 
 fn client_config(dir: &Path, cert: Option<&str>) -> Arc<ClientConfig> {
-    client_config_versions(dir, cert, rustls::DEFAULT_VERSIONS)
-}
-
-fn client_config_versions(
-    dir: &Path,
-    cert: Option<&str>,
-    versions: &[&'static rustls::SupportedProtocolVersion],
-) -> Arc<ClientConfig> {
-    let roots = tls::root_store(&[dir.join("ca.crt")]).unwrap();
-    let builder = ClientConfig::builder_with_provider(tls::provider())
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots);
-    Arc::new(match cert {
-        Some(name) => builder
-            .with_client_auth_cert(
-                tls::load_certificates(&dir.join(format!("{name}.crt"))).unwrap(),
-                tls::load_private_key(&dir.join(format!("{name}.key"))).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    })
+    common::smtp::client_config(dir, cert, rustls::DEFAULT_VERSIONS)
 }
 
 async fn connect(
@@ -299,13 +280,13 @@ async fn bad_certificates_are_refused_at_the_handshake_each_for_its_reason() {
             ("foreign", CertificateError::UnknownIssuer),
             ("server-only", CertificateError::NotClientAuth),
         ] {
-            let config = client_config_versions(dir.path(), Some(name), versions);
+            let config = common::smtp::client_config(dir.path(), Some(name), versions);
             let (seen, greeting) = attempt_with(addr, &mut rx, config).await;
             assert_eq!(refusal(seen), reason, "{name} {versions:?}");
             assert_eq!(greeting, None, "{name} must not get a session");
         }
     }
-    let config = client_config_versions(dir.path(), Some("app"), tls12);
+    let config = common::smtp::client_config(dir.path(), Some("app"), tls12);
     let (seen, _) = attempt_with(addr, &mut rx, config).await;
     assert_eq!(accepted_identity(seen).subject, APP_SUBJECT);
     assert_eq!(source.refused_count(), 8);
@@ -750,8 +731,9 @@ fn checked_in(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A configuration with no listener whose certificate, key and client CA are the ones
+/// installed in `dir`, or else the checked-in test ones.
 fn write_config(dir: &Path) -> PathBuf {
-    let path = dir.join("config.toml");
     let live_or_checked_in = |name: &str| {
         let live = dir.join(name);
         if live.exists() {
@@ -760,51 +742,12 @@ fn write_config(dir: &Path) -> PathBuf {
             checked_in(name)
         }
     };
-    let text = format!(
-        r#"
-[server]
-hostname = "mail.test.mssante.fr"
-domains = ["test.mssante.fr"]
-data_dir = {data:?}
-
-[tls]
-certificate = {cert:?}
-private_key = {key:?}
-client_ca = {ca:?}
-
-[imap]
-tls = []
-starttls = []
-
-[smtp]
-submission_tls = []
-submission_starttls = []
-inbound = []
-
-[psc]
-issuer = "https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet"
-"#,
-        data = dir.join("data").to_string_lossy(),
-        cert = live_or_checked_in("server.crt").to_string_lossy(),
-        key = live_or_checked_in("server.key").to_string_lossy(),
-        ca = live_or_checked_in("ca.crt").to_string_lossy(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn mssante(config: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mssante"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut setup = Setup::new("test.mssante.fr");
+    setup.data_dir = dir.join("data");
+    setup.certificate = live_or_checked_in("server.crt");
+    setup.private_key = live_or_checked_in("server.key");
+    setup.client_ca = Some(live_or_checked_in("ca.crt"));
+    setup.write(dir)
 }
 
 fn grants(config: &Path, address: &str) -> Vec<serde_json::Value> {

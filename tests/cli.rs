@@ -1,7 +1,11 @@
 //! The operator CLI, driven as operators and harnesses drive it: the real binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::config::Setup;
 
 struct Env {
     dir: tempfile::TempDir,
@@ -13,25 +17,12 @@ impl Env {
         for f in ["server.crt", "server.key"] {
             std::fs::write(dir.path().join(f), "placeholder").unwrap();
         }
-        std::fs::write(
-            dir.path().join("config.toml"),
-            r#"
-[server]
-hostname = "mail.one.test"
-domains  = ["one.mssante.fr"]
-data_dir = "data"
-
-[tls]
-certificate = "server.crt"
-private_key = "server.key"
-
-[psc]
-issuer = "https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet"
-client_id = "operator"
-client_secret = "very-secret"
-"#,
-        )
-        .unwrap();
+        let mut setup = Setup::new("one.mssante.fr");
+        setup.psc =
+            "[psc]\nissuer = \"https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet\"\n\
+                     client_id = \"operator\"\nclient_secret = \"very-secret\"\n"
+                .into();
+        setup.write(dir.path());
         Env { dir }
     }
 
@@ -40,12 +31,7 @@ client_secret = "very-secret"
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_mssante"))
-            .arg("--config")
-            .arg(self.config())
-            .args(args)
-            .output()
-            .unwrap()
+        common::cli::command(&self.config(), args).output().unwrap()
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -73,7 +59,7 @@ fn json(text: &str) -> serde_json::Value {
 fn check_config_prints_the_effective_configuration_with_secrets_masked() {
     let env = Env::new();
     let out = env.ok(&["check-config"]);
-    assert!(out.contains("hostname = \"mail.one.test\""), "{out}");
+    assert!(out.contains("hostname = \"mail.one.mssante.fr\""), "{out}");
     assert!(
         out.contains("idle_timeout = \"15m\""),
         "defaults are shown: {out}"

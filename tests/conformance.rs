@@ -3,13 +3,13 @@
 
 mod common;
 
+use common::config::{grant_certificate, mailbox};
+use common::smtp::{Instance, Options, Pki};
 use common::tools;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mssante::config::Config;
-use mssante::server;
-use mssante::store::{DirectoryFields, Grant, MailboxKind, NewMailbox};
+use mssante::store::MailboxKind;
 use mssante_conformance::psc_standin::PscStandIn;
 use mssante_conformance::{self as conformance, ClientCertificate, Outcome, Report, Target};
 
@@ -17,80 +17,31 @@ const IDNAT: &str = "899700771191";
 const MAILBOX: &str = "jean.dupont@sandbox.mssante.fr";
 const APP_MAILBOX: &str = "labo@sandbox.mssante.fr";
 
-fn mailbox(address: &str, kind: MailboxKind, owner: Option<&str>) -> NewMailbox {
-    NewMailbox {
-        address: address.into(),
-        kind,
-        owner: owner.map(str::to_owned),
-        display_name: None,
-        created_at: mssante::clock::SystemClock::now_utc(),
-        red_list: false,
-        directory: DirectoryFields::default(),
-    }
-}
-
 fn report_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/conformance")
 }
 
 /// Our server with every listener, trusting a fresh stand-in in `mode` ("local" or
 /// "introspection"), run through the whole suite; the report is written as `name`.
-async fn run_suite(mode: &str, name: &str) -> (Report, PathBuf, PathBuf) {
+async fn run_suite(mode: &'static str, name: &str) -> (Report, PathBuf, PathBuf) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    mssante_conformance::pki::generate(&certs).unwrap();
-    let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let pki = Pki::new();
     // The runner plays another operator on the inbound port, with operator2's
     // certificate listed for its domain.
-    let operator2 =
-        mssante::auth::certificate::identity_from_pem_file(&certs.join("operator2.crt"))
-            .unwrap()
-            .subject;
-    std::fs::write(
-        dir.path().join("listeblanchemssante.xml"),
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListeBlanche xmlns=\"https://listeblanche.mssante.fr/schema\">\n\
-             <Domaine><Nom>operator2.mssante.fr</Nom><DNCertificatOperateur>{}</DNCertificatOperateur></Domaine>\n</ListeBlanche>\n",
-            operator2.replace('&', "&amp;")
-        ),
-    )
-    .unwrap();
-    let text = format!(
-        "[server]\nhostname = \"mail.sandbox.mssante.fr\"\ndomains = [\"sandbox.mssante.fr\"]\ndata_dir = \"data\"\n\
-         [tls]\ncertificate = \"certs/server.crt\"\nprivate_key = \"certs/server.key\"\nclient_ca = \"certs/ca.crt\"\ncrls = [\"certs/organisations.crl\"]\n\
-         [imap]\ntls = [\"127.0.0.1:0\"]\nstarttls = [\"127.0.0.1:0\"]\n\
-         [smtp]\nsubmission_tls = [\"127.0.0.1:0\"]\nsubmission_starttls = [\"127.0.0.1:0\"]\ninbound = [\"127.0.0.1:0\"]\n\
-         [trust]\nlist = \"listeblanchemssante.xml\"\n\
-         [session]\nsasl_challenge_timeout = \"1s\"\nauth_failures_before_delay = 1000\n{}",
-        psc.config_toml(mode)
-    );
-    let config = Config::parse(&text, dir.path()).unwrap();
-    let running = server::start(config, mssante::clock::system())
-        .await
-        .unwrap();
-    let store = &running.context.store;
-    store
-        .create_mailbox(mailbox(MAILBOX, MailboxKind::Personal, Some(IDNAT)))
-        .await
-        .unwrap();
-    store
-        .create_mailbox(mailbox(APP_MAILBOX, MailboxKind::Applicative, None))
-        .await
-        .unwrap();
-    let app = mssante::auth::certificate::identity_from_pem_file(&certs.join("app.crt")).unwrap();
-    store
-        .add_grant(
-            APP_MAILBOX,
-            Grant::CertificateSubject {
-                subject: app.subject,
-                issuer: app.issuer,
-            },
-        )
-        .await
-        .unwrap();
+    let options = Options {
+        trust: vec![("operator2.mssante.fr".into(), pki.dn("operator2"))],
+        session_extra: "auth_failures_before_delay = 1000".into(),
+        psc_validation: mode,
+        crls: true,
+        ..Options::new("sandbox.mssante.fr")
+    };
+    let server = Instance::start(&pki, options).await;
+    let store = server.store();
+    mailbox(store, MAILBOX, MailboxKind::Personal, Some(IDNAT)).await;
+    mailbox(store, APP_MAILBOX, MailboxKind::Applicative, None).await;
+    grant_certificate(store, APP_MAILBOX, &pki.path("app.crt")).await;
+    let certs = pki.dir.path();
+    let running = &server.running;
 
     let mut target = Target::new(MAILBOX, IDNAT);
     target.imap = Some(running.imap.tls[0].to_string());
@@ -117,8 +68,8 @@ async fn run_suite(mode: &str, name: &str) -> (Report, PathBuf, PathBuf) {
     });
     target.unanswered_challenge_wait = Duration::from_secs(10);
 
-    let report = conformance::run(&psc, &target).await.unwrap();
-    running.stop().await;
+    let report = conformance::run(&server.psc, &target).await.unwrap();
+    server.stop().await;
     let html = report_dir().join(name);
     let json = report.write(&html).unwrap();
     eprintln!("conformance report: {}", html.display());

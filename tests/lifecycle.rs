@@ -1,8 +1,11 @@
 //! The mailbox lifecycle (Référentiel #1) at its boundaries, with a fixed clock, real
 //! SQLite files in temporary folders, the real publishers, and the real binary.
 
+mod common;
+use common::cli::{mssante, ok};
+use common::config::Setup;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,40 +34,15 @@ fn days(n: i64) -> TimeDelta {
     TimeDelta::days(n)
 }
 
-/// Writes a throwaway self-signed certificate and a configuration using it.
-fn write_config(dir: &Path, extra: &str) -> PathBuf {
+/// Writes a throwaway self-signed certificate and a configuration using it, with no
+/// listener and `sections` (`[lifecycle]`, `[directory]`, …) added.
+fn write_config(dir: &Path, sections: &str) -> PathBuf {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(dir.join("server.crt"), ck.cert.pem()).unwrap();
     std::fs::write(dir.join("server.key"), ck.signing_key.serialize_pem()).unwrap();
-    let text = format!(
-        r#"
-[server]
-hostname = "mail.{DOMAIN}"
-domains = ["{DOMAIN}"]
-data_dir = "data"
-
-[tls]
-certificate = "server.crt"
-private_key = "server.key"
-
-[imap]
-tls = []
-starttls = []
-
-[smtp]
-submission_tls = []
-submission_starttls = []
-inbound = []
-
-[psc]
-issuer = "https://auth.example.org/realms/esante"
-
-{extra}
-"#
-    );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    let mut setup = Setup::new(DOMAIN);
+    setup.sections = sections.into();
+    setup.write(dir)
 }
 
 /// Publication events as the directory receives them, optionally slow or failing.
@@ -996,8 +974,11 @@ async fn the_server_scheduler_runs_the_jobs_until_shutdown() {
     .await
     .expect("the scheduler published the new mailbox");
     assert_eq!(published.lines().count(), 1);
-    let store = running.context.store.clone();
     running.stop().await;
+    // The stopped server closed its store: what the run did is on disk.
+    let store = Store::open(&dir.path().join("data"), mssante::clock::system())
+        .await
+        .unwrap();
     assert!(
         store
             .mailbox(&addr("new"))
@@ -1009,26 +990,6 @@ async fn the_server_scheduler_runs_the_jobs_until_shutdown() {
 }
 
 // ---- the operator's view, through the real binary ----
-
-fn mssante(config: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mssante"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(config: &Path, args: &[&str]) -> String {
-    let (success, stdout, stderr) = mssante(config, args);
-    assert!(success, "mssante {args:?} failed:\n{stdout}\n{stderr}");
-    stdout
-}
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

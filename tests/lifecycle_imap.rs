@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::cli::ok;
+use common::config::Setup;
 use common::tools;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -26,22 +28,6 @@ fn free_port() -> u16 {
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn mssante(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_mssante"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Stops `serve` the way an init system does, and waits for it.
@@ -127,46 +113,20 @@ async fn a_mailbox_used_over_imap_is_unpublished_after_61_days_and_deleted_after
         .unwrap();
     let port = free_port();
     let imap: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let config: PathBuf = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-hostname = "mail.hopital.test"
-domains = ["hopital.mssante.fr"]
-data_dir = "data"
-
-[tls]
-certificate = "certs/server.crt"
-private_key = "certs/server.key"
-client_ca = "certs/ca.crt"
-
-[imap]
-tls = ["{imap}"]
-starttls = []
-
-[smtp]
-submission_tls = []
-submission_starttls = []
-inbound = []
-
-[lifecycle]
-interval = "1d"
-
-[directory]
-kind = "file"
-path = "directory.jsonl"
-
-{}"#,
-            psc.config_toml("local")
-        ),
-    )
-    .unwrap();
+    let mut setup = Setup::new("hopital.mssante.fr");
+    setup.certificate = "certs/server.crt".into();
+    setup.private_key = "certs/server.key".into();
+    setup.client_ca = Some("certs/ca.crt".into());
+    setup.listeners.imap_tls = Some(imap.to_string());
+    setup.psc = psc.config_toml("local");
+    setup.sections =
+        "[lifecycle]\ninterval = \"1d\"\n\n[directory]\nkind = \"file\"\npath = \"directory.jsonl\"\n"
+            .into();
+    let config: PathBuf = setup.write(dir.path());
     let jsonl = dir.path().join("directory.jsonl");
 
     let now = mssante::clock::SystemClock::now_utc();
-    mssante(
+    ok(
         &config,
         &[
             "mailbox",
@@ -195,35 +155,35 @@ path = "directory.jsonl"
     }
 
     let shown: serde_json::Value =
-        serde_json::from_str(&mssante(&config, &["mailbox", "show", ADDRESS, "--json"])).unwrap();
+        serde_json::from_str(&ok(&config, &["mailbox", "show", ADDRESS, "--json"])).unwrap();
     let last: DateTime<Utc> = shown["last_authenticated_at"]
         .as_str()
         .expect("the IMAP login was recorded")
         .parse()
         .unwrap();
     assert!(last >= now - TimeDelta::minutes(1), "{shown}");
-    let audit = mssante(&config, &["audit", "--mailbox", ADDRESS, "--json"]);
+    let audit = ok(&config, &["audit", "--mailbox", ADDRESS, "--json"]);
     assert!(
         audit.contains("\"outcome\":\"success\"") && audit.contains("XOAUTH2"),
         "{audit}"
     );
 
     let at = |d: i64| rfc3339(last + TimeDelta::days(d) + TimeDelta::minutes(1));
-    mssante(&config, &["jobs", "run", "--at", &at(0)]);
+    ok(&config, &["jobs", "run", "--at", &at(0)]);
     assert_eq!(events(&jsonl), [("publish".into(), ADDRESS.into())]);
 
-    mssante(&config, &["jobs", "run", "--at", &at(59)]);
+    ok(&config, &["jobs", "run", "--at", &at(59)]);
     assert_eq!(
         events(&jsonl),
         [("publish".into(), ADDRESS.into())],
         "59 days without authentication is not yet 60"
     );
-    mssante(&config, &["jobs", "run", "--at", &at(61)]);
+    ok(&config, &["jobs", "run", "--at", &at(61)]);
     let shown: serde_json::Value =
-        serde_json::from_str(&mssante(&config, &["mailbox", "show", ADDRESS, "--json"])).unwrap();
+        serde_json::from_str(&ok(&config, &["mailbox", "show", ADDRESS, "--json"])).unwrap();
     assert_eq!(shown["published"], false, "{shown}");
 
-    mssante(&config, &["jobs", "run", "--at", &at(366)]);
+    ok(&config, &["jobs", "run", "--at", &at(366)]);
     let out = Command::new(env!("CARGO_BIN_EXE_mssante"))
         .arg("--config")
         .arg(&config)

@@ -1,18 +1,22 @@
 //! Pro Santé Connect authentication against the stand-in, in both validation modes, with
 //! a real store: every refusal must land in the audit trail with its own reason.
 
+mod common;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::config::{Setup, mailbox};
+use common::xoauth2_raw;
 use mssante::auth::certificate::CertificateIdentity;
 use mssante::auth::{
     AuthFailure, Authenticator, Identity, Mechanism, Peer, Protocol, PscValidator, TokenError,
 };
 use mssante::clock;
 use mssante::config::Config;
-use mssante::store::{AuditOutcome, DirectoryFields, Grant, MailboxKind, NewMailbox, Store};
+use mssante::store::{AuditOutcome, Grant, MailboxKind, Store};
 use mssante_conformance::psc_standin::{Flaw, PscStandIn, TokenSpec};
 use tempfile::TempDir;
 
@@ -20,7 +24,9 @@ const HOUSE: &str = "899700000001";
 const CUDDY: &str = "899700000002";
 const WILSON: &str = "899700000003";
 
-struct World {
+/// The authenticator alone, without a server: a stand-in, a store with one mailbox of
+/// each kind, and the configuration they were built from.
+struct Authentication {
     psc: PscStandIn,
     store: Store,
     auth: Authenticator,
@@ -32,29 +38,14 @@ fn local() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// A configuration with this `[psc]` section and no listener (the certificate files
+/// must exist, but nothing reads them).
 fn config(dir: &TempDir, psc_section: &str) -> Config {
-    std::fs::write(dir.path().join("cert.pem"), "").unwrap();
-    std::fs::write(dir.path().join("key.pem"), "").unwrap();
-    let text = format!(
-        "[server]\nhostname = \"mail.h.mssante.fr\"\ndomains = [\"h.mssante.fr\"]\ndata_dir = \"data\"\n\
-         [tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n{psc_section}"
-    );
-    Config::parse(&text, dir.path()).unwrap()
-}
-
-async fn mailbox(store: &Store, address: &str, kind: MailboxKind, owner: Option<&str>) {
-    store
-        .create_mailbox(NewMailbox {
-            address: address.into(),
-            kind,
-            owner: owner.map(Into::into),
-            display_name: None,
-            created_at: mssante::clock::SystemClock::now_utc(),
-            red_list: false,
-            directory: DirectoryFields::default(),
-        })
-        .await
-        .unwrap();
+    std::fs::write(dir.path().join("server.crt"), "").unwrap();
+    std::fs::write(dir.path().join("server.key"), "").unwrap();
+    let mut setup = Setup::new("h.mssante.fr");
+    setup.psc = psc_section.into();
+    setup.load(dir.path())
 }
 
 fn labo_certificate() -> CertificateIdentity {
@@ -69,12 +60,12 @@ fn labo_certificate() -> CertificateIdentity {
 }
 
 /// A stand-in, a store with one mailbox of each kind, and an authenticator in `mode`.
-async fn world_with(mode: &str, extra: &str) -> World {
+async fn world_with(mode: &str, extra: &str) -> Authentication {
     let psc = PscStandIn::start(local()).await.unwrap();
     world_at(psc, mode, extra).await
 }
 
-async fn world_at(psc: PscStandIn, mode: &str, extra: &str) -> World {
+async fn world_at(psc: PscStandIn, mode: &str, extra: &str) -> Authentication {
     let dir = tempfile::tempdir().unwrap();
     let config = config(&dir, &format!("{}{extra}", psc.config_toml(mode)));
     let store = Store::open(&config.server.data_dir, mssante::clock::system())
@@ -125,7 +116,7 @@ async fn world_at(psc: PscStandIn, mode: &str, extra: &str) -> World {
     let auth = Authenticator::new(&config, store.clone(), clock::system())
         .await
         .unwrap();
-    World {
+    Authentication {
         psc,
         store,
         auth,
@@ -134,7 +125,7 @@ async fn world_at(psc: PscStandIn, mode: &str, extra: &str) -> World {
     }
 }
 
-async fn world(mode: &str) -> World {
+async fn world(mode: &str) -> Authentication {
     world_with(mode, "").await
 }
 
@@ -146,14 +137,10 @@ fn peer() -> Peer {
     }
 }
 
-fn xoauth2(address: &str, token: &str) -> Vec<u8> {
-    format!("user={address}\x01auth=Bearer {token}\x01\x01").into_bytes()
-}
-
-impl World {
+impl Authentication {
     async fn login(&self, address: &str, token: &str) -> Result<String, AuthFailure> {
         self.auth
-            .authenticate(Mechanism::XOAuth2, &xoauth2(address, token), &peer())
+            .authenticate(Mechanism::XOAuth2, &xoauth2_raw(address, token), &peer())
             .await
             .map(|a| a.mailbox.address)
     }
@@ -208,7 +195,7 @@ async fn valid_token_is_accepted(mode: &str) {
         .auth
         .authenticate(
             Mechanism::XOAuth2,
-            &xoauth2("house@h.mssante.fr", &token),
+            &xoauth2_raw("house@h.mssante.fr", &token),
             &peer(),
         )
         .await
@@ -437,7 +424,7 @@ async fn unreachable_psc_is_a_temporary_failure() {
         let outcome = auth
             .authenticate(
                 Mechanism::XOAuth2,
-                &xoauth2("house@h.mssante.fr", &token),
+                &xoauth2_raw("house@h.mssante.fr", &token),
                 &peer(),
             )
             .await;
@@ -686,7 +673,7 @@ async fn malformed_messages_are_refused_and_audited() {
         }
         assert_eq!(w.last_audit().await.entry.reason.as_deref(), Some(reason));
     }
-    let huge = xoauth2("house@h.mssante.fr", &"a".repeat(20_000));
+    let huge = xoauth2_raw("house@h.mssante.fr", &"a".repeat(20_000));
     let outcome = w
         .auth
         .authenticate(Mechanism::XOAuth2, &huge, &peer())

@@ -16,24 +16,10 @@ const BYE: &str = "* BYE [ALERT] access to this mailbox was withdrawn, session c
 /// Longer than the sessions' access check interval (one second).
 const PAST_CHECK: Duration = Duration::from_millis(1500);
 
-/// Runs the real binary against the world's configuration and store.
 /// Runs the operator command without blocking the runtime the server under test runs on
 /// (the command may wait for a write lock that only the server's next step releases).
 async fn cli(w: &World, args: &[&str]) -> String {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mssante"))
-        .arg("--config")
-        .arg(w.dir.path().join("config.toml"))
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::cli::ok_async(&w.dir.path().join("config.toml"), args).await
 }
 
 /// An organisational mailbox granted to House and Cuddy, with one message in INBOX.

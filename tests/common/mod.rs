@@ -3,10 +3,15 @@
 #![allow(dead_code)]
 //!
 //! Every integration test starts what it needs from here: `world` (an IMAP server with
-//! the PSC stand-in), `smtp` (SMTP instances, their PKI and clients), `tools` (real
-//! clients such as swaks and Python, skipped visibly or required in CI) and `database`
-//! (the store's SQLite file, for tests that look inside it).
+//! the PSC stand-in), `config` (the one writer of configuration files, and mailbox
+//! seeding), `smtp` (SMTP instances, their PKI and clients), `tools` (real clients such
+//! as swaks and Python, skipped visibly or required in CI) and `database` (the store's
+//! SQLite file, for tests that look inside it).
 
+// The binary's path is known to test targets only (not examples or benchmarks).
+#[cfg(test)]
+pub mod cli;
+pub mod config;
 pub mod database;
 pub mod smtp;
 pub mod tools;
@@ -17,9 +22,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use mssante::config::Config;
 use mssante::server::{self, Running};
-use mssante::store::{MailboxKind, NewMailbox};
+
+use self::config::{Listeners, Setup};
+use mssante::store::MailboxKind;
 use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -47,8 +53,18 @@ pub struct World {
     pub dir: TempDir,
 }
 
-/// Settings appended to the configuration file.
+/// An IMAP server with its own PSC stand-in. `extra`: settings as `imap.key = value`,
+/// `smtp.key = value` or `session.key = value` lines; `tls.client_ca` asks for client
+/// certificates from the test CA, `psc.introspection` validates by introspection.
 pub async fn world(extra: &str) -> World {
+    let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    world_with_psc(psc, extra).await
+}
+
+/// `world` trusting a stand-in the test prepared (slow, failing, with other keys).
+pub async fn world_with_psc(psc: PscStandIn, extra: &str) -> World {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -62,49 +78,34 @@ pub async fn world(extra: &str) -> World {
     std::fs::write(dir.path().join("cert.pem"), leaf.pem() + &ca.pem()).unwrap();
     std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let mut setup = Setup::new("h.mssante.fr");
+    setup.certificate = "cert.pem".into();
+    setup.private_key = "key.pem".into();
     // `tls.client_ca` in `extra`: ask for client certificates issued by the test CA.
-    let client_ca = if extra.contains("tls.client_ca") {
-        "client_ca = \"ca.pem\"\n"
-    } else {
-        ""
-    };
+    if extra.contains("tls.client_ca") {
+        setup.client_ca = Some("ca.pem".into());
+    }
+    setup.listeners = Listeners::imap();
+    setup.imap = section(extra, "imap");
+    setup.smtp = section(extra, "smtp");
+    setup.session = format!(
+        "sasl_challenge_timeout = \"1s\"\n{}",
+        section(extra, "session")
+    );
     let mode = if extra.contains("psc.introspection") {
         "introspection"
     } else {
         "local"
     };
-    let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let text = format!(
-        "[server]\nhostname = \"mail.h.mssante.fr\"\ndomains = [\"h.mssante.fr\"]\ndata_dir = \"data\"\n\
-         [tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n{client_ca}\
-         [imap]\ntls = [\"127.0.0.1:0\"]\nstarttls = [\"127.0.0.1:0\"]\n{extra_imap}\n\
-         [smtp]\nsubmission_tls = []\nsubmission_starttls = []\ninbound = []\n{extra_smtp}\n\
-         [session]\nsasl_challenge_timeout = \"1s\"\n{extra_session}\n{psc}",
-        extra_imap = section(extra, "imap"),
-        extra_smtp = section(extra, "smtp"),
-        extra_session = section(extra, "session"),
-        psc = psc.config_toml(mode),
-    );
+    setup.psc = psc.config_toml(mode);
     // Also on disk, for tests that run the CLI as a separate process on the same store.
-    std::fs::write(dir.path().join("config.toml"), &text).unwrap();
-    let config = Config::parse(&text, dir.path()).unwrap();
+    let config = setup.load(dir.path());
     let running = server::start(config, mssante::clock::system())
         .await
         .unwrap();
     for (address, owner) in [(HOUSE_BAL, HOUSE), (CUDDY_BAL, CUDDY)] {
-        running
-            .context
-            .store
-            .create_mailbox(NewMailbox::new(
-                address,
-                MailboxKind::Personal,
-                Some(owner.into()),
-                mssante::clock::SystemClock::now_utc(),
-            ))
-            .await
-            .unwrap();
+        let store = &running.context.store;
+        config::mailbox(store, address, MailboxKind::Personal, Some(owner)).await;
     }
     let ca_der = ca.der().clone();
     let tls = running.imap.tls[0];
@@ -201,8 +202,14 @@ impl World {
     }
 }
 
+/// The XOAUTH2 initial response, base64 as it goes on the wire.
 pub fn xoauth2(address: &str, token: &str) -> String {
-    B64.encode(format!("user={address}\x01auth=Bearer {token}\x01\x01"))
+    B64.encode(xoauth2_raw(address, token))
+}
+
+/// The XOAUTH2 initial response before base64, as the authenticator takes it.
+pub fn xoauth2_raw(address: &str, token: &str) -> Vec<u8> {
+    format!("user={address}\x01auth=Bearer {token}\x01\x01").into_bytes()
 }
 
 pub fn last(lines: &[String]) -> &str {
@@ -279,16 +286,30 @@ impl Client {
 
     /// TLS with a prepared client configuration (the benchmark shares one).
     pub async fn upgrade_config(&mut self, config: Arc<rustls::ClientConfig>) {
+        assert!(
+            self.try_upgrade_config(config).await,
+            "TLS handshake failed"
+        );
+    }
+
+    /// TLS with a prepared client configuration; false if the handshake failed. (With
+    /// TLS 1.3 a refused client certificate shows only at the first read.)
+    pub async fn try_upgrade_config(&mut self, config: Arc<rustls::ClientConfig>) -> bool {
         let connector = TlsConnector::from(config);
         let Io::Plain(tcp) = std::mem::replace(&mut self.io, Io::Gone) else {
             panic!("not a plain connection")
         };
-        let tls = connector
+        self.buf.clear();
+        match connector
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
-            .unwrap();
-        self.io = Io::Tls(Box::new(tls));
-        self.buf.clear();
+        {
+            Ok(tls) => {
+                self.io = Io::Tls(Box::new(tls));
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {

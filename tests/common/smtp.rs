@@ -9,15 +9,16 @@ use std::time::Duration;
 
 use mssante::config::Config;
 use mssante::server::Running;
-use mssante::store::{MailboxKind, NewMailbox, Store};
+use mssante::store::{MailboxKind, Store};
 use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
 use rustls::ClientConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::ServerName;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use super::config::{Listeners, Setup};
 
 /// Bound on every wait, so a broken server fails the test instead of hanging it.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -49,25 +50,31 @@ impl Pki {
 
     /// A client trusting the test CA, presenting `<cert>.crt` if given.
     pub fn client(&self, cert: Option<&str>) -> Arc<ClientConfig> {
-        let roots = mssante::tls::root_store(&[self.path("ca.crt")]).unwrap();
-        let builder = ClientConfig::builder_with_provider(mssante::tls::provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots);
-        let config = match cert {
-            None => builder.with_no_client_auth(),
-            Some(name) => {
-                let chain: Vec<CertificateDer<'static>> =
-                    CertificateDer::pem_file_iter(self.path(&format!("{name}.crt")))
-                        .unwrap()
-                        .map(Result::unwrap)
-                        .collect();
-                let key = PrivateKeyDer::from_pem_file(self.path(&format!("{name}.key"))).unwrap();
-                builder.with_client_auth_cert(chain, key).unwrap()
-            }
-        };
-        Arc::new(config)
+        client_config(self.dir.path(), cert, rustls::DEFAULT_VERSIONS)
     }
+}
+
+/// A client trusting `dir/ca.crt` and speaking `versions`, presenting `dir/<cert>.crt`
+/// (with its `.key`) if given.
+pub fn client_config(
+    dir: &Path,
+    cert: Option<&str>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
+    let roots = mssante::tls::root_store(&[dir.join("ca.crt")]).unwrap();
+    let builder = ClientConfig::builder_with_provider(mssante::tls::provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+    Arc::new(match cert {
+        None => builder.with_no_client_auth(),
+        Some(name) => builder
+            .with_client_auth_cert(
+                mssante::tls::load_certificates(&dir.join(format!("{name}.crt"))).unwrap(),
+                mssante::tls::load_private_key(&dir.join(format!("{name}.key"))).unwrap(),
+            )
+            .unwrap(),
+    })
 }
 
 /// `listeblanchemssante.xml` with these (domain, DN) entries.
@@ -98,6 +105,10 @@ pub struct Options {
     pub smtp_extra: String,
     /// Extra `[session]` keys.
     pub session_extra: String,
+    /// How the PSC stand-in's tokens are checked: `local` or `introspection`.
+    pub psc_validation: &'static str,
+    /// Check client certificates against the PKI's organisations CRL.
+    pub crls: bool,
 }
 
 impl Options {
@@ -110,83 +121,46 @@ impl Options {
             inbound: "127.0.0.1:0".into(),
             smtp_extra: "save_sent = true".into(),
             session_extra: String::new(),
+            psc_validation: "local",
+            crls: false,
         }
     }
 }
 
 /// Writes the configuration file for an instance in `dir`; returns its path.
 pub fn write_config(pki: &Pki, dir: &Path, psc: &PscStandIn, o: &Options) -> PathBuf {
-    let trust_path = dir.join("listeblanchemssante.xml");
-    let entries: Vec<(&str, &str)> = o
-        .trust
-        .iter()
-        .map(|(d, n)| (d.as_str(), n.as_str()))
-        .collect();
-    let trust = if entries.is_empty() {
-        String::new()
-    } else {
-        std::fs::write(&trust_path, trust_xml(&entries)).unwrap();
-        format!(
-            "[trust]\nlist = {:?}\nrefresh = \"1h\"\n",
-            trust_path.to_string_lossy()
-        )
-    };
-    let mut routes = String::from("[smtp.routes]\n");
-    for (d, hop) in &o.routes {
-        routes.push_str(&format!("{d:?} = {hop:?}\n"));
+    let mut setup = Setup::new(&o.domain);
+    setup.hostname = format!("mx.{}", o.domain);
+    setup.data_dir = dir.join("data");
+    setup.certificate = pki.path(&format!("{}.crt", o.certificate));
+    setup.private_key = pki.path(&format!("{}.key", o.certificate));
+    setup.client_ca = Some(pki.path("ca.crt"));
+    if o.crls {
+        setup.crls = vec![pki.path("organisations.crl")];
     }
-    let text = format!(
-        r#"
-[server]
-hostname = "mx.{domain}"
-domains = ["{domain}"]
-data_dir = {data:?}
-
-[tls]
-certificate = {cert:?}
-private_key = {key:?}
-client_ca = {ca:?}
-
-[imap]
-tls = ["127.0.0.1:0"]
-starttls = ["127.0.0.1:0"]
-
-[smtp]
-submission_tls = ["127.0.0.1:0"]
-submission_starttls = ["127.0.0.1:0"]
-inbound = ["{inbound}"]
-max_message_size = 65536
-max_recipients = 60
-queue_retry_initial = "200ms"
-queue_retry_max = "1s"
-{smtp_extra}
-
-{routes}
-
-[session]
-sasl_challenge_timeout = "2s"
-{session_extra}
-
-{trust}
-{psc}
-"#,
-        domain = o.domain,
-        data = dir.join("data").to_string_lossy(),
-        cert = pki
-            .path(&format!("{}.crt", o.certificate))
-            .to_string_lossy(),
-        key = pki
-            .path(&format!("{}.key", o.certificate))
-            .to_string_lossy(),
-        ca = pki.path("ca.crt").to_string_lossy(),
-        inbound = o.inbound,
-        smtp_extra = o.smtp_extra,
-        session_extra = o.session_extra,
-        psc = psc.config_toml("local"),
+    setup.listeners = Listeners {
+        inbound: Some(o.inbound.clone()),
+        ..Listeners::all()
+    };
+    setup.smtp = format!(
+        "max_message_size = 65536\nmax_recipients = 60\n\
+         queue_retry_initial = \"200ms\"\nqueue_retry_max = \"1s\"\n{}",
+        o.smtp_extra
     );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    setup.routes = o.routes.clone();
+    setup.session = format!("sasl_challenge_timeout = \"2s\"\n{}", o.session_extra);
+    if !o.trust.is_empty() {
+        let entries: Vec<(&str, &str)> = o
+            .trust
+            .iter()
+            .map(|(d, n)| (d.as_str(), n.as_str()))
+            .collect();
+        let list = dir.join("listeblanchemssante.xml");
+        std::fs::write(&list, trust_xml(&entries)).unwrap();
+        setup.trust_list = Some(list);
+    }
+    setup.psc = psc.config_toml(o.psc_validation);
+    setup.write(dir)
 }
 
 /// One running server with its own data folder and PSC stand-in.
@@ -286,16 +260,9 @@ impl Instance {
     }
 }
 
+/// A personal mailbox owned by `idnat`; its address.
 pub async fn create_mailbox(store: &Store, address: &str, idnat: &str) -> String {
-    store
-        .create_mailbox(NewMailbox::new(
-            address,
-            MailboxKind::Personal,
-            Some(idnat.into()),
-            mssante::clock::SystemClock::now_utc(),
-        ))
-        .await
-        .unwrap();
+    super::config::mailbox(store, address, MailboxKind::Personal, Some(idnat)).await;
     address.to_owned()
 }
 
