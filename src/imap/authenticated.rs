@@ -549,13 +549,8 @@ impl Session {
                         .is_none_or(|k| sequence::contains(k, *u, largest.max(*u)))
                 })
                 .collect();
-            if let Some(set) = sequence::uid_set(&gone) {
-                self.conn
-                    .send(&text::data(Data::Vanished {
-                        earlier: true,
-                        known_uids: set,
-                    }))
-                    .await?;
+            if let Some(vanished) = text::vanished_earlier(&gone) {
+                self.conn.send(&vanished).await?;
             }
             for m in changed {
                 let Ok(p) = view.uids.binary_search(&m.uid) else {

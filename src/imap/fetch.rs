@@ -176,13 +176,8 @@ impl Session {
                 .into_iter()
                 .filter(|u| sequence::contains(&set, *u, largest.max(*u)))
                 .collect();
-            if let Some(set) = sequence::uid_set(&gone) {
-                self.conn
-                    .send(&text::data(Data::Vanished {
-                        earlier: true,
-                        known_uids: set,
-                    }))
-                    .await?;
+            if let Some(vanished) = text::vanished_earlier(&gone) {
+                self.conn.send(&vanished).await?;
             }
         }
 

@@ -88,6 +88,17 @@ pub(crate) fn data(d: Data<'static>) -> Response<'static> {
     Response::Data(d)
 }
 
+/// `* VANISHED (EARLIER) uids` (RFC 7162 §3.2.10), for a resync or a `FETCH (VANISHED)`;
+/// nothing when no UID went.
+pub(crate) fn vanished_earlier(uids: &[u32]) -> Option<Response<'static>> {
+    super::sequence::uid_set(uids).map(|set| {
+        data(Data::Vanished {
+            earlier: true,
+            known_uids: set,
+        })
+    })
+}
+
 trait StaticTag {
     fn into_static_tag(self) -> imap_codec::imap_types::core::Tag<'static>;
 }
