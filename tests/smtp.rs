@@ -685,7 +685,7 @@ async fn no_message_lost_or_duplicated_across_sigkill() {
         l.local_addr().unwrap().port()
     };
     let o = Options::new("a.mssante.test");
-    let config_path = write_config(&pki, dir.path(), &psc, &o);
+    let config_path = write_config(&pki, dir.path(), &psc, &o, "");
     let config_text = std::fs::read_to_string(&config_path)
         .unwrap()
         .replacen(

@@ -4,10 +4,12 @@
 //!
 //! Every integration test starts what it needs from here: `world` (an IMAP server with
 //! the PSC stand-in), `smtp` (SMTP instances, their PKI and clients), `tools` (real
-//! clients such as swaks and Python, skipped visibly or required in CI) and `database`
-//! (the store's SQLite file, for tests that look inside it).
+//! clients such as swaks and Python, skipped visibly or required in CI), `database`
+//! (the store's SQLite file, for tests that look inside it) and `postgres` (the backend
+//! a test runs on: `on_both_backends!` runs it on SQLite and on PostgreSQL).
 
 pub mod database;
+pub mod postgres;
 pub mod smtp;
 pub mod tools;
 
@@ -45,6 +47,8 @@ pub struct World {
     pub tls: SocketAddr,
     pub starttls: SocketAddr,
     pub dir: TempDir,
+    /// The PostgreSQL database of a test on that backend; dropped last, after the server.
+    pub db: Option<postgres::Database>,
 }
 
 /// Settings appended to the configuration file.
@@ -76,9 +80,10 @@ pub async fn world(extra: &str) -> World {
     let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
+    let (store, db) = postgres::store_section().await;
     let text = format!(
         "[server]\nhostname = \"mail.h.mssante.fr\"\ndomains = [\"h.mssante.fr\"]\ndata_dir = \"data\"\n\
-         [tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n{client_ca}\
+         {store}[tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n{client_ca}\
          [imap]\ntls = [\"127.0.0.1:0\"]\nstarttls = [\"127.0.0.1:0\"]\n{extra_imap}\n\
          [smtp]\nsubmission_tls = []\nsubmission_starttls = []\ninbound = []\n{extra_smtp}\n\
          [session]\nsasl_challenge_timeout = \"1s\"\n{extra_session}\n{psc}",
@@ -117,6 +122,7 @@ pub async fn world(extra: &str) -> World {
         tls,
         starttls,
         dir,
+        db,
     }
 }
 

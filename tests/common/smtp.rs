@@ -10,6 +10,8 @@ use std::time::Duration;
 use mssante::config::Config;
 use mssante::server::Running;
 use mssante::store::{MailboxKind, NewMailbox, Store};
+
+use super::postgres::Database;
 use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
 use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
@@ -115,7 +117,8 @@ impl Options {
 }
 
 /// Writes the configuration file for an instance in `dir`; returns its path.
-pub fn write_config(pki: &Pki, dir: &Path, psc: &PscStandIn, o: &Options) -> PathBuf {
+/// `store` is the `[store]` section (empty for SQLite in `data`).
+pub fn write_config(pki: &Pki, dir: &Path, psc: &PscStandIn, o: &Options, store: &str) -> PathBuf {
     let trust_path = dir.join("listeblanchemssante.xml");
     let entries: Vec<(&str, &str)> = o
         .trust
@@ -141,6 +144,8 @@ pub fn write_config(pki: &Pki, dir: &Path, psc: &PscStandIn, o: &Options) -> Pat
 hostname = "mx.{domain}"
 domains = ["{domain}"]
 data_dir = {data:?}
+
+{store}
 
 [tls]
 certificate = {cert:?}
@@ -189,25 +194,41 @@ sasl_challenge_timeout = "2s"
     path
 }
 
-/// One running server with its own data folder and PSC stand-in.
+/// One running server with its own data folder (and database, on PostgreSQL) and PSC
+/// stand-in.
 pub struct Instance {
     pub running: Running,
     pub psc: PscStandIn,
     pub dir: TempDir,
     pub domain: String,
+    /// Dropped after the server.
+    pub db: Option<Database>,
+}
+
+/// What a stopped instance leaves for the next one to start on.
+pub struct Kept {
+    pub dir: TempDir,
+    pub db: Option<Database>,
 }
 
 impl Instance {
     pub async fn start(pki: &Pki, o: Options) -> Instance {
-        Self::start_in(pki, o, tempfile::tempdir().unwrap()).await
+        let (_, db) = super::postgres::store_section().await;
+        let kept = Kept {
+            dir: tempfile::tempdir().unwrap(),
+            db,
+        };
+        Self::start_in(pki, o, kept).await
     }
 
     /// Starts on the data of a previous instance (a restart).
-    pub async fn start_in(pki: &Pki, o: Options, dir: TempDir) -> Instance {
+    pub async fn start_in(pki: &Pki, o: Options, kept: Kept) -> Instance {
+        let Kept { dir, db } = kept;
         let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let path = write_config(pki, dir.path(), &psc, &o);
+        let store = db.as_ref().map(Database::store_toml).unwrap_or_default();
+        let path = write_config(pki, dir.path(), &psc, &o, &store);
         let config = Config::load(&path).unwrap();
         let running = mssante::server::start(config, mssante::clock::system())
             .await
@@ -217,6 +238,7 @@ impl Instance {
             psc,
             dir,
             domain: o.domain,
+            db,
         }
     }
 
@@ -278,11 +300,14 @@ impl Instance {
         self.psc.shutdown().await;
     }
 
-    /// Stops, keeping the data folder for `start_in`.
-    pub async fn stop_keeping_data(self) -> TempDir {
+    /// Stops, keeping the data folder (and database) for `start_in`.
+    pub async fn stop_keeping_data(self) -> Kept {
         self.running.stop().await;
         self.psc.shutdown().await;
-        self.dir
+        Kept {
+            dir: self.dir,
+            db: self.db,
+        }
     }
 }
 
