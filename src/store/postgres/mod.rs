@@ -192,8 +192,14 @@ impl PostgresStore {
         }
     }
 
+    /// Gives back the queue leases this node holds (a stopping node's attempts were
+    /// cut short: the other nodes, or this one restarted, take them at once rather than
+    /// when the leases run out), then closes every connection.
     pub(crate) async fn close(self) {
         self.listener.stop();
+        if let Err(e) = self.release_queue_leases().await {
+            tracing::warn!(error = %e, "could not give back this node's queue leases; they expire on their own");
+        }
         self.pool.close().await;
     }
 }

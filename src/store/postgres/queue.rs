@@ -146,6 +146,17 @@ impl PostgresStore {
         Ok(out)
     }
 
+    /// Lets go of every message this node has claimed and not settled.
+    pub(super) async fn release_queue_leases(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE queue SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = $1",
+        )
+        .bind(&*self.node)
+        .execute(self.reader())
+        .await?;
+        Ok(())
+    }
+
     pub(crate) async fn inbox_of(
         &self,
         address: &str,
