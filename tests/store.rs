@@ -790,3 +790,30 @@ async fn close_leaves_the_files_at_rest() {
     );
     assert_eq!(count_rows(dir.path(), "messages").await, 50);
 }
+
+/// A database that does not answer is named by its host, never with its password, and
+/// counts as unavailable (what `serve` waits out at start-up).
+#[tokio::test]
+async fn an_unreachable_postgres_is_named_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("k.pem"), "").unwrap();
+    // Port 1 on loopback: nothing listens there.
+    let text = "[server]\nhostname = \"mail.one.mssante.fr\"\ndomains = [\"one.mssante.fr\"]\n\
+         data_dir = \".\"\n[store]\nbackend = \"postgres\"\n\
+         url = \"postgres://mssante:hunter2@127.0.0.1:1/mail\"\nconnect_timeout = \"2s\"\n\
+         [tls]\ncertificate = \"k.pem\"\nprivate_key = \"k.pem\"\n\
+         [psc]\nissuer = \"https://auth.esante.gouv.fr/auth/realms/esante-wallet\"\n";
+    let config = mssante::config::Config::parse(text, dir.path()).unwrap();
+    let e = Store::open_configured(&config, mssante::clock::system())
+        .await
+        .expect_err("nothing answers on port 1");
+    let shown = e.to_string();
+    assert!(shown.contains("127.0.0.1:1"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(e.is_transient(), "{e:?}");
+    let described = Store::describe(&config);
+    assert!(
+        described.contains("127.0.0.1:1") && !described.contains("hunter2"),
+        "{described}"
+    );
+}
