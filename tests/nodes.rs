@@ -161,21 +161,36 @@ async fn appenders_on_both_nodes_get_unique_gap_free_uids() {
     .await
 }
 
+/// Mail queued on both nodes while the other operator is down is retried by both
+/// nodes' runners, every scan finding all of it due at once: only the leases keep two
+/// nodes from sending the same message when it comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_submitted_on_either_node_is_delivered_once() {
     run(Backend::Postgres, async {
         let pki = Pki::new();
-        let mut ob = Options::new("b.mssante.test");
-        ob.certificate = "operator2";
-        ob.trust = vec![("a.mssante.test".into(), pki.dn("server"))];
-        let b = Instance::start(&pki, ob).await;
+        // The other operator: its mailbox made, then down while the mail is queued.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let b_options = || {
+            let mut ob = Options::new("b.mssante.test");
+            ob.certificate = "operator2";
+            ob.trust = vec![("a.mssante.test".into(), pki.dn("server"))];
+            ob.inbound = format!("127.0.0.1:{port}");
+            ob
+        };
+        let b = Instance::start(&pki, b_options()).await;
+        let remote = b.mailbox("cameron", common::smtp::OTHER_IDNAT).await;
+        let b_data = b.stop_keeping_data().await;
+
         let mut oa = Options::new("a.mssante.test");
         oa.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
-        oa.routes = vec![("b.mssante.test".into(), b.inbound().to_string())];
+        oa.routes = vec![("b.mssante.test".into(), format!("127.0.0.1:{port}"))];
         let a1 = Instance::start(&pki, oa).await;
         let a2 = second_node(&a1.dir.path().join("config.toml")).await;
         let sender = a1.mailbox("house", common::smtp::IDNAT).await;
-        let remote = b.mailbox("cameron", common::smtp::OTHER_IDNAT).await;
         const EACH: usize = 10;
         for (node, submission) in [
             ("a1", a1.submission_tls()),
@@ -194,6 +209,10 @@ async fn mail_submitted_on_either_node_is_delivered_once() {
                 assert_eq!(code, 250, "{t}");
             }
         }
+        // A few rounds of failed attempts (retries every second at most) on both nodes.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(a1.store().queue_len().await.unwrap(), 2 * EACH as u64);
+        let b = Instance::start_in(&pki, b_options(), b_data).await;
         eventually("both nodes' queues to empty", || async {
             a1.store().queue_len().await.unwrap() == 0
         })
@@ -214,6 +233,8 @@ async fn mail_submitted_on_either_node_is_delivered_once() {
         let unique: HashSet<&String> = subjects.iter().collect();
         assert_eq!(unique.len(), 2 * EACH, "{subjects:?}");
         assert_eq!(subjects.len(), 2 * EACH, "each message once: {subjects:?}");
+        // No notice of failure went back: every message was delivered, none given up.
+        assert!(a1.messages(&sender, "INBOX").await.is_empty());
         a2.stop().await;
         a1.stop().await;
         b.stop().await;
