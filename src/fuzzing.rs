@@ -151,7 +151,7 @@ impl Harness {
         let dir = self.root.join(format!("data-{}", self.generation));
         let config = self.config(&dir)?;
         let world = self.runtime.block_on(async {
-            let store = Store::open(&config.server.data_dir, crate::clock::system()).await?;
+            let store = Store::open_configured(&config, crate::clock::system()).await?;
             for (address, owner) in [(MAILBOX, IDNAT), (OTHER_MAILBOX, OTHER_IDNAT)] {
                 store
                     .create_mailbox(NewMailbox::new(

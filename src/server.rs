@@ -40,9 +40,14 @@ impl Running {
 /// Opens the store and starts every configured listener. Every date the server reads
 /// (token expiry, CRL freshness, lifecycle rules) comes from `clock`.
 pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running> {
-    let store = Store::open(&config.server.data_dir, clock.clone())
+    let store = Store::open_configured(&config, clock.clone())
         .await
-        .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
+        .with_context(|| format!("opening the store ({})", Store::describe(&config)))?;
+    start_with(config, clock, store).await
+}
+
+/// `start` with the store already open.
+async fn start_with(config: Config, clock: SharedClock, store: Store) -> anyhow::Result<Running> {
     let tls = TlsSource::load(&config.tls, clock.clone())
         .await
         .context("loading the TLS certificates, client CAs and CRLs")?;
@@ -79,9 +84,19 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     })
 }
 
-/// Runs until SIGTERM or Ctrl-C, then drains.
+/// Runs until SIGTERM or Ctrl-C, then drains. A database that does not answer yet
+/// (PostgreSQL starting beside this server) is waited for, the reason logged at each
+/// attempt, rather than failing the start; a signal meanwhile stops the wait.
 pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
-    let running = start(config, clock).await?;
+    let store = tokio::select! {
+        store = Store::open_retrying(&config, clock.clone()) => store
+            .with_context(|| format!("opening the store ({})", Store::describe(&config)))?,
+        () = wait_for_signal() => {
+            tracing::info!("stopped before the store could be opened");
+            return Ok(());
+        }
+    };
+    let running = start_with(config, clock, store).await?;
     tracing::info!("mssante started");
     wait_for_signal().await;
     tracing::info!("shutting down");

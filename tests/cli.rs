@@ -430,3 +430,59 @@ fn mailbox_quota_sets_shows_and_clears_limits_and_is_audited() {
     let err = env.fails(&["mailbox", "quota", "nobody@one.mssante.fr"], 1);
     assert!(err.contains("no mailbox nobody@one.mssante.fr"), "{err}");
 }
+
+/// `[store]` on a PostgreSQL that does not answer: every command names its host and
+/// never the password, and `serve` keeps waiting for it, saying why, instead of exiting.
+#[test]
+fn an_unreachable_postgres_is_named_and_serve_waits_for_it() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    let mut text = std::fs::read_to_string(env.config()).unwrap();
+    // Port 1 on loopback: nothing listens there.
+    text.push_str(
+        "\n[store]\nbackend = \"postgres\"\n\
+         url = \"postgres://mssante:hunter2@127.0.0.1:1/mail\"\nconnect_timeout = \"1s\"\n",
+    );
+    std::fs::write(env.config(), text).unwrap();
+
+    let shown = env.ok(&["check-config"]);
+    assert!(
+        shown.contains("postgres://mssante:********@127.0.0.1:1/mail"),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
+
+    for args in [&["mailbox", "list"][..], &["audit"][..]] {
+        let err = env.fails(args, 1);
+        assert!(err.contains("127.0.0.1:1"), "{args:?}: {err}");
+        assert!(!err.contains("hunter2"), "{args:?}: {err}");
+    }
+
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_mssante"))
+        .arg("--config")
+        .arg(env.config())
+        .arg("serve")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut waits = 0;
+    while waits < 2 {
+        let line = lines
+            .next()
+            .expect("serve is still running and logging")
+            .unwrap();
+        assert!(!line.contains("hunter2"), "{line}");
+        if line.contains("does not answer yet") {
+            assert!(line.contains("127.0.0.1:1"), "{line}");
+            waits += 1;
+        }
+    }
+    assert!(
+        serve.try_wait().unwrap().is_none(),
+        "serve waits for the database"
+    );
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use mssante::config::{Config, ConfigError, DirectoryTarget, PscValidation};
+use mssante::config::{Config, ConfigError, DirectoryTarget, PscValidation, StoreBackend};
 
 /// A folder with the files the example configuration points at.
 fn workspace() -> tempfile::TempDir {
@@ -79,8 +79,12 @@ fn every_key_of_the_example_parses() {
             "/etc/mssante/listeblanchemssante.xml",
             "listeblanchemssante.xml",
         )
-        .replace("/var/lib/mssante", "data");
+        .replace("/var/lib/mssante", "data")
+        // The commented `url` belongs to the other backend.
+        .replace("backend = \"sqlite\"", "backend = \"postgres\"");
     let config = parse(&text, dir.path()).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+    assert_eq!(config.store.backend, StoreBackend::Postgres);
+    assert_eq!(config.store.pool_size, 16);
     assert_eq!(config.server.domains, ["operator.mssante.fr"]);
     assert_eq!(config.smtp.max_message_size.0, 20_971_520);
     // No IMAP override: APPEND takes what SMTP takes.
@@ -249,5 +253,62 @@ fn introspection_needs_client_credentials() {
     assert!(
         e.contains("psc.client_id") && e.contains("client_secret"),
         "{e}"
+    );
+}
+
+#[test]
+fn the_store_is_sqlite_unless_postgres_is_asked_for_with_one_url() {
+    let dir = workspace();
+    let config = parse(MINIMAL, dir.path()).unwrap();
+    assert_eq!(config.store.backend, StoreBackend::Sqlite);
+    assert!(config.store.url.is_none());
+
+    let with = |store: &str| format!("{MINIMAL}\n[store]\n{store}\n");
+    let e = error(&with("backend = \"postgres\""), dir.path());
+    assert!(e.contains("store.url") && e.contains("url_file"), "{e}");
+    let e = error(
+        &with("backend = \"postgres\"\nurl = \"postgres://a@db/m\"\nurl_file = \"u\""),
+        dir.path(),
+    );
+    assert!(e.contains("not both"), "{e}");
+    let e = error(&with("url = \"postgres://a@db/m\""), dir.path());
+    assert!(e.contains("store.url") && e.contains("postgres"), "{e}");
+    let e = error(&with("backend = \"mysql\""), dir.path());
+    assert!(e.contains("store.backend"), "{e}");
+    // A wrong scheme is named without repeating the URL, which may hold a password.
+    let e = error(
+        &with("backend = \"postgres\"\nurl = \"mysql://u:hunter2@db/m\""),
+        dir.path(),
+    );
+    assert!(e.contains("store.url") && !e.contains("hunter2"), "{e}");
+
+    // The password in a file of its own; shown masked, whichever way it came.
+    std::fs::write(
+        dir.path().join("db-url"),
+        "postgres://mssante:hunter2@db.internal:5433/mail\n",
+    )
+    .unwrap();
+    let config = parse(
+        &with(
+            "backend = \"postgres\"\nurl_file = \"db-url\"\npool_size = 4\n\
+             connect_timeout = \"3s\"\nstatement_timeout = \"90s\"",
+        ),
+        dir.path(),
+    )
+    .unwrap();
+    let url = config.store.url.as_ref().unwrap();
+    assert_eq!(
+        url.expose(),
+        "postgres://mssante:hunter2@db.internal:5433/mail"
+    );
+    assert_eq!(url.host(), "db.internal:5433");
+    assert_eq!(config.store.pool_size, 4);
+    assert_eq!(config.store.connect_timeout.to_string(), "3s");
+    assert_eq!(config.store.statement_timeout.to_string(), "90s");
+    let shown = config.to_display_toml();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("postgres://mssante:********@db.internal:5433/mail"),
+        "{shown}"
     );
 }

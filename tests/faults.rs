@@ -575,7 +575,7 @@ mod process {
                 .await
                 .unwrap();
             let dir = tempfile::tempdir().unwrap();
-            let config = write_config(&pki, dir.path(), &psc, &o);
+            let config = write_config(&pki, dir.path(), &psc, &o, "");
             let (imap, submission) = (free_port(), free_port());
             let text = std::fs::read_to_string(&config)
                 .unwrap()

@@ -29,6 +29,7 @@ async fn append(c: &mut Client, folder: &str, message: &str, flags: &str) -> Vec
     c.until(&tag).await
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn starttls_port_offers_only_starttls_then_authenticates() {
     let w = world("").await;
@@ -109,6 +110,7 @@ async fn starttls_port_offers_only_starttls_then_authenticates() {
     assert!(c.closed().await);
     w.stop().await;
 }
+}
 
 /// Sends `AUTHENTICATE XOAUTH2` for the holder of HOUSE_BAL with `token` inline; the tag.
 async fn start_xoauth2(c: &mut Client, token: &str) -> String {
@@ -121,6 +123,7 @@ async fn start_xoauth2(c: &mut Client, token: &str) -> String {
     tag
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn implicit_tls_greeting_and_refusals() {
     // Many refusals in a row from one address: keep the back-off out of the way here.
@@ -248,7 +251,9 @@ async fn implicit_tls_greeting_and_refusals() {
     assert!(last(&r).contains(" BAD "), "{r:?}");
     w.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn temporary_failure_when_psc_is_down() {
     let w = world("psc.introspection").await;
@@ -273,7 +278,9 @@ async fn temporary_failure_when_psc_is_down() {
     assert!(last(&r).contains(" OK "), "{r:?}");
     w.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn external_with_an_application_certificate() {
     use mssante::store::{Grant, MailboxKind, NewMailbox};
@@ -323,7 +330,9 @@ async fn external_with_an_application_certificate() {
     assert!(last(&r).contains("NO [AUTHENTICATIONFAILED]"), "{r:?}");
     w.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn folders_and_mailbox_commands() {
     let w = world("").await;
@@ -425,7 +434,9 @@ async fn folders_and_mailbox_commands() {
     assert!(r[0].contains("MESSAGES 0"), "{r:?}");
     w.stop().await;
 }
+}
 
+on_both_backends! {
 /// The server version is for those who logged in, not for whoever connects.
 #[tokio::test]
 async fn id_tells_the_version_only_after_login() {
@@ -445,7 +456,9 @@ async fn id_tells_the_version_only_after_login() {
     );
     w.stop().await;
 }
+}
 
+on_both_backends! {
 /// RFC 3501 §5.1, §5.1.3: wildcards, control characters and invalid or needless
 /// modified UTF-7 are refused as new names, by CREATE and as a RENAME target.
 #[tokio::test]
@@ -491,7 +504,9 @@ async fn invalid_folder_names_are_refused() {
     assert!(has(&r, "Patients/&AMk-t&AOk-"), "{r:?}");
     w.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn fetch_store_search_copy_move() {
     let w = world("").await;
@@ -708,7 +723,9 @@ async fn fetch_store_search_copy_move() {
     assert_eq!(r[0], "* 2 EXPUNGE\r\n", "{r:?}");
     w.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn idle_receives_exists_from_another_connection() {
     let w = world("").await;
@@ -741,7 +758,9 @@ async fn idle_receives_exists_from_another_connection() {
     assert_eq!(r[0], "* 3 EXISTS\r\n", "{r:?}");
     w.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn concurrent_expunges_keep_sequence_numbers_in_step() {
     let w = world("").await;
@@ -793,7 +812,9 @@ async fn concurrent_expunges_keep_sequence_numbers_in_step() {
     );
     w.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn qresync_resynchronises_after_changes() {
     let w = world("").await;
@@ -858,7 +879,9 @@ async fn qresync_resynchronises_after_changes() {
     assert!(last(&r).contains("OK [MODIFIED 1]"), "{r:?}");
     w.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn twenty_mib_append_and_literal_limits() {
     let w = world("").await;
@@ -907,7 +930,9 @@ async fn twenty_mib_append_and_literal_limits() {
     assert!(c.closed().await);
     w.stop().await;
 }
+}
 
+on_both_backends! {
 /// Before login nobody is known: a literal too large for a SASL exchange ends the
 /// connection at once, unread, and a synchronizing one gets no `+`.
 #[tokio::test]
@@ -956,7 +981,9 @@ async fn large_literal_before_login_gets_bye_unread() {
     assert!(last(&r).contains("OK [APPENDUID"), "{r:?}");
     w.stop().await;
 }
+}
 
+on_both_backends! {
 /// One message size limit whichever way a message comes in: APPEND takes what SMTP
 /// takes (`smtp.max_message_size`), announced as APPENDLIMIT (RFC 7889), unless
 /// `imap.max_literal_size` says otherwise.
@@ -999,7 +1026,9 @@ async fn append_limit_is_the_smtp_message_size() {
     assert!(last(&r).contains("OK [APPENDUID"), "{r:?}");
     w.stop().await;
 }
+}
 
+on_both_backends! {
 /// Refusals decided before the authenticator is asked are in the audit trail too, with
 /// the peer address.
 #[tokio::test]
@@ -1062,7 +1091,9 @@ async fn refusals_are_audited_with_the_peer() {
     }
     w.stop().await;
 }
+}
 
+on_both_backends! {
 /// An AUTHENTICATE that does not parse is audited, so it waits its turn like any other
 /// command: a flood of them cannot turn into a flood of audit writes.
 #[tokio::test]
@@ -1089,7 +1120,9 @@ async fn unparsable_authenticate_lines_are_rate_limited() {
     );
     w.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn session_limits() {
     let w = world("session.max_unauthenticated_per_address = 2\nsession.idle_timeout = \"1s\"\nsession.max_lifetime = \"3s\"").await;
@@ -1114,7 +1147,9 @@ async fn session_limits() {
     assert!(l.starts_with("* BYE") && l.contains("lifetime"), "{l}");
     w.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn commands_over_the_rate_wait_their_turn() {
     let w = world("imap.max_commands_per_second = 10").await;
@@ -1134,7 +1169,9 @@ async fn commands_over_the_rate_wait_their_turn() {
     assert!(last(&r).contains("BAD command not supported"), "{r:?}");
     w.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn shutdown_says_bye() {
     let mut w = world("").await;
@@ -1148,7 +1185,9 @@ async fn shutdown_says_bye() {
     stop.await.unwrap();
     w.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn random_input_never_breaks_the_server() {
     use rand::{Rng, SeedableRng};
@@ -1231,6 +1270,7 @@ async fn random_input_never_breaks_the_server() {
     assert!(last(&c.cmd("SELECT INBOX").await).contains(" OK "));
     w.stop().await;
 }
+}
 
 fn run_python(script: &str, args: &[String]) -> String {
     let out = std::process::Command::new("python3")
@@ -1288,6 +1328,7 @@ m.logout()
 print("done")
 "#;
 
+on_both_backends! {
 #[tokio::test]
 async fn python_imaplib_over_tls_and_starttls() {
     if !tools::available("python3") {
@@ -1332,6 +1373,7 @@ async fn python_imaplib_over_tls_and_starttls() {
     }
     w.stop().await;
 }
+}
 
 /// `curl --oauth2-bearer TOKEN --user ADDRESS imaps://…/PATH` against the server.
 async fn curl(port: u16, token: String, path: &str) -> (bool, String) {
@@ -1365,6 +1407,7 @@ async fn curl(port: u16, token: String, path: &str) -> (bool, String) {
     (out.status.success(), stdout)
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn curl_with_oauth2_bearer() {
     if !tools::available("curl") {
@@ -1392,4 +1435,5 @@ async fn curl_with_oauth2_bearer() {
     assert!(!ok);
     tokio::time::sleep(Duration::from_millis(10)).await;
     w.stop().await;
+}
 }

@@ -1,5 +1,6 @@
 //! The mailbox lifecycle (Référentiel #1) at its boundaries, with a fixed clock, real
-//! SQLite files in temporary folders, the real publishers, and the real binary.
+//! SQLite files in temporary folders (and PostgreSQL databases: `on_both_backends!`
+//! runs a test on each), the real publishers, and the real binary.
 
 mod common;
 use common::cli::{mssante, ok};
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use common::postgres::Database;
 use futures::future::BoxFuture;
 use mssante::clock::FixedClock;
 use mssante::config::Config;
@@ -35,7 +37,7 @@ fn days(n: i64) -> TimeDelta {
 }
 
 /// Writes a throwaway self-signed certificate and a configuration using it, with no
-/// listener and `sections` (`[lifecycle]`, `[directory]`, …) added.
+/// listener and `sections` (`[lifecycle]`, `[directory]`, a `[store]`, …) added.
 fn write_config(dir: &Path, sections: &str) -> PathBuf {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(dir.join("server.crt"), ck.cert.pem()).unwrap();
@@ -90,6 +92,8 @@ struct Env {
     config: Config,
     store: Store,
     directory: Arc<Recorder>,
+    /// The test's PostgreSQL database, if on that backend; dropped after the store.
+    _db: Option<Database>,
 }
 
 impl Env {
@@ -99,9 +103,10 @@ impl Env {
 
     async fn with(recorder: Recorder) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let path = write_config(dir.path(), "");
+        let (section, db) = common::postgres::store_section().await;
+        let path = write_config(dir.path(), &section);
         let config = Config::load(&path).unwrap();
-        let store = Store::open(&config.server.data_dir, mssante::clock::system())
+        let store = Store::open_configured(&config, mssante::clock::system())
             .await
             .unwrap();
         Env {
@@ -109,6 +114,7 @@ impl Env {
             config,
             store,
             directory: Arc::new(recorder),
+            _db: db,
         }
     }
 
@@ -203,6 +209,7 @@ fn addr(local: &str) -> String {
 
 // ---- directory publication ----
 
+on_both_backends! {
 #[tokio::test]
 async fn unpublished_after_60_days_without_authentication_not_59() {
     let env = Env::new().await;
@@ -230,7 +237,9 @@ async fn unpublished_after_60_days_without_authentication_not_59() {
         ]
     );
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn mailbox_younger_than_a_year_is_never_unpublished() {
     let env = Env::new().await;
@@ -261,7 +270,9 @@ async fn mailbox_younger_than_a_year_is_never_unpublished() {
     assert!(!env.get(&per).await.unwrap().published);
     assert!(!env.get(&org).await.unwrap().published);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn republished_at_the_next_run_after_an_authentication() {
     let env = Env::new().await;
@@ -288,7 +299,9 @@ async fn republished_at_the_next_run_after_an_authentication() {
     // Nothing more to say on a second run.
     assert!(env.run(back + TimeDelta::hours(2)).await.is_empty());
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn red_listed_mailboxes_are_never_published() {
     let env = Env::new().await;
@@ -307,6 +320,7 @@ async fn red_listed_mailboxes_are_never_published() {
     for m in env.store.mailboxes().await.unwrap() {
         assert!(!m.published, "{}", m.address);
     }
+}
 }
 
 #[tokio::test]
@@ -338,6 +352,7 @@ async fn a_mailbox_red_listed_after_publication_leaves_the_directory() {
     assert_eq!(events[1].liste_rouge, "O");
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn applicative_mailboxes_stay_published_while_inactive_until_deletion() {
     let env = Env::new().await;
@@ -360,7 +375,9 @@ async fn applicative_mailboxes_stay_published_while_inactive_until_deletion() {
         ]
     );
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn published_event_carries_the_directory_fields() {
     let env = Env::new().await;
@@ -404,7 +421,9 @@ async fn published_event_carries_the_directory_fields() {
     assert_eq!(o["type"], "ORG");
     assert_eq!(o["responsible"], "Dr Responsable");
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn a_failed_push_changes_nothing_and_the_next_run_retries() {
     let env = Env::new().await;
@@ -438,7 +457,9 @@ async fn a_failed_push_changes_nothing_and_the_next_run_retries() {
         ]
     );
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn concurrent_runs_emit_each_event_once() {
     let env = Env::with(Recorder {
@@ -457,7 +478,7 @@ async fn concurrent_runs_emit_each_event_once() {
         .await;
     }
     // A second handle on the same database, as another process would have.
-    let other = Store::open(&env.config.server.data_dir, mssante::clock::system())
+    let other = Store::open_configured(&env.config, mssante::clock::system())
         .await
         .unwrap();
     let publisher: SharedPublisher = env.directory.clone();
@@ -485,7 +506,9 @@ async fn concurrent_runs_emit_each_event_once() {
     // The lease was given back: a later run is not refused.
     assert!(env.run(t0() + days(1)).await.is_empty());
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn a_live_lease_refuses_a_run_and_an_expired_one_is_taken_over() {
     let env = Env::new().await;
@@ -526,7 +549,9 @@ async fn a_live_lease_refuses_a_run_and_an_expired_one_is_taken_over() {
         .await
         .unwrap();
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn dry_run_changes_nothing() {
     let env = Env::new().await;
@@ -551,6 +576,7 @@ async fn dry_run_changes_nothing() {
     let after = env.get(&m).await.unwrap();
     assert!(!after.published);
     assert!(env.inbox(&m).await.is_empty());
+}
 }
 
 // ---- warnings and deletion ----
@@ -658,6 +684,7 @@ async fn warnings_are_sent_once_each_even_when_jobs_run_twice() {
     );
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn deleted_after_365_days_not_364_with_an_audit_record() {
     let env = Env::new().await;
@@ -710,7 +737,9 @@ async fn deleted_after_365_days_not_364_with_an_audit_record() {
         audit.len()
     );
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn a_late_run_sends_one_warning_for_thresholds_due_together() {
     let env = Env::new().await;
@@ -726,7 +755,9 @@ async fn a_late_run_sends_one_warning_for_thresholds_due_together() {
     assert!(env.run(t0() + days(361)).await.warned.is_empty());
     assert_eq!(env.inbox(&m).await.len(), 1);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn held_mailboxes_are_neither_warned_nor_deleted() {
     let env = Env::new().await;
@@ -747,7 +778,9 @@ async fn held_mailboxes_are_neither_warned_nor_deleted() {
     let r = env.run(t0() + days(501)).await;
     assert_eq!(r.deleted, vec![addr("ines")]);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn an_authentication_starts_a_new_warning_cycle() {
     let env = Env::new().await;
@@ -768,9 +801,11 @@ async fn an_authentication_starts_a_new_warning_cycle() {
         vec![addr("jules")]
     );
 }
+}
 
 // ---- a new holder's other mailboxes ----
 
+on_both_backends! {
 #[tokio::test]
 async fn a_new_personal_mailbox_is_told_the_holders_other_mailboxes_once() {
     let env = Env::new().await;
@@ -834,6 +869,7 @@ async fn a_new_personal_mailbox_is_told_the_holders_other_mailboxes_once() {
     // The first mailbox of a holder gets no notice.
     assert!(env.inbox(&first).await.is_empty());
 }
+}
 
 // ---- publishers ----
 
@@ -870,6 +906,7 @@ async fn directory_endpoint(
     (url::Url::parse(&url).unwrap(), received, calls)
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn http_publisher_retries_server_errors_within_a_run() {
     let (url, received, calls) = directory_endpoint(vec![503, 500, 201]).await;
@@ -890,7 +927,9 @@ async fn http_publisher_retries_server_errors_within_a_run() {
     assert_eq!(got[0]["type"], "APP");
     assert_eq!(got[0]["address"], addr("lab"));
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn http_publisher_does_not_retry_a_refusal_and_nothing_is_marked() {
     let (url, received, calls) = directory_endpoint(vec![400]).await;
@@ -910,7 +949,9 @@ async fn http_publisher_does_not_retry_a_refusal_and_nothing_is_marked() {
     assert!(received.lock().unwrap().is_empty());
     assert!(!env.get(&m).await.unwrap().published);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn file_publisher_appends_json_lines() {
     let env = Env::new().await;
@@ -931,6 +972,7 @@ async fn file_publisher_appends_json_lines() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["address"], addr("a"));
     assert_eq!(lines[1]["address"], addr("b"));
+}
 }
 
 // ---- the scheduler in `serve` ----

@@ -82,6 +82,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn smtplib_submits_on_both_ports_and_mail_lands_in_the_inbox() {
     if !tools::available("python3") {
@@ -151,7 +152,9 @@ async fn smtplib_submits_on_both_ports_and_mail_lands_in_the_inbox() {
     assert!(out.contains(r"X-MSS-INS:  1 84 12\t75"), "{out}");
     a.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn swaks_talks_to_both_interfaces() {
     if !tools::available("swaks") {
@@ -216,7 +219,9 @@ async fn swaks_talks_to_both_interfaces() {
     assert!(t.contains("X-MSS-MES: ACK"), "{t}");
     a.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn no_auth_and_no_mail_before_tls_and_no_mail_before_auth() {
     let (pki, a) = one_instance().await;
@@ -269,7 +274,9 @@ async fn no_auth_and_no_mail_before_tls_and_no_mail_before_auth() {
     assert!(ehlo.contains("AUTH XOAUTH2 OAUTHBEARER EXTERNAL"), "{ehlo}");
     a.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn a_bad_token_gets_the_challenge_then_535_and_is_audited() {
     let (pki, a) = one_instance().await;
@@ -306,7 +313,9 @@ async fn a_bad_token_gets_the_challenge_then_535_and_is_audited() {
     assert!(refusals >= 3, "{refusals}");
     a.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn psc_down_is_a_temporary_failure() {
     let (pki, a) = one_instance().await;
@@ -324,7 +333,9 @@ async fn psc_down_is_a_temporary_failure() {
     a.psc.set_down(false);
     a.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn sender_and_recipient_policy() {
     let (pki, a) = one_instance().await;
@@ -355,7 +366,9 @@ async fn sender_and_recipient_policy() {
     assert_eq!(s.cmd("DATA").await.0, 503);
     a.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn size_limits() {
     let (pki, a) = one_instance().await;
@@ -384,7 +397,9 @@ async fn size_limits() {
     assert!(a.messages(&rcpt, "INBOX").await.is_empty());
     a.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn pipelined_commands_and_bdat() {
     let (pki, a) = one_instance().await;
@@ -425,6 +440,7 @@ async fn pipelined_commands_and_bdat() {
     assert_eq!(inbox.len(), 2);
     assert!(text(&inbox[1]).ends_with(&body));
     a.stop().await;
+}
 }
 
 #[tokio::test]
@@ -488,6 +504,7 @@ async fn two_operators(pki: &Pki, b_lists_a: bool) -> (Instance, Instance) {
     (a, b)
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn two_operators_exchange_mail_through_the_trust_space() {
     let pki = Pki::new();
@@ -525,7 +542,9 @@ async fn two_operators_exchange_mail_through_the_trust_space() {
     a.stop().await;
     b.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn the_operator_interface_refuses_unlisted_peers() {
     let pki = Pki::new();
@@ -570,7 +589,9 @@ async fn the_operator_interface_refuses_unlisted_peers() {
     a.stop().await;
     b.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn a_permanent_refusal_sends_a_dsn_to_the_sender() {
     let pki = Pki::new();
@@ -614,16 +635,15 @@ async fn a_permanent_refusal_sends_a_dsn_to_the_sender() {
     a.stop().await;
     b.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn a_queued_message_goes_out_when_the_remote_comes_back() {
     let pki = Pki::new();
-    // Reserve a port for B, then leave it closed while A tries.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let b_addr = format!("127.0.0.1:{port}");
+    // B's address, closed while A tries.
+    let gate = Gate::new().await;
+    let b_addr = gate.addr.to_string();
     let mut oa = Options::new("a.mssante.test");
     oa.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
     oa.routes = vec![("b.mssante.test".into(), b_addr.clone())];
@@ -654,8 +674,8 @@ async fn a_queued_message_goes_out_when_the_remote_comes_back() {
     let mut ob = Options::new("b.mssante.test");
     ob.certificate = "operator2";
     ob.trust = vec![("a.mssante.test".into(), pki.dn("server"))];
-    ob.inbound = b_addr;
     let b = Instance::start(&pki, ob).await;
+    gate.open(b.inbound());
     let remote = b.mailbox("cameron", OTHER_IDNAT).await;
     eventually("delivery once B is up", || async {
         b.messages(&remote, "INBOX").await.len() == 1
@@ -668,6 +688,7 @@ async fn a_queued_message_goes_out_when_the_remote_comes_back() {
     assert!(a.messages(&sender, "INBOX").await.is_empty(), "no DSN");
     a.stop().await;
     b.stop().await;
+}
 }
 
 /// The real binary, killed with SIGKILL while 8 clients submit as fast as they can,
@@ -685,7 +706,7 @@ async fn no_message_lost_or_duplicated_across_sigkill() {
         l.local_addr().unwrap().port()
     };
     let o = Options::new("a.mssante.test");
-    let config_path = write_config(&pki, dir.path(), &psc, &o);
+    let config_path = write_config(&pki, dir.path(), &psc, &o, "");
     let config_text = std::fs::read_to_string(&config_path)
         .unwrap()
         .replacen(
@@ -840,6 +861,7 @@ async fn no_message_lost_or_duplicated_across_sigkill() {
     psc.shutdown().await;
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn oauthbearer_and_external_authenticate_too() {
     let (pki, a) = one_instance().await;
@@ -902,7 +924,9 @@ async fn oauthbearer_and_external_authenticate_too() {
     assert_eq!(s.cmd("AUTH EXTERNAL =").await.0, 535);
     a.stop().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn connection_limit_and_shutdown() {
     let pki = Pki::new();
@@ -944,14 +968,14 @@ async fn connection_limit_and_shutdown() {
     tokio::time::timeout(WAIT, stopping).await.unwrap().unwrap();
     a.psc.shutdown().await;
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn the_queue_survives_a_restart_and_expires_with_a_dsn() {
     let pki = Pki::new();
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let gate = Gate::new().await;
+    let closed = gate.addr.to_string();
     let options = |lifetime: &str| {
         let mut o = Options::new("a.mssante.test");
         o.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
@@ -989,6 +1013,7 @@ async fn the_queue_survives_a_restart_and_expires_with_a_dsn() {
     assert_eq!(a.store().queue_len().await.unwrap(), 0);
     a.stop().await;
 }
+}
 
 /// SMTP smuggling: `LF . LF` inside DATA followed by a second transaction. The second
 /// transaction must never run, and the body with its bare LF is refused whole.
@@ -1021,6 +1046,7 @@ where
     assert_eq!(code, 554, "{t}");
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn bare_lf_never_ends_data_on_submission_or_inbound() {
     let (pki, a) = one_instance().await;
@@ -1040,7 +1066,9 @@ async fn bare_lf_never_ends_data_on_submission_or_inbound() {
     assert!(bare >= 4, "{bare}");
     a.stop().await;
 }
+}
 
+on_both_backends! {
 /// A client that has not authenticated gets a few KiB of room: an endless line, an
 /// overlong command or SASL response is answered and the connection closed at once,
 /// without waiting for a line end that may never come.
@@ -1091,7 +1119,9 @@ async fn oversized_lines_before_authentication_close_the_connection() {
     assert!(closed >= 4, "{closed}");
     a.stop().await;
 }
+}
 
+on_both_backends! {
 /// A queued message holding bare CR and LF (stored before the CRLF rule, or by IMAP
 /// APPEND) reaches the next operator with CRLF line endings only.
 #[tokio::test]
@@ -1146,7 +1176,9 @@ async fn queued_messages_are_relayed_with_canonical_line_endings() {
     a.stop().await;
     b.stop().await;
 }
+}
 
+on_both_backends! {
 /// EXTERNAL refusals all read the same: an unbound certificate, an unknown mailbox
 /// and a personal one are told apart only in the audit trail.
 #[tokio::test]
@@ -1177,7 +1209,9 @@ async fn external_refusals_do_not_tell_which_mailboxes_exist() {
     assert!(reasons.len() >= 3, "the detail is audited: {audit:?}");
     a.stop().await;
 }
+}
 
+on_both_backends! {
 /// A SIZE= or BDAT size past 2^64 is not read as a small number.
 #[tokio::test]
 async fn sizes_past_two_to_the_64_are_too_big() {
@@ -1202,7 +1236,9 @@ async fn sizes_past_two_to_the_64_are_too_big() {
     assert!(a.messages(&rcpt, "INBOX").await.is_empty());
     a.stop().await;
 }
+}
 
+on_both_backends! {
 /// Submission checks the author in From: against the identity, like MAIL FROM, and
 /// removes Bcc: before anyone receives the message.
 #[tokio::test]
@@ -1255,7 +1291,9 @@ async fn from_header_is_checked_and_bcc_removed() {
     assert_eq!(s.mail(&sender, &[&other], &forged).await.0, 250);
     a.stop().await;
 }
+}
 
+on_both_backends! {
 /// Every refusal of a peer leaves an audit entry naming the peer address.
 #[tokio::test]
 async fn refusals_are_audited_with_the_peer() {
@@ -1300,4 +1338,5 @@ async fn refusals_are_audited_with_the_peer() {
         );
     }
     a.stop().await;
+}
 }

@@ -5,6 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+mod common;
+
+use common::postgres::Place;
 use mssante::store::{
     FlagOp, Flags, MailboxKind, NewMailbox, QuotaLimit, RawMessage, Store, StoreError, flag,
 };
@@ -35,16 +38,15 @@ async fn inbox(store: &Store, mailbox_id: i64) -> i64 {
 
 /// A new store in a temporary folder with one mailbox: the folder, the store, the
 /// mailbox and its INBOX.
-async fn one_mailbox() -> (tempfile::TempDir, Store, i64, i64) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), mssante::clock::system())
-        .await
-        .unwrap();
+async fn one_mailbox() -> (Place, Store, i64, i64) {
+    let dir = Place::new().await;
+    let store = dir.open().await;
     let mb = mailbox(&store, "a@one.mssante.fr").await;
     let folder = inbox(&store, mb).await;
     (dir, store, mb, folder)
 }
 
+/// Rows in the SQLite file of a store that is not on PostgreSQL.
 async fn count_rows(dir: &std::path::Path, table: &str) -> i64 {
     use sqlx::Connection;
     let mut c =
@@ -60,12 +62,11 @@ async fn count_rows(dir: &std::path::Path, table: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn new_mailbox_has_special_use_folders() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), mssante::clock::system())
-        .await
-        .unwrap();
+    let dir = Place::new().await;
+    let store = dir.open().await;
     let id = mailbox(&store, "dr.martin@one.mssante.fr").await;
     let folders = store.folders(id).await.unwrap();
     let names: Vec<_> = folders.iter().map(|f| f.name.as_str()).collect();
@@ -77,7 +78,9 @@ async fn new_mailbox_has_special_use_folders() {
         "INBOX is case-insensitive"
     );
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn uids_increase_and_are_never_reused_after_expunge_or_restart() {
     let (dir, store, _, folder) = one_mailbox().await;
@@ -119,9 +122,7 @@ async fn uids_increase_and_are_never_reused_after_expunge_or_restart() {
     let validity = a.uidvalidity;
     store.close().await;
 
-    let store = Store::open(dir.path(), mssante::clock::system())
-        .await
-        .unwrap();
+    let store = dir.open().await;
     let a = store
         .append(
             folder,
@@ -143,7 +144,9 @@ async fn uids_increase_and_are_never_reused_after_expunge_or_restart() {
     assert_eq!(uids, [1, 2, 3, 6, 7]);
     assert_eq!(store.vanished_since(folder, 0).await.unwrap(), [4, 5]);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn concurrent_appenders_get_unique_gap_free_uids() {
     let (_dir, store, _, folder) = one_mailbox().await;
@@ -181,7 +184,9 @@ async fn concurrent_appenders_get_unique_gap_free_uids() {
     let f = store.folder_by_id(folder).await.unwrap().unwrap();
     assert_eq!(f.uidnext, 401);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn copy_and_move_keep_flags_and_modseq_grows_on_every_change() {
     let (_dir, store, mb, inbox) = one_mailbox().await;
@@ -272,13 +277,13 @@ async fn copy_and_move_keep_flags_and_modseq_grows_on_every_change() {
     let changed = store.changed_since(inbox, a2.modseq).await.unwrap();
     assert_eq!(changed.iter().map(|m| m.uid).collect::<Vec<_>>(), [2]);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn one_body_for_many_recipients_and_deletion_removes_orphans() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), mssante::clock::system())
-        .await
-        .unwrap();
+    let dir = Place::new().await;
+    let store = dir.open().await;
     let mut folders = Vec::new();
     for i in 0..50 {
         let mb = mailbox(&store, &format!("user{i}@one.mssante.fr")).await;
@@ -291,11 +296,11 @@ async fn one_body_for_many_recipients_and_deletion_removes_orphans() {
         .unwrap();
     assert_eq!(delivered.len(), 50);
     assert_eq!(
-        count_rows(dir.path(), "bodies").await,
+        dir.count_rows("bodies").await,
         1,
         "the body is stored once"
     );
-    assert_eq!(count_rows(dir.path(), "messages").await, 50);
+    assert_eq!(dir.count_rows("messages").await, 50);
 
     let keep = mailbox(&store, "own@one.mssante.fr").await;
     let own = inbox(&store, keep).await;
@@ -318,17 +323,17 @@ async fn one_body_for_many_recipients_and_deletion_removes_orphans() {
         );
     }
     assert_eq!(
-        count_rows(dir.path(), "bodies").await,
+        dir.count_rows("bodies").await,
         2,
         "still used by user49"
     );
     assert!(store.delete_mailbox("user49@one.mssante.fr").await.unwrap());
     assert_eq!(
-        count_rows(dir.path(), "bodies").await,
+        dir.count_rows("bodies").await,
         1,
         "the orphan body is gone"
     );
-    assert_eq!(count_rows(dir.path(), "messages").await, 1);
+    assert_eq!(dir.count_rows("messages").await, 1);
     assert!(!store.delete_mailbox("user49@one.mssante.fr").await.unwrap());
     let body = store
         .body(store.messages(own).await.unwrap()[0].body_id)
@@ -340,15 +345,15 @@ async fn one_body_for_many_recipients_and_deletion_removes_orphans() {
         "header and content join back byte for byte"
     );
 }
+}
 
+on_both_backends! {
 /// Concurrent appends share multi-row statements: each caller must still hear the UID
 /// and MODSEQ its own message got, with its own flags, even beside identical messages.
 #[tokio::test]
 async fn each_concurrent_append_is_answered_with_its_own_uid() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), mssante::clock::system())
-        .await
-        .unwrap();
+    let dir = Place::new().await;
+    let store = dir.open().await;
     let a = inbox(&store, mailbox(&store, "a@one.mssante.fr").await).await;
     let b = inbox(&store, mailbox(&store, "b@one.mssante.fr").await).await;
     let mut tasks = Vec::new();
@@ -403,7 +408,9 @@ async fn each_concurrent_append_is_answered_with_its_own_uid() {
         );
     }
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn one_failing_write_does_not_undo_its_batch_neighbours() {
     let (_dir, store, _, folder) = one_mailbox().await;
@@ -439,6 +446,7 @@ async fn one_failing_write_does_not_undo_its_batch_neighbours() {
         assert!(t.await.unwrap());
     }
     assert_eq!(store.messages(folder).await.unwrap().len(), 30);
+}
 }
 
 /// Appends forever, printing each acknowledged UID; killed by the test below.
@@ -569,6 +577,7 @@ async fn usage(store: &Store, mb: i64) -> (u64, u64) {
     (q.used_bytes, q.used_messages)
 }
 
+on_both_backends! {
 #[tokio::test]
 async fn quota_usage_stays_exact_across_append_expunge_copy_move_and_folder_deletion() {
     let (_dir, store, mb, inbox) = one_mailbox().await;
@@ -630,7 +639,9 @@ async fn quota_usage_stays_exact_across_append_expunge_copy_move_and_folder_dele
     check("folder deletion").await;
     assert_eq!(usage(&store, mb).await.1, 3);
 }
+}
 
+on_both_backends! {
 #[tokio::test]
 async fn appends_past_a_limit_are_refused_one_by_one_even_in_one_batch() {
     let (_dir, store, mb, inbox) = one_mailbox().await;
@@ -701,6 +712,7 @@ async fn appends_past_a_limit_are_refused_one_by_one_even_in_one_batch() {
             .await,
         Err(StoreError::NoMailbox(_))
     ));
+}
 }
 
 /// A store written before quotas existed: the migration counts what it already holds.
@@ -777,4 +789,31 @@ async fn close_leaves_the_files_at_rest() {
         "the write-ahead log is still there after close"
     );
     assert_eq!(count_rows(dir.path(), "messages").await, 50);
+}
+
+/// A database that does not answer is named by its host, never with its password, and
+/// counts as unavailable (what `serve` waits out at start-up).
+#[tokio::test]
+async fn an_unreachable_postgres_is_named_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("k.pem"), "").unwrap();
+    // Port 1 on loopback: nothing listens there.
+    let text = "[server]\nhostname = \"mail.one.mssante.fr\"\ndomains = [\"one.mssante.fr\"]\n\
+         data_dir = \".\"\n[store]\nbackend = \"postgres\"\n\
+         url = \"postgres://mssante:hunter2@127.0.0.1:1/mail\"\nconnect_timeout = \"2s\"\n\
+         [tls]\ncertificate = \"k.pem\"\nprivate_key = \"k.pem\"\n\
+         [psc]\nissuer = \"https://auth.esante.gouv.fr/auth/realms/esante-wallet\"\n";
+    let config = mssante::config::Config::parse(text, dir.path()).unwrap();
+    let e = Store::open_configured(&config, mssante::clock::system())
+        .await
+        .expect_err("nothing answers on port 1");
+    let shown = e.to_string();
+    assert!(shown.contains("127.0.0.1:1"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(e.is_transient(), "{e:?}");
+    let described = Store::describe(&config);
+    assert!(
+        described.contains("127.0.0.1:1") && !described.contains("hunter2"),
+        "{described}"
+    );
 }

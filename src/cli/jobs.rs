@@ -35,12 +35,12 @@ pub async fn run(config: &Config, cmd: JobsCommand) -> ExitCode {
         Some(at) => Arc::new(FixedClock(at)),
         None => mssante::clock::system(),
     };
-    let store = match Store::open(&config.server.data_dir, clock.clone()).await {
+    let store = match Store::open_configured(config, clock.clone()).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
-                "error: cannot open the store in {}: {e}",
-                config.server.data_dir.display()
+                "error: cannot open the store ({}): {e}",
+                Store::describe(config)
             );
             return ExitCode::from(status::FAILURE);
         }

@@ -145,12 +145,12 @@ struct MailboxView {
 }
 
 pub async fn run(config: &Config, cmd: MailboxCommand) -> ExitCode {
-    let store = match Store::open(&config.server.data_dir, mssante::clock::system()).await {
+    let store = match Store::open_configured(config, mssante::clock::system()).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
-                "error: cannot open the store in {}: {e}",
-                config.server.data_dir.display()
+                "error: cannot open the store ({}): {e}",
+                Store::describe(config)
             );
             return ExitCode::from(status::FAILURE);
         }

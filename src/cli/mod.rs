@@ -15,6 +15,7 @@ mod mailbox;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use mssante::config::{Config, LogFormat};
@@ -214,8 +215,14 @@ async fn audit(
     json: bool,
 ) -> anyhow::Result<()> {
     use std::io::Write;
-    let store =
-        mssante::store::Store::open(&config.server.data_dir, mssante::clock::system()).await?;
+    let store = mssante::store::Store::open_configured(config, mssante::clock::system())
+        .await
+        .with_context(|| {
+            format!(
+                "opening the store ({})",
+                mssante::store::Store::describe(config)
+            )
+        })?;
     // Written through a locked handle: a reader that stops early (`| head`) ends the
     // listing instead of a panic on the closed pipe.
     let mut out = std::io::stdout().lock();

@@ -17,6 +17,7 @@ mod psc;
 mod server;
 mod session;
 mod smtp;
+mod store;
 mod tls;
 mod trust;
 mod units;
@@ -35,6 +36,7 @@ pub use self::psc::{PscConfig, PscValidation};
 pub use self::server::ServerConfig;
 pub use self::session::SessionConfig;
 pub use self::smtp::SmtpConfig;
+pub use self::store::{DatabaseUrl, StoreBackend, StoreConfig};
 pub use self::tls::TlsConfig;
 pub use self::trust::TrustConfig;
 pub use self::units::{ByteSize, HumanDuration};
@@ -63,6 +65,7 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     pub server: ServerConfig,
+    pub store: StoreConfig,
     pub tls: TlsConfig,
     pub imap: ImapConfig,
     pub smtp: SmtpConfig,
@@ -79,6 +82,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     pub server: server::Raw,
+    #[serde(default)]
+    pub store: store::Raw,
     pub tls: tls::Raw,
     #[serde(default)]
     pub imap: imap::Raw,
@@ -159,6 +164,7 @@ impl Config {
         let smtp_max_message_size = f.smtp.max_message_size.clone();
         Ok(Config {
             server: ServerConfig::check(f.server, c)?,
+            store: StoreConfig::check(f.store, c)?,
             tls: TlsConfig::check(f.tls, c)?,
             imap: ImapConfig::check(f.imap, smtp_max_message_size, c)?,
             smtp: SmtpConfig::check(f.smtp, c)?,

@@ -16,6 +16,10 @@ pub struct FolderChange {
     pub modseq: i64,
 }
 
+/// The folder id of a change that may have touched any folder: sent when changes may
+/// have been missed (a shared database's notifications lost), so every session looks.
+const ANY_FOLDER: i64 = i64::MIN;
+
 /// Changes not yet taken by a slow subscriber; past that it hears that it missed some.
 const BACKLOG: usize = 1024;
 
@@ -34,6 +38,14 @@ impl Changes {
     /// Tells every subscriber; nobody listening is not an error.
     pub(crate) fn publish(&self, change: FolderChange) {
         let _ = self.tx.send(change);
+    }
+
+    /// Tells every subscriber that any folder may have changed: each re-reads its own.
+    pub(crate) fn publish_any(&self) {
+        self.publish(FolderChange {
+            folder_id: ANY_FOLDER,
+            modseq: 0,
+        });
     }
 
     pub(crate) fn subscribe(&self) -> Subscription {
@@ -56,7 +68,7 @@ impl Subscription {
     pub async fn wait(&mut self, folder_id: i64) {
         loop {
             match self.rx.recv().await {
-                Ok(c) if c.folder_id == folder_id => return,
+                Ok(c) if c.folder_id == folder_id || c.folder_id == ANY_FOLDER => return,
                 Ok(_) => continue,
                 Err(RecvError::Lagged(_)) => return,
                 Err(RecvError::Closed) => std::future::pending::<()>().await,
@@ -70,7 +82,7 @@ impl Subscription {
         let mut changed = false;
         loop {
             match self.rx.try_recv() {
-                Ok(c) if c.folder_id == folder_id => changed = true,
+                Ok(c) if c.folder_id == folder_id || c.folder_id == ANY_FOLDER => changed = true,
                 Ok(_) => {}
                 Err(TryRecvError::Lagged(_)) => changed = true,
                 Err(TryRecvError::Empty | TryRecvError::Closed) => return changed,
@@ -111,5 +123,10 @@ mod tests {
         changes.publish(change(1));
         s.wait(1).await;
         assert!(!s.take(1));
+
+        changes.publish_any();
+        assert!(s.take(1), "a change to any folder is one to this folder");
+        changes.publish_any();
+        s.wait(7).await;
     }
 }

@@ -3,8 +3,10 @@
 //! The rest of the server holds a `Store` (cheap to clone) and nothing else of the store:
 //! its operations take and return the types of this module, and fail with `StoreError`,
 //! which carries no database library's type. Behind it sits one backend, chosen when the
-//! store is opened; today that is SQLite (`sqlite/`: one file, WAL, a single writer task
-//! with group commit, migrations in `schema/sqlite/`), and PostgreSQL goes beside it.
+//! store is opened (`[store] backend`): SQLite (`sqlite/`: one file, WAL, a single writer
+//! task with group commit, migrations in `schema/sqlite/`), the embedded default, or
+//! PostgreSQL (`postgres/`: a server several `serve` nodes share, migrations in
+//! `schema/postgres/`).
 //!
 //! The backends are the variants of an enum, `Backend`, not implementations of a trait:
 //! every operation is an `async fn`, and an enum dispatches them statically (no boxed
@@ -17,7 +19,7 @@
 //! written here once.
 //!
 //! Change notifications come from the backend too (`changes.rs`): SQLite publishes its
-//! own commits in process; a shared database tells every process of everyone's.
+//! own commits in process; PostgreSQL tells every node of everyone's (LISTEN/NOTIFY).
 
 mod address;
 mod audit;
@@ -25,6 +27,7 @@ mod changes;
 mod error;
 mod lifecycle;
 mod operations;
+mod postgres;
 mod queue;
 mod quota;
 mod sqlite;
@@ -32,8 +35,10 @@ mod types;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::clock::SharedClock;
+use crate::config::{Config, StoreBackend};
 
 pub use address::normalise_address;
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
@@ -57,6 +62,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Backend {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
 }
 
 impl std::fmt::Debug for Store {
@@ -86,10 +92,71 @@ impl Store {
         })
     }
 
+    /// Opens the store `[store]` names: the SQLite file in `[server] data_dir`, or the
+    /// PostgreSQL database at `url` (connecting, migrating, and listening for the other
+    /// nodes' changes). An unreachable database is an error naming its host, never the
+    /// password.
+    pub async fn open_configured(config: &Config, clock: SharedClock) -> Result<Self, StoreError> {
+        let store = &config.store;
+        match (store.backend, &store.url) {
+            (StoreBackend::Sqlite, _) => Self::open(&config.server.data_dir, clock).await,
+            (StoreBackend::Postgres, Some(url)) => {
+                let settings = postgres::Settings {
+                    url: url.expose().to_owned(),
+                    host: url.host(),
+                    pool_size: store.pool_size,
+                    connect_timeout: store.connect_timeout.0,
+                    statement_timeout: store.statement_timeout.0,
+                };
+                Ok(Store {
+                    backend: Backend::Postgres(postgres::PostgresStore::connect(&settings).await?),
+                    clock,
+                })
+            }
+            // The configuration checker refuses postgres without a URL.
+            (StoreBackend::Postgres, None) => Err(StoreError::backend(
+                BackendErrorKind::Other,
+                "[store] backend = \"postgres\" needs store.url or store.url_file",
+            )),
+        }
+    }
+
+    /// Which database the configuration names, for messages: the SQLite file, or the
+    /// PostgreSQL URL with its password masked.
+    pub fn describe(config: &Config) -> String {
+        match (config.store.backend, &config.store.url) {
+            (StoreBackend::Postgres, Some(url)) => format!("PostgreSQL at {url}"),
+            _ => config.database_path().display().to_string(),
+        }
+    }
+
+    /// `open_configured`, tried again while the database does not answer (it may be
+    /// starting beside this server): each failure is logged with its reason, and the
+    /// wait doubles up to `MAX_OPEN_WAIT`. Errors that waiting cannot cure (a refused
+    /// password, a failed migration) are returned at once.
+    pub async fn open_retrying(config: &Config, clock: SharedClock) -> Result<Self, StoreError> {
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match Self::open_configured(config, clock.clone()).await {
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(
+                        error = %e,
+                        retry_in = ?wait,
+                        "the store does not answer yet; trying again"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_OPEN_WAIT);
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Changes to folders, for sessions that show them live (IMAP IDLE).
     pub fn subscribe(&self) -> Subscription {
         match &self.backend {
             Backend::Sqlite(b) => b.subscribe(),
+            Backend::Postgres(b) => b.subscribe(),
         }
     }
 
@@ -97,6 +164,21 @@ impl Store {
     pub async fn close(self) {
         match self.backend {
             Backend::Sqlite(b) => b.close().await,
+            Backend::Postgres(b) => b.close().await,
+        }
+    }
+}
+
+/// Longest wait between two attempts of `open_retrying`.
+const MAX_OPEN_WAIT: Duration = Duration::from_secs(30);
+
+/// A database error in the store's terms, whichever driver it came from.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if postgres::is_postgres_error(&e) {
+            postgres::store_error(e)
+        } else {
+            sqlite::store_error(e)
         }
     }
 }

@@ -35,6 +35,7 @@ macro_rules! operations {
                 pub async fn $name(&self $(, $arg: $ty)*) -> Result<$ret, StoreError> {
                     match &self.backend {
                         Backend::Sqlite(b) => b.$name($($arg),*).await,
+                        Backend::Postgres(b) => b.$name($($arg),*).await,
                     }
                 }
             )*
@@ -55,6 +56,7 @@ impl Store {
         let now = self.clock.now();
         match &self.backend {
             Backend::Sqlite(b) => b.create_mailbox(new, now).await,
+            Backend::Postgres(b) => b.create_mailbox(new, now).await,
         }
     }
 
@@ -63,6 +65,7 @@ impl Store {
         let now = self.clock.now();
         match &self.backend {
             Backend::Sqlite(b) => b.add_grant(address, grant, now).await,
+            Backend::Postgres(b) => b.add_grant(address, grant, now).await,
         }
     }
 }
@@ -126,6 +129,7 @@ impl Store {
         };
         match &self.backend {
             Backend::Sqlite(b) => b.folder(mailbox_id, name).await,
+            Backend::Postgres(b) => b.folder(mailbox_id, name).await,
         }
     }
 
@@ -137,6 +141,7 @@ impl Store {
         let now = self.clock.now();
         match &self.backend {
             Backend::Sqlite(b) => b.create_folder(mailbox_id, name, now).await,
+            Backend::Postgres(b) => b.create_folder(mailbox_id, name, now).await,
         }
     }
 }
@@ -207,6 +212,10 @@ impl Store {
                 b.append(folder_id, message, flags, internal_date, true)
                     .await
             }
+            Backend::Postgres(b) => {
+                b.append(folder_id, message, flags, internal_date, true)
+                    .await
+            }
         }
     }
 
@@ -222,6 +231,10 @@ impl Store {
     ) -> Result<Appended, StoreError> {
         match &self.backend {
             Backend::Sqlite(b) => {
+                b.append(folder_id, message, flags, internal_date, false)
+                    .await
+            }
+            Backend::Postgres(b) => {
                 b.append(folder_id, message, flags, internal_date, false)
                     .await
             }

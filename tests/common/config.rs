@@ -55,6 +55,8 @@ pub struct Setup {
     pub hostname: String,
     pub domain: String,
     pub data_dir: PathBuf,
+    /// The `[store]` section; empty: SQLite in `data_dir`.
+    pub store: String,
     pub certificate: PathBuf,
     pub private_key: PathBuf,
     /// Ask for client certificates issued by this CA.
@@ -85,6 +87,7 @@ impl Setup {
             hostname: format!("mail.{domain}"),
             domain: domain.into(),
             data_dir: "data".into(),
+            store: String::new(),
             certificate: "server.crt".into(),
             private_key: "server.key".into(),
             client_ca: None,
@@ -131,7 +134,7 @@ impl Setup {
         };
         format!(
             "[server]\nhostname = {hostname:?}\ndomains = [{domain:?}]\ndata_dir = {data:?}\n\n\
-             [tls]\n{tls}\n\
+             {store}\n[tls]\n{tls}\n\
              [imap]\ntls = {imap_tls}\nstarttls = {imap_starttls}\n{imap}\n\n\
              [smtp]\nsubmission_tls = {sub_tls}\nsubmission_starttls = {sub_starttls}\n\
              inbound = {inbound}\n{smtp}\n\n{routes}\n\
@@ -139,6 +142,7 @@ impl Setup {
             hostname = self.hostname,
             domain = self.domain,
             data = self.data_dir,
+            store = self.store,
             imap_tls = on(&l.imap_tls),
             imap_starttls = on(&l.imap_starttls),
             imap = self.imap,

@@ -5,14 +5,16 @@
 //! Every integration test starts what it needs from here: `world` (an IMAP server with
 //! the PSC stand-in), `config` (the one writer of configuration files, and mailbox
 //! seeding), `smtp` (SMTP instances, their PKI and clients), `tools` (real clients such
-//! as swaks and Python, skipped visibly or required in CI) and `database` (the store's
-//! SQLite file, for tests that look inside it).
+//! as swaks and Python, skipped visibly or required in CI), `database` (the store's
+//! SQLite file, for tests that look inside it) and `postgres` (the backend a test runs
+//! on: `on_both_backends!` runs it on SQLite and on PostgreSQL).
 
 // The binary's path is known to test targets only (not examples or benchmarks).
 #[cfg(test)]
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod postgres;
 pub mod smtp;
 pub mod tools;
 
@@ -51,6 +53,8 @@ pub struct World {
     pub tls: SocketAddr,
     pub starttls: SocketAddr,
     pub dir: TempDir,
+    /// The PostgreSQL database of a test on that backend; dropped last, after the server.
+    pub db: Option<postgres::Database>,
 }
 
 /// An IMAP server with its own PSC stand-in. `extra`: settings as `imap.key = value`,
@@ -98,6 +102,8 @@ pub async fn world_with_psc(psc: PscStandIn, extra: &str) -> World {
         "local"
     };
     setup.psc = psc.config_toml(mode);
+    let (store, db) = postgres::store_section().await;
+    setup.store = store;
     // Also on disk, for tests that run the CLI as a separate process on the same store.
     let config = setup.load(dir.path());
     let running = server::start(config, mssante::clock::system())
@@ -118,6 +124,7 @@ pub async fn world_with_psc(psc: PscStandIn, extra: &str) -> World {
         tls,
         starttls,
         dir,
+        db,
     }
 }
 

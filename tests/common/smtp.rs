@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::config::{Listeners, Setup};
+use super::postgres::Database;
 
 /// Bound on every wait, so a broken server fails the test instead of hanging it.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -128,8 +129,10 @@ impl Options {
 }
 
 /// Writes the configuration file for an instance in `dir`; returns its path.
-pub fn write_config(pki: &Pki, dir: &Path, psc: &PscStandIn, o: &Options) -> PathBuf {
+/// `store` is the `[store]` section (empty for SQLite in `data`).
+pub fn write_config(pki: &Pki, dir: &Path, psc: &PscStandIn, o: &Options, store: &str) -> PathBuf {
     let mut setup = Setup::new(&o.domain);
+    setup.store = store.into();
     setup.hostname = format!("mx.{}", o.domain);
     setup.data_dir = dir.join("data");
     setup.certificate = pki.path(&format!("{}.crt", o.certificate));
@@ -163,25 +166,41 @@ pub fn write_config(pki: &Pki, dir: &Path, psc: &PscStandIn, o: &Options) -> Pat
     setup.write(dir)
 }
 
-/// One running server with its own data folder and PSC stand-in.
+/// One running server with its own data folder (and database, on PostgreSQL) and PSC
+/// stand-in.
 pub struct Instance {
     pub running: Running,
     pub psc: PscStandIn,
     pub dir: TempDir,
     pub domain: String,
+    /// Dropped after the server.
+    pub db: Option<Database>,
+}
+
+/// What a stopped instance leaves for the next one to start on.
+pub struct Kept {
+    pub dir: TempDir,
+    pub db: Option<Database>,
 }
 
 impl Instance {
     pub async fn start(pki: &Pki, o: Options) -> Instance {
-        Self::start_in(pki, o, tempfile::tempdir().unwrap()).await
+        let (_, db) = super::postgres::store_section().await;
+        let kept = Kept {
+            dir: tempfile::tempdir().unwrap(),
+            db,
+        };
+        Self::start_in(pki, o, kept).await
     }
 
     /// Starts on the data of a previous instance (a restart).
-    pub async fn start_in(pki: &Pki, o: Options, dir: TempDir) -> Instance {
+    pub async fn start_in(pki: &Pki, o: Options, kept: Kept) -> Instance {
+        let Kept { dir, db } = kept;
         let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let path = write_config(pki, dir.path(), &psc, &o);
+        let store = db.as_ref().map(Database::store_toml).unwrap_or_default();
+        let path = write_config(pki, dir.path(), &psc, &o, &store);
         let config = Config::load(&path).unwrap();
         let running = mssante::server::start(config, mssante::clock::system())
             .await
@@ -191,6 +210,7 @@ impl Instance {
             psc,
             dir,
             domain: o.domain,
+            db,
         }
     }
 
@@ -252,11 +272,14 @@ impl Instance {
         self.psc.shutdown().await;
     }
 
-    /// Stops, keeping the data folder for `start_in`.
-    pub async fn stop_keeping_data(self) -> TempDir {
+    /// Stops, keeping the data folder (and database) for `start_in`.
+    pub async fn stop_keeping_data(self) -> Kept {
         self.running.stop().await;
         self.psc.shutdown().await;
-        self.dir
+        Kept {
+            dir: self.dir,
+            db: self.db,
+        }
     }
 }
 
@@ -454,4 +477,53 @@ pub fn dot_stuff(body: &str) -> String {
     }
     out.push_str(".\r\n");
     out
+}
+
+/// A port that stays the test's own while the server behind it comes and goes. Closed,
+/// it accepts and drops every connection (the sender's attempt fails); open, it forwards
+/// to the server's address. A port freed for a server to bind later could meanwhile be
+/// taken by another test's listener; this one cannot.
+pub struct Gate {
+    pub addr: SocketAddr,
+    target: Arc<std::sync::Mutex<Option<SocketAddr>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Gate {
+    /// A closed gate on a free loopback port.
+    pub async fn new() -> Gate {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let target = Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
+        let to = target.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let Some(server) = *to.lock().unwrap() else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    if let Ok(mut up) = TcpStream::connect(server).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                    }
+                });
+            }
+        });
+        Gate { addr, target, task }
+    }
+
+    /// From now on, connections go through to `server`.
+    pub fn open(&self, server: SocketAddr) {
+        *self.target.lock().unwrap() = Some(server);
+    }
+
+    /// From now on, connections are dropped.
+    pub fn close(&self) {
+        *self.target.lock().unwrap() = None;
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -14,10 +14,10 @@ const CANTOPEN: i32 = 14;
 const PROTOCOL: i32 = 15;
 const NOTADB: i32 = 26;
 
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        StoreError::backend(kind(&e), e.to_string())
-    }
+/// An error of the SQLite driver (or of the pool, which is the same for every backend)
+/// in the store's terms.
+pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
+    StoreError::backend(kind(&e), e.to_string())
 }
 
 fn kind(e: &sqlx::Error) -> BackendErrorKind {

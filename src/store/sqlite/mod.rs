@@ -29,6 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::store::changes::{Changes, FolderChange, Subscription};
 use crate::store::error::StoreError;
 
+pub(crate) use error::store_error;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./schema/sqlite");
 
 /// Connections kept for reads; WAL lets them run beside the writer.

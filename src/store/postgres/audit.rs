@@ -1,0 +1,113 @@
+//! The audit trail on PostgreSQL: one row per decision, identical decisions close
+//! together sharing a row with a repeat count (see the SQLite backend's `audit`).
+
+use sqlx::Row;
+
+use super::{PostgresStore, transaction};
+use crate::store::audit::{AuditEntry, AuditOutcome, AuditRecord, COALESCE_WINDOW_SECS};
+use crate::store::error::StoreError;
+use crate::store::types::from_unix;
+
+/// How the peer of an identical decision is matched: by address, whatever the source
+/// port (each connection of a flood has its own).
+fn peer_pattern(peer: Option<&str>) -> (Option<String>, Option<String>) {
+    let Some(peer) = peer else {
+        return (None, None);
+    };
+    // LIKE patterns; an IP address holds none of `%`, `_` or `\`.
+    match peer.parse::<std::net::SocketAddr>() {
+        Ok(std::net::SocketAddr::V4(a)) => (Some(format!("{}:%", a.ip())), None),
+        Ok(std::net::SocketAddr::V6(a)) => (Some(format!("[{}]:%", a.ip())), None),
+        Err(_) => (None, Some(peer.to_owned())),
+    }
+}
+
+impl PostgresStore {
+    pub(crate) async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        let (like, exact) = peer_pattern(entry.peer.as_deref());
+        let at = entry.at.timestamp();
+        transaction!(self, |c| {
+            async {
+                // Only the latest row of the same peer address is a candidate, so the
+                // last row of a peer is always its latest kind of decision.
+                let folded = sqlx::query(
+                    "UPDATE audit SET repeated = repeated + 1
+                      WHERE id = (SELECT id FROM audit WHERE at >= $1
+                                    AND CASE WHEN $2::text IS NOT NULL THEN peer LIKE $2
+                                             WHEN $3::text IS NOT NULL THEN peer = $3
+                                             ELSE peer IS NULL END
+                                  ORDER BY id DESC LIMIT 1)
+                        AND at <= $4 AND protocol = $5 AND mechanism IS NOT DISTINCT FROM $6
+                        AND identity IS NOT DISTINCT FROM $7 AND mailbox IS NOT DISTINCT FROM $8
+                        AND outcome = $9 AND reason IS NOT DISTINCT FROM $10",
+                )
+                .bind(at - COALESCE_WINDOW_SECS)
+                .bind(&like)
+                .bind(&exact)
+                .bind(at)
+                .bind(&entry.protocol)
+                .bind(&entry.mechanism)
+                .bind(&entry.identity)
+                .bind(&entry.mailbox)
+                .bind(entry.outcome.as_str())
+                .bind(&entry.reason)
+                .execute(&mut *c)
+                .await?;
+                if folded.rows_affected() > 0 {
+                    return Ok(());
+                }
+                sqlx::query(
+                    "INSERT INTO audit (at, protocol, mechanism, identity, mailbox, peer, outcome, reason)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(at)
+                .bind(&entry.protocol)
+                .bind(&entry.mechanism)
+                .bind(&entry.identity)
+                .bind(&entry.mailbox)
+                .bind(&entry.peer)
+                .bind(entry.outcome.as_str())
+                .bind(&entry.reason)
+                .execute(&mut *c)
+                .await?;
+                Ok::<_, StoreError>(())
+            }
+            .await
+        })
+    }
+
+    pub(crate) async fn audit_records(
+        &self,
+        mailbox: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT id, at, protocol, mechanism, identity, mailbox, peer, outcome,
+                 reason, repeated FROM audit WHERE ($1::text IS NULL OR mailbox = $1)
+                 ORDER BY id DESC LIMIT $2) AS latest ORDER BY id",
+        )
+        .bind(mailbox)
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let outcome: String = r.try_get("outcome")?;
+                Ok(AuditRecord {
+                    id: r.try_get("id")?,
+                    entry: AuditEntry {
+                        at: from_unix(r.try_get("at")?),
+                        protocol: r.try_get("protocol")?,
+                        mechanism: r.try_get("mechanism")?,
+                        identity: r.try_get("identity")?,
+                        mailbox: r.try_get("mailbox")?,
+                        peer: r.try_get("peer")?,
+                        outcome: AuditOutcome::parse(&outcome),
+                        reason: r.try_get("reason")?,
+                    },
+                    repeated: u32::try_from(r.try_get::<i64, _>("repeated")?).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,141 @@
+//! Every node's commits, heard by this node: one connection `LISTEN`s on the channel
+//! the writes `NOTIFY` on, and passes the other nodes' changes to this node's sessions.
+//!
+//! Notifications sent while that connection is down are lost (PostgreSQL keeps none
+//! for a listener that is not there). So when it drops, every session is told that
+//! any folder may have changed, and again every `POLL` until the connection is back:
+//! sessions re-read their folder from the database, which is slower but misses
+//! nothing. The log says when this starts and ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tokio::task::JoinHandle;
+
+use super::CHANNEL;
+use crate::store::changes::{Changes, FolderChange};
+
+/// How often sessions look for changes while notifications are not arriving.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The listening task; stops when the store closes or the last clone goes.
+pub(super) struct Handle {
+    task: JoinHandle<()>,
+}
+
+impl Handle {
+    pub(super) fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A notification's text: the sending node, the folder and its new MODSEQ.
+pub(super) fn payload(node: &str, folder_id: i64, modseq: u64) -> String {
+    format!("{node} {folder_id} {modseq}")
+}
+
+fn parse(payload: &str) -> Option<(&str, FolderChange)> {
+    let mut parts = payload.split(' ');
+    let node = parts.next()?;
+    let folder_id = parts.next()?.parse().ok()?;
+    let modseq = parts.next()?.parse().ok()?;
+    Some((node, FolderChange { folder_id, modseq }))
+}
+
+/// Starts listening before returning, so no change committed after the store opened
+/// goes unheard.
+pub(super) async fn start(
+    options: PgConnectOptions,
+    timeout: Duration,
+    node: Arc<str>,
+    changes: Changes,
+) -> Result<Handle, sqlx::Error> {
+    let options = options.application_name("mssante-listener");
+    let listener = connect(&options, timeout).await?;
+    let task = tokio::spawn(run(listener, options, timeout, node, changes));
+    Ok(Handle { task })
+}
+
+/// A listener on a connection of its own: it never takes one of the pool's.
+async fn connect(options: &PgConnectOptions, timeout: Duration) -> Result<PgListener, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(timeout)
+        .connect_with(options.clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    // A lost connection is reported (`Ok(None)`) rather than silently replaced: what
+    // was sent meanwhile is gone, and the sessions must be told.
+    listener.eager_reconnect(false);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+async fn run(
+    mut listener: PgListener,
+    options: PgConnectOptions,
+    timeout: Duration,
+    node: Arc<str>,
+    changes: Changes,
+) {
+    loop {
+        let lost = match listener.try_recv().await {
+            Ok(Some(n)) => {
+                match parse(n.payload()) {
+                    Some((from, change)) if from != &*node => changes.publish(change),
+                    Some(_) => {}
+                    // Not ours to read: some folder may have changed.
+                    None => changes.publish_any(),
+                }
+                continue;
+            }
+            Ok(None) => "connection lost".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(
+            reason = %lost,
+            "change notifications from PostgreSQL lost: sessions poll for changes every {}s until they are back",
+            POLL.as_secs()
+        );
+        drop(listener);
+        listener = loop {
+            changes.publish_any();
+            tokio::time::sleep(POLL).await;
+            match connect(&options, timeout).await {
+                Ok(l) => break l,
+                Err(e) => tracing::debug!(error = %e, "notification connection still down"),
+            }
+        };
+        // Whatever was committed before the new LISTEN took effect is unheard.
+        changes.publish_any();
+        tracing::info!("change notifications from PostgreSQL restored");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_read_back() {
+        let p = payload("123-abcd", 42, 7);
+        let (node, change) = parse(&p).unwrap();
+        assert_eq!(node, "123-abcd");
+        assert_eq!(
+            change,
+            FolderChange {
+                folder_id: 42,
+                modseq: 7
+            }
+        );
+        assert!(parse("x 1").is_none());
+        assert!(parse("x y 1").is_none());
+    }
+}

@@ -1,0 +1,707 @@
+//! Messages in folders on PostgreSQL: append, delivery, flags, copy/move, expunge, reads.
+//!
+//! Every change to a folder first takes the folder's row lock (`lock_folder`, or the
+//! `UPDATE … RETURNING` of `bump_folder`) and holds it to the commit: the changes to one
+//! folder from every node run one after the other, as the SQLite writer runs them, so
+//! a flag change never reads flags another node is changing, and UIDs and MODSEQs come
+//! out in commit order. Rows of `mailboxes` (quota usage, by trigger) are locked after
+//! folders, never before, so the two kinds of lock are always taken in the same order.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use super::{PostgresStore, announce, quota, transaction};
+use crate::store::error::StoreError;
+use crate::store::types::{
+    Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, RawMessage, StoreOutcome, flag,
+    from_unix,
+};
+
+macro_rules! meta_columns {
+    () => {
+        "uid, modseq, system_flags, keywords, internal_date, size, body_id"
+    };
+}
+
+fn meta_from_row(r: &PgRow) -> Result<MessageMeta, StoreError> {
+    let keywords: String = r.try_get("keywords")?;
+    Ok(MessageMeta {
+        uid: u32::try_from(r.try_get::<i64, _>("uid")?).unwrap_or(0),
+        modseq: u64::try_from(r.try_get::<i64, _>("modseq")?).unwrap_or(0),
+        flags: Flags::from_columns(r.try_get("system_flags")?, &keywords),
+        internal_date: from_unix(r.try_get("internal_date")?),
+        size: u32::try_from(r.try_get::<i64, _>("size")?).unwrap_or(u32::MAX),
+        body_id: r.try_get("body_id")?,
+    })
+}
+
+/// Stores a body unless an identical one is there; returns its id.
+pub(super) async fn put_body(c: &mut PgConnection, raw: &RawMessage) -> Result<i64, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO bodies (sha256, size, header, content) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (sha256) DO UPDATE SET size = excluded.size RETURNING id",
+    )
+    .bind(&raw.sha256[..])
+    .bind(raw.len() as i64)
+    .bind(&raw.header)
+    .bind(&raw.content)
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(id)
+}
+
+/// Takes the folder's row lock until the commit, without changing it.
+async fn lock_folder(c: &mut PgConnection, folder_id: i64) -> Result<(), StoreError> {
+    sqlx::query_scalar::<_, i64>("SELECT id FROM folders WHERE id = $1 FOR UPDATE")
+        .bind(folder_id)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or(StoreError::NoFolder)?;
+    Ok(())
+}
+
+/// Takes the folder's next UIDs (if `uids` > 0) and next MODSEQ, under its row lock.
+/// Returns (uidvalidity, first uid, modseq).
+async fn bump_folder(
+    c: &mut PgConnection,
+    folder_id: i64,
+    uids: u32,
+) -> Result<(u32, u32, u64), StoreError> {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        "UPDATE folders SET uidnext = uidnext + $1, highestmodseq = highestmodseq + 1
+         WHERE id = $2 RETURNING uidvalidity, uidnext - $1, highestmodseq",
+    )
+    .bind(i64::from(uids))
+    .bind(folder_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    let (validity, first, modseq) = row.ok_or(StoreError::NoFolder)?;
+    let first = u32::try_from(first).map_err(|_| StoreError::UidsExhausted)?;
+    if first.checked_add(uids).is_none() {
+        return Err(StoreError::UidsExhausted);
+    }
+    Ok((
+        u32::try_from(validity).unwrap_or(1),
+        first,
+        u64::try_from(modseq).unwrap_or(0),
+    ))
+}
+
+/// One row of `messages`, before it is written.
+struct NewRow<'a> {
+    folder_id: i64,
+    uid: u32,
+    modseq: u64,
+    flags: &'a Flags,
+    internal_date: i64,
+    size: i64,
+    body_id: i64,
+}
+
+async fn insert_message(c: &mut PgConnection, row: NewRow<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO messages (folder_id, uid, modseq, system_flags, keywords, internal_date, size, body_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(row.folder_id)
+    .bind(i64::from(row.uid))
+    .bind(row.modseq as i64)
+    .bind(i64::from(row.flags.system))
+    .bind(row.flags.keywords_text())
+    .bind(row.internal_date)
+    .bind(row.size)
+    .bind(row.body_id)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// One message row per folder for a body already stored. Several folders are locked
+/// in id order first, so two deliveries to the same mailboxes never deadlock.
+pub(super) async fn file_in(
+    c: &mut PgConnection,
+    folders: &[i64],
+    body_id: i64,
+    size: usize,
+    now: DateTime<Utc>,
+) -> Result<Vec<Appended>, StoreError> {
+    if folders.len() > 1 {
+        sqlx::query("SELECT id FROM folders WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(folders)
+            .execute(&mut *c)
+            .await?;
+    }
+    let mut out = Vec::with_capacity(folders.len());
+    for &folder_id in folders {
+        let (uidvalidity, uid, modseq) = bump_folder(c, folder_id, 1).await?;
+        let row = NewRow {
+            folder_id,
+            uid,
+            modseq,
+            flags: &Flags::default(),
+            internal_date: now.timestamp(),
+            size: size as i64,
+            body_id,
+        };
+        insert_message(c, row).await?;
+        out.push(Appended {
+            folder_id,
+            uidvalidity,
+            uid,
+            modseq,
+        });
+    }
+    Ok(out)
+}
+
+/// The (folder, modseq) pairs of appended messages, to announce.
+pub(super) fn changed_by(appended: &[Appended]) -> Vec<(i64, u64)> {
+    appended.iter().map(|a| (a.folder_id, a.modseq)).collect()
+}
+
+/// Removes the given bodies if no message and no queued mail refers to them any more.
+///
+/// Another node may file a message with one of them between this transaction's look
+/// and its delete; PostgreSQL then refuses the delete (foreign key), and the body
+/// rightly stays. The savepoint keeps that refusal from undoing the rest.
+pub(super) async fn delete_orphan_bodies(
+    c: &mut PgConnection,
+    bodies: &[i64],
+) -> Result<(), StoreError> {
+    if bodies.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SAVEPOINT orphans").execute(&mut *c).await?;
+    let deleted = sqlx::query(
+        "DELETE FROM bodies b WHERE b.id = ANY($1)
+           AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = b.id)
+           AND NOT EXISTS (SELECT 1 FROM queue WHERE body_id = b.id)",
+    )
+    .bind(bodies)
+    .execute(&mut *c)
+    .await;
+    match deleted {
+        Ok(_) => {
+            sqlx::query("RELEASE SAVEPOINT orphans")
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        }
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23503") => {
+            sqlx::query("ROLLBACK TO SAVEPOINT orphans")
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn append_in(
+    c: &mut PgConnection,
+    folder_id: i64,
+    raw: &RawMessage,
+    flags: &Flags,
+    internal_date: i64,
+    check_quota: bool,
+) -> Result<Appended, StoreError> {
+    let body_id = put_body(c, raw).await?;
+    let (uidvalidity, uid, modseq) = bump_folder(c, folder_id, 1).await?;
+    let row = NewRow {
+        folder_id,
+        uid,
+        modseq,
+        flags,
+        internal_date,
+        size: raw.len() as i64,
+        body_id,
+    };
+    insert_message(c, row).await?;
+    if check_quota {
+        quota::check_usage(c, folder_id).await?;
+    }
+    Ok(Appended {
+        folder_id,
+        uidvalidity,
+        uid,
+        modseq,
+    })
+}
+
+impl PostgresStore {
+    pub(crate) async fn append(
+        &self,
+        folder_id: i64,
+        message: &[u8],
+        flags: Flags,
+        internal_date: DateTime<Utc>,
+        check_quota: bool,
+    ) -> Result<Appended, StoreError> {
+        let raw = RawMessage::new(message);
+        let node = self.node.clone();
+        let appended = transaction!(self, |c| {
+            async {
+                let a = append_in(
+                    c,
+                    folder_id,
+                    &raw,
+                    &flags,
+                    internal_date.timestamp(),
+                    check_quota,
+                )
+                .await?;
+                announce(c, &node, &[(folder_id, a.modseq)]).await?;
+                Ok::<_, StoreError>(a)
+            }
+            .await
+        })?;
+        self.notify(&[(folder_id, appended.modseq)]);
+        Ok(appended)
+    }
+
+    pub(crate) async fn deliver(
+        &self,
+        folder_ids: Vec<i64>,
+        message: Arc<RawMessage>,
+        internal_date: DateTime<Utc>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let node = self.node.clone();
+        let delivered = transaction!(self, |c| {
+            async {
+                let body_id = put_body(c, &message).await?;
+                let a = file_in(c, &folder_ids, body_id, message.len(), internal_date).await?;
+                announce(c, &node, &changed_by(&a)).await?;
+                Ok::<_, StoreError>(a)
+            }
+            .await
+        })?;
+        self.notify(&changed_by(&delivered));
+        Ok(delivered)
+    }
+
+    pub(crate) async fn messages(&self, folder_id: i64) -> Result<Vec<MessageMeta>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            meta_columns!(),
+            " FROM messages WHERE folder_id = $1 ORDER BY uid"
+        ))
+        .bind(folder_id)
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(meta_from_row)
+        .collect()
+    }
+
+    pub(crate) async fn messages_in_range(
+        &self,
+        folder_id: i64,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<MessageMeta>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            meta_columns!(),
+            " FROM messages WHERE folder_id = $1 AND uid BETWEEN $2 AND $3 ORDER BY uid"
+        ))
+        .bind(folder_id)
+        .bind(i64::from(from))
+        .bind(i64::from(to))
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(meta_from_row)
+        .collect()
+    }
+
+    pub(crate) async fn changed_since(
+        &self,
+        folder_id: i64,
+        modseq: u64,
+    ) -> Result<Vec<MessageMeta>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            meta_columns!(),
+            " FROM messages WHERE folder_id = $1 AND modseq > $2 ORDER BY uid"
+        ))
+        .bind(folder_id)
+        .bind(modseq as i64)
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(meta_from_row)
+        .collect()
+    }
+
+    pub(crate) async fn vanished_since(
+        &self,
+        folder_id: i64,
+        modseq: u64,
+    ) -> Result<Vec<u32>, StoreError> {
+        let uids: Vec<i64> = sqlx::query_scalar(
+            "SELECT uid FROM expunged WHERE folder_id = $1 AND modseq > $2 ORDER BY uid",
+        )
+        .bind(folder_id)
+        .bind(modseq as i64)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(uids
+            .into_iter()
+            .filter_map(|u| u32::try_from(u).ok())
+            .collect())
+    }
+
+    pub(crate) async fn folder_keywords(
+        &self,
+        folder_id: i64,
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let lists: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT keywords FROM messages WHERE folder_id = $1 AND keywords <> ''",
+        )
+        .bind(folder_id)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(lists
+            .iter()
+            .flat_map(|l| l.split(' '))
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    pub(crate) async fn counts(&self, folder_id: i64) -> Result<FolderCounts, StoreError> {
+        let (messages, unseen, deleted, size, deleted_size, recent): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = sqlx::query_as(
+            "SELECT COUNT(*),
+                    COUNT(*) FILTER (WHERE (system_flags & $1) = 0),
+                    COUNT(*) FILTER (WHERE (system_flags & $2) <> 0),
+                    COALESCE(SUM(size), 0)::bigint,
+                    COALESCE(SUM(size) FILTER (WHERE (system_flags & $2) <> 0), 0)::bigint,
+                    COUNT(*) FILTER (WHERE uid >= (SELECT recent_from FROM folders WHERE id = $3))
+             FROM messages WHERE folder_id = $3",
+        )
+        .bind(i64::from(flag::SEEN))
+        .bind(i64::from(flag::DELETED))
+        .bind(folder_id)
+        .fetch_one(self.reader())
+        .await?;
+        Ok(FolderCounts {
+            messages: u32::try_from(messages).unwrap_or(u32::MAX),
+            unseen: u32::try_from(unseen).unwrap_or(u32::MAX),
+            deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
+            size: u64::try_from(size).unwrap_or(0),
+            deleted_size: u64::try_from(deleted_size).unwrap_or(0),
+            recent: u32::try_from(recent).unwrap_or(u32::MAX),
+        })
+    }
+
+    pub(crate) async fn body(&self, body_id: i64) -> Result<Vec<u8>, StoreError> {
+        let (mut header, content): (Vec<u8>, Vec<u8>) =
+            sqlx::query_as("SELECT header, content FROM bodies WHERE id = $1")
+                .bind(body_id)
+                .fetch_optional(self.reader())
+                .await?
+                .ok_or(StoreError::NoBody(body_id))?;
+        header.extend_from_slice(&content);
+        Ok(header)
+    }
+
+    pub(crate) async fn header(&self, body_id: i64) -> Result<Vec<u8>, StoreError> {
+        sqlx::query_scalar("SELECT header FROM bodies WHERE id = $1")
+            .bind(body_id)
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::NoBody(body_id))
+    }
+
+    pub(crate) async fn headers_in_range(
+        &self,
+        folder_id: i64,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT m.uid, b.header FROM messages m JOIN bodies b ON b.id = m.body_id
+             WHERE m.folder_id = $1 AND m.uid BETWEEN $2 AND $3 ORDER BY m.uid",
+        )
+        .bind(folder_id)
+        .bind(i64::from(from))
+        .bind(i64::from(to))
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(u, h)| u32::try_from(u).ok().map(|u| (u, h)))
+            .collect())
+    }
+
+    pub(crate) async fn store_flags(
+        &self,
+        folder_id: i64,
+        uids: Vec<u32>,
+        op: FlagOp,
+        flags: Flags,
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreOutcome, StoreError> {
+        let node = self.node.clone();
+        let outcome = transaction!(self, |c| {
+            async {
+                let outcome =
+                    store_flags_in(c, folder_id, &uids, op, &flags, unchanged_since).await?;
+                if let Some((_, m, _)) = outcome.changed.first() {
+                    announce(c, &node, &[(folder_id, *m)]).await?;
+                }
+                Ok::<_, StoreError>(outcome)
+            }
+            .await
+        })?;
+        if let Some((_, m, _)) = outcome.changed.first() {
+            self.notify(&[(folder_id, *m)]);
+        }
+        Ok(outcome)
+    }
+
+    pub(crate) async fn copy(
+        &self,
+        from_folder: i64,
+        uids: Vec<u32>,
+        to_folder: i64,
+    ) -> Result<Copied, StoreError> {
+        let node = self.node.clone();
+        let (copied, modseq) = transaction!(self, |c| {
+            async {
+                let (copied, modseq) = copy_in(c, from_folder, &uids, to_folder, true).await?;
+                announce(c, &node, &[(to_folder, modseq)]).await?;
+                Ok::<_, StoreError>((copied, modseq))
+            }
+            .await
+        })?;
+        self.notify(&[(to_folder, modseq)]);
+        Ok(copied)
+    }
+
+    pub(crate) async fn move_messages(
+        &self,
+        from_folder: i64,
+        uids: Vec<u32>,
+        to_folder: i64,
+    ) -> Result<Copied, StoreError> {
+        let node = self.node.clone();
+        let (copied, changed) = transaction!(self, |c| {
+            async {
+                let across = quota::mailbox_of_folder(c, from_folder).await?
+                    != quota::mailbox_of_folder(c, to_folder).await?;
+                let (copied, to_modseq) = copy_in(c, from_folder, &uids, to_folder, across).await?;
+                let moved: Vec<u32> = copied.pairs.iter().map(|(s, _)| *s).collect();
+                let (_, from_modseq) = expunge_in(c, from_folder, Some(&moved), false).await?;
+                let changed = [(to_folder, to_modseq), (from_folder, from_modseq)];
+                announce(c, &node, &changed).await?;
+                Ok::<_, StoreError>((copied, changed))
+            }
+            .await
+        })?;
+        self.notify(&changed);
+        Ok(copied)
+    }
+
+    pub(crate) async fn expunge(
+        &self,
+        folder_id: i64,
+        uids: Option<Vec<u32>>,
+    ) -> Result<Vec<u32>, StoreError> {
+        let node = self.node.clone();
+        let (gone, modseq) = transaction!(self, |c| {
+            async {
+                let (gone, modseq) = expunge_in(c, folder_id, uids.as_deref(), true).await?;
+                if !gone.is_empty() {
+                    announce(c, &node, &[(folder_id, modseq)]).await?;
+                }
+                Ok::<_, StoreError>((gone, modseq))
+            }
+            .await
+        })?;
+        if !gone.is_empty() {
+            self.notify(&[(folder_id, modseq)]);
+        }
+        Ok(gone)
+    }
+
+    pub(crate) async fn folder_uids(&self, folder_id: i64) -> Result<Vec<u32>, StoreError> {
+        let uids: Vec<i64> =
+            sqlx::query_scalar("SELECT uid FROM messages WHERE folder_id = $1 ORDER BY uid")
+                .bind(folder_id)
+                .fetch_all(self.reader())
+                .await?;
+        Ok(uids
+            .into_iter()
+            .filter_map(|u| u32::try_from(u).ok())
+            .collect())
+    }
+
+    pub(crate) async fn first_unseen(&self, folder_id: i64) -> Result<Option<u32>, StoreError> {
+        let uid: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(uid) FROM messages WHERE folder_id = $1 AND (system_flags & $2) = 0",
+        )
+        .bind(folder_id)
+        .bind(i64::from(flag::SEEN))
+        .fetch_one(self.reader())
+        .await?;
+        Ok(uid.and_then(|u| u32::try_from(u).ok()))
+    }
+}
+
+async fn store_flags_in(
+    c: &mut PgConnection,
+    folder_id: i64,
+    uids: &[u32],
+    op: FlagOp,
+    flags: &Flags,
+    unchanged_since: Option<u64>,
+) -> Result<StoreOutcome, StoreError> {
+    lock_folder(c, folder_id).await?;
+    let mut outcome = StoreOutcome::default();
+    let mut modseq = None;
+    for &uid in uids {
+        let row = sqlx::query(
+            "SELECT modseq, system_flags, keywords FROM messages WHERE folder_id = $1 AND uid = $2",
+        )
+        .bind(folder_id)
+        .bind(i64::from(uid))
+        .fetch_optional(&mut *c)
+        .await?;
+        let Some(row) = row else { continue };
+        let current: i64 = row.try_get("modseq")?;
+        if unchanged_since.is_some_and(|u| current as u64 > u) {
+            outcome.modified.push(uid);
+            continue;
+        }
+        let keywords: String = row.try_get("keywords")?;
+        let mut f = Flags::from_columns(row.try_get("system_flags")?, &keywords);
+        if !f.apply(op, flags) {
+            continue;
+        }
+        let m = match modseq {
+            Some(m) => m,
+            None => {
+                let (_, _, m) = bump_folder(c, folder_id, 0).await?;
+                modseq = Some(m);
+                m
+            }
+        };
+        sqlx::query(
+            "UPDATE messages SET system_flags = $1, keywords = $2, modseq = $3
+             WHERE folder_id = $4 AND uid = $5",
+        )
+        .bind(i64::from(f.system))
+        .bind(f.keywords_text())
+        .bind(m as i64)
+        .bind(folder_id)
+        .bind(i64::from(uid))
+        .execute(&mut *c)
+        .await?;
+        outcome.changed.push((uid, m, f));
+    }
+    Ok(outcome)
+}
+
+async fn copy_in(
+    c: &mut PgConnection,
+    from_folder: i64,
+    uids: &[u32],
+    to_folder: i64,
+    check_quota: bool,
+) -> Result<(Copied, u64), StoreError> {
+    let wanted: Vec<i64> = uids.iter().map(|&u| i64::from(u)).collect();
+    let rows: Vec<(i64, i64, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT uid, system_flags, keywords, internal_date, size, body_id FROM messages
+         WHERE folder_id = $1 AND uid = ANY($2) ORDER BY uid",
+    )
+    .bind(from_folder)
+    .bind(&wanted)
+    .fetch_all(&mut *c)
+    .await?;
+    let count = u32::try_from(rows.len()).map_err(|_| StoreError::UidsExhausted)?;
+    let (uidvalidity, first, modseq) = bump_folder(c, to_folder, count).await?;
+    let mut pairs = Vec::with_capacity(rows.len());
+    for (i, (src, system, keywords, date, size, body)) in rows.into_iter().enumerate() {
+        let uid = first + i as u32;
+        let flags = Flags::from_columns(system, &keywords);
+        let row = NewRow {
+            folder_id: to_folder,
+            uid,
+            modseq,
+            flags: &flags,
+            internal_date: date,
+            size,
+            body_id: body,
+        };
+        insert_message(c, row).await?;
+        pairs.push((u32::try_from(src).unwrap_or(0), uid));
+    }
+    if check_quota && count > 0 {
+        quota::check_usage(c, to_folder).await?;
+    }
+    Ok((Copied { uidvalidity, pairs }, modseq))
+}
+
+/// Deletes messages and remembers their UIDs for QRESYNC. With `only_deleted`, only
+/// messages flagged \Deleted go (EXPUNGE); without, all listed ones (MOVE).
+async fn expunge_in(
+    c: &mut PgConnection,
+    folder_id: i64,
+    uids: Option<&[u32]>,
+    only_deleted: bool,
+) -> Result<(Vec<u32>, u64), StoreError> {
+    lock_folder(c, folder_id).await?;
+    let candidates: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT uid, body_id FROM messages
+          WHERE folder_id = $1 AND (NOT $2 OR (system_flags & $3) <> 0)
+          ORDER BY uid",
+    )
+    .bind(folder_id)
+    .bind(only_deleted)
+    .bind(i64::from(flag::DELETED))
+    .fetch_all(&mut *c)
+    .await?;
+    let wanted: Option<std::collections::HashSet<u32>> =
+        uids.map(|list| list.iter().copied().collect());
+    let chosen: Vec<(u32, i64)> = candidates
+        .into_iter()
+        .filter_map(|(u, b)| u32::try_from(u).ok().map(|u| (u, b)))
+        .filter(|(u, _)| wanted.as_ref().is_none_or(|set| set.contains(u)))
+        .collect();
+    if chosen.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let (_, _, modseq) = bump_folder(c, folder_id, 0).await?;
+    let gone: Vec<i64> = chosen.iter().map(|(u, _)| i64::from(*u)).collect();
+    sqlx::query("DELETE FROM messages WHERE folder_id = $1 AND uid = ANY($2)")
+        .bind(folder_id)
+        .bind(&gone)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query(
+        "INSERT INTO expunged (folder_id, uid, modseq) SELECT $1, u, $3 FROM unnest($2::bigint[]) AS u
+         ON CONFLICT (folder_id, uid) DO UPDATE SET modseq = excluded.modseq",
+    )
+    .bind(folder_id)
+    .bind(&gone)
+    .bind(modseq as i64)
+    .execute(&mut *c)
+    .await?;
+    let mut bodies: Vec<i64> = chosen.iter().map(|(_, b)| *b).collect();
+    bodies.sort_unstable();
+    bodies.dedup();
+    delete_orphan_bodies(c, &bodies).await?;
+    Ok((chosen.into_iter().map(|(u, _)| u).collect(), modseq))
+}

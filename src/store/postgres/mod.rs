@@ -1,0 +1,227 @@
+//! The PostgreSQL backend: a database server that several `serve` nodes share.
+//!
+//! There is no writer task here: every write is its own transaction on a pooled
+//! connection, and PostgreSQL shares the WAL flush between concurrent commits (group
+//! commit is the server's job). A write that returned `Ok` is durable: every connection
+//! runs with `synchronous_commit = on`, whatever the server's default. UIDs and MODSEQs
+//! are taken from the folder row under its row lock (`UPDATE … RETURNING`), so writers
+//! on every node queue on the folder and a rolled-back writer leaves no gap.
+//!
+//! A transaction PostgreSQL aborts for a serialization failure or a deadlock (two
+//! MOVEs in opposite directions lock the same two folders) is run again, a few times,
+//! before the caller hears `Busy`.
+//!
+//! Changes reach the sessions of every node: each write that changes a folder sends a
+//! `NOTIFY` in its transaction (delivered when it commits), and each node `LISTEN`s
+//! (`listener`). A node tells its own sessions directly after the commit and skips
+//! its own notifications, which carry its stamp.
+
+mod audit;
+mod error;
+mod lifecycle;
+mod listener;
+mod mailboxes;
+mod messages;
+mod queue;
+mod quota;
+mod sort_keys;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
+
+use crate::store::changes::{Changes, FolderChange, Subscription};
+use crate::store::error::{BackendErrorKind, StoreError};
+
+pub(crate) use error::{is_postgres_error, store_error};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./schema/postgres");
+
+/// Where the database is and how to use it, from `[store]`.
+pub(crate) struct Settings {
+    /// With its password: handed to the driver only.
+    pub(crate) url: String,
+    /// Host and port, for errors.
+    pub(crate) host: String,
+    pub(crate) pool_size: u32,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) statement_timeout: Duration,
+}
+
+/// Times a transaction aborted by a serialization failure or deadlock is run again.
+const RETRIES: u32 = 5;
+
+/// The channel every node's commits are announced on.
+const CHANNEL: &str = "mssante_changes";
+
+#[derive(Clone)]
+pub(crate) struct PostgresStore {
+    pool: PgPool,
+    /// This process among the nodes: stamps its notifications and its queue leases.
+    node: Arc<str>,
+    changes: Changes,
+    listener: Arc<listener::Handle>,
+}
+
+/// Runs `$body` (an expression using `$c: &mut PgConnection`, awaited inside) in one
+/// transaction and commits it; runs it again from the start when PostgreSQL aborted it
+/// for a serialization failure or a deadlock.
+macro_rules! transaction {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let mut tries = 0u32;
+        loop {
+            let result: Result<_, $crate::store::error::StoreError> = async {
+                let mut tx = $store.pool_ref().begin().await?;
+                let value = {
+                    let $c: &mut sqlx::PgConnection = &mut *tx;
+                    $body
+                }?;
+                tx.commit().await?;
+                Ok(value)
+            }
+            .await;
+            match result {
+                Err(e)
+                    if tries < $crate::store::postgres::retries()
+                        && $crate::store::postgres::is_conflict(&e) =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(tries) * 10))
+                        .await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+pub(crate) use transaction;
+
+pub(crate) fn retries() -> u32 {
+    RETRIES
+}
+
+pub(crate) fn is_conflict(e: &StoreError) -> bool {
+    error::is_conflict(e)
+}
+
+impl PostgresStore {
+    /// Connects, applies the migrations (one node at a time: sqlx holds an advisory
+    /// lock while it migrates) and starts listening for the other nodes' changes.
+    pub(crate) async fn connect(settings: &Settings) -> Result<Self, StoreError> {
+        let unreachable = |e: sqlx::Error| {
+            let e = StoreError::from(e);
+            let kind = match &e {
+                StoreError::Backend { kind, .. } => *kind,
+                _ => BackendErrorKind::Unavailable,
+            };
+            StoreError::backend(
+                kind,
+                format!("cannot use PostgreSQL at {}: {e}", settings.host),
+            )
+        };
+        let options = PgConnectOptions::from_str(&settings.url)
+            .map_err(|_| {
+                StoreError::backend(
+                    BackendErrorKind::Other,
+                    format!("the PostgreSQL URL for {} cannot be read", settings.host),
+                )
+            })?
+            .application_name("mssante")
+            .options([
+                ("synchronous_commit", "on".to_owned()),
+                (
+                    "statement_timeout",
+                    settings.statement_timeout.as_millis().to_string(),
+                ),
+            ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.pool_size)
+            .acquire_timeout(settings.connect_timeout)
+            .connect_with(options.clone())
+            .await
+            .map_err(unreachable)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let node: Arc<str> = Arc::from(format!(
+            "{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let changes = Changes::new();
+        let listener = listener::start(
+            options,
+            settings.connect_timeout,
+            node.clone(),
+            changes.clone(),
+        )
+        .await
+        .map_err(unreachable)?;
+        Ok(PostgresStore {
+            pool,
+            node,
+            changes,
+            listener: Arc::new(listener),
+        })
+    }
+
+    pub(crate) fn pool_ref(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) fn subscribe(&self) -> Subscription {
+        self.changes.subscribe()
+    }
+
+    /// Tells this node's sessions of committed changes; the other nodes heard of them
+    /// through `announce` in the transaction.
+    fn notify(&self, changed: &[(i64, u64)]) {
+        for &(folder_id, modseq) in changed {
+            self.changes.publish(FolderChange {
+                folder_id,
+                modseq: modseq as i64,
+            });
+        }
+    }
+
+    /// Gives back the queue leases this node holds (a stopping node's attempts were
+    /// cut short: the other nodes, or this one restarted, take them at once rather than
+    /// when the leases run out), then closes every connection.
+    pub(crate) async fn close(self) {
+        self.listener.stop();
+        if let Err(e) = self.release_queue_leases().await {
+            tracing::warn!(error = %e, "could not give back this node's queue leases; they expire on their own");
+        }
+        self.pool.close().await;
+    }
+}
+
+/// Announces changes to every node, from inside the transaction that makes them:
+/// PostgreSQL delivers the notifications when, and only if, it commits.
+async fn announce(
+    c: &mut PgConnection,
+    node: &str,
+    changed: &[(i64, u64)],
+) -> Result<(), StoreError> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let payloads: Vec<String> = changed
+        .iter()
+        .map(|(folder, modseq)| listener::payload(node, *folder, *modseq))
+        .collect();
+    sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+        .bind(CHANNEL)
+        .bind(payloads)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! Several `serve` nodes on one PostgreSQL database: what a session on one node sees of
+//! the others, UIDs under writers on both, and the outbound queue worked by both.
+//!
+//! Each node is a server of its own (its own connection pool, notification listener,
+//! node stamp and queue runner) started from the same configuration file, as two
+//! machines behind a load balancer would be; they share a process here so the test can
+//! start and stop them. Without PostgreSQL these tests say SKIPPED (and fail in CI).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use common::postgres::{Backend, run};
+use common::smtp::{Gate, Instance, Options, Pki, authenticated, eventually, message};
+use common::{CUDDY, CUDDY_BAL, Client, HOUSE, HOUSE_BAL, World, last, world};
+use mssante::config::Config;
+use mssante::server::Running;
+
+/// Another node on the database and configuration of `w`'s server.
+async fn second_node(config: &std::path::Path) -> Running {
+    let config = Config::load(config).unwrap();
+    mssante::server::start(config, mssante::clock::system())
+        .await
+        .unwrap()
+}
+
+/// A client of the node `running`, logged in on `address` as `idnat` through `w`'s PSC.
+async fn login_on(w: &World, running: &Running, address: &str, idnat: &str) -> Client {
+    let mut c = Client::plain(running.imap.tls[0]).await;
+    c.upgrade(&w.ca).await;
+    c.line().await;
+    let lines = c
+        .cmd(&format!(
+            "AUTHENTICATE XOAUTH2 {}",
+            w.xoauth2(address, idnat)
+        ))
+        .await;
+    assert!(last(&lines).contains("OK"), "{lines:?}");
+    c
+}
+
+async fn append(c: &mut Client, message: &str) -> Vec<String> {
+    let tag = c.next_tag();
+    c.send(format!("{tag} APPEND INBOX {{{}+}}\r\n", message.len()).as_bytes())
+        .await;
+    c.send(message.as_bytes()).await;
+    c.send(b"\r\n").await;
+    c.until(&tag).await
+}
+
+const NOTE: &str = "From: lisa.cuddy@h.mssante.fr\r\nTo: gregory.house@h.mssante.fr\r\nSubject: note\r\n\r\nSee me.\r\n";
+
+#[tokio::test]
+async fn idle_on_one_node_sees_changes_made_through_the_other_within_a_second() {
+    run(Backend::Postgres, async {
+        let w = world("").await;
+        let b = second_node(&w.dir.path().join("config.toml")).await;
+        let mut on_b = login_on(&w, &b, HOUSE_BAL, HOUSE).await;
+        let mut on_a = w.login(HOUSE_BAL, HOUSE).await;
+        assert!(
+            on_b.cmd("SELECT INBOX")
+                .await
+                .iter()
+                .any(|l| l == "* 0 EXISTS\r\n")
+        );
+        on_b.send(b"i1 IDLE\r\n").await;
+        assert!(on_b.line().await.starts_with("+ "));
+
+        let appended = Instant::now();
+        let r = append(&mut on_a, NOTE).await;
+        assert!(last(&r).contains("OK"), "{r:?}");
+        let seen = tokio::time::timeout(Duration::from_secs(1), on_b.line())
+            .await
+            .expect("node B told its IDLE session within a second");
+        assert_eq!(seen, "* 1 EXISTS\r\n", "after {:?}", appended.elapsed());
+
+        // Flag changes and expunges made on A arrive too.
+        assert!(on_a.cmd("SELECT INBOX").await.len() > 1);
+        on_a.cmd("STORE 1 +FLAGS (\\Deleted)").await;
+        let mut saw_flags = false;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !saw_flags && Instant::now() < deadline {
+            let l = tokio::time::timeout(Duration::from_secs(1), on_b.line())
+                .await
+                .expect("the flag change reached B");
+            saw_flags = l.contains("FETCH") && l.contains("\\Deleted");
+        }
+        assert!(saw_flags);
+        on_a.cmd("EXPUNGE").await;
+        let l = tokio::time::timeout(Duration::from_secs(1), on_b.line())
+            .await
+            .expect("the expunge reached B");
+        assert_eq!(l, "* 1 EXPUNGE\r\n");
+        on_b.send(b"DONE\r\n").await;
+        on_b.until("i1").await;
+        b.stop().await;
+        w.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appenders_on_both_nodes_get_unique_gap_free_uids() {
+    run(Backend::Postgres, async {
+        let w = world("").await;
+        let b = second_node(&w.dir.path().join("config.toml")).await;
+        const CLIENTS: usize = 8;
+        const EACH: usize = 10;
+        let mut clients = Vec::new();
+        for i in 0..CLIENTS {
+            let c = if i % 2 == 0 {
+                w.login(CUDDY_BAL, CUDDY).await
+            } else {
+                login_on(&w, &b, CUDDY_BAL, CUDDY).await
+            };
+            clients.push(c);
+        }
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|mut c| {
+                tokio::spawn(async move {
+                    let mut uids = Vec::new();
+                    for _ in 0..EACH {
+                        let r = append(&mut c, NOTE).await;
+                        let ok = last(&r);
+                        // "tag OK [APPENDUID <validity> <uid>] …"
+                        let uid = ok
+                            .split("APPENDUID ")
+                            .nth(1)
+                            .and_then(|s| s.split([' ', ']']).nth(1))
+                            .and_then(|u| u.parse::<u32>().ok())
+                            .unwrap_or_else(|| panic!("{r:?}"));
+                        uids.push(uid);
+                    }
+                    uids
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let unique: HashSet<u32> = all.iter().copied().collect();
+        assert_eq!(unique.len(), CLIENTS * EACH, "every UID handed out once");
+        let expected: HashSet<u32> = (1..=(CLIENTS * EACH) as u32).collect();
+        assert_eq!(unique, expected, "no gap");
+        // Both nodes read the same folder.
+        let mut on_b = login_on(&w, &b, CUDDY_BAL, CUDDY).await;
+        let r = on_b.cmd("SELECT INBOX").await;
+        assert!(
+            r.iter()
+                .any(|l| l == &format!("* {} EXISTS\r\n", CLIENTS * EACH)),
+            "{r:?}"
+        );
+        b.stop().await;
+        w.stop().await;
+    })
+    .await
+}
+
+/// Mail queued on both nodes while the other operator is down is retried by both
+/// nodes' runners, every scan finding all of it due at once: only the leases keep two
+/// nodes from sending the same message when it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_submitted_on_either_node_is_delivered_once() {
+    run(Backend::Postgres, async {
+        let pki = Pki::new();
+        // The other operator: its mailbox made, then down while the mail is queued.
+        let gate = Gate::new().await;
+        let b_options = || {
+            let mut ob = Options::new("b.mssante.test");
+            ob.certificate = "operator2";
+            ob.trust = vec![("a.mssante.test".into(), pki.dn("server"))];
+            ob
+        };
+        let b = Instance::start(&pki, b_options()).await;
+        let remote = b.mailbox("cameron", common::smtp::OTHER_IDNAT).await;
+        let b_data = b.stop_keeping_data().await;
+        gate.close();
+
+        let mut oa = Options::new("a.mssante.test");
+        oa.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
+        oa.routes = vec![("b.mssante.test".into(), gate.addr.to_string())];
+        let a1 = Instance::start(&pki, oa).await;
+        let a2 = second_node(&a1.dir.path().join("config.toml")).await;
+        let sender = a1.mailbox("house", common::smtp::IDNAT).await;
+        const EACH: usize = 10;
+        for (node, submission) in [
+            ("a1", a1.submission_tls()),
+            ("a2", a2.smtp.submission_tls[0]),
+        ] {
+            let mut s = authenticated(submission, pki.client(None), &sender, &a1.token()).await;
+            for n in 0..EACH {
+                let subject = format!("from {node} #{n}");
+                let (code, t) = s
+                    .mail(
+                        &sender,
+                        &[&remote],
+                        &message(&sender, &remote, &subject, 500),
+                    )
+                    .await;
+                assert_eq!(code, 250, "{t}");
+            }
+        }
+        // A few rounds of failed attempts (retries every second at most) on both nodes.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(a1.store().queue_len().await.unwrap(), 2 * EACH as u64);
+        let b = Instance::start_in(&pki, b_options(), b_data).await;
+        gate.open(b.inbound());
+        eventually("both nodes' queues to empty", || async {
+            a1.store().queue_len().await.unwrap() == 0
+        })
+        .await;
+        // Longer than a queue scan of either node: a second copy would have come by now.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let got = b.messages(&remote, "INBOX").await;
+        let subjects: Vec<String> = got
+            .iter()
+            .map(|m| {
+                let t = String::from_utf8_lossy(m);
+                t.lines()
+                    .find_map(|l| l.strip_prefix("Subject: "))
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        let unique: HashSet<&String> = subjects.iter().collect();
+        assert_eq!(unique.len(), 2 * EACH, "{subjects:?}");
+        assert_eq!(subjects.len(), 2 * EACH, "each message once: {subjects:?}");
+        // No notice of failure went back: every message was delivered, none given up.
+        assert!(a1.messages(&sender, "INBOX").await.is_empty());
+        a2.stop().await;
+        a1.stop().await;
+        b.stop().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_lost_notification_connection_falls_back_to_polling() {
+    run(Backend::Postgres, async {
+        let w = world("").await;
+        let b = second_node(&w.dir.path().join("config.toml")).await;
+        let mut on_b = login_on(&w, &b, HOUSE_BAL, HOUSE).await;
+        let mut on_a = w.login(HOUSE_BAL, HOUSE).await;
+        on_b.cmd("SELECT INBOX").await;
+        // Cut every node's listening connection, as a failover or a network cut would.
+        let url = &w.db.as_ref().unwrap().url;
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        let cut: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE application_name = 'mssante-listener' AND datname = current_database()",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(cut, [true, true], "one listener per node");
+        on_b.send(b"i1 IDLE\r\n").await;
+        assert!(on_b.line().await.starts_with("+ "));
+        let r = append(&mut on_a, NOTE).await;
+        assert!(last(&r).contains("OK"), "{r:?}");
+        // Heard by polling (every second) or by the listener once it is back.
+        let seen = tokio::time::timeout(Duration::from_secs(3), on_b.line())
+            .await
+            .expect("node B still saw the APPEND");
+        assert_eq!(seen, "* 1 EXISTS\r\n");
+        on_b.send(b"DONE\r\n").await;
+        on_b.until("i1").await;
+        b.stop().await;
+        w.stop().await;
+    })
+    .await
+}
