@@ -13,11 +13,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use common::postgres::{Backend, run};
-use common::smtp::{Gate, Instance, Options, Pki, authenticated, eventually, message};
+use common::postgres::{Backend, Database, run};
+use common::smtp::{
+    Gate, IDNAT, Instance, Options, Pki, authenticated, create_mailbox, eventually, message,
+    write_config,
+};
 use common::{CUDDY, CUDDY_BAL, Client, HOUSE, HOUSE_BAL, World, last, world};
 use mssante::config::Config;
 use mssante::server::Running;
+use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
 
 /// Another node on the database and configuration of `w`'s server.
 async fn second_node(config: &std::path::Path) -> Running {
@@ -273,6 +277,156 @@ async fn a_lost_notification_connection_falls_back_to_polling() {
         on_b.until("i1").await;
         b.stop().await;
         w.stop().await;
+    })
+    .await
+}
+
+/// A node killed with `kill -9` while it holds leases on queued mail (its attempts
+/// hanging on a peer that accepts and never answers): once the leases run out
+/// (`[store] queue_lease`, no longer renewed), another node delivers every message,
+/// each once (the dead node never heard a `250`, so the at-least-once window is empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_queue_is_taken_over_when_its_leases_expire() {
+    use std::io::{BufRead, BufReader};
+    run(Backend::Postgres, async {
+        let pki = Pki::new();
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let child_submission = free_port();
+        let peer = Gate::new().await;
+        let b_options = || {
+            let mut ob = Options::new("b.mssante.test");
+            ob.certificate = "operator2";
+            ob.trust = vec![("a.mssante.test".into(), pki.dn("server"))];
+            ob
+        };
+        let b = Instance::start(&pki, b_options()).await;
+        let remote = b.mailbox("cameron", common::smtp::OTHER_IDNAT).await;
+        let b_data = b.stop_keeping_data().await;
+        // The peer, for now: accepts connections and never says a word.
+        peer.hold();
+
+        // Node 1 of operator A, a process of its own with a 2-second lease.
+        let db = Database::create().await;
+        let a_dir = tempfile::tempdir().unwrap();
+        let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut oa = Options::new("a.mssante.test");
+        oa.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
+        oa.routes = vec![("b.mssante.test".into(), peer.addr.to_string())];
+        let store = format!("{}queue_lease = \"2s\"\n", db.store_toml());
+        let path = write_config(&pki, a_dir.path(), &psc, &oa, &store);
+        let config = Config::load(&path).unwrap();
+        let sender = {
+            let store = mssante::store::Store::open_configured(&config, mssante::clock::system())
+                .await
+                .unwrap();
+            let sender = create_mailbox(&store, "house@a.mssante.test", IDNAT).await;
+            store.close().await;
+            sender
+        };
+        let child_config = a_dir.path().join("node1.toml");
+        let text = std::fs::read_to_string(&path).unwrap().replacen(
+            "submission_tls = [\"127.0.0.1:0\"]",
+            &format!("submission_tls = [\"127.0.0.1:{child_submission}\"]"),
+            1,
+        );
+        std::fs::write(&child_config, text).unwrap();
+        let mut node1 = std::process::Command::new(env!("CARGO_BIN_EXE_mssante"))
+            .arg("--config")
+            .arg(&child_config)
+            .arg("serve")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let stderr = node1.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("mssante started") {
+                    let _ = started_tx.send(());
+                }
+            }
+        });
+        tokio::task::spawn_blocking(move || started.recv_timeout(Duration::from_secs(30)))
+            .await
+            .unwrap()
+            .expect("node 1 started");
+
+        const MESSAGES: usize = 10;
+        let token = psc.mint(&TokenSpec::valid(IDNAT));
+        let submission = format!("127.0.0.1:{child_submission}").parse().unwrap();
+        let mut s = authenticated(submission, pki.client(None), &sender, &token).await;
+        for n in 0..MESSAGES {
+            let body = message(&sender, &remote, &format!("queued #{n}"), 500);
+            let (code, t) = s.mail(&sender, &[&remote], &body).await;
+            assert_eq!(code, 250, "{t}");
+        }
+        drop(s);
+        let admin = sqlx::PgPool::connect(&db.url).await.unwrap();
+        eventually("node 1 to claim every message", || async {
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM queue WHERE lease_holder IS NOT NULL")
+                    .fetch_one(&admin)
+                    .await
+                    .unwrap();
+            n == MESSAGES as i64
+        })
+        .await;
+        // Past a renewal: a live node keeps its claims beyond the lease.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let still: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM queue WHERE lease_until > extract(epoch FROM now())::bigint",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        admin.close().await;
+        assert_eq!(still, MESSAGES as i64, "node 1 renewed its leases");
+
+        node1.kill().unwrap();
+        node1.wait().unwrap();
+        let b = Instance::start_in(&pki, b_options(), b_data).await;
+        peer.open(b.inbound());
+        let a2 = Instance::start_in(
+            &pki,
+            oa,
+            common::smtp::Kept {
+                dir: a_dir,
+                db: Some(db),
+            },
+        )
+        .await;
+        eventually("node 2 to deliver node 1's mail", || async {
+            b.messages(&remote, "INBOX").await.len() >= MESSAGES
+        })
+        .await;
+        eventually("the queue to empty", || async {
+            a2.store().queue_len().await.unwrap() == 0
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let got = b.messages(&remote, "INBOX").await;
+        let subjects: HashSet<String> = got
+            .iter()
+            .filter_map(|m| {
+                String::from_utf8_lossy(m)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned))
+            })
+            .collect();
+        assert_eq!(subjects.len(), MESSAGES, "{subjects:?}");
+        assert_eq!(got.len(), MESSAGES, "each once");
+        psc.shutdown().await;
+        a2.stop().await;
+        b.stop().await;
     })
     .await
 }

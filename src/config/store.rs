@@ -32,6 +32,10 @@ pub struct StoreConfig {
     /// PostgreSQL cancels a statement that runs longer (its `statement_timeout`), so a
     /// stuck query frees its connection and its locks.
     pub statement_timeout: HumanDuration,
+    /// How long an outbound message claimed by a node stays with it unless the node
+    /// renews the claim (it does, every third of this, while it lives): how long a dead
+    /// node's mail waits before another node takes it over.
+    pub queue_lease: HumanDuration,
 }
 
 impl Default for StoreConfig {
@@ -43,6 +47,7 @@ impl Default for StoreConfig {
             pool_size: DEFAULT_POOL_SIZE,
             connect_timeout: HumanDuration(std::time::Duration::from_secs(10)),
             statement_timeout: HumanDuration(std::time::Duration::from_secs(60)),
+            queue_lease: HumanDuration(std::time::Duration::from_secs(60)),
         }
     }
 }
@@ -106,6 +111,7 @@ pub(super) struct Raw {
     pub pool_size: Option<i64>,
     pub connect_timeout: Option<Scalar>,
     pub statement_timeout: Option<Scalar>,
+    pub queue_lease: Option<Scalar>,
 }
 
 impl StoreConfig {
@@ -125,11 +131,14 @@ impl StoreConfig {
         let connect_timeout = c.duration("store.connect_timeout", s.connect_timeout, "10s")?;
         let statement_timeout =
             c.duration("store.statement_timeout", s.statement_timeout, "60s")?;
-        if connect_timeout.0.is_zero() {
-            return Err(invalid(
-                "store.connect_timeout",
-                "must be greater than zero",
-            ));
+        let queue_lease = c.duration("store.queue_lease", s.queue_lease, "60s")?;
+        for (key, value) in [
+            ("store.connect_timeout", connect_timeout),
+            ("store.queue_lease", queue_lease),
+        ] {
+            if value.0.as_secs() == 0 {
+                return Err(invalid(key, "must be at least one second"));
+            }
         }
         if backend == StoreBackend::Sqlite {
             for (key, set) in [
@@ -144,6 +153,7 @@ impl StoreConfig {
                 pool_size,
                 connect_timeout,
                 statement_timeout,
+                queue_lease,
                 ..defaults
             });
         }
@@ -190,6 +200,7 @@ impl StoreConfig {
             pool_size,
             connect_timeout,
             statement_timeout,
+            queue_lease,
         })
     }
 }

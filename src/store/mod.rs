@@ -107,9 +107,12 @@ impl Store {
                     pool_size: store.pool_size,
                     connect_timeout: store.connect_timeout.0,
                     statement_timeout: store.statement_timeout.0,
+                    queue_lease: store.queue_lease.0,
                 };
                 Ok(Store {
-                    backend: Backend::Postgres(postgres::PostgresStore::connect(&settings).await?),
+                    backend: Backend::Postgres(
+                        postgres::PostgresStore::connect(&settings, clock.clone()).await?,
+                    ),
                     clock,
                 })
             }

@@ -480,13 +480,21 @@ pub fn dot_stuff(body: &str) -> String {
 }
 
 /// A port that stays the test's own while the server behind it comes and goes. Closed,
-/// it accepts and drops every connection (the sender's attempt fails); open, it forwards
-/// to the server's address. A port freed for a server to bind later could meanwhile be
-/// taken by another test's listener; this one cannot.
+/// it accepts and drops every connection (the sender's attempt fails); holding, it
+/// accepts and never says a word; open, it forwards to the server's address. A port
+/// freed for a server to bind later could meanwhile be taken by another test's
+/// listener; this one cannot.
 pub struct Gate {
     pub addr: SocketAddr,
-    target: Arc<std::sync::Mutex<Option<SocketAddr>>>,
+    mode: Arc<std::sync::Mutex<GateMode>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone, Copy)]
+enum GateMode {
+    Closed,
+    Holding,
+    Open(SocketAddr),
 }
 
 impl Gate {
@@ -494,31 +502,41 @@ impl Gate {
     pub async fn new() -> Gate {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let target = Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
-        let to = target.clone();
+        let mode = Arc::new(std::sync::Mutex::new(GateMode::Closed));
+        let now = mode.clone();
         let task = tokio::spawn(async move {
+            let mut held = Vec::new();
             while let Ok((mut client, _)) = listener.accept().await {
-                let Some(server) = *to.lock().unwrap() else {
-                    continue;
-                };
-                tokio::spawn(async move {
-                    if let Ok(mut up) = TcpStream::connect(server).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                let current = *now.lock().unwrap();
+                match current {
+                    GateMode::Closed => {}
+                    GateMode::Holding => held.push(client),
+                    GateMode::Open(server) => {
+                        tokio::spawn(async move {
+                            if let Ok(mut up) = TcpStream::connect(server).await {
+                                let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                            }
+                        });
                     }
-                });
+                }
             }
         });
-        Gate { addr, target, task }
+        Gate { addr, mode, task }
     }
 
     /// From now on, connections go through to `server`.
     pub fn open(&self, server: SocketAddr) {
-        *self.target.lock().unwrap() = Some(server);
+        *self.mode.lock().unwrap() = GateMode::Open(server);
+    }
+
+    /// From now on, connections are held open and never answered.
+    pub fn hold(&self) {
+        *self.mode.lock().unwrap() = GateMode::Holding;
     }
 
     /// From now on, connections are dropped.
     pub fn close(&self) {
-        *self.target.lock().unwrap() = None;
+        *self.mode.lock().unwrap() = GateMode::Closed;
     }
 }
 

@@ -19,23 +19,6 @@ use crate::store::changes::{Changes, FolderChange};
 /// How often sessions look for changes while notifications are not arriving.
 const POLL: Duration = Duration::from_secs(1);
 
-/// The listening task; stops when the store closes or the last clone goes.
-pub(super) struct Handle {
-    task: JoinHandle<()>,
-}
-
-impl Handle {
-    pub(super) fn stop(&self) {
-        self.task.abort();
-    }
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// A notification's text: the sending node, the folder and its new MODSEQ.
 pub(super) fn payload(node: &str, folder_id: i64, modseq: u64) -> String {
     format!("{node} {folder_id} {modseq}")
@@ -50,17 +33,16 @@ fn parse(payload: &str) -> Option<(&str, FolderChange)> {
 }
 
 /// Starts listening before returning, so no change committed after the store opened
-/// goes unheard.
+/// goes unheard; the task runs until the store aborts it.
 pub(super) async fn start(
     options: PgConnectOptions,
     timeout: Duration,
     node: Arc<str>,
     changes: Changes,
-) -> Result<Handle, sqlx::Error> {
+) -> Result<JoinHandle<()>, sqlx::Error> {
     let options = options.application_name("mssante-listener");
     let listener = connect(&options, timeout).await?;
-    let task = tokio::spawn(run(listener, options, timeout, node, changes));
-    Ok(Handle { task })
+    Ok(tokio::spawn(run(listener, options, timeout, node, changes)))
 }
 
 /// A listener on a connection of its own: it never takes one of the pool's.

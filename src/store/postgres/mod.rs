@@ -33,6 +33,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 
+use crate::clock::SharedClock;
 use crate::store::changes::{Changes, FolderChange, Subscription};
 use crate::store::error::{BackendErrorKind, StoreError};
 
@@ -49,6 +50,8 @@ pub(crate) struct Settings {
     pub(crate) pool_size: u32,
     pub(crate) connect_timeout: Duration,
     pub(crate) statement_timeout: Duration,
+    /// How long a claim on an outbound message lasts unless renewed.
+    pub(crate) queue_lease: Duration,
 }
 
 /// Times a transaction aborted by a serialization failure or deadlock is run again.
@@ -63,7 +66,27 @@ pub(crate) struct PostgresStore {
     /// This process among the nodes: stamps its notifications and its queue leases.
     node: Arc<str>,
     changes: Changes,
-    listener: Arc<listener::Handle>,
+    /// Seconds a claim on an outbound message lasts unless renewed (`queue`).
+    lease_secs: i64,
+    /// The notification listener and the queue lease renewal, stopped with the store.
+    tasks: Arc<Tasks>,
+}
+
+/// Background tasks of a store, aborted when it closes or its last clone goes.
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Tasks {
+    fn stop(&self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Runs `$body` (an expression using `$c: &mut PgConnection`, awaited inside) in one
@@ -110,7 +133,10 @@ pub(crate) fn is_conflict(e: &StoreError) -> bool {
 impl PostgresStore {
     /// Connects, applies the migrations (one node at a time: sqlx holds an advisory
     /// lock while it migrates) and starts listening for the other nodes' changes.
-    pub(crate) async fn connect(settings: &Settings) -> Result<Self, StoreError> {
+    pub(crate) async fn connect(
+        settings: &Settings,
+        clock: SharedClock,
+    ) -> Result<Self, StoreError> {
         let unreachable = |e: sqlx::Error| {
             let e = StoreError::from(e);
             let kind = match &e {
@@ -161,11 +187,21 @@ impl PostgresStore {
         )
         .await
         .map_err(unreachable)?;
+        let lease_secs = i64::try_from(settings.queue_lease.as_secs())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let renewal = tokio::spawn(queue::renew_leases(
+            pool.clone(),
+            node.clone(),
+            lease_secs,
+            clock,
+        ));
         Ok(PostgresStore {
             pool,
             node,
             changes,
-            listener: Arc::new(listener),
+            lease_secs,
+            tasks: Arc::new(Tasks(vec![listener, renewal])),
         })
     }
 
@@ -196,7 +232,7 @@ impl PostgresStore {
     /// cut short: the other nodes, or this one restarted, take them at once rather than
     /// when the leases run out), then closes every connection.
     pub(crate) async fn close(self) {
-        self.listener.stop();
+        self.tasks.stop();
         if let Err(e) = self.release_queue_leases().await {
             tracing::warn!(error = %e, "could not give back this node's queue leases; they expire on their own");
         }

@@ -1,12 +1,14 @@
 //! The outbound queue on PostgreSQL, worked by every node at once.
 //!
 //! A node takes due messages with a lease: `queue_due` marks them with its name and a
-//! time (`LEASE`) until which the other nodes leave them alone, choosing among rows no
-//! other node is claiming at that moment (`FOR UPDATE SKIP LOCKED`). `queue_settle`
-//! gives the lease back with the outcome. A node that dies holding leases hands its
-//! messages over when they run out: another node then tries them again. That is the
-//! documented at-least-once window: a node killed after the remote server's `250` but
-//! before its settlement committed, the message goes out again from another node.
+//! time (`[store] queue_lease` ahead) until which the other nodes leave them alone,
+//! choosing among rows no other node is claiming at that moment (`FOR UPDATE SKIP
+//! LOCKED`). While the node lives it renews its leases (`renew_leases`), however long
+//! an attempt takes; `queue_settle` gives the lease back with the outcome. A node that
+//! dies holding leases hands its messages over when they run out: another node then
+//! tries them again. That is the documented at-least-once window: a node killed after
+//! the remote server's `250` but before its settlement committed, the message goes out
+//! again from another node.
 
 use std::sync::Arc;
 
@@ -19,11 +21,30 @@ use crate::store::error::StoreError;
 use crate::store::queue::{Outgoing, QueueSettlement, QueuedMessage, QueuedRecipient};
 use crate::store::types::{Appended, RawMessage, from_unix};
 
-/// How long a claimed message stays with the node that claimed it. Longer than any
-/// attempt takes (connection, TLS and data timeouts of the outbound client included),
-/// so a live node never loses a message it is still sending; a dead node's messages
-/// wait this long before another node takes them.
-const LEASE_SECS: i64 = 15 * 60;
+/// Renews every lease `node` holds, every third of the lease, until aborted: a live
+/// node keeps the messages it is sending, a dead one stops renewing and loses them.
+pub(super) async fn renew_leases(
+    pool: sqlx::PgPool,
+    node: Arc<str>,
+    lease_secs: i64,
+    clock: crate::clock::SharedClock,
+) {
+    let every = std::time::Duration::from_secs(u64::try_from(lease_secs / 3).unwrap_or(1).max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        let until = clock.now().timestamp().saturating_add(lease_secs);
+        if let Err(e) = sqlx::query(
+            "UPDATE queue SET lease_until = $1 WHERE lease_holder = $2 AND lease_until < $1",
+        )
+        .bind(until)
+        .bind(&*node)
+        .execute(&pool)
+        .await
+        {
+            tracing::warn!(error = %e, "could not renew this node's queue leases");
+        }
+    }
+}
 
 impl PostgresStore {
     pub(crate) async fn deliver_and_queue(
@@ -94,7 +115,7 @@ impl PostgresStore {
             )
             .bind(&*node)
             .bind(now.timestamp())
-            .bind(LEASE_SECS)
+            .bind(self.lease_secs)
             .bind(i64::from(limit))
             .fetch_all(&mut *c)
             .await
