@@ -4,6 +4,7 @@
 //! Connect tokens or IGC-Santé client certificates, with mail kept in SQLite.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod fuzzing;
 pub mod imap;
 pub mod incident;
 pub mod lifecycle;
+pub mod metrics;
 pub mod net;
 pub mod server;
 pub mod smtp;

@@ -8,10 +8,12 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::Health;
 use crate::auth::{AccessEpoch, Authenticator};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::context::Context;
+use crate::metrics::Metrics;
 use crate::net::{Net, Stop};
 use crate::store::Store;
 use crate::tls::TlsSource;
@@ -23,7 +25,12 @@ pub struct Running {
     pub imap: crate::imap::Listening,
     /// Where the SMTP listeners are bound (resolves port 0).
     pub smtp: crate::smtp::Listening,
+    /// Where the admin listener is bound (`[admin] listen`), if on.
+    pub admin: Option<std::net::SocketAddr>,
     stop: Stop,
+    /// The admin listener outlives the drain, so that readiness is seen to turn false.
+    admin_stop: CancellationToken,
+    admin_tasks: TaskTracker,
 }
 
 impl Running {
@@ -31,9 +38,19 @@ impl Running {
     /// then drops the rest (see `net::drain`), and closes the store once its last
     /// writes have committed: a stopped server leaves its files whole and at rest.
     pub async fn stop(self) {
+        self.begin_drain();
         let grace = self.context.config.session.shutdown_timeout.0;
         crate::net::drain(&self.stop, grace).await;
         self.context.store.clone().close().await;
+        self.admin_stop.cancel();
+        self.admin_tasks.close();
+        self.admin_tasks.wait().await;
+    }
+
+    /// Stops accepting and asks every session to finish, without waiting: readiness is
+    /// false from here on. `stop` does this first, then waits for the drain.
+    pub fn begin_drain(&self) {
+        self.stop.shutdown.cancel();
     }
 }
 
@@ -46,13 +63,19 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let tls = TlsSource::load(&config.tls, clock.clone())
         .await
         .context("loading the TLS certificates, client CAs and CRLs")?;
-    let auth = Authenticator::new(&config, store.clone(), clock.clone())
+    let metrics = Arc::new(Metrics::new());
+    let observer = metrics.clone();
+    store.observe_commits(Arc::new(move |took, batch| {
+        observer.store_commit(took, batch)
+    }));
+    let auth = Authenticator::new(&config, store.clone(), clock.clone(), metrics.clone())
         .await
         .context("starting the authenticator")?;
     let stop = Stop {
         shutdown: CancellationToken::new(),
         abort: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        metrics: metrics.clone(),
     };
     let (shutdown, tasks) = (&stop.shutdown, &stop.tasks);
     let access_epoch = AccessEpoch::start(store.clone(), shutdown.clone(), tasks).await;
@@ -64,6 +87,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         tls,
         auth,
         access_epoch,
+        metrics,
     };
     context.tls.spawn_crl_refresh(shutdown.clone(), tasks);
     reload_tls_on_sighup(context.tls.clone(), shutdown.clone(), tasks);
@@ -71,22 +95,62 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         .context("starting the lifecycle scheduler")?;
     let imap = crate::imap::start(&context, &stop).await?;
     let smtp = crate::smtp::start(&context, &stop).await?;
+    let health = Arc::new(Health::new(stop.shutdown.clone()));
+    health.listeners_bound();
+    let (admin_stop, admin_tasks) = (CancellationToken::new(), TaskTracker::new());
+    let admin = crate::admin::start(&context, health, admin_stop.clone(), &admin_tasks)
+        .await
+        .context("starting the admin listener")?;
     Ok(Running {
         context,
         imap,
         smtp,
+        admin,
         stop,
+        admin_stop,
+        admin_tasks,
     })
 }
 
-/// Runs until SIGTERM or Ctrl-C, then drains.
+/// Runs until SIGTERM or Ctrl-C, then drains. Under systemd (`Type=notify`, see
+/// `contrib/systemd/mssante.service`) it says READY=1 once every listener is bound,
+/// STOPPING=1 when the drain begins, and pings the watchdog when `WatchdogSec=` asks.
 pub async fn serve(config: Config, clock: SharedClock) -> anyhow::Result<()> {
     let running = start(config, clock).await?;
     tracing::info!("mssante started");
+    tell_systemd(&[sd_notify::NotifyState::Ready]);
+    let watchdog = spawn_watchdog();
     wait_for_signal().await;
     tracing::info!("shutting down");
+    tell_systemd(&[sd_notify::NotifyState::Stopping]);
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     running.stop().await;
     Ok(())
+}
+
+/// Writes to `NOTIFY_SOCKET` when systemd set it (nothing otherwise). A failure is
+/// logged: the server runs the same without its service manager hearing of it.
+fn tell_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Pings systemd's watchdog at half its period (`WATCHDOG_USEC`, for this process): a
+/// runtime so stuck that this task cannot run gets the service restarted.
+fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
+    let period = sd_notify::watchdog_enabled()?;
+    let every = (period / 2).max(std::time::Duration::from_millis(10));
+    tracing::info!(?period, "systemd watchdog enabled");
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            tell_systemd(&[sd_notify::NotifyState::Watchdog]);
+        }
+    }))
 }
 
 /// SIGHUP reads the server certificate, key and client CAs again; connections already

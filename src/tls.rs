@@ -173,6 +173,11 @@ impl CrlSet {
     pub fn is_empty(&self) -> bool {
         self.ders.is_empty()
     }
+
+    /// The earliest nextUpdate among these CRLs (for the freshness metric).
+    pub fn next_update(&self) -> Option<DateTime<Utc>> {
+        self.next_update
+    }
 }
 
 /// Reads the CRLs that are local files (URLs need `TlsSource`, which fetches them).

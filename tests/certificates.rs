@@ -762,6 +762,9 @@ fn write_config(dir: &Path) -> PathBuf {
     };
     let text = format!(
         r#"
+[admin]
+listen = "127.0.0.1:0"
+
 [server]
 hostname = "mail.test.mssante.fr"
 domains = ["test.mssante.fr"]

@@ -16,6 +16,9 @@ impl Env {
         std::fs::write(
             dir.path().join("config.toml"),
             r#"
+[admin]
+listen = "127.0.0.1:0"
+
 [server]
 hostname = "mail.one.test"
 domains  = ["one.mssante.fr"]

@@ -59,7 +59,7 @@ async fn run_suite(mode: &str, name: &str) -> (Report, PathBuf, PathBuf) {
     )
     .unwrap();
     let text = format!(
-        "[server]\nhostname = \"mail.sandbox.mssante.fr\"\ndomains = [\"sandbox.mssante.fr\"]\ndata_dir = \"data\"\n\
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nhostname = \"mail.sandbox.mssante.fr\"\ndomains = [\"sandbox.mssante.fr\"]\ndata_dir = \"data\"\n\
          [tls]\ncertificate = \"certs/server.crt\"\nprivate_key = \"certs/server.key\"\nclient_ca = \"certs/ca.crt\"\ncrls = [\"certs/organisations.crl\"]\n\
          [imap]\ntls = [\"127.0.0.1:0\"]\nstarttls = [\"127.0.0.1:0\"]\n\
          [smtp]\nsubmission_tls = [\"127.0.0.1:0\"]\nsubmission_starttls = [\"127.0.0.1:0\"]\ninbound = [\"127.0.0.1:0\"]\n\

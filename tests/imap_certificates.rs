@@ -36,6 +36,9 @@ async fn world() -> World {
         .unwrap();
     let text = format!(
         r#"
+[admin]
+listen = "127.0.0.1:0"
+
 [server]
 hostname = "mail.chu.test"
 domains = ["chu.mssante.fr"]

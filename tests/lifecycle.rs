@@ -38,6 +38,9 @@ fn write_config(dir: &Path, extra: &str) -> PathBuf {
     std::fs::write(dir.join("server.key"), ck.signing_key.serialize_pem()).unwrap();
     let text = format!(
         r#"
+[admin]
+listen = "127.0.0.1:0"
+
 [server]
 hostname = "mail.{DOMAIN}"
 domains = ["{DOMAIN}"]

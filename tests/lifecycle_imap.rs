@@ -132,6 +132,9 @@ async fn a_mailbox_used_over_imap_is_unpublished_after_61_days_and_deleted_after
         &config,
         format!(
             r#"
+[admin]
+listen = "127.0.0.1:0"
+
 [server]
 hostname = "mail.hopital.test"
 domains = ["hopital.mssante.fr"]

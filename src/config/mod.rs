@@ -8,6 +8,7 @@
 //! it is read from, and its checker. `checker` holds what they share; `units` the
 //! durations and sizes operators write.
 
+mod admin;
 mod checker;
 mod directory;
 mod imap;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use self::admin::AdminConfig;
 use self::checker::Checker;
 pub use self::directory::{DirectoryConfig, DirectoryTarget};
 pub use self::imap::ImapConfig;
@@ -72,6 +74,7 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub trust: TrustConfig,
     pub log: LogConfig,
+    pub admin: AdminConfig,
 }
 
 /// The file as written. Every struct refuses unknown keys.
@@ -95,6 +98,8 @@ struct RawFile {
     pub trust: trust::Raw,
     #[serde(default)]
     pub log: logging::Raw,
+    #[serde(default)]
+    pub admin: admin::Raw,
 }
 
 /// True for `localhost`, 127.0.0.0/8 and ::1.
@@ -168,6 +173,7 @@ impl Config {
             directory: DirectoryConfig::check(f.directory, c)?,
             trust: TrustConfig::check(f.trust, c)?,
             log: LogConfig::check(f.log)?,
+            admin: AdminConfig::check(f.admin, c)?,
         })
     }
     /// The effective configuration as TOML, secrets masked.

@@ -117,6 +117,7 @@ pub(super) async fn accept(s: &Session, tx: Transaction, body: Vec<u8>) -> Resul
             Recipient::Remote(o) => remote.push(o),
         }
     }
+    let local_copies = local.len() as u64;
     let stored = if remote.is_empty() && local.len() == 1 {
         // One folder: the store's single-statement append is the same transaction with
         // fewer round trips to the database thread.
@@ -149,6 +150,13 @@ pub(super) async fn accept(s: &Session, tx: Transaction, body: Vec<u8>) -> Resul
         return Err(Refusal::internal("cannot store a message", &e));
     }
     tracing::info!(%id, "message accepted");
+    let interface = if submission { "submission" } else { "inbound" };
+    let metrics = &context.metrics;
+    metrics
+        .messages_accepted
+        .get_or_create(&[("interface", interface)])
+        .inc();
+    metrics.messages_delivered_locally.inc_by(local_copies);
     if submission && context.config.smtp.save_sent {
         save_sent(s, &prepared, now).await;
     }

@@ -44,6 +44,10 @@ pub use queue::{Outgoing, OutgoingRecipient, QueueSettlement, QueuedMessage, Que
 pub use quota::{Quota, QuotaLimit};
 pub use types::*;
 
+/// Told of each durable commit: how long the transaction took, and how many writes it
+/// grouped (metrics; see `Store::observe_commits`).
+pub type CommitObserver = Arc<dyn Fn(std::time::Duration, usize) + Send + Sync>;
+
 /// The mail store, whatever the database behind it.
 #[derive(Clone)]
 pub struct Store {
@@ -84,6 +88,14 @@ impl Store {
             backend: Backend::Sqlite(sqlite::SqliteStore::open_file(path).await?),
             clock,
         })
+    }
+
+    /// Tells `observe` of every commit from now on (the server's store metrics); a
+    /// store has one observer, the first set.
+    pub fn observe_commits(&self, observe: CommitObserver) {
+        match &self.backend {
+            Backend::Sqlite(b) => b.observe_commits(observe),
+        }
     }
 
     /// Changes to folders, for sessions that show them live (IMAP IDLE).

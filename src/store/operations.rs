@@ -338,6 +338,9 @@ operations! {
     /// How many messages wait in the queue.
     fn queue_len(&self) -> u64;
 
+    /// When the oldest message still in the queue was accepted; None when it is empty.
+    fn queue_oldest(&self) -> Option<DateTime<Utc>>;
+
     /// Records an attempt's outcome; a message with no pending recipient left leaves the
     /// queue (and its body, unless a folder holds it).
     fn queue_settle(&self, s: QueueSettlement) -> ();

@@ -77,7 +77,7 @@ pub async fn world(extra: &str) -> World {
         .await
         .unwrap();
     let text = format!(
-        "[server]\nhostname = \"mail.h.mssante.fr\"\ndomains = [\"h.mssante.fr\"]\ndata_dir = \"data\"\n\
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[server]\nhostname = \"mail.h.mssante.fr\"\ndomains = [\"h.mssante.fr\"]\ndata_dir = \"data\"\n\
          [tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n{client_ca}\
          [imap]\ntls = [\"127.0.0.1:0\"]\nstarttls = [\"127.0.0.1:0\"]\n{extra_imap}\n\
          [smtp]\nsubmission_tls = []\nsubmission_starttls = []\ninbound = []\n{extra_smtp}\n\

@@ -98,6 +98,10 @@ pub struct Options {
     pub smtp_extra: String,
     /// Extra `[session]` keys.
     pub session_extra: String,
+    /// Whole extra sections (`[lifecycle]` …), at the end of the file.
+    pub sections: String,
+    /// Extra `[admin]` keys (it listens on port 0 of loopback).
+    pub admin_extra: String,
 }
 
 impl Options {
@@ -110,6 +114,8 @@ impl Options {
             inbound: "127.0.0.1:0".into(),
             smtp_extra: "save_sent = true".into(),
             session_extra: String::new(),
+            sections: String::new(),
+            admin_extra: String::new(),
         }
     }
 }
@@ -137,6 +143,10 @@ pub fn write_config(pki: &Pki, dir: &Path, psc: &PscStandIn, o: &Options) -> Pat
     }
     let text = format!(
         r#"
+[admin]
+listen = "127.0.0.1:0"
+{admin_extra}
+
 [server]
 hostname = "mx.{domain}"
 domains = ["{domain}"]
@@ -169,6 +179,7 @@ sasl_challenge_timeout = "2s"
 
 {trust}
 {psc}
+{sections}
 "#,
         domain = o.domain,
         data = dir.join("data").to_string_lossy(),
@@ -182,6 +193,8 @@ sasl_challenge_timeout = "2s"
         inbound = o.inbound,
         smtp_extra = o.smtp_extra,
         session_extra = o.session_extra,
+        sections = o.sections,
+        admin_extra = o.admin_extra,
         psc = psc.config_toml("local"),
     );
     let path = dir.join("config.toml");
