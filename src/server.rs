@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::metrics::Metrics;
 use crate::net::{Net, Stop};
-use crate::store::Store;
+use crate::store::{ServingLock, Store};
 use crate::tls::TlsSource;
 
 /// The running server: stop it with `stop`.
@@ -31,6 +31,8 @@ pub struct Running {
     /// The admin listener outlives the drain, so that readiness is seen to turn false.
     admin_stop: CancellationToken,
     admin_tasks: TaskTracker,
+    /// Tells `restore` that this data folder is in use, until the server is dropped.
+    _serving: ServingLock,
 }
 
 impl Running {
@@ -57,6 +59,7 @@ impl Running {
 /// Opens the store and starts every configured listener. Every date the server reads
 /// (token expiry, CRL freshness, lifecycle rules) comes from `clock`.
 pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running> {
+    let serving = ServingLock::take(&config.server.data_dir)?;
     let store = Store::open(&config.server.data_dir, clock.clone())
         .await
         .with_context(|| format!("opening the store in {}", config.server.data_dir.display()))?;
@@ -109,6 +112,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         stop,
         admin_stop,
         admin_tasks,
+        _serving: serving,
     })
 }
 

@@ -999,8 +999,12 @@ async fn the_server_scheduler_runs_the_jobs_until_shutdown() {
     .await
     .expect("the scheduler published the new mailbox");
     assert_eq!(published.lines().count(), 1);
-    let store = running.context.store.clone();
+    let data_dir = running.context.config.server.data_dir.clone();
     running.stop().await;
+    // A stopped server has closed its store: what it recorded is read back from disk.
+    let store = Store::open(&data_dir, mssante::clock::system())
+        .await
+        .unwrap();
     assert!(
         store
             .mailbox(&addr("new"))

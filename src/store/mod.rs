@@ -37,6 +37,7 @@ use crate::clock::SharedClock;
 
 pub use address::normalise_address;
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
+pub use sqlite::backup::{BackupError, ServingLock, backup, restore};
 pub use changes::{FolderChange, Subscription};
 pub use error::{BackendErrorKind, StoreError};
 pub use lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};

@@ -7,6 +7,7 @@
 
 mod append;
 mod audit;
+pub(crate) mod backup;
 mod error;
 mod imap_queries;
 mod lifecycle;
