@@ -2,7 +2,8 @@
 //! two operators (IMAP logins good and bad, APPEND, SMTP to a local and to a remote
 //! mailbox, lifecycle runs), `/metrics` scraped before and after and parsed by the
 //! Prometheus project's own Python parser, every counter checked against what the
-//! workload did; readiness turning false when the server drains.
+//! workload did, and the usage records it left; readiness turning false when the
+//! server drains.
 
 mod common;
 
@@ -269,6 +270,38 @@ async fn metrics_count_exactly_what_the_workload_did() {
     // The test PKI's server certificate is valid for years, not days.
     assert!(value(&after, "mssante_certificate_expiry_days{}") > 30.0);
     assert_eq!(value(&after, "mssante_ready{}"), 1.0);
+
+    // The same workload in the durable records the monthly usage figures come from.
+    let now = mssante::clock::SystemClock::now_utc();
+    let day = chrono::Duration::days(1);
+    let usage = a.store().usage(now - day, now + day).await.unwrap();
+    assert_eq!(
+        usage.messages,
+        mssante::store::Traffic {
+            submitted: 1,
+            delivered: 1,
+            relayed: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(usage.authentications.psc_token, 2);
+    assert_eq!(
+        (
+            usage.personal.created,
+            usage.personal.published,
+            usage.personal.active
+        ),
+        (2, 2, 1)
+    );
+    let usage_b = b.store().usage(now - day, now + day).await.unwrap();
+    assert_eq!(
+        usage_b.messages,
+        mssante::store::Traffic {
+            received: 1,
+            delivered: 1,
+            ..Default::default()
+        }
+    );
 
     // B received the relayed message on its operator interface.
     let after_b = scrape(admin_b).await;

@@ -6,7 +6,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use common::Client;
@@ -170,7 +170,7 @@ async fn a_backup_during_an_append_storm_restores_every_acknowledged_message() {
     assert!(data.join("mssante.db.before-restore").is_file());
 }
 
-async fn integrity(db: &PathBuf) -> Vec<String> {
+async fn integrity(db: &Path) -> Vec<String> {
     let url = format!("sqlite://{}?mode=ro", db.to_string_lossy());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     let verdict: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")

@@ -11,6 +11,7 @@ mod conformance;
 mod dev;
 mod jobs;
 mod mailbox;
+mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +67,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Figures for the operator's reporting (monthly usage).
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Copy the SQLite store to FILE while the server runs (a consistent snapshot,
     /// checked). For PostgreSQL use the engine's own tools.
     Backup {
@@ -206,6 +210,14 @@ async fn run(args: Args) -> ExitCode {
                 Err(code) => return code,
             };
             report(audit(&config, mailbox.as_deref(), limit, json).await)
+        }
+        Command::Report(cmd) => {
+            init_logging(None);
+            let config = match load_config(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            report::run(&config, cmd).await
         }
         Command::Backup { to } => {
             init_logging(None);

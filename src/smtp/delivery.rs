@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::message::{self, Trace};
 use super::session::{Recipient, Refusal, Session, Transaction};
-use crate::store::{Flags, Outgoing, OutgoingRecipient, RawMessage, flag};
+use crate::store::{Flags, Outgoing, OutgoingRecipient, RawMessage, Traffic, flag};
 
 /// RCPT TO: local mailboxes anywhere, unless full (their quota, with the `SIZE=` of MAIL
 /// FROM); trust-space domains on submission only.
@@ -157,6 +157,17 @@ pub(super) async fn accept(s: &Session, tx: Transaction, body: Vec<u8>) -> Resul
         .get_or_create(&[("interface", interface)])
         .inc();
     metrics.messages_delivered_locally.inc_by(local_copies);
+    // For the monthly usage figures. The message is already stored: a failure here is
+    // logged and the figures undercount, the client is not refused.
+    let traffic = Traffic {
+        submitted: u64::from(submission),
+        received: u64::from(!submission),
+        delivered: local_copies,
+        ..Traffic::default()
+    };
+    if let Err(e) = context.store.record_traffic(now, traffic).await {
+        tracing::error!(error = %e, %id, "cannot count an accepted message in the usage figures");
+    }
     if submission && context.config.smtp.save_sent {
         save_sent(s, &prepared, now).await;
     }

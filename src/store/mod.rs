@@ -29,6 +29,7 @@ mod queue;
 mod quota;
 mod sqlite;
 mod types;
+mod usage;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,13 +38,14 @@ use crate::clock::SharedClock;
 
 pub use address::normalise_address;
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
-pub use sqlite::backup::{BackupError, ServingLock, backup, restore};
 pub use changes::{FolderChange, Subscription};
 pub use error::{BackendErrorKind, StoreError};
 pub use lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};
 pub use queue::{Outgoing, OutgoingRecipient, QueueSettlement, QueuedMessage, QueuedRecipient};
 pub use quota::{Quota, QuotaLimit};
+pub use sqlite::backup::{BackupError, ServingLock, backup, restore};
 pub use types::*;
+pub use usage::{Authentications, KindFigures, Traffic, Usage};
 
 /// Told of each durable commit: how long the transaction took, and how many writes it
 /// grouped (metrics; see `Store::observe_commits`).

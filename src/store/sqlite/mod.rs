@@ -16,6 +16,7 @@ mod messages;
 mod queue;
 mod quota;
 mod sort_keys;
+mod usage;
 mod writer;
 
 use std::path::Path;
