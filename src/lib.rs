@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod autoconfig;
 pub mod clock;
 pub mod config;
 pub mod context;
@@ -21,3 +22,4 @@ pub mod server;
 pub mod smtp;
 pub mod store;
 pub mod tls;
+pub mod web;

@@ -27,8 +27,11 @@ pub struct Running {
     pub smtp: crate::smtp::Listening,
     /// Where the admin listener is bound (`[admin] listen`), if on.
     pub admin: Option<std::net::SocketAddr>,
+    /// Where the autoconfiguration listener is bound (`[autoconfig] listen`), if on.
+    pub autoconfig: Option<std::net::SocketAddr>,
     stop: Stop,
-    /// The admin listener outlives the drain, so that readiness is seen to turn false.
+    /// The admin listener outlives the drain, so that readiness is seen to turn false
+    /// (the autoconfiguration listener stops with it).
     admin_stop: CancellationToken,
     admin_tasks: TaskTracker,
     /// Tells `restore` that this data folder is in use, until the server is dropped.
@@ -104,11 +107,22 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     let admin = crate::admin::start(&context, health, admin_stop.clone(), &admin_tasks)
         .await
         .context("starting the admin listener")?;
+    let first = |bound: &[std::net::SocketAddr]| bound.first().map(|a| a.port());
+    let ports = crate::autoconfig::Ports {
+        imap_tls: first(&imap.tls),
+        imap_starttls: first(&imap.starttls),
+        submission_tls: first(&smtp.submission_tls),
+        submission_starttls: first(&smtp.submission_starttls),
+    };
+    let autoconfig = crate::autoconfig::start(&context, ports, admin_stop.clone(), &admin_tasks)
+        .await
+        .context("starting the autoconfig listener")?;
     Ok(Running {
         context,
         imap,
         smtp,
         admin,
+        autoconfig,
         stop,
         admin_stop,
         admin_tasks,

@@ -99,6 +99,10 @@ fn every_key_of_the_example_parses() {
     assert_eq!(config.session.max_mailbox_connections_per_address, 20);
     assert_eq!(config.admin.listen, Some("127.0.0.1:9187".parse().unwrap()));
     assert!(config.admin.uses_tls());
+    assert_eq!(
+        config.autoconfig.listen,
+        Some("0.0.0.0:443".parse().unwrap())
+    );
 }
 
 #[test]
@@ -112,6 +116,7 @@ fn the_design_keys_alone_are_a_complete_configuration() {
     assert!(config.trust.list.is_none());
     assert_eq!(config.admin.listen, Some("127.0.0.1:9187".parse().unwrap()));
     assert!(!config.admin.uses_tls());
+    assert_eq!(config.autoconfig.listen, None);
     let shown = config.to_display_toml();
     assert!(!shown.contains("s3cret"), "secrets are masked: {shown}");
     assert!(shown.contains("********"));

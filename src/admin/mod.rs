@@ -2,49 +2,38 @@
 //! `/health/live` and `/health/ready` for whatever decides whether this node gets
 //! traffic (a load balancer, systemd's watchdog, an orchestrator).
 //!
-//! HTTP/1.1 on `hyper`, which the PSC client (reqwest) already brings: three read-only
-//! routes need no framework. On a loopback address it is plain HTTP; elsewhere TLS with a
-//! client certificate required (`AdminConfig`).
+//! HTTP/1.1 through `crate::web` (hyper, which the PSC client already brings): three
+//! read-only routes need no framework. On a loopback address it is plain HTTP; elsewhere
+//! TLS with a client certificate required (`AdminConfig`).
 //!
 //! The admin listener keeps answering while the server drains, so that readiness can be
 //! seen to turn false; it stops after the drain (`Running::stop`).
 
 mod health;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::context::Context;
+use crate::web::text;
 
 pub use health::Health;
 
 /// Connections the admin listener serves at once: a scraper and a probe or two.
 const MAX_CONNECTIONS: usize = 16;
 
-/// Longest wait for a request's headers: a silent client does not hold a slot.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("binding the admin listener {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] crate::web::BindError),
     #[error("admin listener TLS: {0}")]
     Tls(String),
 }
@@ -64,83 +53,31 @@ pub async fn start(
     } else {
         None
     };
-    let bind_error = |source| AdminError::Bind { addr, source };
-    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
-    let bound = listener.local_addr().map_err(bind_error)?;
-    tracing::info!(%bound, tls = tls.is_some(), "admin listener: /metrics, /health/live, /health/ready");
     let shared = Arc::new(Shared {
         context: context.clone(),
         health,
     });
-    let connections = tasks.clone();
-    tasks.spawn(async move {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        loop {
-            let accepted = tokio::select! {
-                _ = stop.cancelled() => return,
-                a = listener.accept() => a,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "admin listener busy: connection closed");
-                continue;
-            };
-            let (shared, tls, stop) = (shared.clone(), tls.clone(), stop.clone());
-            connections.spawn(async move {
-                tokio::select! {
-                    _ = serve_connection(tcp, peer, tls, shared) => {}
-                    _ = stop.cancelled() => {}
-                }
-                drop(slot);
-            });
-        }
-    });
+    let uses_tls = tls.is_some();
+    let bound = crate::web::serve(
+        addr,
+        "admin",
+        tls,
+        MAX_CONNECTIONS,
+        stop,
+        tasks,
+        move |req| {
+            let shared = shared.clone();
+            async move { route(&shared, &req).await }
+        },
+    )
+    .await?;
+    tracing::info!(%bound, tls = uses_tls, "admin listener: /metrics, /health/live, /health/ready");
     Ok(Some(bound))
 }
 
 struct Shared {
     context: Context,
     health: Arc<Health>,
-}
-
-async fn serve_connection(
-    tcp: tokio::net::TcpStream,
-    peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
-) {
-    let service = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(route(&shared, &req).await) }
-    });
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .keep_alive(true);
-    let served = match tls {
-        None => http.serve_connection(TokioIo::new(tcp), service).await,
-        Some(acceptor) => {
-            let handshake = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await;
-            match handshake {
-                Ok(Ok(stream)) => http.serve_connection(TokioIo::new(stream), service).await,
-                Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "admin TLS handshake refused");
-                    return;
-                }
-                Err(_) => return,
-            }
-        }
-    };
-    if let Err(e) = served {
-        tracing::debug!(%peer, error = %e, "admin connection ended with an error");
-    }
 }
 
 async fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -154,7 +91,7 @@ async fn route(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>
             Ok(()) => text(StatusCode::OK, "ready\n"),
             Err(why) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &format!("not ready: {}\n", why.join(", ")),
+                format!("not ready: {}\n", why.join(", ")),
             ),
         },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -165,34 +102,17 @@ async fn metrics(shared: &Shared) -> Response<Full<Bytes>> {
     let ready = shared.health.check(&shared.context).await.is_ok();
     health::refresh_gauges(&shared.context, ready).await;
     match shared.context.metrics.render() {
-        Ok(body) => {
-            let mut response = Response::new(Full::new(Bytes::from(body)));
-            if let Ok(v) = hyper::header::HeaderValue::from_str(
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            ) {
-                response
-                    .headers_mut()
-                    .insert(hyper::header::CONTENT_TYPE, v);
-            }
-            response
-        }
+        Ok(body) => crate::web::response(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            body,
+        ),
         Err(e) => {
             tracing::error!(error = %e, "cannot render the metrics");
             text(StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n")
         }
     }
 }
-
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
 /// TLS with the server's certificate, a client certificate from `admin.client_ca`
 /// required.
 fn acceptor(context: &Context) -> Result<TlsAcceptor, AdminError> {

@@ -9,6 +9,7 @@
 //! durations and sizes operators write.
 
 mod admin;
+mod autoconfig;
 mod checker;
 mod directory;
 mod imap;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 pub use self::admin::AdminConfig;
+pub use self::autoconfig::AutoconfigConfig;
 use self::checker::Checker;
 pub use self::directory::{DirectoryConfig, DirectoryTarget};
 pub use self::imap::ImapConfig;
@@ -75,6 +77,7 @@ pub struct Config {
     pub trust: TrustConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
+    pub autoconfig: AutoconfigConfig,
 }
 
 /// The file as written. Every struct refuses unknown keys.
@@ -100,6 +103,8 @@ struct RawFile {
     pub log: logging::Raw,
     #[serde(default)]
     pub admin: admin::Raw,
+    #[serde(default)]
+    pub autoconfig: autoconfig::Raw,
 }
 
 /// True for `localhost`, 127.0.0.0/8 and ::1.
@@ -174,6 +179,7 @@ impl Config {
             trust: TrustConfig::check(f.trust, c)?,
             log: LogConfig::check(f.log)?,
             admin: AdminConfig::check(f.admin, c)?,
+            autoconfig: AutoconfigConfig::check(f.autoconfig)?,
         })
     }
     /// The effective configuration as TOML, secrets masked.
