@@ -386,3 +386,32 @@ async fn with_a_client_ca_only_certificate_holders_get_an_answer() {
     assert!(plain.is_err(), "{plain:?}");
     a.stop().await;
 }
+
+/// A node whose store does not answer must not get traffic.
+#[tokio::test]
+async fn readiness_turns_false_when_the_store_does_not_answer() {
+    let pki = Pki::new();
+    let a = Instance::start(&pki, Options::new("a.mssante.test")).await;
+    let admin = a.running.admin.expect("admin listener");
+    assert_eq!(get(admin, "/health/ready").await.0, 200);
+    // The store's connections closed under the running server.
+    a.store().clone().close().await;
+    let (status, text) = get(admin, "/health/ready").await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("store unreachable"), "{text}");
+    assert!(!text.contains("draining"), "{text}");
+    assert_eq!(get(admin, "/health/live").await.0, 200);
+    assert_eq!(value(&scrape_raw(admin).await, "mssante_ready"), 0.0);
+    a.stop().await;
+}
+
+/// The gauges of `/metrics` by name, read without the Python parser (this test needs
+/// only one value).
+async fn scrape_raw(admin: SocketAddr) -> Samples {
+    let (_, text) = get(admin, "/metrics").await;
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+        .collect()
+}
