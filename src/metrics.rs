@@ -73,6 +73,14 @@ pub struct Metrics {
     /// Seconds until the earliest nextUpdate of the CRLs in force (negative: stale;
     /// absent without CRLs; set at scrape).
     pub crl_next_update_seconds: Family<Labels<0>, Gauge<f64, AtomicU64>>,
+    /// Seconds since the oldest CRL in force was fetched (absent without CRLs; set at
+    /// scrape).
+    pub crl_age_seconds: Family<Labels<0>, Gauge<f64, AtomicU64>>,
+    /// Domains and certificates in the trust list in force.
+    pub trust_domains: Gauge,
+    pub trust_certificates: Gauge,
+    /// When the trust list in force was loaded (Unix time; age = time() - this).
+    pub trust_loaded_timestamp_seconds: Gauge,
     /// Days until the server certificate on disk expires (set at scrape).
     pub certificate_expiry_days: Family<Labels<0>, Gauge<f64, AtomicU64>>,
     /// 1 when `/health/ready` would answer 200 (set at scrape).
@@ -115,6 +123,10 @@ impl Metrics {
             lifecycle_runs: Family::default(),
             lifecycle_mailboxes: Family::default(),
             crl_next_update_seconds: Family::default(),
+            crl_age_seconds: Family::default(),
+            trust_domains: Gauge::default(),
+            trust_certificates: Gauge::default(),
+            trust_loaded_timestamp_seconds: Gauge::default(),
             certificate_expiry_days: Family::default(),
             ready: Gauge::default(),
         };
@@ -220,6 +232,26 @@ impl Metrics {
             m.crl_next_update_seconds.clone(),
         );
         r.register(
+            "crl_age_seconds",
+            "Seconds since the oldest CRL in force was fetched",
+            m.crl_age_seconds.clone(),
+        );
+        r.register(
+            "trust_domains",
+            "Operator domains in the trust list in force",
+            m.trust_domains.clone(),
+        );
+        r.register(
+            "trust_certificates",
+            "Operator certificates in the trust list in force",
+            m.trust_certificates.clone(),
+        );
+        r.register(
+            "trust_loaded_timestamp_seconds",
+            "When the trust list in force was loaded (Unix time)",
+            m.trust_loaded_timestamp_seconds.clone(),
+        );
+        r.register(
             "certificate_expiry_days",
             "Days until the server certificate expires",
             m.certificate_expiry_days.clone(),
@@ -270,6 +302,20 @@ impl Metrics {
                 ("reason", reason),
             ])
             .inc();
+    }
+
+    /// A trust list of `domains` and `certificates` put in force at `at`.
+    pub fn trust_list(
+        &self,
+        domains: usize,
+        certificates: usize,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.trust_domains
+            .set(i64::try_from(domains).unwrap_or(i64::MAX));
+        self.trust_certificates
+            .set(i64::try_from(certificates).unwrap_or(i64::MAX));
+        self.trust_loaded_timestamp_seconds.set(at.timestamp());
     }
 
     /// Records one store commit of `batch` writes that took `took`.

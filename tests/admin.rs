@@ -270,6 +270,14 @@ async fn metrics_count_exactly_what_the_workload_did() {
     // The test PKI's server certificate is valid for years, not days.
     assert!(value(&after, "mssante_certificate_expiry_days{}") > 30.0);
     assert_eq!(value(&after, "mssante_ready{}"), 1.0);
+    // A's trust list: B's domain with one certificate, loaded at start.
+    assert_eq!(value(&after, "mssante_trust_domains{}"), 1.0);
+    assert_eq!(value(&after, "mssante_trust_certificates{}"), 1.0);
+    let loaded = value(&after, "mssante_trust_loaded_timestamp_seconds{}");
+    let now = mssante::clock::SystemClock::now_utc().timestamp() as f64;
+    assert!(loaded <= now && loaded > now - 600.0, "{loaded} {now}");
+    // No CRL configured: no CRL figures rather than made-up ones.
+    assert!(!after.keys().any(|k| k.starts_with("mssante_crl_")));
 
     // The same workload in the durable records the monthly usage figures come from.
     let now = mssante::clock::SystemClock::now_utc();

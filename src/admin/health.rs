@@ -61,7 +61,7 @@ impl Health {
 }
 
 /// Sets the gauges whose values live elsewhere: queue depth and oldest age, PSC key age,
-/// CRL freshness, server certificate expiry, readiness.
+/// CRL age and freshness, server certificate expiry, readiness.
 pub(super) async fn refresh_gauges(context: &Context, ready: bool) {
     let m = &context.metrics;
     let now = context.clock.now();
@@ -90,6 +90,11 @@ pub(super) async fn refresh_gauges(context: &Context, ready: bool) {
         m.crl_next_update_seconds
             .get_or_create(&[])
             .set((next - now).num_milliseconds() as f64 / 1e3);
+    }
+    if let Some(fetched) = context.tls.crls_fetched_at() {
+        m.crl_age_seconds
+            .get_or_create(&[])
+            .set((now - fetched).num_milliseconds().max(0) as f64 / 1e3);
     }
     match certificate_not_after(&context.config.tls.certificate) {
         Some(not_after) => {
