@@ -1,6 +1,6 @@
 //! The admin HTTP listener (`[admin] listen`): `/metrics` for Prometheus, and
 //! `/health/live` and `/health/ready` for whatever decides whether this node gets
-//! traffic (a load balancer, systemd's watchdog, an orchestrator).
+//! traffic (a load balancer, an orchestrator, a monitoring probe).
 //!
 //! HTTP/1.1 through `crate::web` (hyper, which the PSC client already brings): three
 //! read-only routes need no framework. On a loopback address it is plain HTTP; elsewhere
