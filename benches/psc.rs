@@ -47,6 +47,7 @@ fn main() {
         let local = PscValidator::new(
             &config(dir.path(), &psc.config_toml("local")).psc,
             clock::system(),
+            Default::default(),
         )
         .unwrap();
         let distinct = 4000;
@@ -75,6 +76,7 @@ fn main() {
         let introspection = PscValidator::new(
             &config(dir.path(), &psc.config_toml("introspection")).psc,
             clock::system(),
+            Default::default(),
         )
         .unwrap();
         introspection.validate(&tokens[0]).await.unwrap();

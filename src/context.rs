@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::auth::{AccessEpoch, Authenticator};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::net::Net;
 use crate::store::Store;
 use crate::tls::TlsSource;
@@ -25,4 +26,6 @@ pub struct Context {
     /// Connection caps, the TLS handshake, bounded writes and the
     /// authentication-failure policy, shared by every listener.
     pub net: Arc<Net>,
+    /// What `/metrics` shows, counted by every part of this process.
+    pub metrics: Arc<Metrics>,
 }

@@ -164,7 +164,9 @@ impl Harness {
             }
             let clock = crate::clock::system();
             let tls = TlsSource::load(&config.tls, clock.clone()).await?;
-            let auth = Authenticator::new(&config, store.clone(), clock.clone()).await?;
+            let metrics = Arc::new(crate::metrics::Metrics::new());
+            let auth =
+                Authenticator::new(&config, store.clone(), clock.clone(), metrics.clone()).await?;
             let shutdown = CancellationToken::new();
             let tasks = TaskTracker::new();
             let access_epoch = AccessEpoch::start(store.clone(), shutdown.clone(), &tasks).await;
@@ -178,6 +180,7 @@ impl Harness {
                 tls,
                 auth,
                 access_epoch,
+                metrics,
             };
             anyhow::Ok(World {
                 context,

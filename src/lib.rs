@@ -4,7 +4,9 @@
 //! Connect tokens or IGC-Santé client certificates, with mail kept in SQLite.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
+pub mod autoconfig;
 pub mod clock;
 pub mod config;
 pub mod context;
@@ -14,8 +16,10 @@ pub mod fuzzing;
 pub mod imap;
 pub mod incident;
 pub mod lifecycle;
+pub mod metrics;
 pub mod net;
 pub mod server;
 pub mod smtp;
 pub mod store;
 pub mod tls;
+pub mod web;

@@ -173,6 +173,11 @@ impl CrlSet {
     pub fn is_empty(&self) -> bool {
         self.ders.is_empty()
     }
+
+    /// The earliest nextUpdate among these CRLs (for the freshness metric).
+    pub fn next_update(&self) -> Option<DateTime<Utc>> {
+        self.next_update
+    }
 }
 
 /// Reads the CRLs that are local files (URLs need `TlsSource`, which fetches them).
@@ -417,6 +422,8 @@ struct State {
     config: Arc<ServerConfig>,
     /// The last good CRL of each `tls.crls` source, in the same order.
     crls: Vec<CrlSet>,
+    /// When each of `crls` was fetched.
+    fetched: Vec<DateTime<Utc>>,
     merged: Arc<CrlSet>,
 }
 
@@ -472,6 +479,7 @@ impl TlsSource {
             http,
             state: RwLock::new(State {
                 config,
+                fetched: vec![clock.now(); crls.len()],
                 crls,
                 merged,
             }),
@@ -497,6 +505,18 @@ impl TlsSource {
             .unwrap_or_else(PoisonError::into_inner)
             .merged
             .clone()
+    }
+
+    /// When the oldest of the CRLs in force was fetched (a source whose refresh fails
+    /// keeps its CRL, and this date); None without CRLs.
+    pub fn crls_fetched_at(&self) -> Option<DateTime<Utc>> {
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .fetched
+            .iter()
+            .min()
+            .copied()
     }
 
     /// The identity of a verified client chain, also checked against the CRLs in force.
@@ -563,23 +583,26 @@ impl TlsSource {
             return Err(TlsError::CrlRefresh(failures.join("; ")));
         }
         let _update = self.update.lock().unwrap_or_else(PoisonError::into_inner);
-        let previous: Vec<CrlSet> = self
-            .state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .crls
-            .clone();
-        let crls: Vec<CrlSet> = fresh
+        let (previous, previously_fetched) = {
+            let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+            (state.crls.clone(), state.fetched.clone())
+        };
+        let now = self.clock.now();
+        let (crls, fetched): (Vec<CrlSet>, Vec<DateTime<Utc>>) = fresh
             .into_iter()
-            .zip(previous)
-            .map(|(new, old)| new.unwrap_or(old))
-            .collect();
+            .zip(previous.into_iter().zip(previously_fetched))
+            .map(|(new, (old, old_at))| match new {
+                Some(new) => (new, now),
+                None => (old, old_at),
+            })
+            .unzip();
         let merged = Arc::new(merge(&crls));
         let config = server_config_with_crls(&self.tls, &merged, &self.refused)?;
         {
             let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
             state.config = config;
             state.crls = crls;
+            state.fetched = fetched;
             state.merged = merged;
         }
         if failures.is_empty() {

@@ -398,6 +398,47 @@ fn renewed_certificate_keeps_subject_and_issuer_with_a_new_fingerprint() {
     assert_eq!(over_tls, renewed);
 }
 
+/// A clock the test moves.
+#[derive(Debug, Clone)]
+struct Hands(std::sync::Arc<std::sync::Mutex<chrono::DateTime<chrono::Utc>>>);
+
+impl mssante::clock::Clock for Hands {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// The CRL age on `/metrics` counts from the last successful fetch: a refresh that
+/// fails leaves it growing, for the operator's alert.
+#[tokio::test]
+async fn crls_are_dated_by_their_last_successful_fetch() {
+    let dir = fresh_pki();
+    let d = dir.path();
+    let crl = d.join("live.crl");
+    pki::write_crl(d, &[], &crl).unwrap();
+    let t0 = mssante::clock::SystemClock::now_utc();
+    let hands = Hands(std::sync::Arc::new(std::sync::Mutex::new(t0)));
+    let source = TlsSource::load(
+        &tls_config(d, vec![crl.to_string_lossy().into_owned()]),
+        std::sync::Arc::new(hands.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(source.crls_fetched_at(), Some(t0));
+    let t1 = t0 + chrono::Duration::hours(1);
+    *hands.0.lock().unwrap() = t1;
+    source.refresh_crls().await.unwrap();
+    assert_eq!(source.crls_fetched_at(), Some(t1));
+    std::fs::write(&crl, b"not a CRL").unwrap();
+    *hands.0.lock().unwrap() = t1 + chrono::Duration::hours(1);
+    assert!(source.refresh_crls().await.is_err());
+    assert_eq!(source.crls_fetched_at(), Some(t1));
+    let none = TlsSource::load(&tls_config(d, Vec::new()), mssante::clock::system())
+        .await
+        .unwrap();
+    assert_eq!(none.crls_fetched_at(), None);
+}
+
 #[tokio::test]
 async fn crl_refresh_applies_new_lists_and_keeps_the_previous_one_when_malformed() {
     let dir = fresh_pki();

@@ -101,6 +101,12 @@ fn every_key_of_the_example_parses() {
     assert_eq!(config.directory.target, DirectoryTarget::None);
     assert_eq!(config.session.trusted_networks.len(), 1);
     assert_eq!(config.session.max_mailbox_connections_per_address, 20);
+    assert_eq!(config.admin.listen, Some("127.0.0.1:9187".parse().unwrap()));
+    assert!(config.admin.uses_tls());
+    assert_eq!(
+        config.autoconfig.listen,
+        Some("0.0.0.0:443".parse().unwrap())
+    );
 }
 
 #[test]
@@ -112,6 +118,9 @@ fn the_design_keys_alone_are_a_complete_configuration() {
     assert_eq!(config.session.idle_timeout.0.as_secs(), 900);
     assert_eq!(config.psc.algorithms, ["RS256"]);
     assert!(config.trust.list.is_none());
+    assert_eq!(config.admin.listen, Some("127.0.0.1:9187".parse().unwrap()));
+    assert!(!config.admin.uses_tls());
+    assert_eq!(config.autoconfig.listen, None);
     let shown = config.to_display_toml();
     assert!(!shown.contains("s3cret"), "secrets are masked: {shown}");
     assert!(shown.contains("********"));
@@ -311,4 +320,24 @@ fn the_store_is_sqlite_unless_postgres_is_asked_for_with_one_url() {
         shown.contains("postgres://mssante:********@db.internal:5433/mail"),
         "{shown}"
     );
+}
+
+/// Metrics and health say how much mail flows and whether the node is up: beyond the
+/// machine itself only holders of a client certificate may read them.
+#[test]
+fn the_admin_listener_leaves_loopback_only_behind_client_certificates() {
+    let dir = workspace();
+    let remote = format!("{MINIMAL}\n[admin]\nlisten = \"0.0.0.0:9187\"\n");
+    let e = error(&remote, dir.path());
+    assert!(
+        e.contains("admin.listen") && e.contains("admin.client_ca"),
+        "{e}"
+    );
+    let with_ca = format!("{remote}client_ca = \"certs/ca.crt\"\n");
+    let config = parse(&with_ca, dir.path()).unwrap();
+    assert!(config.admin.uses_tls());
+    let off = format!("{MINIMAL}\n[admin]\nlisten = \"\"\n");
+    assert_eq!(parse(&off, dir.path()).unwrap().admin.listen, None);
+    let bad = format!("{MINIMAL}\n[admin]\nlisten = \"localhost:9187\"\n");
+    assert!(error(&bad, dir.path()).contains("admin.listen"));
 }

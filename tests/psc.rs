@@ -113,7 +113,7 @@ async fn world_at(psc: PscStandIn, mode: &str, extra: &str) -> Authentication {
         )
         .await
         .unwrap();
-    let auth = Authenticator::new(&config, store.clone(), clock::system())
+    let auth = Authenticator::new(&config, store.clone(), clock::system(), Default::default())
         .await
         .unwrap();
     Authentication {
@@ -418,7 +418,7 @@ async fn unreachable_psc_is_a_temporary_failure() {
             Some(HOUSE),
         )
         .await;
-        let auth = Authenticator::new(&config, store.clone(), clock::system())
+        let auth = Authenticator::new(&config, store.clone(), clock::system(), Default::default())
             .await
             .unwrap();
         let outcome = auth
@@ -495,7 +495,7 @@ async fn wallet_discovery_path_is_used_when_the_standard_one_is_missing() {
 async fn concurrent_validations_share_one_introspection() {
     let w = world("introspection").await;
     w.psc.set_introspection_delay(Duration::from_millis(200));
-    let validator = PscValidator::new(&w.config.psc, clock::system()).unwrap();
+    let validator = PscValidator::new(&w.config.psc, clock::system(), Default::default()).unwrap();
     let token = Arc::new(w.psc.mint(&TokenSpec::valid(HOUSE)));
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
@@ -516,7 +516,7 @@ async fn concurrent_validations_share_one_introspection() {
 #[tokio::test]
 async fn temporary_failures_are_not_cached() {
     let w = world("introspection").await;
-    let validator = PscValidator::new(&w.config.psc, clock::system()).unwrap();
+    let validator = PscValidator::new(&w.config.psc, clock::system(), Default::default()).unwrap();
     let token = w.psc.mint(&TokenSpec::valid(HOUSE));
     w.psc.set_down(true);
     assert!(matches!(
@@ -812,7 +812,7 @@ async fn wrong_client_credentials_are_never_an_acceptance() {
         psc.issuer()
     );
     let config = config(&dir, &section);
-    let validator = PscValidator::new(&config.psc, clock::system()).unwrap();
+    let validator = PscValidator::new(&config.psc, clock::system(), Default::default()).unwrap();
     let token = psc.mint(&TokenSpec::valid(HOUSE));
     match validator.validate(&token).await {
         Err(TokenError::Temporary(why)) => assert!(why.contains("401"), "{why}"),

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::auth::certificate::CertificateIdentity;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::store::{AuditEntry, AuditOutcome, Mailbox, Store, StoreError};
 
 pub use access::{AccessRefusal, Application, Identity, Professional};
@@ -127,7 +128,63 @@ enum Denial {
     StoreUnavailable(String),
 }
 
+/// The `reason` label of `mssante_authentications_total`: a fixed set, so the metric's
+/// series stay few whatever clients send, coarser than the audit trail's reason text.
+pub const REFUSAL_REASONS: [&str; 13] = [
+    "none",
+    "malformed",
+    "no_certificate",
+    "token_expired",
+    "token_signature",
+    "token_issuer",
+    "token_claims",
+    "token_inactive",
+    "no_such_mailbox",
+    "access_denied",
+    "psc_unavailable",
+    "store_unavailable",
+    "audit_unavailable",
+];
+
 impl Denial {
+    /// One of `REFUSAL_REASONS`.
+    fn label(&self) -> &'static str {
+        match self {
+            Denial::Malformed(_) => "malformed",
+            Denial::NoCertificate => "no_certificate",
+            Denial::Token(r) => match r {
+                Refusal::Expired | Refusal::NotYetValid => "token_expired",
+                Refusal::Unsigned
+                | Refusal::AlgorithmNotAllowed
+                | Refusal::UnknownKey
+                | Refusal::BadSignature => "token_signature",
+                Refusal::IssuerMismatch => "token_issuer",
+                Refusal::Malformed
+                | Refusal::NoExpiry
+                | Refusal::NotBearer
+                | Refusal::AcrNotAccepted
+                | Refusal::AzpNotAllowed
+                | Refusal::NoIdentity => "token_claims",
+                Refusal::Inactive => "token_inactive",
+            },
+            Denial::Access(r) => match r {
+                AccessRefusal::NoSuchMailbox
+                | AccessRefusal::NoMailboxNamed
+                | AccessRefusal::NoMailboxBound
+                | AccessRefusal::SeveralMailboxesBound
+                | AccessRefusal::NoPersonalMailbox
+                | AccessRefusal::SeveralPersonalMailboxes => "no_such_mailbox",
+                AccessRefusal::NotOwner
+                | AccessRefusal::NotGranted
+                | AccessRefusal::ApplicativeNeedsCertificate
+                | AccessRefusal::CertificateOnPersonal
+                | AccessRefusal::CertificateNotBound => "access_denied",
+            },
+            Denial::PscUnavailable(_) => "psc_unavailable",
+            Denial::StoreUnavailable(_) => "store_unavailable",
+        }
+    }
+
     fn reason(&self) -> String {
         match self {
             Denial::Malformed(e) => e.reason().to_owned(),
@@ -158,6 +215,7 @@ struct Inner {
     clock: SharedClock,
     psc: PscValidator,
     issuer: String,
+    metrics: Arc<Metrics>,
 }
 
 /// What one attempt found out, whatever its outcome, for the audit row.
@@ -169,14 +227,21 @@ struct Trail {
 
 impl Authenticator {
     /// Builds the authenticator without contacting PSC: the server starts while PSC is down.
-    pub async fn new(config: &Config, store: Store, clock: SharedClock) -> Result<Self, AuthError> {
-        let psc = PscValidator::new(&config.psc, clock.clone())?;
+    /// Every attempt is counted in `metrics` (`mssante_authentications_total`).
+    pub async fn new(
+        config: &Config,
+        store: Store,
+        clock: SharedClock,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, AuthError> {
+        let psc = PscValidator::new(&config.psc, clock.clone(), metrics.clone())?;
         Ok(Authenticator {
             inner: Arc::new(Inner {
                 store,
                 clock,
                 psc,
                 issuer: config.psc.issuer.as_str().to_owned(),
+                metrics,
             }),
         })
     }
@@ -198,6 +263,21 @@ impl Authenticator {
     ) -> Result<Authenticated, AuthFailure> {
         let mut trail = Trail::default();
         let outcome = self.attempt(mechanism, response, peer, &mut trail).await;
+        let (outcome_label, reason_label) = match &outcome {
+            Ok(_) => ("success", "none"),
+            Err(d @ (Denial::PscUnavailable(_) | Denial::StoreUnavailable(_))) => {
+                ("temporary", d.label())
+            }
+            Err(d) => ("failure", d.label()),
+        };
+        let count = |outcome: &'static str, reason: &'static str| {
+            self.inner.metrics.authentication(
+                peer.protocol.name(),
+                mechanism.name(),
+                outcome,
+                reason,
+            );
+        };
         let now = self.inner.clock.now();
         let audit_outcome = match &outcome {
             Ok(_) => AuditOutcome::Success,
@@ -222,6 +302,7 @@ impl Authenticator {
                 // inactivity clock of the mailbox lifecycle both depend on these writes.
                 if let Err(e) = audited {
                     tracing::error!(error = %e, "cannot record an authentication");
+                    count("temporary", "audit_unavailable");
                     return Err(AuthFailure::Temporary {
                         reason: format!("audit trail unavailable: {e}"),
                     });
@@ -233,15 +314,18 @@ impl Authenticator {
                     .await
                 {
                     tracing::error!(error = %e, "cannot record an authentication");
+                    count("temporary", "store_unavailable");
                     return Err(AuthFailure::Temporary {
                         reason: format!("mailbox store unavailable: {e}"),
                     });
                 }
+                count(outcome_label, reason_label);
                 tracing::info!(mechanism = mechanism.name(), identity = done.identity.audit_name(),
                     mailbox = %done.mailbox.address, "authenticated");
                 Ok(done)
             }
             Err(denial) => {
+                count(outcome_label, reason_label);
                 if let Err(e) = audited {
                     tracing::error!(error = %e, "cannot record a refused authentication");
                 }
@@ -354,5 +438,59 @@ mod tests {
             assert_eq!(Mechanism::parse(&m.name().to_ascii_lowercase()), Some(m));
         }
         assert_eq!(Mechanism::parse("PLAIN"), None);
+    }
+
+    /// The metric's reason label comes from the fixed set, whatever the refusal.
+    #[test]
+    fn every_denial_has_a_listed_reason_label() {
+        let mut denials = vec![
+            Denial::Malformed(SaslError::BadToken),
+            Denial::NoCertificate,
+            Denial::PscUnavailable("down".into()),
+            Denial::StoreUnavailable("locked".into()),
+        ];
+        denials.extend(
+            [
+                Refusal::Malformed,
+                Refusal::Unsigned,
+                Refusal::AlgorithmNotAllowed,
+                Refusal::UnknownKey,
+                Refusal::BadSignature,
+                Refusal::NoExpiry,
+                Refusal::Expired,
+                Refusal::NotYetValid,
+                Refusal::IssuerMismatch,
+                Refusal::NotBearer,
+                Refusal::AcrNotAccepted,
+                Refusal::AzpNotAllowed,
+                Refusal::NoIdentity,
+                Refusal::Inactive,
+            ]
+            .map(Denial::Token),
+        );
+        denials.extend(
+            [
+                AccessRefusal::NoSuchMailbox,
+                AccessRefusal::NotOwner,
+                AccessRefusal::NotGranted,
+                AccessRefusal::ApplicativeNeedsCertificate,
+                AccessRefusal::CertificateOnPersonal,
+                AccessRefusal::CertificateNotBound,
+                AccessRefusal::NoMailboxNamed,
+                AccessRefusal::NoMailboxBound,
+                AccessRefusal::SeveralMailboxesBound,
+                AccessRefusal::NoPersonalMailbox,
+                AccessRefusal::SeveralPersonalMailboxes,
+            ]
+            .map(Denial::Access),
+        );
+        let mut used: Vec<&str> = denials.iter().map(Denial::label).collect();
+        for label in &used {
+            assert!(REFUSAL_REASONS.contains(label), "{label}");
+        }
+        used.extend(["none", "audit_unavailable"]);
+        for label in REFUSAL_REASONS {
+            assert!(used.contains(&label), "{label} is never given");
+        }
     }
 }

@@ -246,6 +246,7 @@ async fn sandbox(
          [tls]\ncertificate = \"certs/server.crt\"\nprivate_key = \"certs/server.key\"\nclient_ca = \"certs/ca.crt\"\ncrls = [\"certs/organisations.crl\"]\n\n\
          [imap]\ntls = [\"{imap_tls}\"]\nstarttls = [\"{imap_starttls}\"]\n\n\
          [smtp]\nsubmission_tls = [\"{smtp_tls}\"]\nsubmission_starttls = [\"{smtp_starttls}\"]\ninbound = [\"{smtp_inbound}\"]\n\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n\n\
          {psc}",
         psc = psc.config_toml("local"),
     );
@@ -275,6 +276,9 @@ async fn sandbox(
     // the sandbox cleanly, not kill it.
     let stop = stop_signal()?;
     print_instructions(d, &state, &psc, &demo, &pki, smtp_served);
+    if let Some(admin) = running.admin {
+        println!("metrics and health: http://{admin}/metrics, http://{admin}/health/ready");
+    }
 
     stop.await;
     println!("stopping the sandbox …");

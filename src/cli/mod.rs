@@ -11,6 +11,7 @@ mod conformance;
 mod dev;
 mod jobs;
 mod mailbox;
+mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +67,23 @@ pub enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+    },
+    /// Figures for the operator's reporting (monthly usage).
+    #[command(subcommand)]
+    Report(report::ReportCommand),
+    /// Copy the SQLite store to FILE while the server runs (a consistent snapshot,
+    /// checked). For PostgreSQL use the engine's own tools.
+    Backup {
+        /// Where to write the copy; must not exist.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Put a backup in place of the store (the replaced database is kept beside it as
+    /// mssante.db.before-restore). Refused while a server runs on the data folder.
+    Restore {
+        /// A file written by `backup`.
+        #[arg(long)]
+        from: PathBuf,
     },
 }
 
@@ -193,6 +211,45 @@ async fn run(args: Args) -> ExitCode {
                 Err(code) => return code,
             };
             report(audit(&config, mailbox.as_deref(), limit, json).await)
+        }
+        Command::Report(cmd) => {
+            init_logging(None);
+            let config = match load_config(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            report::run(&config, cmd).await
+        }
+        Command::Backup { to } => {
+            init_logging(None);
+            let config = match load_config(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            report(
+                mssante::store::backup(&config.server.data_dir, &to)
+                    .await
+                    .map(|size| println!("backup written to {} ({size} bytes)", to.display()))
+                    .map_err(anyhow::Error::from),
+            )
+        }
+        Command::Restore { from } => {
+            init_logging(None);
+            let config = match load_config(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            report(
+                mssante::store::restore(&config.server.data_dir, &from)
+                    .await
+                    .map(|kept| {
+                        println!("restored {}", from.display());
+                        if let Some(kept) = kept {
+                            println!("the replaced database is kept as {}", kept.display());
+                        }
+                    })
+                    .map_err(anyhow::Error::from),
+            )
         }
     }
 }

@@ -8,6 +8,8 @@
 //! it is read from, and its checker. `checker` holds what they share; `units` the
 //! durations and sizes operators write.
 
+mod admin;
+mod autoconfig;
 mod checker;
 mod directory;
 mod imap;
@@ -27,6 +29,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use self::admin::AdminConfig;
+pub use self::autoconfig::AutoconfigConfig;
 use self::checker::Checker;
 pub use self::directory::{DirectoryConfig, DirectoryTarget};
 pub use self::imap::ImapConfig;
@@ -75,6 +79,8 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub trust: TrustConfig,
     pub log: LogConfig,
+    pub admin: AdminConfig,
+    pub autoconfig: AutoconfigConfig,
 }
 
 /// The file as written. Every struct refuses unknown keys.
@@ -100,6 +106,10 @@ struct RawFile {
     pub trust: trust::Raw,
     #[serde(default)]
     pub log: logging::Raw,
+    #[serde(default)]
+    pub admin: admin::Raw,
+    #[serde(default)]
+    pub autoconfig: autoconfig::Raw,
 }
 
 /// True for `localhost`, 127.0.0.0/8 and ::1.
@@ -174,6 +184,8 @@ impl Config {
             directory: DirectoryConfig::check(f.directory, c)?,
             trust: TrustConfig::check(f.trust, c)?,
             log: LogConfig::check(f.log)?,
+            admin: AdminConfig::check(f.admin, c)?,
+            autoconfig: AutoconfigConfig::check(f.autoconfig)?,
         })
     }
     /// The effective configuration as TOML, secrets masked.

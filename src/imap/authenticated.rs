@@ -315,6 +315,7 @@ impl Session {
                     Err(StoreError::OverQuota) => return self.no_over_quota(&tag).await,
                     Err(e) => return self.no_internal(&tag, "APPEND failed", &e).await,
                 };
+                self.shared.context.metrics.messages_appended.inc();
                 drop(message);
                 let code = match (
                     NonZeroU32::new(appended.uidvalidity),

@@ -8,11 +8,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::metrics::Metrics;
 
 /// Where a listener's connections end: `shutdown` stops accepting, each connection is a
 /// task on `tasks`, and `abort` drops those still open at the deadline.
@@ -21,6 +24,8 @@ pub(crate) struct Stop {
     pub(crate) shutdown: CancellationToken,
     pub(crate) abort: CancellationToken,
     pub(crate) tasks: TaskTracker,
+    /// Where each listener counts its open connections.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +61,7 @@ where
     let bound = listener.local_addr().map_err(bind_error)?;
     tracing::info!(%bound, protocol, listener = name, "listening");
     stop.tasks
-        .spawn(accept_loop(listener, protocol, stop.clone(), serve));
+        .spawn(accept_loop(listener, protocol, name, stop.clone(), serve));
     Ok(bound)
 }
 
@@ -66,6 +71,7 @@ where
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
     protocol: &'static str,
+    name: &'static str,
     stop: Stop,
     mut serve: F,
 ) where
@@ -82,7 +88,9 @@ async fn accept_loop<F, Fut>(
                 let _ = tcp.set_nodelay(true);
                 let connection = serve(tcp, peer);
                 let abort = stop.abort.clone();
+                let open = stop.metrics.connection(protocol, name);
                 stop.tasks.spawn(async move {
+                    let _open = open;
                     tokio::select! {
                         _ = connection => {}
                         _ = abort.cancelled() => {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::message::{self, Trace};
 use super::session::{Recipient, Refusal, Session, Transaction};
-use crate::store::{Flags, Outgoing, OutgoingRecipient, RawMessage, flag};
+use crate::store::{Flags, Outgoing, OutgoingRecipient, RawMessage, Traffic, flag};
 
 /// RCPT TO: local mailboxes anywhere, unless full (their quota, with the `SIZE=` of MAIL
 /// FROM); trust-space domains on submission only.
@@ -117,6 +117,7 @@ pub(super) async fn accept(s: &Session, tx: Transaction, body: Vec<u8>) -> Resul
             Recipient::Remote(o) => remote.push(o),
         }
     }
+    let local_copies = local.len() as u64;
     let stored = if remote.is_empty() && local.len() == 1 {
         // One folder: the store's single-statement append is the same transaction with
         // fewer round trips to the database thread.
@@ -149,6 +150,24 @@ pub(super) async fn accept(s: &Session, tx: Transaction, body: Vec<u8>) -> Resul
         return Err(Refusal::internal("cannot store a message", &e));
     }
     tracing::info!(%id, "message accepted");
+    let interface = if submission { "submission" } else { "inbound" };
+    let metrics = &context.metrics;
+    metrics
+        .messages_accepted
+        .get_or_create(&[("interface", interface)])
+        .inc();
+    metrics.messages_delivered_locally.inc_by(local_copies);
+    // For the monthly usage figures. The message is already stored: a failure here is
+    // logged and the figures undercount, the client is not refused.
+    let traffic = Traffic {
+        submitted: u64::from(submission),
+        received: u64::from(!submission),
+        delivered: local_copies,
+        ..Traffic::default()
+    };
+    if let Err(e) = context.store.record_traffic(now, traffic).await {
+        tracing::error!(error = %e, %id, "cannot count an accepted message in the usage figures");
+    }
     if submission && context.config.smtp.save_sent {
         save_sent(s, &prepared, now).await;
     }

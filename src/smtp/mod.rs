@@ -95,7 +95,18 @@ pub(crate) async fn start(context: &Context, stop: &Stop) -> anyhow::Result<List
     let trust = TrustList::load(&config.trust)
         .await
         .context("loading the trust list")?;
-    trust.spawn_refresh(config.trust.refresh.0, stop.shutdown.clone(), &stop.tasks);
+    let (metrics, clock) = (context.metrics.clone(), context.clock.clone());
+    let in_force = move |list: &TrustList| {
+        let (domains, certificates) = list.size();
+        metrics.trust_list(domains, certificates, clock.now());
+    };
+    in_force(&trust);
+    trust.spawn_refresh(
+        config.trust.refresh.0,
+        stop.shutdown.clone(),
+        &stop.tasks,
+        in_force,
+    );
     let shared = Arc::new(Shared {
         context: context.clone(),
         trust,

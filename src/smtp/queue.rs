@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use super::Shared;
 use super::dsn::{self, FailedRecipient, Notice};
 use super::outbound::{Client, Envelope, Outcome};
-use crate::store::{QueueSettlement, QueuedMessage, RawMessage};
+use crate::store::{QueueSettlement, QueuedMessage, RawMessage, Traffic};
 
 /// Messages being attempted at once.
 const PARALLEL: usize = 16;
@@ -185,8 +185,31 @@ async fn attempt(shared: &Shared, client: &Client, message: QueuedMessage) {
     settlement.next_attempt_at =
         Some(now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1)));
     settlement.notice = notice(shared, &message, &failed, &body, now).await;
-    if let Err(e) = context.store.queue_settle(settlement).await {
-        tracing::error!(error = %e, queue = message.id, "cannot record a delivery attempt");
+    let counts = (
+        settlement.delivered.len() as u64,
+        settlement.deferred.len() as u64,
+        settlement.failed.len() as u64,
+    );
+    match context.store.queue_settle(settlement).await {
+        Ok(()) => {
+            let (relayed, deferred, bounced) = counts;
+            context.metrics.messages_relayed.inc_by(relayed);
+            context.metrics.messages_deferred.inc_by(deferred);
+            context.metrics.messages_bounced.inc_by(bounced);
+            if relayed + bounced > 0 {
+                let traffic = Traffic {
+                    relayed,
+                    bounced,
+                    ..Traffic::default()
+                };
+                if let Err(e) = context.store.record_traffic(now, traffic).await {
+                    tracing::error!(error = %e, queue = message.id, "cannot count a delivery attempt in the usage figures");
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, queue = message.id, "cannot record a delivery attempt")
+        }
     }
 }
 

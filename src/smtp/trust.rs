@@ -122,6 +122,11 @@ impl Entries {
     pub fn domains(&self) -> usize {
         self.by_domain.len()
     }
+
+    /// Certificates listed, all domains together.
+    pub fn certificates(&self) -> usize {
+        self.by_domain.values().map(Vec::len).sum()
+    }
 }
 
 /// Reads `listeblanchemssante.xml`. Elements are matched by local name, so the
@@ -293,12 +298,20 @@ impl TrustList {
         Ok(())
     }
 
-    /// Refreshes every `every` until shutdown.
+    /// Domains and certificates in the list in force (for metrics).
+    pub fn size(&self) -> (usize, usize) {
+        let entries = self.current();
+        (entries.domains(), entries.certificates())
+    }
+
+    /// Refreshes every `every` until shutdown; `refreshed` hears of each list put in
+    /// force.
     pub fn spawn_refresh(
         self: &Arc<Self>,
         every: Duration,
         shutdown: CancellationToken,
         tasks: &TaskTracker,
+        refreshed: impl Fn(&TrustList) + Send + 'static,
     ) {
         if self.source.is_none() || every.is_zero() {
             return;
@@ -310,8 +323,9 @@ impl TrustList {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(every) => {}
                 }
-                if let Err(e) = list.refresh().await {
-                    tracing::warn!(error = %e, "trust list refresh failed; keeping the previous list");
+                match list.refresh().await {
+                    Ok(()) => refreshed(&list),
+                    Err(e) => tracing::warn!(error = %e, "trust list refresh failed; keeping the previous list"),
                 }
             }
         });

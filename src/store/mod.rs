@@ -32,6 +32,7 @@ mod queue;
 mod quota;
 mod sqlite;
 mod types;
+mod usage;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,7 +48,13 @@ pub use error::{BackendErrorKind, StoreError};
 pub use lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};
 pub use queue::{Outgoing, OutgoingRecipient, QueueSettlement, QueuedMessage, QueuedRecipient};
 pub use quota::{Quota, QuotaLimit};
+pub use sqlite::backup::{BackupError, ServingLock, backup, restore};
 pub use types::*;
+pub use usage::{Authentications, KindFigures, Traffic, Usage};
+
+/// Told of each durable commit: how long the transaction took, and how many writes it
+/// grouped (metrics; see `Store::observe_commits`).
+pub type CommitObserver = Arc<dyn Fn(std::time::Duration, usize) + Send + Sync>;
 
 /// The mail store, whatever the database behind it.
 #[derive(Clone)]
@@ -152,6 +159,15 @@ impl Store {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Tells `observe` of every commit from now on (the server's store metrics); a
+    /// store has one observer, the first set.
+    pub fn observe_commits(&self, observe: CommitObserver) {
+        match &self.backend {
+            Backend::Sqlite(b) => b.observe_commits(observe),
+            Backend::Postgres(b) => b.observe_commits(observe),
         }
     }
 

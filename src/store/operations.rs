@@ -19,6 +19,7 @@ use super::types::{
     Appended, Copied, FlagOp, Flags, Folder, FolderCounts, Grant, Mailbox, MailboxKind,
     MessageMeta, NewMailbox, RawMessage, SortKeys, StoreOutcome,
 };
+use super::usage::{Traffic, Usage};
 use super::{Backend, Store};
 
 /// Writes each listed operation as a method of `Store` that hands the call to the
@@ -46,6 +47,30 @@ macro_rules! operations {
 // ---- Mailboxes and their grants ----
 
 impl Store {
+    /// Deletes a mailbox, its folders and messages, and the bodies nothing else uses.
+    /// The deletion is dated by the store's clock in the usage records.
+    pub async fn delete_mailbox(&self, address: &str) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        match &self.backend {
+            Backend::Sqlite(b) => b.delete_mailbox(address, now).await,
+            Backend::Postgres(b) => b.delete_mailbox(address, now).await,
+        }
+    }
+
+    /// Marks these mailboxes published where they were not; returns those that changed.
+    /// The publication is dated by the store's clock in the usage records.
+    ///
+    /// Only the flag is compared: it records what the directory was told, so it must
+    /// follow a successful push even if the mailbox changed since it was selected (the
+    /// next run then corrects the directory).
+    pub async fn mark_published(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        let now = self.clock.now();
+        match &self.backend {
+            Backend::Sqlite(b) => b.mark_published(ids, now).await,
+            Backend::Postgres(b) => b.mark_published(ids, now).await,
+        }
+    }
+
     /// Creates a mailbox with its default folders, in one transaction.
     pub async fn create_mailbox(&self, new: NewMailbox) -> Result<Mailbox, StoreError> {
         let address = normalise_address(&new.address)?;
@@ -82,8 +107,6 @@ operations! {
     /// Personal mailboxes whose holder is `idnat`.
     fn mailboxes_owned_by(&self, idnat: &str) -> Vec<Mailbox>;
 
-    /// Deletes a mailbox, its folders and messages, and the bodies nothing else uses.
-    fn delete_mailbox(&self, address: &str) -> bool;
 
     /// Takes `grant` away from the mailbox at `address`; false when it had no such grant.
     fn revoke_grant(&self, address: &str, grant: Grant) -> bool;
@@ -351,6 +374,17 @@ operations! {
     /// How many messages wait in the queue.
     fn queue_len(&self) -> u64;
 
+    /// Adds `traffic` to the counts of the day (UTC) of `at`, for the usage figures.
+    fn record_traffic(&self, at: DateTime<Utc>, traffic: Traffic) -> ();
+
+    /// The usage figures for `[from, to)`: mailboxes by kind (existing at `to`,
+    /// created, deleted, published, unpublished, active), successful authentications by
+    /// mechanism, and the mail carried (whole days: `from` and `to` at 00:00 UTC).
+    fn usage(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Usage;
+
+    /// When the oldest message still in the queue was accepted; None when it is empty.
+    fn queue_oldest(&self) -> Option<DateTime<Utc>>;
+
     /// Records an attempt's outcome; a message with no pending recipient left leaves the
     /// queue (and its body, unless a folder holds it).
     fn queue_settle(&self, s: QueueSettlement) -> ();
@@ -429,12 +463,6 @@ operations! {
     /// Mailboxes not on hold whose last activity is at or before `active_before`.
     fn deletable(&self, active_before: DateTime<Utc>) -> Vec<i64>;
 
-    /// Marks these mailboxes published where they were not; returns those that changed.
-    ///
-    /// Only the flag is compared: it records what the directory was told, so it must
-    /// follow a successful push even if the mailbox changed since it was selected (the
-    /// next run then corrects the directory).
-    fn mark_published(&self, ids: &[i64]) -> Vec<i64>;
 
     /// Marks these mailboxes unpublished at `at` where they were published; returns
     /// those that changed (see `mark_published` for why only the flag is compared).

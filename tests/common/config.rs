@@ -75,6 +75,9 @@ pub struct Setup {
     pub trust_list: Option<PathBuf>,
     /// The `[psc]` section, usually `PscStandIn::config_toml`.
     pub psc: String,
+    /// Extra `[admin]` keys: it listens on a free loopback port, so tests running side
+    /// by side do not fight over the default one.
+    pub admin: String,
     /// Whole sections of their own (`[lifecycle]`, `[directory]`, …), written last.
     pub sections: String,
 }
@@ -100,6 +103,7 @@ impl Setup {
             trust_list: None,
             psc: "[psc]\nissuer = \"https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet\"\n"
                 .into(),
+            admin: String::new(),
             sections: String::new(),
         }
     }
@@ -133,7 +137,8 @@ impl Setup {
             None => String::new(),
         };
         format!(
-            "[server]\nhostname = {hostname:?}\ndomains = [{domain:?}]\ndata_dir = {data:?}\n\n\
+            "[admin]\nlisten = \"127.0.0.1:0\"\n{admin}\n\n\
+             [server]\nhostname = {hostname:?}\ndomains = [{domain:?}]\ndata_dir = {data:?}\n\n\
              {store}\n[tls]\n{tls}\n\
              [imap]\ntls = {imap_tls}\nstarttls = {imap_starttls}\n{imap}\n\n\
              [smtp]\nsubmission_tls = {sub_tls}\nsubmission_starttls = {sub_starttls}\n\
@@ -143,6 +148,7 @@ impl Setup {
             domain = self.domain,
             data = self.data_dir,
             store = self.store,
+            admin = self.admin,
             imap_tls = on(&l.imap_tls),
             imap_starttls = on(&l.imap_starttls),
             imap = self.imap,

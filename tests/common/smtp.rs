@@ -110,6 +110,10 @@ pub struct Options {
     pub psc_validation: &'static str,
     /// Check client certificates against the PKI's organisations CRL.
     pub crls: bool,
+    /// Whole extra sections (`[lifecycle]` …), at the end of the file.
+    pub sections: String,
+    /// Extra `[admin]` keys (it listens on port 0 of loopback).
+    pub admin_extra: String,
 }
 
 impl Options {
@@ -124,6 +128,8 @@ impl Options {
             session_extra: String::new(),
             psc_validation: "local",
             crls: false,
+            sections: String::new(),
+            admin_extra: String::new(),
         }
     }
 }
@@ -163,6 +169,8 @@ pub fn write_config(pki: &Pki, dir: &Path, psc: &PscStandIn, o: &Options, store:
         setup.trust_list = Some(list);
     }
     setup.psc = psc.config_toml(o.psc_validation);
+    setup.sections = o.sections.clone();
+    setup.admin = o.admin_extra.clone();
     setup.write(dir)
 }
 

@@ -33,8 +33,12 @@ impl Inner {
                 // waiting client goes away.
                 let task = tokio::spawn(async move {
                     let outcome = inner.introspect(&token).await;
-                    if let Ok((p, exp)) = &outcome {
-                        inner.remember(hash, p.clone(), *exp);
+                    match &outcome {
+                        Ok((p, exp)) => inner.remember(hash, p.clone(), *exp),
+                        // Any introspection PSC did not answer, discovery's failures
+                        // included (those are also counted as `discovery`).
+                        Err(TokenError::Temporary(_)) => inner.count_fetch_failure("introspection"),
+                        Err(TokenError::Refused(_)) => {}
                     }
                     lock(&inner.flights).remove(&hash);
                     outcome.map(|(p, _)| p)

@@ -143,6 +143,7 @@ impl Inner {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot fetch the PSC signing keys");
+                self.count_fetch_failure("jwks");
                 record.last_error = Some(e.clone());
                 known.ok_or(TokenError::Temporary(e))
             }
@@ -232,6 +233,7 @@ impl Inner {
             }
             Err(e) => {
                 tracing::warn!(error = %e, issuer = %self.issuer_url, "PSC discovery failed");
+                self.count_fetch_failure("discovery");
                 record.last_error = Some(e.clone());
                 Err(e)
             }

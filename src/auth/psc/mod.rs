@@ -41,6 +41,7 @@ use self::keys::{Endpoints, KeySet, Refreshed};
 use crate::auth::access::Professional;
 use crate::clock::SharedClock;
 use crate::config::{PscConfig, PscValidation};
+use crate::metrics::Metrics;
 
 /// Why a token was refused. `reason` is the stable text of the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -151,6 +152,7 @@ struct Inner {
     keys: Refreshed<KeySet>,
     cache: Mutex<TokenCache>,
     flights: Mutex<HashMap<[u8; 32], Shared<BoxFuture<'static, Outcome>>>>,
+    metrics: Arc<Metrics>,
 }
 
 fn token_hash(token: &str) -> [u8; 32] {
@@ -159,7 +161,12 @@ fn token_hash(token: &str) -> [u8; 32] {
 
 impl PscValidator {
     /// Builds the validator. Contacts nobody: discovery and keys come on first use.
-    pub fn new(config: &PscConfig, clock: SharedClock) -> Result<Self, PscSetupError> {
+    /// Validations, cache hits and failed fetches are counted in `metrics`.
+    pub fn new(
+        config: &PscConfig,
+        clock: SharedClock,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, PscSetupError> {
         let mut http = reqwest::Client::builder()
             .timeout(config.http_timeout.0)
             .connect_timeout(config.http_timeout.0)
@@ -190,12 +197,23 @@ impl PscValidator {
                 keys: Refreshed::new(),
                 cache: Mutex::new(TokenCache::new(capacity)),
                 flights: Mutex::new(HashMap::new()),
+                metrics,
             }),
         })
     }
 
     /// Checks an access token and says which professional it names.
     pub async fn validate(&self, token: &str) -> Result<Professional, TokenError> {
+        let started = tokio::time::Instant::now();
+        let outcome = self.validate_uncounted(token).await;
+        self.inner
+            .metrics
+            .psc_validation_seconds
+            .observe(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn validate_uncounted(&self, token: &str) -> Result<Professional, TokenError> {
         let inner = &self.inner;
         if token.len() > MAX_TOKEN {
             return Err(Refusal::Malformed.into());
@@ -205,8 +223,10 @@ impl PscValidator {
         // A token seen and accepted before stays accepted until its exp: nothing in the
         // checks below can change their verdict meanwhile.
         if let Some(p) = inner.cached(&hash, now) {
+            inner.count_cache("hit");
             return Ok(p);
         }
+        inner.count_cache("miss");
         let jws = read_jws(token, &inner.rules.algorithms);
         match inner.mode {
             PscValidation::Local => {
@@ -248,6 +268,42 @@ impl PscValidator {
     /// Number of cached validation outcomes (for metrics and tests).
     pub fn cached_tokens(&self) -> usize {
         lock(&self.inner.cache).len()
+    }
+
+    /// How old the signing keys in use are; None before the first successful fetch.
+    pub fn keys_age(&self) -> Option<Duration> {
+        self.inner.keys.current().map(|k| k.fetched_at.elapsed())
+    }
+
+    /// Local validation is impossible right now: no signing keys are held and the last
+    /// attempt to fetch them failed. (Keys once fetched are kept through an outage, and
+    /// introspection needs none.)
+    pub fn keys_unavailable(&self) -> bool {
+        if self.inner.mode != PscValidation::Local || self.inner.keys.current().is_some() {
+            return false;
+        }
+        // A fetch in progress holds the record: not known to have failed (yet).
+        self.inner
+            .keys
+            .fetch
+            .try_lock()
+            .is_ok_and(|record| record.last_error.is_some())
+    }
+}
+
+impl Inner {
+    fn count_cache(&self, result: &'static str) {
+        self.metrics
+            .psc_cache
+            .get_or_create(&[("result", result)])
+            .inc();
+    }
+
+    fn count_fetch_failure(&self, endpoint: &'static str) {
+        self.metrics
+            .psc_fetch_failures
+            .get_or_create(&[("endpoint", endpoint)])
+            .inc();
     }
 }
 

@@ -2,6 +2,7 @@
 //! conditional state changes, notices, deletion and the run lease (see the SQLite
 //! backend's `lifecycle` for the reasoning; the queries are the same).
 
+use super::usage::record_events;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -216,16 +217,24 @@ impl PostgresStore {
 
     // ---- state changes ----
 
-    pub(crate) async fn mark_published(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+    pub(crate) async fn mark_published(
+        &self,
+        ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut changed: Vec<i64> = transaction!(self, |c| {
-            sqlx::query_scalar(
-                "UPDATE mailboxes SET published = TRUE, unpublished_at = NULL
-                  WHERE id = ANY($1) AND NOT published RETURNING id",
-            )
-            .bind(ids)
-            .fetch_all(&mut *c)
+            async {
+                let changed: Vec<i64> = sqlx::query_scalar(
+                    "UPDATE mailboxes SET published = TRUE, unpublished_at = NULL
+                      WHERE id = ANY($1) AND NOT published RETURNING id",
+                )
+                .bind(ids)
+                .fetch_all(&mut *c)
+                .await?;
+                record_events(c, &changed, "published", now).await?;
+                Ok::<_, StoreError>(changed)
+            }
             .await
-            .map_err(StoreError::from)
         })?;
         changed.sort_unstable();
         Ok(changed)
@@ -237,15 +246,19 @@ impl PostgresStore {
         at: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
         let mut changed: Vec<i64> = transaction!(self, |c| {
-            sqlx::query_scalar(
-                "UPDATE mailboxes SET published = FALSE, unpublished_at = $1
-                  WHERE id = ANY($2) AND published RETURNING id",
-            )
-            .bind(at.timestamp())
-            .bind(ids)
-            .fetch_all(&mut *c)
+            async {
+                let changed: Vec<i64> = sqlx::query_scalar(
+                    "UPDATE mailboxes SET published = FALSE, unpublished_at = $1
+                      WHERE id = ANY($2) AND published RETURNING id",
+                )
+                .bind(at.timestamp())
+                .bind(ids)
+                .fetch_all(&mut *c)
+                .await?;
+                record_events(c, &changed, "unpublished", at).await?;
+                Ok::<_, StoreError>(changed)
+            }
             .await
-            .map_err(StoreError::from)
         })?;
         changed.sort_unstable();
         Ok(changed)
@@ -320,6 +333,7 @@ impl PostgresStore {
                 .bind(&ids)
                 .fetch_all(&mut *c)
                 .await?;
+                record_events(c, &ids, "deleted", at).await?;
                 sqlx::query("DELETE FROM mailboxes WHERE id = ANY($1)")
                     .bind(&ids)
                     .execute(&mut *c)

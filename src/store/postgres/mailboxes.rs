@@ -5,6 +5,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::messages::delete_orphan_bodies;
+use super::usage::record_events;
 use super::{PostgresStore, announce, transaction};
 use crate::store::error::{BackendErrorKind, StoreError};
 use crate::store::types::{
@@ -143,6 +144,7 @@ async fn create_mailbox_in(
             .execute(&mut *c)
             .await?;
     }
+    record_events(c, &[id], "created", new.created_at).await?;
     Ok(id)
 }
 
@@ -234,7 +236,11 @@ impl PostgresStore {
         .collect()
     }
 
-    pub(crate) async fn delete_mailbox(&self, address: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_mailbox(
+        &self,
+        address: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let address = address.trim();
         transaction!(self, |c| {
             async {
@@ -254,6 +260,7 @@ impl PostgresStore {
                 .bind(id)
                 .fetch_all(&mut *c)
                 .await?;
+                record_events(c, &[id], "deleted", now).await?;
                 sqlx::query("DELETE FROM mailboxes WHERE id = $1")
                     .bind(id)
                     .execute(&mut *c)

@@ -25,15 +25,17 @@ mod messages;
 mod queue;
 mod quota;
 mod sort_keys;
+mod usage;
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 
 use crate::clock::SharedClock;
+use crate::store::CommitObserver;
 use crate::store::changes::{Changes, FolderChange, Subscription};
 use crate::store::error::{BackendErrorKind, StoreError};
 
@@ -70,6 +72,8 @@ pub(crate) struct PostgresStore {
     lease_secs: i64,
     /// The notification listener and the queue lease renewal, stopped with the store.
     tasks: Arc<Tasks>,
+    /// Hears of each committed transaction (how long it took; one write each).
+    observe: Arc<OnceLock<CommitObserver>>,
 }
 
 /// Background tasks of a store, aborted when it closes or its last clone goes.
@@ -97,12 +101,14 @@ macro_rules! transaction {
         let mut tries = 0u32;
         loop {
             let result: Result<_, $crate::store::error::StoreError> = async {
+                let started = tokio::time::Instant::now();
                 let mut tx = $store.pool_ref().begin().await?;
                 let value = {
                     let $c: &mut sqlx::PgConnection = &mut *tx;
                     $body
                 }?;
                 tx.commit().await?;
+                $store.committed(started.elapsed());
                 Ok(value)
             }
             .await;
@@ -202,7 +208,21 @@ impl PostgresStore {
             changes,
             lease_secs,
             tasks: Arc::new(Tasks(vec![listener, renewal])),
+            observe: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// Tells `observe` of every commit from now on; only the first observer is kept.
+    pub(crate) fn observe_commits(&self, observe: CommitObserver) {
+        let _ = self.observe.set(observe);
+    }
+
+    /// A transaction committed after `took`: PostgreSQL groups concurrent commits
+    /// itself, so each is a batch of one write here.
+    pub(crate) fn committed(&self, took: Duration) {
+        if let Some(observe) = self.observe.get() {
+            observe(took, 1);
+        }
     }
 
     pub(crate) fn pool_ref(&self) -> &PgPool {

@@ -200,6 +200,13 @@ impl PostgresStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    pub(crate) async fn queue_oldest(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT MIN(created_at) FROM queue")
+            .fetch_one(self.reader())
+            .await?;
+        Ok(at.map(from_unix))
+    }
+
     pub(crate) async fn queue_settle(&self, s: QueueSettlement) -> Result<(), StoreError> {
         let node = self.node.clone();
         let appended = transaction!(self, |c| {

@@ -14,6 +14,7 @@ use sqlx::{Row, SqliteConnection};
 use super::SqliteStore;
 use super::mailboxes::mailbox_from_row;
 use super::messages::{delete_orphan_bodies, file_in, put_body};
+use super::usage::record_events;
 use crate::store::error::StoreError;
 use crate::store::lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};
 use crate::store::types::{Appended, Mailbox, RawMessage, from_unix};
@@ -254,18 +255,24 @@ impl SqliteStore {
 
     // ---- state changes ----
 
-    pub(crate) async fn mark_published(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+    pub(crate) async fn mark_published(
+        &self,
+        ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
         let list = id_list(ids);
         self.write(move |c| {
             Box::pin(async move {
-                Ok(sqlx::query_scalar(
+                let changed: Vec<i64> = sqlx::query_scalar(
                     "UPDATE mailboxes SET published = 1, unpublished_at = NULL
                      WHERE id IN (SELECT value FROM json_each(?)) AND published = 0
                      RETURNING id",
                 )
                 .bind(&list)
                 .fetch_all(&mut *c)
-                .await?)
+                .await?;
+                record_events(c, &id_list(&changed), "published", now).await?;
+                Ok(changed)
             })
         })
         .await
@@ -279,7 +286,7 @@ impl SqliteStore {
         let list = id_list(ids);
         self.write(move |c| {
             Box::pin(async move {
-                Ok(sqlx::query_scalar(
+                let changed: Vec<i64> = sqlx::query_scalar(
                     "UPDATE mailboxes SET published = 0, unpublished_at = ?
                      WHERE id IN (SELECT value FROM json_each(?)) AND published = 1
                      RETURNING id",
@@ -287,7 +294,9 @@ impl SqliteStore {
                 .bind(at.timestamp())
                 .bind(&list)
                 .fetch_all(&mut *c)
-                .await?)
+                .await?;
+                record_events(c, &id_list(&changed), "unpublished", at).await?;
+                Ok(changed)
             })
         })
         .await
@@ -355,6 +364,7 @@ impl SqliteStore {
                 .bind(&list)
                 .fetch_all(&mut *c)
                 .await?;
+                record_events(c, &list, "deleted", at).await?;
                 sqlx::query("DELETE FROM mailboxes WHERE id IN (SELECT value FROM json_each(?))")
                     .bind(&list)
                     .execute(&mut *c)

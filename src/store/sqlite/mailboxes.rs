@@ -6,6 +6,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::SqliteStore;
 use super::messages::delete_orphan_bodies;
+use super::usage::record_events;
 use crate::store::error::{BackendErrorKind, StoreError};
 use crate::store::types::{
     DEFAULT_FOLDERS, DirectoryFields, Folder, Grant, Mailbox, NewMailbox, from_unix,
@@ -150,6 +151,7 @@ impl SqliteStore {
                             .execute(&mut *c)
                             .await?;
                     }
+                    record_events(c, &format!("[{id}]"), "created", new.created_at).await?;
                     Ok(id)
                 })
             })
@@ -215,7 +217,11 @@ impl SqliteStore {
         .collect()
     }
 
-    pub(crate) async fn delete_mailbox(&self, address: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_mailbox(
+        &self,
+        address: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let address = address.trim().to_owned();
         self.write(move |c| {
             Box::pin(async move {
@@ -234,6 +240,7 @@ impl SqliteStore {
                 .bind(id)
                 .fetch_all(&mut *c)
                 .await?;
+                record_events(c, &format!("[{id}]"), "deleted", now).await?;
                 sqlx::query("DELETE FROM mailboxes WHERE id = ?")
                     .bind(id)
                     .execute(&mut *c)

@@ -7,6 +7,7 @@
 
 mod append;
 mod audit;
+pub(crate) mod backup;
 mod error;
 mod imap_queries;
 mod lifecycle;
@@ -15,10 +16,12 @@ mod messages;
 mod queue;
 mod quota;
 mod sort_keys;
+mod usage;
 mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -26,6 +29,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::store::CommitObserver;
 use crate::store::changes::{Changes, FolderChange, Subscription};
 use crate::store::error::StoreError;
 
@@ -50,6 +54,7 @@ pub(crate) struct SqliteStore {
     read: SqlitePool,
     writer: mpsc::Sender<writer::Job>,
     changes: Changes,
+    observe: Arc<OnceLock<CommitObserver>>,
 }
 
 impl SqliteStore {
@@ -83,11 +88,13 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(writer::run(conn, rx));
+        let observe = Arc::new(OnceLock::new());
+        tokio::spawn(writer::run(conn, rx, observe.clone()));
         Ok(SqliteStore {
             read,
             writer: tx,
             changes: Changes::new(),
+            observe,
         })
     }
 
@@ -118,6 +125,11 @@ impl SqliteStore {
 
     fn reader(&self) -> &SqlitePool {
         &self.read
+    }
+
+    /// Tells `observe` of every commit from now on; only the first observer is kept.
+    pub(crate) fn observe_commits(&self, observe: CommitObserver) {
+        let _ = self.observe.set(observe);
     }
 
     pub(crate) fn subscribe(&self) -> Subscription {

@@ -13,11 +13,14 @@
 //! appends of a batch go to SQLite as a few multi-row statements (`append::append_rows`),
 //! so sixty-four of them cost a handful of hand-offs instead of sixty-four.
 
+use std::sync::{Arc, OnceLock};
+
 use futures::future::BoxFuture;
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::append::{AppendFailure, NewAppend, append_rows};
+use crate::store::CommitObserver;
 use crate::store::error::{BackendErrorKind, StoreError};
 use crate::store::types::Appended;
 
@@ -94,7 +97,13 @@ pub(super) fn append(append: NewAppend) -> (Job, oneshot::Receiver<Result<Append
     (Job::Write(Write::Append { append, reply }), rx)
 }
 
-pub(super) async fn run(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
+/// `observe` hears of each durable commit: how long its transaction took and how many
+/// writes it held.
+pub(super) async fn run(
+    mut conn: SqliteConnection,
+    mut jobs: mpsc::Receiver<Job>,
+    observe: Arc<OnceLock<CommitObserver>>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut last = 0;
     let mut closing = None;
@@ -118,8 +127,12 @@ pub(super) async fn run(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job
             turns += 1;
         }
         last = batch.len();
+        let started = tokio::time::Instant::now();
         match Batch::new(&mut conn).run(&mut batch).await {
             Ok(done) => {
+                if let Some(observe) = observe.get() {
+                    observe(started.elapsed(), done.len());
+                }
                 for completion in done {
                     completion(Ok(()));
                 }
