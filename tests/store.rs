@@ -798,12 +798,14 @@ async fn an_unreachable_postgres_is_named_without_its_password() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("k.pem"), "").unwrap();
     // Port 1 on loopback: nothing listens there.
-    let text = "[server]\nhostname = \"mail.one.mssante.fr\"\ndomains = [\"one.mssante.fr\"]\n\
-         data_dir = \".\"\n[store]\nbackend = \"postgres\"\n\
-         url = \"postgres://mssante:hunter2@127.0.0.1:1/mail\"\nconnect_timeout = \"2s\"\n\
-         [tls]\ncertificate = \"k.pem\"\nprivate_key = \"k.pem\"\n\
-         [psc]\nissuer = \"https://auth.esante.gouv.fr/auth/realms/esante-wallet\"\n";
-    let config = mssante::config::Config::parse(text, dir.path()).unwrap();
+    let mut setup = common::config::Setup::new("one.mssante.fr");
+    setup.data_dir = ".".into();
+    setup.certificate = "k.pem".into();
+    setup.private_key = "k.pem".into();
+    setup.store = "[store]\nbackend = \"postgres\"\n\
+                   url = \"postgres://mssante:hunter2@127.0.0.1:1/mail\"\nconnect_timeout = \"2s\"\n"
+        .into();
+    let config = mssante::config::Config::parse(&setup.text(), dir.path()).unwrap();
     let e = Store::open_configured(&config, mssante::clock::system())
         .await
         .expect_err("nothing answers on port 1");

@@ -4,6 +4,8 @@
 //! carried, up to the last second of a month), then every figure of every month checked,
 //! through the store and through the command's JSON and CSV.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -323,19 +325,13 @@ async fn three_months(store: &Store, hands: &Hands) -> [Usage; 3] {
     ]
 }
 
+/// A configuration with no listener, for the CLI (the certificate files must exist,
+/// but nothing reads them).
 fn write_config(dir: &Path) -> std::path::PathBuf {
     for f in ["server.crt", "server.key"] {
         std::fs::write(dir.join(f), "placeholder").unwrap();
     }
-    let path = dir.join("config.toml");
-    std::fs::write(
-        &path,
-        "[server]\nhostname = \"mail.h.mssante.fr\"\ndomains = [\"h.mssante.fr\"]\ndata_dir = \"data\"\n\
-         [tls]\ncertificate = \"server.crt\"\nprivate_key = \"server.key\"\n\
-         [psc]\nissuer = \"https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet\"\n",
-    )
-    .unwrap();
-    path
+    common::config::Setup::new("h.mssante.fr").write(dir)
 }
 
 fn report(config: &Path, month: &str, format: Option<&str>) -> String {
