@@ -2,6 +2,8 @@
 //! records only (mailbox events, the audit trail, daily traffic counts), so that any
 //! past month can be reported again with the same numbers.
 
+use std::str::FromStr;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -72,4 +74,80 @@ impl Usage {
             MailboxKind::Applicative => &mut self.applicative,
         }
     }
+
+    /// The figures from what every backend reads the same way: mailbox events by
+    /// (kind, event) with how many came before `from` and how many within; active
+    /// mailboxes by kind; successful authentications by mechanism; the traffic sums.
+    /// Only the SQL differs between backends, not how its answers are counted.
+    pub(crate) fn from_records(
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        events: &[(String, String, i64, i64)],
+        active: &[(Option<String>, i64)],
+        mechanisms: &[(String, i64)],
+        traffic: [i64; 5],
+    ) -> Usage {
+        let mut usage = Usage {
+            from,
+            to,
+            personal: KindFigures::default(),
+            organisational: KindFigures::default(),
+            applicative: KindFigures::default(),
+            authentications: Authentications::default(),
+            messages: Traffic::default(),
+        };
+        for (kind, event, _, within) in events {
+            let Ok(kind) = MailboxKind::from_str(kind) else {
+                continue;
+            };
+            let f = usage.kind_mut(kind);
+            match event.as_str() {
+                "created" => f.created = count(*within),
+                "deleted" => f.deleted = count(*within),
+                "published" => f.published = count(*within),
+                "unpublished" => f.unpublished = count(*within),
+                _ => {}
+            }
+        }
+        for kind in [
+            MailboxKind::Personal,
+            MailboxKind::Organisational,
+            MailboxKind::Applicative,
+        ] {
+            let until_end = |wanted: &str| -> u64 {
+                events
+                    .iter()
+                    .filter(|(k, e, _, _)| k == kind.as_str() && e == wanted)
+                    .map(|(_, _, before, within)| count(*before) + count(*within))
+                    .sum()
+            };
+            usage.kind_mut(kind).existing =
+                until_end("created").saturating_sub(until_end("deleted"));
+        }
+        for (kind, n) in active {
+            if let Some(Ok(kind)) = kind.as_deref().map(MailboxKind::from_str) {
+                usage.kind_mut(kind).active = count(*n);
+            }
+        }
+        for (mechanism, n) in mechanisms {
+            match mechanism.as_str() {
+                "EXTERNAL" => usage.authentications.client_certificate += count(*n),
+                _ => usage.authentications.psc_token += count(*n),
+            }
+        }
+        let [submitted, received, relayed, delivered, bounced] = traffic.map(count);
+        usage.messages = Traffic {
+            submitted,
+            received,
+            relayed,
+            delivered,
+            bounced,
+        };
+        usage
+    }
+}
+
+/// A count as the database sums it; never negative.
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }

@@ -1,14 +1,11 @@
 //! The usage records (`mailbox_events`, `traffic`) and the monthly figures read from
 //! them and from the audit trail; the same records and figures as SQLite's.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::{PostgresStore, transaction};
 use crate::store::error::StoreError;
-use crate::store::types::MailboxKind;
 use crate::store::usage::{Traffic, Usage};
 
 /// Records `event` at `at` for the mailboxes `ids`, in the transaction that changes
@@ -29,10 +26,6 @@ pub(super) async fn record_events(
     .execute(&mut *c)
     .await?;
     Ok(())
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 impl PostgresStore {
@@ -73,15 +66,6 @@ impl PostgresStore {
         to: DateTime<Utc>,
     ) -> Result<Usage, StoreError> {
         let (start, end) = (from.timestamp(), to.timestamp());
-        let mut usage = Usage {
-            from,
-            to,
-            personal: Default::default(),
-            organisational: Default::default(),
-            applicative: Default::default(),
-            authentications: Default::default(),
-            messages: Default::default(),
-        };
         // Every event up to the end: those before it make the count at the end, those
         // from the start the period's own.
         let events: Vec<(String, String, i64, i64)> = sqlx::query_as(
@@ -92,34 +76,6 @@ impl PostgresStore {
         .bind(end)
         .fetch_all(self.reader())
         .await?;
-        for (kind, event, _, within) in &events {
-            let Ok(kind) = MailboxKind::from_str(kind) else {
-                continue;
-            };
-            let f = usage.kind_mut(kind);
-            match event.as_str() {
-                "created" => f.created = count(*within),
-                "deleted" => f.deleted = count(*within),
-                "published" => f.published = count(*within),
-                "unpublished" => f.unpublished = count(*within),
-                _ => {}
-            }
-        }
-        for kind in [
-            MailboxKind::Personal,
-            MailboxKind::Organisational,
-            MailboxKind::Applicative,
-        ] {
-            let until_end = |wanted: &str| -> u64 {
-                events
-                    .iter()
-                    .filter(|(k, e, _, _)| k == kind.as_str() && e == wanted)
-                    .map(|(_, _, before, within)| count(*before) + count(*within))
-                    .sum()
-            };
-            usage.kind_mut(kind).existing =
-                until_end("created").saturating_sub(until_end("deleted"));
-        }
         // A mailbox's kind is that of its latest creation before the authentication.
         let active: Vec<(Option<String>, i64)> = sqlx::query_as(
             "SELECT (SELECT e.kind FROM mailbox_events e
@@ -135,11 +91,6 @@ impl PostgresStore {
         .bind(end)
         .fetch_all(self.reader())
         .await?;
-        for (kind, n) in active {
-            if let Some(Ok(kind)) = kind.as_deref().map(MailboxKind::from_str) {
-                usage.kind_mut(kind).active = count(n);
-            }
-        }
         let mechanisms: Vec<(String, i64)> = sqlx::query_as(
             "SELECT mechanism, SUM(1 + repeated)::BIGINT FROM audit
              WHERE at >= $1 AND at < $2 AND outcome = 'success'
@@ -150,12 +101,6 @@ impl PostgresStore {
         .bind(end)
         .fetch_all(self.reader())
         .await?;
-        for (mechanism, n) in mechanisms {
-            match mechanism.as_str() {
-                "EXTERNAL" => usage.authentications.client_certificate += count(n),
-                _ => usage.authentications.psc_token += count(n),
-            }
-        }
         let (submitted, received, relayed, delivered, bounced): (i64, i64, i64, i64, i64) =
             sqlx::query_as(
                 "SELECT COALESCE(SUM(submitted), 0)::BIGINT, COALESCE(SUM(received), 0)::BIGINT,
@@ -167,13 +112,13 @@ impl PostgresStore {
             .bind(end)
             .fetch_one(self.reader())
             .await?;
-        usage.messages = Traffic {
-            submitted: count(submitted),
-            received: count(received),
-            relayed: count(relayed),
-            delivered: count(delivered),
-            bounced: count(bounced),
-        };
-        Ok(usage)
+        Ok(Usage::from_records(
+            from,
+            to,
+            &events,
+            &active,
+            &mechanisms,
+            [submitted, received, relayed, delivered, bounced],
+        ))
     }
 }
