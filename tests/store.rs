@@ -9,7 +9,8 @@ mod common;
 
 use common::postgres::Place;
 use mssante::store::{
-    FlagOp, Flags, MailboxKind, NewMailbox, QuotaLimit, RawMessage, Store, StoreError, flag,
+    BackendErrorKind, FlagOp, Flags, MailboxKind, NewMailbox, QuotaLimit, RawMessage, Store,
+    StoreError, flag,
 };
 
 fn message(n: usize) -> Vec<u8> {
@@ -818,4 +819,37 @@ async fn an_unreachable_postgres_is_named_without_its_password() {
         described.contains("127.0.0.1:1") && !described.contains("hunter2"),
         "{described}"
     );
+}
+
+/// A UID the store never wrote (a row edited behind its back) is reported as corruption,
+/// not read as UID 0: a client told of UID 0 would resynchronise or lose the message.
+#[tokio::test]
+async fn a_uid_out_of_range_in_the_file_is_reported_as_corruption() {
+    use sqlx::Connection;
+    let (dir, store, _, folder) = one_mailbox().await;
+    store
+        .append(
+            folder,
+            &message(1),
+            Flags::default(),
+            mssante::clock::SystemClock::now_utc(),
+        )
+        .await
+        .unwrap();
+    let path = dir.path().join("mssante.db");
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE messages SET uid = -1")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    match store.messages(folder).await {
+        Err(StoreError::Backend {
+            kind: BackendErrorKind::Corrupt,
+            message,
+        }) => assert!(message.contains("uid -1"), "{message}"),
+        other => panic!("expected corruption, got {other:?}"),
+    }
 }

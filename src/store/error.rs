@@ -71,6 +71,19 @@ pub enum BackendErrorKind {
     Other,
 }
 
+/// A number read back from the database, which the store only ever writes in range: one
+/// out of range means the rows were altered behind the store's back. It is reported as
+/// corruption rather than read as 0, since a UID or MODSEQ of 0 would send clients into a
+/// full resynchronisation or make them lose track of messages.
+pub(crate) fn stored<T: TryFrom<i64>>(value: i64, column: &'static str) -> Result<T, StoreError> {
+    T::try_from(value).map_err(|_| {
+        StoreError::backend(
+            BackendErrorKind::Corrupt,
+            format!("{column} {value} read back out of range"),
+        )
+    })
+}
+
 impl StoreError {
     /// A failure of the database with `kind`, described by `message` for the log.
     pub(crate) fn backend(kind: BackendErrorKind, message: impl Into<String>) -> Self {

@@ -7,7 +7,7 @@ use sqlx::{PgConnection, Row};
 use super::messages::delete_orphan_bodies;
 use super::usage::record_events;
 use super::{PostgresStore, announce, transaction};
-use crate::store::error::{BackendErrorKind, StoreError};
+use crate::store::error::{BackendErrorKind, StoreError, stored};
 use crate::store::types::{
     DEFAULT_FOLDERS, DirectoryFields, Folder, Grant, Mailbox, NewMailbox, from_unix,
 };
@@ -77,9 +77,9 @@ fn folder_from_row(r: &PgRow) -> Result<Folder, StoreError> {
         mailbox_id: r.try_get("mailbox_id")?,
         name: r.try_get("name")?,
         special_use: r.try_get("special_use")?,
-        uidvalidity: u32::try_from(r.try_get::<i64, _>("uidvalidity")?).unwrap_or(1),
-        uidnext: u32::try_from(r.try_get::<i64, _>("uidnext")?).unwrap_or(u32::MAX),
-        highestmodseq: u64::try_from(r.try_get::<i64, _>("highestmodseq")?).unwrap_or(0),
+        uidvalidity: stored(r.try_get("uidvalidity")?, "uidvalidity")?,
+        uidnext: stored(r.try_get("uidnext")?, "uidnext")?,
+        highestmodseq: stored(r.try_get("highestmodseq")?, "highestmodseq")?,
         recent_from: u32::try_from(r.try_get::<i64, _>("recent_from")?).unwrap_or(u32::MAX),
         noselect: r.try_get("noselect")?,
     })

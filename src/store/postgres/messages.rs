@@ -15,7 +15,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{PostgresStore, announce, quota, transaction};
-use crate::store::error::StoreError;
+use crate::store::error::{StoreError, stored};
 use crate::store::types::{
     Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, RawMessage, StoreOutcome, flag,
     from_unix,
@@ -30,8 +30,8 @@ macro_rules! meta_columns {
 fn meta_from_row(r: &PgRow) -> Result<MessageMeta, StoreError> {
     let keywords: String = r.try_get("keywords")?;
     Ok(MessageMeta {
-        uid: u32::try_from(r.try_get::<i64, _>("uid")?).unwrap_or(0),
-        modseq: u64::try_from(r.try_get::<i64, _>("modseq")?).unwrap_or(0),
+        uid: stored(r.try_get("uid")?, "uid")?,
+        modseq: stored(r.try_get("modseq")?, "modseq")?,
         flags: Flags::from_columns(r.try_get("system_flags")?, &keywords),
         internal_date: from_unix(r.try_get("internal_date")?),
         size: u32::try_from(r.try_get::<i64, _>("size")?).unwrap_or(u32::MAX),
@@ -85,9 +85,9 @@ async fn bump_folder(
         return Err(StoreError::UidsExhausted);
     }
     Ok((
-        u32::try_from(validity).unwrap_or(1),
+        stored(validity, "uidvalidity")?,
         first,
-        u64::try_from(modseq).unwrap_or(0),
+        stored(modseq, "highestmodseq")?,
     ))
 }
 
@@ -399,8 +399,8 @@ impl PostgresStore {
             messages: u32::try_from(messages).unwrap_or(u32::MAX),
             unseen: u32::try_from(unseen).unwrap_or(u32::MAX),
             deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
-            size: u64::try_from(size).unwrap_or(0),
-            deleted_size: u64::try_from(deleted_size).unwrap_or(0),
+            size: stored(size, "folder size")?,
+            deleted_size: stored(deleted_size, "deleted size")?,
             recent: u32::try_from(recent).unwrap_or(u32::MAX),
         })
     }
@@ -646,7 +646,7 @@ async fn copy_in(
             body_id: body,
         };
         insert_message(c, row).await?;
-        pairs.push((u32::try_from(src).unwrap_or(0), uid));
+        pairs.push((stored(src, "uid")?, uid));
     }
     if check_quota && count > 0 {
         quota::check_usage(c, to_folder).await?;

@@ -4,18 +4,18 @@
 use sqlx::PgConnection;
 
 use super::{PostgresStore, transaction};
-use crate::store::error::StoreError;
+use crate::store::error::{StoreError, stored};
 use crate::store::quota::{Quota, QuotaLimit};
 
 type QuotaRow = (Option<i64>, Option<i64>, i64, i64);
 
-fn quota_from_row((storage, messages, bytes, count): QuotaRow) -> Quota {
-    Quota {
+fn quota_from_row((storage, messages, bytes, count): QuotaRow) -> Result<Quota, StoreError> {
+    Ok(Quota {
         quota_storage: storage.and_then(|v| u64::try_from(v).ok()),
         quota_messages: messages.and_then(|v| u64::try_from(v).ok()),
-        used_bytes: u64::try_from(bytes).unwrap_or(0),
-        used_messages: u64::try_from(count).unwrap_or(0),
-    }
+        used_bytes: stored(bytes, "used bytes")?,
+        used_messages: stored(count, "used messages")?,
+    })
 }
 
 const MAILBOX_QUOTA: &str =
@@ -32,7 +32,7 @@ pub(super) async fn check_usage(c: &mut PgConnection, folder_id: i64) -> Result<
         .bind(folder_id)
         .fetch_optional(&mut *c)
         .await?;
-    let quota = row.map(quota_from_row).ok_or(StoreError::NoFolder)?;
+    let quota = row.map(quota_from_row).ok_or(StoreError::NoFolder)??;
     if quota.would_exceed(0, 0) {
         return Err(StoreError::OverQuota);
     }
@@ -61,7 +61,7 @@ impl PostgresStore {
             .bind(mailbox_id)
             .fetch_optional(self.reader())
             .await?;
-        Ok(row.map(quota_from_row))
+        row.map(quota_from_row).transpose()
     }
 
     pub(crate) async fn quota_of_folder(
@@ -72,7 +72,7 @@ impl PostgresStore {
             .bind(folder_id)
             .fetch_optional(self.reader())
             .await?;
-        Ok(row.map(quota_from_row))
+        row.map(quota_from_row).transpose()
     }
 
     pub(crate) async fn set_quota(
@@ -108,7 +108,7 @@ impl PostgresStore {
                 .fetch_optional(&mut *c)
                 .await?;
                 row.map(quota_from_row)
-                    .ok_or_else(|| StoreError::NoMailbox(address.to_owned()))
+                    .ok_or_else(|| StoreError::NoMailbox(address.to_owned()))?
             }
             .await
         })

@@ -5,7 +5,7 @@
 
 use sqlx::SqliteConnection;
 
-use crate::store::error::{BackendErrorKind, StoreError};
+use crate::store::error::{BackendErrorKind, StoreError, stored};
 use crate::store::types::{Appended, Flags, RawMessage};
 
 /// One message for one folder, as the writer batches it with its neighbours.
@@ -106,13 +106,15 @@ pub(super) async fn append_rows(
             "appended rows did not read back as written",
         )));
     }
-    Ok(read
-        .into_iter()
-        .map(|(folder_id, _, uidvalidity, uid, modseq)| Appended {
-            folder_id,
-            uidvalidity: u32::try_from(uidvalidity).unwrap_or(1),
-            uid: u32::try_from(uid).unwrap_or(0),
-            modseq: u64::try_from(modseq).unwrap_or(0),
+    read.into_iter()
+        .map(|(folder_id, _, uidvalidity, uid, modseq)| {
+            Ok(Appended {
+                folder_id,
+                uidvalidity: stored(uidvalidity, "uidvalidity")?,
+                uid: stored(uid, "uid")?,
+                modseq: stored(modseq, "modseq")?,
+            })
         })
-        .collect())
+        .collect::<Result<_, StoreError>>()
+        .map_err(AppendFailure::Transaction)
 }

@@ -13,7 +13,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::append::NewAppend;
 use super::{SqliteStore, quota, writer};
-use crate::store::error::StoreError;
+use crate::store::error::{StoreError, stored};
 use crate::store::types::{
     Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, RawMessage, StoreOutcome, flag,
     from_unix,
@@ -28,8 +28,8 @@ macro_rules! meta_columns {
 fn meta_from_row(r: &SqliteRow) -> Result<MessageMeta, StoreError> {
     let keywords: String = r.try_get("keywords")?;
     Ok(MessageMeta {
-        uid: u32::try_from(r.try_get::<i64, _>("uid")?).unwrap_or(0),
-        modseq: u64::try_from(r.try_get::<i64, _>("modseq")?).unwrap_or(0),
+        uid: stored(r.try_get("uid")?, "uid")?,
+        modseq: stored(r.try_get("modseq")?, "modseq")?,
         flags: Flags::from_columns(r.try_get("system_flags")?, &keywords),
         internal_date: from_unix(r.try_get("internal_date")?),
         size: u32::try_from(r.try_get::<i64, _>("size")?).unwrap_or(u32::MAX),
@@ -77,9 +77,9 @@ async fn bump_folder(
         return Err(StoreError::UidsExhausted);
     }
     Ok((
-        u32::try_from(validity).unwrap_or(1),
+        stored(validity, "uidvalidity")?,
         first,
-        u64::try_from(modseq).unwrap_or(0),
+        stored(modseq, "highestmodseq")?,
     ))
 }
 
@@ -331,8 +331,8 @@ impl SqliteStore {
             messages: u32::try_from(messages).unwrap_or(u32::MAX),
             unseen: u32::try_from(unseen).unwrap_or(u32::MAX),
             deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
-            size: u64::try_from(size).unwrap_or(0),
-            deleted_size: u64::try_from(deleted_size).unwrap_or(0),
+            size: stored(size, "folder size")?,
+            deleted_size: stored(deleted_size, "deleted size")?,
             recent: u32::try_from(recent).unwrap_or(u32::MAX),
         })
     }

@@ -5,20 +5,20 @@
 use sqlx::SqliteConnection;
 
 use super::SqliteStore;
-use crate::store::error::StoreError;
+use crate::store::error::{StoreError, stored};
 use crate::store::quota::{Quota, QuotaLimit};
 
 type QuotaRow = (Option<i64>, Option<i64>, i64, i64);
 
-fn quota_from_row((storage, messages, bytes, count): QuotaRow) -> Quota {
+fn quota_from_row((storage, messages, bytes, count): QuotaRow) -> Result<Quota, StoreError> {
     // The columns only ever hold what `to_column` let through, and usage cannot go
-    // below zero; a negative value would be a corrupt row, read as no limit / nothing.
-    Quota {
+    // below zero: a negative limit is read as no limit, a negative usage is corruption.
+    Ok(Quota {
         quota_storage: storage.and_then(|v| u64::try_from(v).ok()),
         quota_messages: messages.and_then(|v| u64::try_from(v).ok()),
-        used_bytes: u64::try_from(bytes).unwrap_or(0),
-        used_messages: u64::try_from(count).unwrap_or(0),
-    }
+        used_bytes: stored(bytes, "used bytes")?,
+        used_messages: stored(count, "used messages")?,
+    })
 }
 
 const MAILBOX_QUOTA: &str =
@@ -32,7 +32,7 @@ async fn quota_of_folder_in(c: &mut SqliteConnection, folder_id: i64) -> Result<
         .bind(folder_id)
         .fetch_optional(&mut *c)
         .await?;
-    row.map(quota_from_row).ok_or(StoreError::NoFolder)
+    row.map(quota_from_row).ok_or(StoreError::NoFolder)?
 }
 
 /// Refuses, inside the transaction that would add them, messages that would take the
@@ -77,7 +77,7 @@ impl SqliteStore {
             .bind(mailbox_id)
             .fetch_optional(self.reader())
             .await?;
-        Ok(row.map(quota_from_row))
+        row.map(quota_from_row).transpose()
     }
 
     pub(crate) async fn quota_of_folder(
@@ -88,7 +88,7 @@ impl SqliteStore {
             .bind(folder_id)
             .fetch_optional(self.reader())
             .await?;
-        Ok(row.map(quota_from_row))
+        row.map(quota_from_row).transpose()
     }
 
     pub(crate) async fn set_quota(
@@ -124,7 +124,7 @@ impl SqliteStore {
                 .fetch_optional(&mut *c)
                 .await?;
                 row.map(quota_from_row)
-                    .ok_or(StoreError::NoMailbox(address))
+                    .ok_or(StoreError::NoMailbox(address))?
             })
         })
         .await
