@@ -144,11 +144,7 @@ async fn attempt(shared: &Shared, client: &Client, message: QueuedMessage) {
         .to_std()
         .unwrap_or_default()
         >= context.config.smtp.queue_max_lifetime.0;
-    let mut settlement = QueueSettlement {
-        queue_id: message.id,
-        now: Some(now),
-        ..QueueSettlement::default()
-    };
+    let mut settlement = QueueSettlement::new(message.id, now);
     let mut failed = Vec::new();
     for (id, outcome) in outcomes {
         let Some(r) = message.recipients.iter().find(|r| r.id == id) else {

@@ -52,7 +52,7 @@ pub struct QueuedRecipient {
 }
 
 /// What one delivery attempt decided for a queued message.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct QueueSettlement {
     pub queue_id: i64,
     /// Recipients the remote server accepted (its `250` after the data).
@@ -65,5 +65,21 @@ pub struct QueueSettlement {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// A delivery status notification to file in these folders, in the same transaction.
     pub notice: Option<(Vec<i64>, Arc<RawMessage>)>,
-    pub now: Option<DateTime<Utc>>,
+    /// When the attempt ended: the delivery records and usage figures are dated by it.
+    pub now: DateTime<Utc>,
+}
+
+impl QueueSettlement {
+    /// An attempt on `queue_id` that ended at `now` and has decided nothing yet.
+    pub fn new(queue_id: i64, now: DateTime<Utc>) -> Self {
+        QueueSettlement {
+            queue_id,
+            delivered: Vec::new(),
+            failed: Vec::new(),
+            deferred: Vec::new(),
+            next_attempt_at: None,
+            notice: None,
+            now,
+        }
+    }
 }

@@ -242,7 +242,7 @@ impl PostgresStore {
                     .execute(&mut *c)
                     .await?;
                 }
-                let now = s.now.unwrap_or_default();
+                let now = s.now;
                 let mut appended = Vec::new();
                 if let Some((folders, notice)) = &s.notice {
                     let body_id = put_body(c, notice).await?;

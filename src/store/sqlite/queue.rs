@@ -178,7 +178,7 @@ impl SqliteStore {
                         .execute(&mut *c)
                         .await?;
                     }
-                    let now = s.now.unwrap_or_default();
+                    let now = s.now;
                     let mut appended = Vec::new();
                     if let Some((folders, notice)) = &s.notice {
                         let body_id = put_body(c, notice).await?;
