@@ -77,6 +77,7 @@ async fn starttls_port_offers_only_starttls_then_authenticates() {
         "CONDSTORE",
         "QRESYNC",
         "SPECIAL-USE",
+        "I18NLEVEL=1",
         "CHILDREN",
         "WITHIN",
         "QUOTA",

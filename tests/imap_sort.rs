@@ -364,7 +364,8 @@ async fn every_answer(c: &mut Client) -> Vec<String> {
 }
 
 /// The first SORT reads headers and stores their keys; later ones read the stored keys
-/// and must answer exactly the same. Keys stored by other rules are never trusted.
+/// and must answer exactly the same. Keys stored by other rules are never trusted (the
+/// rules are at version 2, `i;unicode-casemap` keys).
 #[tokio::test]
 async fn stored_keys_answer_as_headers_do() {
     let (w, mut c) = sort_world().await;
@@ -372,7 +373,7 @@ async fn stored_keys_answer_as_headers_do() {
     let mailbox = store.mailbox(HOUSE_BAL).await.unwrap().unwrap();
     let inbox = store.folder(mailbox.id, "INBOX").await.unwrap().unwrap();
     let rows = store
-        .sort_keys_in_range(inbox.id, 1, u32::MAX, 1)
+        .sort_keys_in_range(inbox.id, 1, u32::MAX, 2)
         .await
         .unwrap();
     assert_eq!(rows.len(), 4);
@@ -382,7 +383,7 @@ async fn stored_keys_answer_as_headers_do() {
     let mut stored = Vec::new();
     for _ in 0..100 {
         stored = store
-            .sort_keys_in_range(inbox.id, 1, u32::MAX, 1)
+            .sort_keys_in_range(inbox.id, 1, u32::MAX, 2)
             .await
             .unwrap();
         if stored.iter().all(|r| r.2.is_some()) {
@@ -404,5 +405,50 @@ async fn stored_keys_answer_as_headers_do() {
         .collect();
     store.put_sort_keys(0, wrong).await.unwrap();
     assert_eq!(every_answer(&mut c).await, from_headers);
+    w.stop().await;
+}
+
+/// I18NLEVEL=1 (RFC 5255): SEARCH and SORT compare with i;unicode-casemap (RFC 5051), so
+/// a decomposed accent typed by one client finds the precomposed one another stored, a
+/// ligature finds its letters, and SORT orders by the titlecased decomposed form.
+#[tokio::test]
+async fn search_and_sort_compare_with_unicode_casemap() {
+    let w = world("").await;
+    let mut c = w.login(HOUSE_BAL, HOUSE).await;
+    for subject in [
+        "=?UTF-8?Q?Compte_rendu_=EF=AC=81nal?=",
+        "=?UTF-8?Q?R=C3=A9sum=C3=A9_de_s=C3=A9jour?=",
+        "=?UTF-8?Q?=C3=89chographie?=",
+        "Dossier",
+    ] {
+        append_at(
+            &mut c,
+            "INBOX",
+            "01-Jan-2024 00:00:00 +0000",
+            &message(&format!("Subject: {subject}\r\n"), 10),
+        )
+        .await;
+    }
+    c.cmd("SELECT INBOX").await;
+    for (needle, expected) in [
+        // The ligature U+FB01 in the first subject is the letters F and I.
+        ("FINAL", "* SEARCH 1\r\n"),
+        // Decomposed e + U+0301 against the precomposed é of the second subject.
+        ("RE\u{301}SUM", "* SEARCH 2\r\n"),
+        ("s\u{e9}jour", "* SEARCH 2\r\n"),
+        ("\u{c9}CHO", "* SEARCH 3\r\n"),
+    ] {
+        // A literal: 8-bit text cannot be a quoted string in IMAP4rev1.
+        let command = format!(
+            "SEARCH CHARSET UTF-8 SUBJECT {{{}+}}\r\n{needle}",
+            needle.len()
+        );
+        assert_eq!(answer(&mut c, &command).await, expected, "{needle}");
+    }
+    // Titlecased decomposed forms: C(ompte) < D(ossier) < E+U+0301(chographie) < R(ésumé).
+    assert_eq!(
+        answer(&mut c, "SORT (SUBJECT) UTF-8 ALL").await,
+        "* SORT 1 4 3 2\r\n"
+    );
     w.stop().await;
 }

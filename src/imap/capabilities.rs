@@ -50,6 +50,8 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
         Capability::QuotaRes(Resource::Message),
     ];
     caps.extend(other("SPECIAL-USE"));
+    // RFC 5255: SEARCH and SORT compare with i;unicode-casemap (see `casemap`).
+    caps.extend(other("I18NLEVEL=1"));
     caps.extend(other("CHILDREN"));
     caps.extend(
         Atom::try_from(format!("APPENDLIMIT={append_limit}"))

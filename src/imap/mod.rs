@@ -13,6 +13,7 @@ mod anystate;
 mod authenticate;
 mod authenticated;
 mod capabilities;
+mod casemap;
 mod connection;
 mod fetch;
 mod listener;

@@ -10,6 +10,7 @@ use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
 use mail_parser::{Message, PartType};
 
+use super::casemap::casemap;
 use super::connection::ConnError;
 use super::mime;
 use super::sequence;
@@ -68,9 +69,9 @@ struct Candidate<'a> {
     recent: bool,
 }
 
+/// Substring match under `i;unicode-casemap` (RFC 5051), the comparator of I18NLEVEL=1.
 fn contains(haystack: &str, needle: &[u8]) -> bool {
-    let needle = String::from_utf8_lossy(needle).to_lowercase();
-    haystack.to_lowercase().contains(&needle)
+    casemap(haystack).contains(&casemap(&String::from_utf8_lossy(needle)))
 }
 
 fn header_text(m: &Message<'_>, name: &str) -> String {

@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use mail_parser::{Address, Message};
 
+use super::casemap::casemap;
 use crate::store::SortKeys;
 
 /// The base subject of RFC 5256 §2.1, with whether a reply or forward marker was taken
@@ -148,7 +149,7 @@ pub(crate) fn base_subject(subject: &str) -> BaseSubject {
         break;
     }
     BaseSubject {
-        key: s.to_uppercase(),
+        key: casemap(&s),
         reply_or_forward,
     }
 }
@@ -168,7 +169,7 @@ fn first_mailbox(a: Option<&Address<'_>>) -> String {
         return String::new();
     };
     let local = address.rsplit_once('@').map_or(address, |(l, _)| l);
-    local.to_uppercase()
+    casemap(local)
 }
 
 /// RFC 5957 §3: the display name of the first address, or its addr-spec when it has none.
@@ -183,8 +184,8 @@ fn first_display(a: Option<&Address<'_>>) -> String {
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty());
     match name {
-        Some(n) => n.to_uppercase(),
-        None => first.address.as_deref().unwrap_or("").to_uppercase(),
+        Some(n) => casemap(&n),
+        None => casemap(first.address.as_deref().unwrap_or("")),
     }
 }
 
@@ -200,8 +201,9 @@ fn ids(values: Option<&[std::borrow::Cow<'_, str>]>) -> Vec<String> {
         .collect()
 }
 
-/// Bumped whenever the rules below change, so that stored keys are computed again.
-pub(crate) const KEYS_VERSION: i64 = 1;
+/// Bumped whenever the rules below change, so that stored keys are computed again
+/// (2: keys in `i;unicode-casemap` form, RFC 5051).
+pub(crate) const KEYS_VERSION: i64 = 2;
 
 /// Everything SORT and THREAD read of a header (RFC 5256 §3, REFERENCES step 1:
 /// References, or the first of In-Reply-To when References has none).
