@@ -3,16 +3,20 @@
 //!
 //! Each node is a server of its own (its own connection pool, notification listener,
 //! node stamp and queue runner) started from the same configuration file, as two
-//! machines behind a load balancer would be; they share a process here so the test can
-//! start and stop them. Without PostgreSQL these tests say SKIPPED (and fail in CI).
+//! machines behind a load balancer would be: a `serve` process of its own
+//! (`common::node`) where the test is about nodes seeing each other (IDLE, UIDs, a node
+//! killed), or a server in the test's process where the test also reads the store.
+//! Without PostgreSQL these tests say SKIPPED (and fail in CI).
 
 mod common;
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use common::node::Node;
 use common::postgres::{Backend, Database, run};
 use common::smtp::{
     Gate, IDNAT, Instance, Options, Pki, authenticated, create_mailbox, eventually, message,
@@ -31,9 +35,20 @@ async fn second_node(config: &std::path::Path) -> Running {
         .unwrap()
 }
 
-/// A client of the node `running`, logged in on `address` as `idnat` through `w`'s PSC.
-async fn login_on(w: &World, running: &Running, address: &str, idnat: &str) -> Client {
-    let mut c = Client::plain(running.imap.tls[0]).await;
+/// Two `serve` processes on the database and configuration of `w`, whose own server
+/// stops: from then on only they serve (`w` keeps its PSC stand-in and database).
+async fn two_nodes(w: &mut World) -> (Node, Node) {
+    if let Some(running) = w.running.take() {
+        running.stop().await;
+    }
+    let config = w.dir.path().join("config.toml");
+    (Node::start(&config).await, Node::start(&config).await)
+}
+
+/// A client of the node whose IMAP (implicit TLS) listener is at `imap`, logged in on
+/// `address` as `idnat` through `w`'s PSC.
+async fn login_on(w: &World, imap: SocketAddr, address: &str, idnat: &str) -> Client {
+    let mut c = Client::plain(imap).await;
     c.upgrade(&w.ca).await;
     c.line().await;
     let lines = c
@@ -60,10 +75,10 @@ const NOTE: &str = "From: lisa.cuddy@h.mssante.fr\r\nTo: gregory.house@h.mssante
 #[tokio::test]
 async fn idle_on_one_node_sees_changes_made_through_the_other_within_a_second() {
     run(Backend::Postgres, async {
-        let w = world("").await;
-        let b = second_node(&w.dir.path().join("config.toml")).await;
-        let mut on_b = login_on(&w, &b, HOUSE_BAL, HOUSE).await;
-        let mut on_a = w.login(HOUSE_BAL, HOUSE).await;
+        let mut w = world("").await;
+        let (a, b) = two_nodes(&mut w).await;
+        let mut on_b = login_on(&w, b.imap_tls(), HOUSE_BAL, HOUSE).await;
+        let mut on_a = login_on(&w, a.imap_tls(), HOUSE_BAL, HOUSE).await;
         assert!(
             on_b.cmd("SELECT INBOX")
                 .await
@@ -101,6 +116,7 @@ async fn idle_on_one_node_sees_changes_made_through_the_other_within_a_second() 
         on_b.send(b"DONE\r\n").await;
         on_b.until("i1").await;
         b.stop().await;
+        a.stop().await;
         w.stop().await;
     })
     .await
@@ -109,17 +125,14 @@ async fn idle_on_one_node_sees_changes_made_through_the_other_within_a_second() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appenders_on_both_nodes_get_unique_gap_free_uids() {
     run(Backend::Postgres, async {
-        let w = world("").await;
-        let b = second_node(&w.dir.path().join("config.toml")).await;
+        let mut w = world("").await;
+        let (a, b) = two_nodes(&mut w).await;
         const CLIENTS: usize = 8;
         const EACH: usize = 10;
         let mut clients = Vec::new();
         for i in 0..CLIENTS {
-            let c = if i % 2 == 0 {
-                w.login(CUDDY_BAL, CUDDY).await
-            } else {
-                login_on(&w, &b, CUDDY_BAL, CUDDY).await
-            };
+            let node = if i % 2 == 0 { &a } else { &b };
+            let c = login_on(&w, node.imap_tls(), CUDDY_BAL, CUDDY).await;
             clients.push(c);
         }
         let tasks: Vec<_> = clients
@@ -152,14 +165,17 @@ async fn appenders_on_both_nodes_get_unique_gap_free_uids() {
         let expected: HashSet<u32> = (1..=(CLIENTS * EACH) as u32).collect();
         assert_eq!(unique, expected, "no gap");
         // Both nodes read the same folder.
-        let mut on_b = login_on(&w, &b, CUDDY_BAL, CUDDY).await;
-        let r = on_b.cmd("SELECT INBOX").await;
-        assert!(
-            r.iter()
-                .any(|l| l == &format!("* {} EXISTS\r\n", CLIENTS * EACH)),
-            "{r:?}"
-        );
+        for node in [&a, &b] {
+            let mut c = login_on(&w, node.imap_tls(), CUDDY_BAL, CUDDY).await;
+            let r = c.cmd("SELECT INBOX").await;
+            assert!(
+                r.iter()
+                    .any(|l| l == &format!("* {} EXISTS\r\n", CLIENTS * EACH)),
+                "{r:?}"
+            );
+        }
         b.stop().await;
+        a.stop().await;
         w.stop().await;
     })
     .await
@@ -248,7 +264,7 @@ async fn a_lost_notification_connection_falls_back_to_polling() {
     run(Backend::Postgres, async {
         let w = world("").await;
         let b = second_node(&w.dir.path().join("config.toml")).await;
-        let mut on_b = login_on(&w, &b, HOUSE_BAL, HOUSE).await;
+        let mut on_b = login_on(&w, b.imap.tls[0], HOUSE_BAL, HOUSE).await;
         let mut on_a = w.login(HOUSE_BAL, HOUSE).await;
         on_b.cmd("SELECT INBOX").await;
         // Cut every node's listening connection, as a failover or a network cut would.
@@ -287,17 +303,8 @@ async fn a_lost_notification_connection_falls_back_to_polling() {
 /// each once (the dead node never heard a `250`, so the at-least-once window is empty).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_queue_is_taken_over_when_its_leases_expire() {
-    use std::io::{BufRead, BufReader};
     run(Backend::Postgres, async {
         let pki = Pki::new();
-        let free_port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let child_submission = free_port();
         let peer = Gate::new().await;
         let b_options = || {
             let mut ob = Options::new("b.mssante.test");
@@ -331,38 +338,11 @@ async fn a_killed_nodes_queue_is_taken_over_when_its_leases_expire() {
             store.close().await;
             sender
         };
-        let child_config = a_dir.path().join("node1.toml");
-        let text = std::fs::read_to_string(&path).unwrap().replacen(
-            "submission_tls = [\"127.0.0.1:0\"]",
-            &format!("submission_tls = [\"127.0.0.1:{child_submission}\"]"),
-            1,
-        );
-        std::fs::write(&child_config, text).unwrap();
-        let mut node1 = std::process::Command::new(env!("CARGO_BIN_EXE_mssante"))
-            .arg("--config")
-            .arg(&child_config)
-            .arg("serve")
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let (started_tx, started) = std::sync::mpsc::channel();
-        let stderr = node1.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("mssante started") {
-                    let _ = started_tx.send(());
-                }
-            }
-        });
-        tokio::task::spawn_blocking(move || started.recv_timeout(Duration::from_secs(30)))
-            .await
-            .unwrap()
-            .expect("node 1 started");
+        let node1 = Node::start(&path).await;
 
         const MESSAGES: usize = 10;
         let token = psc.mint(&TokenSpec::valid(IDNAT));
-        let submission = format!("127.0.0.1:{child_submission}").parse().unwrap();
+        let submission = node1.addr("SMTP", "submission_tls");
         let mut s = authenticated(submission, pki.client(None), &sender, &token).await;
         for n in 0..MESSAGES {
             let body = message(&sender, &remote, &format!("queued #{n}"), 500);
@@ -391,8 +371,7 @@ async fn a_killed_nodes_queue_is_taken_over_when_its_leases_expire() {
         admin.close().await;
         assert_eq!(still, MESSAGES as i64, "node 1 renewed its leases");
 
-        node1.kill().unwrap();
-        node1.wait().unwrap();
+        node1.kill();
         let b = Instance::start_in(&pki, b_options(), b_data).await;
         peer.open(b.inbound());
         let a2 = Instance::start_in(

@@ -12,6 +12,7 @@ mod dev;
 mod jobs;
 mod mailbox;
 mod report;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +72,10 @@ pub enum Command {
     /// Figures for the operator's reporting (monthly usage).
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// The mail store as a whole: `store copy --to postgres://…` moves a SQLite store
+    /// into PostgreSQL.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Copy the SQLite store to FILE while the server runs (a consistent snapshot,
     /// checked). For PostgreSQL use the engine's own tools.
     Backup {
@@ -219,6 +224,14 @@ async fn run(args: Args) -> ExitCode {
                 Err(code) => return code,
             };
             report::run(&config, cmd).await
+        }
+        Command::Store(cmd) => {
+            init_logging(None);
+            let config = match load_config(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            store::run(&config, cmd).await
         }
         Command::Backup { to } => {
             init_logging(None);

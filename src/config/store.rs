@@ -60,6 +60,19 @@ const DEFAULT_POOL_SIZE: u32 = 16;
 pub struct DatabaseUrl(Url);
 
 impl DatabaseUrl {
+    /// Reads a `postgres://` URL (from the configuration, or `store copy --to`). The
+    /// URL may hold a password: the error names what is wrong, never the text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = Url::parse(text.trim()).map_err(|e| format!("not a URL: {e}"))?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(format!(
+                "scheme `{}` is not PostgreSQL (postgres://user@host/database)",
+                url.scheme()
+            ));
+        }
+        Ok(DatabaseUrl(url))
+    }
+
     /// The URL with its password, for the database driver only.
     pub fn expose(&self) -> &str {
         self.0.as_str()
@@ -182,20 +195,10 @@ impl StoreConfig {
                 ));
             }
         };
-        // The URL may hold a password: the error names what is wrong, never the text.
-        let url = Url::parse(&text).map_err(|e| invalid(key, format!("not a URL: {e}")))?;
-        if !matches!(url.scheme(), "postgres" | "postgresql") {
-            return Err(invalid(
-                key,
-                format!(
-                    "scheme `{}` is not PostgreSQL (postgres://user@host/database)",
-                    url.scheme()
-                ),
-            ));
-        }
+        let url = DatabaseUrl::parse(&text).map_err(|e| invalid(key, e))?;
         Ok(StoreConfig {
             backend,
-            url: Some(DatabaseUrl(url)),
+            url: Some(url),
             url_file,
             pool_size,
             connect_timeout,

@@ -24,6 +24,7 @@
 mod address;
 mod audit;
 mod changes;
+pub mod copy;
 mod error;
 mod lifecycle;
 mod operations;

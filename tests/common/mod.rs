@@ -6,14 +6,17 @@
 //! the PSC stand-in), `config` (the one writer of configuration files, and mailbox
 //! seeding), `smtp` (SMTP instances, their PKI and clients), `tools` (real clients such
 //! as swaks and Python, skipped visibly or required in CI), `database` (the store's
-//! SQLite file, for tests that look inside it) and `postgres` (the backend a test runs
-//! on: `on_both_backends!` runs it on SQLite and on PostgreSQL).
+//! SQLite file, for tests that look inside it), `node` (a `serve` process of its own)
+//! and `postgres` (the backend a test runs on: `on_both_backends!` runs it on SQLite and
+//! on PostgreSQL).
 
 // The binary's path is known to test targets only (not examples or benchmarks).
 #[cfg(test)]
 pub mod cli;
 pub mod config;
 pub mod database;
+#[cfg(test)]
+pub mod node;
 pub mod postgres;
 pub mod smtp;
 pub mod tools;

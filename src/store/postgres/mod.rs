@@ -260,6 +260,24 @@ impl PostgresStore {
     }
 }
 
+/// One connection of its own to the database at `url`, schema migrated, for work that
+/// outlasts any statement timeout (`store copy` fills a database in one transaction).
+/// Commits are durable, as the store's own are.
+pub(crate) async fn connect_migrated(
+    url: &str,
+    connect_timeout: Duration,
+) -> Result<PgConnection, sqlx::Error> {
+    use sqlx::ConnectOptions as _;
+    let options = PgConnectOptions::from_str(url)?
+        .application_name("mssante store copy")
+        .options([("synchronous_commit", "on"), ("statement_timeout", "0")]);
+    let mut conn = tokio::time::timeout(connect_timeout, options.connect())
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    MIGRATOR.run(&mut conn).await?;
+    Ok(conn)
+}
+
 /// Announces changes to every node, from inside the transaction that makes them:
 /// PostgreSQL delivers the notifications when, and only if, it commits.
 async fn announce(

@@ -43,7 +43,7 @@ pub enum BackupError {
         .0.display()
     )]
     ServerRunning(PathBuf),
-    #[error("a restore is in progress on {}", .0.display())]
+    #[error("a restore or a store copy is in progress on {}", .0.display())]
     Restoring(PathBuf),
     #[error("{} is not a sound SQLite database: {problem}", .path.display())]
     Integrity { path: PathBuf, problem: String },
@@ -83,6 +83,17 @@ impl ServingLock {
     }
 }
 
+/// Takes the folder's lock exclusively: no server runs on it, and none starts until
+/// the returned file is dropped.
+pub(crate) fn lock_exclusively(data_dir: &Path) -> Result<File, BackupError> {
+    let lock = lock_file(data_dir)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(TryLockError::WouldBlock) => Err(BackupError::ServerRunning(data_dir.to_owned())),
+        Err(TryLockError::Error(e)) => Err(io(&data_dir.join(LOCK_FILE))(e)),
+    }
+}
+
 fn lock_file(data_dir: &Path) -> Result<File, BackupError> {
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
     let path = data_dir.join(LOCK_FILE);
@@ -95,7 +106,10 @@ fn lock_file(data_dir: &Path) -> Result<File, BackupError> {
         .map_err(io(&path))
 }
 
-async fn connect(path: &Path, read_only: bool) -> Result<sqlx::SqliteConnection, BackupError> {
+pub(crate) async fn connect(
+    path: &Path,
+    read_only: bool,
+) -> Result<sqlx::SqliteConnection, BackupError> {
     Ok(SqliteConnectOptions::from_str("sqlite://")?
         .filename(path)
         .create_if_missing(false)
@@ -162,14 +176,7 @@ pub async fn restore(data_dir: &Path, from: &Path) -> Result<Option<PathBuf>, Ba
     if !from.is_file() {
         return Err(BackupError::NoDatabase(from.to_owned()));
     }
-    let lock = lock_file(data_dir)?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            return Err(BackupError::ServerRunning(data_dir.to_owned()));
-        }
-        Err(TryLockError::Error(e)) => return Err(io(&data_dir.join(LOCK_FILE))(e)),
-    }
+    let lock = lock_exclusively(data_dir)?;
     check(from).await?;
     let database = data_dir.join(DATABASE);
     let incoming = data_dir.join(format!("{DATABASE}.restoring"));
