@@ -348,10 +348,15 @@ impl Run<'_> {
             }
             .into_iter()
             .collect();
-            let failed = mailboxes.get(pushed).map(|m| m.address.clone());
+            // The mailbox whose event failed, or, when the transport could not say which
+            // (its count and error disagree), the batch.
+            let failed = mailboxes.get(pushed).map_or_else(
+                || format!("(a batch of {} mailboxes)", mailboxes.len()),
+                |m| m.address.clone(),
+            );
             done.extend(mailboxes.into_iter().filter(|m| changed.contains(&m.id)));
             if let Some(e) = error {
-                let address = failed.unwrap_or_default();
+                let address = failed;
                 tracing::warn!(error = %e, %address, "directory push failed; retried at the next run");
                 let what = match kind {
                     EventKind::Publish => "publish",
