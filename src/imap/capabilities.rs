@@ -51,6 +51,9 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
     ];
     caps.extend(other("SPECIAL-USE"));
     caps.extend(other("CHILDREN"));
+    // RFC 4731 and RFC 5182: read by our own pre-parser (`extended::search`).
+    caps.extend(other("ESEARCH"));
+    caps.extend(other("SEARCHRES"));
     caps.extend(
         Atom::try_from(format!("APPENDLIMIT={append_limit}"))
             .ok()
@@ -61,13 +64,14 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
 
 /// SORT and THREAD (RFC 5256, RFC 5957) only mean something once a mailbox can be
 /// selected, so they are announced after login, as Dovecot does.
-fn ordering() -> [Capability<'static>; 4] {
-    [
+fn ordering() -> Vec<Capability<'static>> {
+    let mut caps = vec![
         Capability::Sort(None),
         Capability::Sort(Some(SortAlgorithm::Display)),
         Capability::Thread(ThreadingAlgorithm::OrderedSubject),
         Capability::Thread(ThreadingAlgorithm::References),
-    ]
+    ];
+    caps
 }
 
 pub(crate) fn list(stage: Stage, append_limit: u32) -> Vec1<Capability<'static>> {

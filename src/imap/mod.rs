@@ -14,6 +14,7 @@ mod authenticate;
 mod authenticated;
 mod capabilities;
 mod connection;
+mod extended;
 mod fetch;
 mod listener;
 mod mime;

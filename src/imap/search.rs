@@ -11,10 +11,11 @@ use imap_codec::imap_types::search::SearchKey;
 use mail_parser::{Message, PartType};
 
 use super::connection::ConnError;
+use super::extended::search as extended;
 use super::mime;
 use super::sequence;
 use super::session::Session;
-use super::state::{Selected, Transition};
+use super::state::{Selected, State, Transition};
 use super::text;
 use crate::store::{MessageMeta, Store, StoreError, flag};
 
@@ -344,7 +345,12 @@ impl Session {
         criteria: Vec1<SearchKey<'static>>,
         uid: bool,
     ) -> Result<Transition, ConnError> {
+        let returns = self.returns.take();
+        let saving = returns.as_ref().is_some_and(|r| r.save);
         if let Some(refusal) = refuse_charset(&tag, charset.as_ref()) {
+            if saving {
+                selected.view.saved.clear();
+            }
             self.conn.send(&refusal).await?;
             return Ok(Transition::None);
         }
@@ -354,14 +360,20 @@ impl Session {
         let mut highest = 0u64;
         let visit = |hit: Hit<'_>| {
             highest = highest.max(hit.meta.modseq);
-            let n = if uid {
+            let number = if uid {
                 hit.meta.uid
             } else {
                 hit.position as u32 + 1
             };
-            found.extend(NonZeroU32::new(n));
+            found.push(extended::Hit {
+                number,
+                uid: hit.meta.uid,
+            });
         };
         if let Err(e) = self.search_selected(selected, &key, visit).await {
+            if saving {
+                selected.view.saved.clear();
+            }
             return self.no_internal(&tag, "SEARCH failed", &e).await;
         }
         let modseq = if modseq_key {
@@ -369,13 +381,77 @@ impl Session {
         } else {
             None
         };
-        self.conn
-            .send(&text::data(Data::Search(found, modseq)))
-            .await?;
+        match &returns {
+            None => {
+                let numbers = found
+                    .iter()
+                    .filter_map(|h| NonZeroU32::new(h.number))
+                    .collect();
+                self.conn
+                    .send(&text::data(Data::Search(numbers, modseq)))
+                    .await?;
+            }
+            Some(r) => {
+                self.answer_extended(selected, &tag, uid, r, &found, modseq)
+                    .await?
+            }
+        }
         let Selected { user, view } = selected;
         if let Some(t) = self.sync_or_defer(user, view, uid).await? {
             return Ok(t);
         }
         self.ok(&tag, "SEARCH completed").await
+    }
+
+    /// The ESEARCH answer of a SEARCH or SORT with RETURN options, and what SAVE keeps.
+    pub(crate) async fn answer_extended(
+        &mut self,
+        selected: &mut Selected,
+        tag: &Tag<'static>,
+        uid: bool,
+        returns: &extended::Returns,
+        found: &[extended::Hit],
+        modseq: Option<NonZeroU64>,
+    ) -> Result<(), ConnError> {
+        if returns.save {
+            selected.view.saved = extended::to_save(returns, found);
+        }
+        let modseq = modseq.map(NonZeroU64::get);
+        if let Some(bytes) = extended::esearch(tag, uid, returns, found, modseq) {
+            self.conn.send_bytes(&bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs what `extended::decode` made of a searching command or a `$`.
+    pub(crate) async fn extended_search(
+        &mut self,
+        state: &mut State,
+        e: extended::Extended,
+    ) -> Result<(), ConnError> {
+        match e {
+            extended::Extended::Command { command, returns } => {
+                self.returns = returns;
+                let done = self.dispatch(state, command).await;
+                self.returns = None;
+                done
+            }
+            extended::Extended::Nothing { tag, name } => {
+                self.ok(&tag, &format!("{name} completed, no message"))
+                    .await?;
+                Ok(())
+            }
+            extended::Extended::Bad { tag, saving, why } => {
+                if saving && let State::Selected(s) = state {
+                    s.view.saved.clear();
+                }
+                self.bad(&tag, why).await?;
+                Ok(())
+            }
+            extended::Extended::CancelUpdate { tag, .. } => {
+                self.bad(&tag, "no such update context").await?;
+                Ok(())
+            }
+        }
     }
 }
