@@ -60,7 +60,7 @@ async fn capabilities_after_login() {
     let w = world("").await;
     let mut c = w.login(HOUSE_BAL, HOUSE).await;
     let r = c.cmd("CAPABILITY").await;
-    for want in ["ESEARCH", "SEARCHRES"] {
+    for want in ["ESEARCH", "SEARCHRES", "ESORT"] {
         assert!(
             r[0].split_whitespace().any(|c| c == want),
             "{want} missing in {}",
@@ -229,5 +229,40 @@ async fn empty_saved_result_names_nothing() {
     c.cmd("UNSELECT").await;
     let r = exchange(&mut c, "FETCH $ (FLAGS)").await;
     assert!(r[0].starts_with("T BAD "), "{r:?}");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn esort_return_options() {
+    let (w, mut c) = six().await;
+    for (command, expected) in [
+        (
+            "SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL",
+            "* ESEARCH (TAG \"T\") MIN 3 MAX 6 COUNT 6 ALL 3:5,1:2,6\r\n",
+        ),
+        (
+            "UID SORT RETURN () (REVERSE ARRIVAL) UTF-8 FLAGGED",
+            "* ESEARCH (TAG \"T\") UID ALL 7,5,4,3\r\n",
+        ),
+        (
+            "SORT RETURN (COUNT) (SUBJECT) UTF-8 DRAFT",
+            "* ESEARCH (TAG \"T\") COUNT 0\r\n",
+        ),
+    ] {
+        assert_eq!(
+            exchange(&mut c, command).await,
+            [expected, "T OK SORT completed\r\n"],
+            "{command}"
+        );
+    }
+    // SAVE keeps the set; `$` answers in mailbox order.
+    assert_eq!(
+        exchange(&mut c, "SORT RETURN (SAVE) (SUBJECT) UTF-8 UNFLAGGED").await,
+        ["T OK SORT completed\r\n"]
+    );
+    assert_eq!(
+        exchange(&mut c, "SEARCH $").await,
+        ["* SEARCH 1 5\r\n", "T OK SEARCH completed\r\n"]
+    );
     w.stop().await;
 }

@@ -71,6 +71,8 @@ fn ordering() -> Vec<Capability<'static>> {
         Capability::Thread(ThreadingAlgorithm::OrderedSubject),
         Capability::Thread(ThreadingAlgorithm::References),
     ];
+    // RFC 5267 §3: SORT answers with ESEARCH when asked.
+    caps.extend(other("ESORT"));
     caps
 }
 

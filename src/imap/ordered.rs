@@ -14,6 +14,7 @@ use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::search::SearchKey;
 
 use super::connection::ConnError;
+use super::extended::search as extended;
 use super::mime;
 use super::search::{Hit, refuse_charset, uses_modseq};
 use super::session::Session;
@@ -154,13 +155,23 @@ impl Session {
         search: Vec1<SearchKey<'static>>,
         uid: bool,
     ) -> Result<Transition, ConnError> {
+        let returns = self.returns.take();
+        let saving = returns.as_ref().is_some_and(|r| r.save);
         let criteria = criteria.into_inner();
         let key = SearchKey::And(search);
         let header = sort::needs_header(&criteria);
-        let (found, highest) = match self.found(selected, &tag, &charset, &key, header).await? {
-            None => return Ok(Transition::None),
+        let found = self.found(selected, &tag, &charset, &key, header).await?;
+        let (found, highest) = match found {
             Some(Ok(f)) => f,
-            Some(Err(e)) => return self.no_internal(&tag, "SORT failed", &e).await,
+            failed => {
+                if saving {
+                    selected.view.saved.clear();
+                }
+                return match failed {
+                    Some(Err(e)) => self.no_internal(&tag, "SORT failed", &e).await,
+                    _ => Ok(Transition::None),
+                };
+            }
         };
         let entries = found
             .into_iter()
@@ -173,16 +184,31 @@ impl Session {
                 number: f.number(uid),
             })
             .collect();
-        let numbers = sort::order(&criteria, entries)
-            .into_iter()
-            .filter_map(NonZeroU32::new)
-            .collect();
+        let ordered = sort::order(&criteria, entries);
         let modseq = uses_modseq(&key)
             .then(|| NonZeroU64::new(highest))
             .flatten();
-        self.conn
-            .send(&text::data(Data::Sort(numbers, modseq)))
-            .await?;
+        if let Some(r) = &returns {
+            let uids = &selected.view.uids;
+            let hits: Vec<extended::Hit> = ordered
+                .iter()
+                .filter_map(|n| {
+                    let uid = if uid {
+                        *n
+                    } else {
+                        *uids.get(usize::try_from(*n).ok()?.checked_sub(1)?)?
+                    };
+                    Some(extended::Hit { number: *n, uid })
+                })
+                .collect();
+            self.answer_extended(selected, &tag, uid, r, &hits, modseq)
+                .await?;
+        } else {
+            let numbers = ordered.into_iter().filter_map(NonZeroU32::new).collect();
+            self.conn
+                .send(&text::data(Data::Sort(numbers, modseq)))
+                .await?;
+        }
         let Selected { user, view } = selected;
         if let Some(t) = self.sync_or_defer(user, view, uid).await? {
             return Ok(t);
