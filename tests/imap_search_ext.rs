@@ -60,7 +60,13 @@ async fn capabilities_after_login() {
     let w = world("").await;
     let mut c = w.login(HOUSE_BAL, HOUSE).await;
     let r = c.cmd("CAPABILITY").await;
-    for want in ["ESEARCH", "SEARCHRES", "ESORT"] {
+    for want in [
+        "ESEARCH",
+        "SEARCHRES",
+        "ESORT",
+        "CONTEXT=SEARCH",
+        "CONTEXT=SORT",
+    ] {
         assert!(
             r[0].split_whitespace().any(|c| c == want),
             "{want} missing in {}",
@@ -263,6 +269,154 @@ async fn esort_return_options() {
     assert_eq!(
         exchange(&mut c, "SEARCH $").await,
         ["* SEARCH 1 5\r\n", "T OK SEARCH completed\r\n"]
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn partial_results() {
+    let (w, mut c) = six().await;
+    for (command, expected) in [
+        (
+            "SEARCH RETURN (PARTIAL 2:3) FLAGGED",
+            "* ESEARCH (TAG \"T\") PARTIAL (2:3 3:4)\r\n",
+        ),
+        (
+            "UID SEARCH RETURN (COUNT PARTIAL 10:3) FLAGGED",
+            "* ESEARCH (TAG \"T\") UID COUNT 4 PARTIAL (10:3 5,7)\r\n",
+        ),
+        (
+            "SEARCH RETURN (PARTIAL 7:9) ALL",
+            "* ESEARCH (TAG \"T\") PARTIAL (7:9 NIL)\r\n",
+        ),
+        (
+            "SEARCH RETURN (CONTEXT COUNT) FLAGGED",
+            "* ESEARCH (TAG \"T\") COUNT 4\r\n",
+        ),
+    ] {
+        assert_eq!(
+            exchange(&mut c, command).await,
+            [expected, "T OK SEARCH completed\r\n"],
+            "{command}"
+        );
+    }
+    assert_eq!(
+        exchange(&mut c, "SORT RETURN (PARTIAL 2:4) (SUBJECT) UTF-8 ALL").await,
+        [
+            "* ESEARCH (TAG \"T\") PARTIAL (2:4 4:5,1)\r\n",
+            "T OK SORT completed\r\n"
+        ]
+    );
+    w.stop().await;
+}
+
+/// Sends `line` as it is and returns the answer up to `tag`.
+async fn raw(c: &mut Client, tag: &str, line: &str) -> Vec<String> {
+    c.send(format!("{tag} {line}\r\n").as_bytes()).await;
+    c.until(tag).await
+}
+
+#[tokio::test]
+async fn search_kept_updated_until_cancelled() {
+    let (w, mut c) = six().await;
+    assert_eq!(
+        raw(&mut c, "B01", "UID SEARCH RETURN (UPDATE COUNT) FLAGGED").await,
+        [
+            "* ESEARCH (TAG \"B01\") UID COUNT 4\r\n",
+            "B01 OK SEARCH completed\r\n"
+        ]
+    );
+    // The session's own changes, as soon as they are made.
+    assert_eq!(
+        raw(&mut c, "B02", "STORE 1 +FLAGS.SILENT (\\Flagged)").await,
+        [
+            "* ESEARCH (TAG \"B01\") UID ADDTO (0 2)\r\n",
+            "B02 OK STORE completed\r\n"
+        ]
+    );
+    assert_eq!(
+        raw(&mut c, "B03", "STORE 2 -FLAGS.SILENT (\\Flagged)").await,
+        [
+            "* ESEARCH (TAG \"B01\") UID REMOVEFROM (0 3)\r\n",
+            "B03 OK STORE completed\r\n"
+        ]
+    );
+    // A second UPDATE under a live tag is refused.
+    let r = raw(&mut c, "B01", "SEARCH RETURN (UPDATE) ALL").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].starts_with("B01 BAD "), "{r:?}");
+    // REMOVEFROM comes before the EXPUNGE, while the number still holds.
+    raw(&mut c, "B04", "STORE 3 +FLAGS.SILENT (\\Deleted)").await;
+    assert_eq!(
+        raw(&mut c, "B05", "EXPUNGE").await,
+        [
+            "* ESEARCH (TAG \"B01\") UID REMOVEFROM (0 4)\r\n",
+            "* 3 EXPUNGE\r\n",
+            "B05 OK EXPUNGE completed\r\n"
+        ]
+    );
+    // Another session's delivery: ADDTO after EXISTS.
+    let mut other = w.login(HOUSE_BAL, HOUSE).await;
+    other
+        .append("INBOX", "(\\Flagged)", "Subject: g\r\n\r\nbody g\r\n")
+        .await;
+    assert_eq!(
+        raw(&mut c, "B06", "NOOP").await,
+        [
+            "* 6 EXISTS\r\n",
+            "* 6 RECENT\r\n",
+            "* ESEARCH (TAG \"B01\") UID ADDTO (0 8)\r\n",
+            "B06 OK NOOP completed\r\n"
+        ]
+    );
+    let r = raw(&mut c, "B07", "CANCELUPDATE \"B09\"").await;
+    assert!(r[0].starts_with("B07 BAD "), "{r:?}");
+    assert_eq!(
+        raw(&mut c, "B08", "CANCELUPDATE \"B01\"").await,
+        ["B08 OK CANCELUPDATE completed\r\n"]
+    );
+    assert_eq!(
+        raw(&mut c, "B10", "STORE 1 -FLAGS.SILENT (\\Flagged)").await,
+        ["B10 OK STORE completed\r\n"]
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn sort_kept_updated_at_positions() {
+    let (w, mut c) = six().await;
+    assert_eq!(
+        raw(
+            &mut c,
+            "S01",
+            "SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 FLAGGED"
+        )
+        .await,
+        [
+            "* ESEARCH (TAG \"S01\") ALL 3:4,2,6\r\n",
+            "S01 OK SORT completed\r\n"
+        ]
+    );
+    // c (seq 5) sorts after a and b: third.
+    assert_eq!(
+        raw(&mut c, "S02", "STORE 5 +FLAGS.SILENT (\\Flagged)").await,
+        [
+            "* ESEARCH (TAG \"S01\") ADDTO (3 5)\r\n",
+            "S02 OK STORE completed\r\n"
+        ]
+    );
+    assert_eq!(
+        raw(&mut c, "S03", "STORE 3 -FLAGS.SILENT (\\Flagged)").await,
+        [
+            "* ESEARCH (TAG \"S01\") REMOVEFROM (1 3)\r\n",
+            "S03 OK STORE completed\r\n"
+        ]
+    );
+    // Leaving the folder ends the context.
+    c.cmd("SELECT INBOX").await;
+    assert_eq!(
+        raw(&mut c, "S04", "STORE 3 +FLAGS.SILENT (\\Flagged)").await,
+        ["S04 OK STORE completed\r\n"]
     );
     w.stop().await;
 }

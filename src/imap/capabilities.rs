@@ -71,8 +71,11 @@ fn ordering() -> Vec<Capability<'static>> {
         Capability::Thread(ThreadingAlgorithm::OrderedSubject),
         Capability::Thread(ThreadingAlgorithm::References),
     ];
-    // RFC 5267 §3: SORT answers with ESEARCH when asked.
+    // RFC 5267: SORT answers with ESEARCH when asked, and both searching commands keep
+    // their results updated (`updates`) and answer PARTIAL.
     caps.extend(other("ESORT"));
+    caps.extend(other("CONTEXT=SEARCH"));
+    caps.extend(other("CONTEXT=SORT"));
     caps
 }
 

@@ -7,6 +7,8 @@
 
 use std::num::{NonZeroU32, NonZeroU64};
 
+use chrono::{DateTime, Utc};
+
 use imap_codec::imap_types::core::{Charset, Tag, Vec1};
 use imap_codec::imap_types::extensions::sort::SortCriterion;
 use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
@@ -16,12 +18,13 @@ use imap_codec::imap_types::search::SearchKey;
 use super::connection::ConnError;
 use super::extended::search as extended;
 use super::mime;
-use super::search::{Hit, refuse_charset, uses_modseq};
+use super::search::{Hit, matching, refuse_charset, uses_modseq};
 use super::session::Session;
 use super::sort::{self, BaseSubject, KEYS_VERSION};
 use super::state::{Selected, Transition};
 use super::text;
 use super::thread::{self, Item};
+use super::view::View;
 use crate::store::{SortKeys, Store, StoreError};
 
 /// A message the search kept.
@@ -104,6 +107,64 @@ async fn with_keys(
     Ok(out)
 }
 
+impl Found {
+    fn of(hit: &Hit<'_>) -> Found {
+        Found {
+            seq: u32::try_from(hit.position + 1).unwrap_or(u32::MAX),
+            uid: hit.meta.uid,
+            internal: hit.meta.internal_date.timestamp(),
+            size: hit.meta.size,
+        }
+    }
+}
+
+/// The found messages with the values `criteria` compares, numbered by UID or sequence
+/// number.
+fn entries(
+    criteria: &[SortCriterion],
+    found: Vec<(Found, SortKeys)>,
+    uid: bool,
+) -> Vec<sort::Entry> {
+    found
+        .into_iter()
+        .map(|(f, keys)| sort::Entry {
+            values: criteria
+                .iter()
+                .map(|c| sort::value(&c.key, &keys, f.internal, f.size))
+                .collect(),
+            seq: f.seq,
+            number: f.number(uid),
+        })
+        .collect()
+}
+
+/// The UIDs `key` finds in `view` now, in the order of `criteria` (mailbox order without):
+/// an update context's fresh result (RFC 5267 §4.3).
+pub(crate) async fn fresh_result(
+    store: &Store,
+    view: &View,
+    key: &SearchKey<'_>,
+    criteria: Option<&[SortCriterion]>,
+    now: DateTime<Utc>,
+) -> Result<Vec<u32>, StoreError> {
+    let mut found = Vec::new();
+    let visit = |hit: Hit<'_>| found.push(Found::of(&hit));
+    let folder_id = view.folder.id;
+    matching(store, folder_id, &view.uids, &view.recent, key, now, visit).await?;
+    let Some(criteria) = criteria else {
+        return Ok(found.iter().map(|f| f.uid).collect());
+    };
+    let keyed = if sort::needs_header(criteria) {
+        with_keys(store, folder_id, found).await?
+    } else {
+        found
+            .into_iter()
+            .map(|f| (f, SortKeys::default()))
+            .collect()
+    };
+    Ok(sort::order(criteria, entries(criteria, keyed, true)))
+}
+
 impl Session {
     /// The search both commands start with, and the keys of what it found when `header`:
     /// `Ok(None)` when a refused charset was already answered.
@@ -125,12 +186,7 @@ impl Session {
         let mut highest = 0u64;
         let visit = |hit: Hit<'_>| {
             highest = highest.max(hit.meta.modseq);
-            found.push(Found {
-                seq: u32::try_from(hit.position + 1).unwrap_or(u32::MAX),
-                uid: hit.meta.uid,
-                internal: hit.meta.internal_date.timestamp(),
-                size: hit.meta.size,
-            });
+            found.push(Found::of(&hit));
         };
         if let Err(e) = self.search_selected(selected, key, visit).await {
             return Ok(Some(Err(e)));
@@ -156,6 +212,12 @@ impl Session {
         uid: bool,
     ) -> Result<Transition, ConnError> {
         let returns = self.returns.take();
+        if let Some(t) = self
+            .refuse_reused_tag(selected, &tag, returns.as_ref())
+            .await?
+        {
+            return Ok(t);
+        }
         let saving = returns.as_ref().is_some_and(|r| r.save);
         let criteria = criteria.into_inner();
         let key = SearchKey::And(search);
@@ -173,18 +235,7 @@ impl Session {
                 };
             }
         };
-        let entries = found
-            .into_iter()
-            .map(|(f, keys)| sort::Entry {
-                values: criteria
-                    .iter()
-                    .map(|c| sort::value(&c.key, &keys, f.internal, f.size))
-                    .collect(),
-                seq: f.seq,
-                number: f.number(uid),
-            })
-            .collect();
-        let ordered = sort::order(&criteria, entries);
+        let ordered = sort::order(&criteria, entries(&criteria, found, uid));
         let modseq = uses_modseq(&key)
             .then(|| NonZeroU64::new(highest))
             .flatten();
@@ -201,7 +252,8 @@ impl Session {
                     Some(extended::Hit { number: *n, uid })
                 })
                 .collect();
-            self.answer_extended(selected, &tag, uid, r, &hits, modseq)
+            let keep = (&key, Some(criteria.as_slice()));
+            self.answer_extended(selected, &tag, uid, r, &hits, modseq, keep)
                 .await?;
         } else {
             let numbers = ordered.into_iter().filter_map(NonZeroU32::new).collect();

@@ -6,6 +6,7 @@ use std::num::{NonZeroU32, NonZeroU64};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use imap_codec::imap_types::core::{Charset, Tag, Vec1};
+use imap_codec::imap_types::extensions::sort::SortCriterion;
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
 use mail_parser::{Message, PartType};
@@ -17,6 +18,7 @@ use super::sequence;
 use super::session::Session;
 use super::state::{Selected, State, Transition};
 use super::text;
+use super::updates;
 use crate::store::{MessageMeta, Store, StoreError, flag};
 
 #[derive(Default, Clone, Copy)]
@@ -265,7 +267,7 @@ pub(crate) fn refuse_charset(
 /// The messages of the view that match `key`, in mailbox order, each handed to
 /// `visit`. A message that cannot be read is an error, never a non-match: the client would act
 /// on a wrong answer.
-async fn matching(
+pub(crate) async fn matching(
     store: &Store,
     folder_id: i64,
     uids: &[u32],
@@ -346,6 +348,12 @@ impl Session {
         uid: bool,
     ) -> Result<Transition, ConnError> {
         let returns = self.returns.take();
+        if let Some(t) = self
+            .refuse_reused_tag(selected, &tag, returns.as_ref())
+            .await?
+        {
+            return Ok(t);
+        }
         let saving = returns.as_ref().is_some_and(|r| r.save);
         if let Some(refusal) = refuse_charset(&tag, charset.as_ref()) {
             if saving {
@@ -392,7 +400,8 @@ impl Session {
                     .await?;
             }
             Some(r) => {
-                self.answer_extended(selected, &tag, uid, r, &found, modseq)
+                let keep = (&key, None);
+                self.answer_extended(selected, &tag, uid, r, &found, modseq, keep)
                     .await?
             }
         }
@@ -403,7 +412,9 @@ impl Session {
         self.ok(&tag, "SEARCH completed").await
     }
 
-    /// The ESEARCH answer of a SEARCH or SORT with RETURN options, and what SAVE keeps.
+    /// The ESEARCH answer of a SEARCH or SORT with RETURN options, what SAVE keeps, and
+    /// the search (`keep`: its key and SORT's criteria) kept updated for UPDATE.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn answer_extended(
         &mut self,
         selected: &mut Selected,
@@ -412,15 +423,53 @@ impl Session {
         returns: &extended::Returns,
         found: &[extended::Hit],
         modseq: Option<NonZeroU64>,
+        keep: (&SearchKey<'static>, Option<&[SortCriterion]>),
     ) -> Result<(), ConnError> {
+        let view = &mut selected.view;
         if returns.save {
-            selected.view.saved = extended::to_save(returns, found);
+            view.saved = extended::to_save(returns, found);
         }
         let modseq = modseq.map(NonZeroU64::get);
         if let Some(bytes) = extended::esearch(tag, uid, returns, found, modseq) {
             self.conn.send_bytes(&bytes).await?;
         }
+        if returns.update {
+            if view.contexts.len() >= updates::MAX_CONTEXTS {
+                let refusal = format!(
+                    "* NO [NOUPDATE \"{}\"] too many searches kept updated\r\n",
+                    tag.inner()
+                );
+                self.conn.send_bytes(refusal.as_bytes()).await?;
+            } else {
+                let (key, sort) = keep;
+                view.contexts.push(updates::Context {
+                    tag: tag.inner().to_owned(),
+                    uid,
+                    key: key.clone(),
+                    sort: sort.map(<[SortCriterion]>::to_vec),
+                    result: found.iter().map(|h| h.uid).collect(),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// A second UPDATE under the tag of a live context is refused (RFC 5267 §4.3): the
+    /// tag is what tells the client's contexts apart. `Some` once answered.
+    pub(crate) async fn refuse_reused_tag(
+        &mut self,
+        selected: &Selected,
+        tag: &Tag<'static>,
+        returns: Option<&extended::Returns>,
+    ) -> Result<Option<Transition>, ConnError> {
+        let updating = returns.is_some_and(|r| r.update);
+        if updating && selected.view.contexts.iter().any(|c| c.tag == tag.inner()) {
+            return self
+                .bad(tag, "tag already names a search kept updated")
+                .await
+                .map(Some);
+        }
+        Ok(None)
     }
 
     /// Runs what `extended::decode` made of a searching command or a `$`.
@@ -448,8 +497,20 @@ impl Session {
                 self.bad(&tag, why).await?;
                 Ok(())
             }
-            extended::Extended::CancelUpdate { tag, .. } => {
-                self.bad(&tag, "no such update context").await?;
+            extended::Extended::CancelUpdate { tag, tags } => {
+                let State::Selected(s) = state else {
+                    self.bad(&tag, "no mailbox selected").await?;
+                    return Ok(());
+                };
+                let contexts = &mut s.view.contexts;
+                let known = |t: &Vec<u8>| contexts.iter().any(|c| c.tag.as_bytes() == t);
+                if !tags.iter().all(known) {
+                    self.bad(&tag, "no search kept updated under that tag")
+                        .await?;
+                    return Ok(());
+                }
+                contexts.retain(|c| !tags.iter().any(|t| c.tag.as_bytes() == t));
+                self.ok(&tag, "CANCELUPDATE completed").await?;
                 Ok(())
             }
         }

@@ -32,6 +32,8 @@ pub(crate) struct View {
     /// still names the same messages after others are expunged; a new View (SELECT,
     /// EXAMINE) starts it empty, as does leaving the folder.
     pub(crate) saved: Vec<u32>,
+    /// The searches kept updated (RFC 5267 §4.3), which die with the view.
+    pub(crate) contexts: Vec<super::updates::Context>,
 }
 
 impl View {
@@ -55,6 +57,7 @@ impl View {
             recent,
             keywords,
             saved: Vec::new(),
+            contexts: Vec::new(),
         }
     }
 

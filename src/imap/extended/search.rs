@@ -493,7 +493,7 @@ pub(crate) fn decode(bytes: &[u8], state: &State) -> Option<Extended> {
     let saving = returned.as_ref().is_some_and(|r| r.save);
     let rewritten = apply(bytes, edits);
     match CommandCodec::default().decode(&rewritten) {
-        Ok((rest, command)) if rest.is_empty() => Some(Extended::Command {
+        Ok(([], command)) => Some(Extended::Command {
             command: command.into_static(),
             returns: returned,
         }),
