@@ -420,3 +420,32 @@ async fn sort_kept_updated_at_positions() {
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn updates_reach_an_idling_client() {
+    let (w, mut c) = six().await;
+    assert_eq!(
+        raw(&mut c, "I01", "UID SEARCH RETURN (UPDATE MIN) UNFLAGGED").await,
+        [
+            "* ESEARCH (TAG \"I01\") UID MIN 2\r\n",
+            "I01 OK SEARCH completed\r\n"
+        ]
+    );
+    c.send(b"I02 IDLE\r\n").await;
+    assert_eq!(c.line().await, "+ idling\r\n");
+    let mut other = w.login(HOUSE_BAL, HOUSE).await;
+    other.cmd("SELECT INBOX").await;
+    let r = other.cmd("STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    assert!(last(&r).contains(" OK "), "{r:?}");
+    assert_eq!(
+        c.line().await,
+        "* 1 FETCH (UID 2 FLAGS (\\Recent \\Flagged))\r\n"
+    );
+    assert_eq!(
+        c.line().await,
+        "* ESEARCH (TAG \"I01\") UID REMOVEFROM (0 2)\r\n"
+    );
+    c.send(b"DONE\r\n").await;
+    assert_eq!(c.until("I02").await, ["I02 OK IDLE terminated\r\n"]);
+    w.stop().await;
+}

@@ -65,17 +65,18 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
 /// SORT and THREAD (RFC 5256, RFC 5957) only mean something once a mailbox can be
 /// selected, so they are announced after login, as Dovecot does.
 fn ordering() -> Vec<Capability<'static>> {
-    let mut caps = vec![
+    // RFC 5267: SORT answers with ESEARCH when asked, and both searching commands keep
+    // their results updated (`updates`) and answer PARTIAL.
+    let mut caps: Vec<Capability<'static>> = ["ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT"]
+        .into_iter()
+        .filter_map(other)
+        .collect();
+    caps.extend([
         Capability::Sort(None),
         Capability::Sort(Some(SortAlgorithm::Display)),
         Capability::Thread(ThreadingAlgorithm::OrderedSubject),
         Capability::Thread(ThreadingAlgorithm::References),
-    ];
-    // RFC 5267: SORT answers with ESEARCH when asked, and both searching commands keep
-    // their results updated (`updates`) and answer PARTIAL.
-    caps.extend(other("ESORT"));
-    caps.extend(other("CONTEXT=SEARCH"));
-    caps.extend(other("CONTEXT=SORT"));
+    ]);
     caps
 }
 

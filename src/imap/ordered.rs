@@ -211,13 +211,10 @@ impl Session {
         search: Vec1<SearchKey<'static>>,
         uid: bool,
     ) -> Result<Transition, ConnError> {
-        let returns = self.returns.take();
-        if let Some(t) = self
-            .refuse_reused_tag(selected, &tag, returns.as_ref())
-            .await?
-        {
-            return Ok(t);
-        }
+        let returns = match self.take_returns(selected, &tag).await? {
+            Ok(r) => r,
+            Err(refused) => return Ok(refused),
+        };
         let saving = returns.as_ref().is_some_and(|r| r.save);
         let criteria = criteria.into_inner();
         let key = SearchKey::And(search);

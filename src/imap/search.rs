@@ -347,13 +347,10 @@ impl Session {
         criteria: Vec1<SearchKey<'static>>,
         uid: bool,
     ) -> Result<Transition, ConnError> {
-        let returns = self.returns.take();
-        if let Some(t) = self
-            .refuse_reused_tag(selected, &tag, returns.as_ref())
-            .await?
-        {
-            return Ok(t);
-        }
+        let returns = match self.take_returns(selected, &tag).await? {
+            Ok(r) => r,
+            Err(refused) => return Ok(refused),
+        };
         let saving = returns.as_ref().is_some_and(|r| r.save);
         if let Some(refusal) = refuse_charset(&tag, charset.as_ref()) {
             if saving {
@@ -454,22 +451,23 @@ impl Session {
         Ok(())
     }
 
-    /// A second UPDATE under the tag of a live context is refused (RFC 5267 §4.3): the
-    /// tag is what tells the client's contexts apart. `Some` once answered.
-    pub(crate) async fn refuse_reused_tag(
+    /// The RETURN options of the searching command being run. A second UPDATE under the
+    /// tag of a live context is refused (RFC 5267 §4.3), the tag being what tells the
+    /// client's contexts apart: `Err` once answered.
+    pub(crate) async fn take_returns(
         &mut self,
         selected: &Selected,
         tag: &Tag<'static>,
-        returns: Option<&extended::Returns>,
-    ) -> Result<Option<Transition>, ConnError> {
-        let updating = returns.is_some_and(|r| r.update);
+    ) -> Result<Result<Option<extended::Returns>, Transition>, ConnError> {
+        let returns = self.returns.take();
+        let updating = returns.as_ref().is_some_and(|r| r.update);
         if updating && selected.view.contexts.iter().any(|c| c.tag == tag.inner()) {
             return self
                 .bad(tag, "tag already names a search kept updated")
                 .await
-                .map(Some);
+                .map(Err);
         }
-        Ok(None)
+        Ok(Ok(returns))
     }
 
     /// Runs what `extended::decode` made of a searching command or a `$`.

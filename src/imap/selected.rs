@@ -173,20 +173,19 @@ impl Session {
                 .collect();
             positions.sort_unstable();
             if !positions.is_empty() {
-                let gone: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
-                for r in updates::before_expunge(&mut view.contexts, &gone, &view.uids) {
+                let leaving: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
+                for r in updates::before_expunge(&mut view.contexts, &leaving, &view.uids) {
                     self.conn.send_bytes(&r).await?;
                 }
-                if user.qresync {
-                    let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
-                    if let Some(set) = sequence::uid_set(&uids) {
-                        self.conn
-                            .send(&text::data(Data::Vanished {
-                                earlier: false,
-                                known_uids: set,
-                            }))
-                            .await?;
-                    }
+                if user.qresync
+                    && let Some(set) = sequence::uid_set(&leaving)
+                {
+                    self.conn
+                        .send(&text::data(Data::Vanished {
+                            earlier: false,
+                            known_uids: set,
+                        }))
+                        .await?;
                 }
                 for p in positions.iter().rev() {
                     let gone = view.uids.remove(*p);
