@@ -449,3 +449,35 @@ async fn updates_reach_an_idling_client() {
     assert_eq!(c.until("I02").await, ["I02 OK IDLE terminated\r\n"]);
     w.stop().await;
 }
+
+/// Past 8 live contexts the search is answered but not kept (RFC 5267 §4.3.1).
+#[tokio::test]
+async fn too_many_contexts_are_refused_updates() {
+    let (w, mut c) = six().await;
+    for n in 1..=8 {
+        let tag = format!("U{n}");
+        assert_eq!(
+            raw(&mut c, &tag, "SEARCH RETURN (UPDATE COUNT) FLAGGED").await,
+            [
+                format!("* ESEARCH (TAG \"{tag}\") COUNT 4\r\n"),
+                format!("{tag} OK SEARCH completed\r\n")
+            ]
+        );
+    }
+    assert_eq!(
+        raw(&mut c, "U9", "SEARCH RETURN (UPDATE COUNT) FLAGGED").await,
+        [
+            "* ESEARCH (TAG \"U9\") COUNT 4\r\n",
+            "* NO [NOUPDATE \"U9\"] too many searches kept updated\r\n",
+            "U9 OK SEARCH completed\r\n"
+        ]
+    );
+    // The eight kept ones are told of a change; the ninth is not.
+    let r = raw(&mut c, "U10", "STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    let updates: Vec<String> = (1..=8)
+        .map(|n| format!("* ESEARCH (TAG \"U{n}\") ADDTO (0 1)\r\n"))
+        .chain(["U10 OK STORE completed\r\n".to_owned()])
+        .collect();
+    assert_eq!(r, updates);
+    w.stop().await;
+}
