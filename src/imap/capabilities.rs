@@ -53,6 +53,9 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
     // RFC 5255: SEARCH and SORT compare with i;unicode-casemap (see `casemap`).
     caps.extend(other("I18NLEVEL=1"));
     caps.extend(other("CHILDREN"));
+    // RFC 4731 and RFC 5182: read by our own pre-parser (`extended::search`).
+    caps.extend(other("ESEARCH"));
+    caps.extend(other("SEARCHRES"));
     caps.extend(
         Atom::try_from(format!("APPENDLIMIT={append_limit}"))
             .ok()
@@ -63,13 +66,20 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
 
 /// SORT and THREAD (RFC 5256, RFC 5957) only mean something once a mailbox can be
 /// selected, so they are announced after login, as Dovecot does.
-fn ordering() -> [Capability<'static>; 4] {
-    [
+fn ordering() -> Vec<Capability<'static>> {
+    // RFC 5267: SORT answers with ESEARCH when asked, and both searching commands keep
+    // their results updated (`updates`) and answer PARTIAL.
+    let mut caps: Vec<Capability<'static>> = ["ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT"]
+        .into_iter()
+        .filter_map(other)
+        .collect();
+    caps.extend([
         Capability::Sort(None),
         Capability::Sort(Some(SortAlgorithm::Display)),
         Capability::Thread(ThreadingAlgorithm::OrderedSubject),
         Capability::Thread(ThreadingAlgorithm::References),
-    ]
+    ]);
+    caps
 }
 
 pub(crate) fn list(stage: Stage, append_limit: u32) -> Vec1<Capability<'static>> {

@@ -301,6 +301,15 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues a response imap-codec cannot write (ESEARCH), already encoded.
+    pub(crate) async fn send_bytes(&mut self, data: &[u8]) -> Result<(), ConnError> {
+        self.out.extend_from_slice(data);
+        if self.out.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn send_greeting(
         &mut self,
         greeting: &imap_codec::imap_types::response::Greeting<'_>,

@@ -7,7 +7,9 @@
 //! live in `anystate`, `authenticate`, `authenticated` and `selected`, each given the
 //! part of the state it works on; `view` is the selected folder as the session sees it;
 //! `fetch`, `mime` and `search` do the message work; `ordered` answers SORT and THREAD
-//! with the rules kept in `sort` and `thread`.
+//! with the rules kept in `sort` and `thread`; `updates` keeps searches up to date
+//! (RFC 5267 contexts). `extended` reads the command syntax imap-codec does not, before
+//! imap-codec reads the rest.
 
 mod anystate;
 mod authenticate;
@@ -15,6 +17,7 @@ mod authenticated;
 mod capabilities;
 mod casemap;
 mod connection;
+mod extended;
 mod fetch;
 mod listener;
 mod mime;
@@ -30,6 +33,7 @@ mod sort;
 mod state;
 mod text;
 mod thread;
+mod updates;
 mod view;
 
 use tokio_util::sync::CancellationToken;

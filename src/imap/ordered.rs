@@ -7,6 +7,8 @@
 
 use std::num::{NonZeroU32, NonZeroU64};
 
+use chrono::{DateTime, Utc};
+
 use imap_codec::imap_types::core::{Charset, Tag, Vec1};
 use imap_codec::imap_types::extensions::sort::SortCriterion;
 use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
@@ -14,13 +16,15 @@ use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::search::SearchKey;
 
 use super::connection::ConnError;
+use super::extended::search as extended;
 use super::mime;
-use super::search::{Hit, refuse_charset, uses_modseq};
+use super::search::{Hit, matching, refuse_charset, uses_modseq};
 use super::session::Session;
 use super::sort::{self, BaseSubject, KEYS_VERSION};
 use super::state::{Selected, Transition};
 use super::text;
 use super::thread::{self, Item};
+use super::view::View;
 use crate::store::{SortKeys, Store, StoreError};
 
 /// A message the search kept.
@@ -103,6 +107,64 @@ async fn with_keys(
     Ok(out)
 }
 
+impl Found {
+    fn of(hit: &Hit<'_>) -> Found {
+        Found {
+            seq: u32::try_from(hit.position + 1).unwrap_or(u32::MAX),
+            uid: hit.meta.uid,
+            internal: hit.meta.internal_date.timestamp(),
+            size: hit.meta.size,
+        }
+    }
+}
+
+/// The found messages with the values `criteria` compares, numbered by UID or sequence
+/// number.
+fn entries(
+    criteria: &[SortCriterion],
+    found: Vec<(Found, SortKeys)>,
+    uid: bool,
+) -> Vec<sort::Entry> {
+    found
+        .into_iter()
+        .map(|(f, keys)| sort::Entry {
+            values: criteria
+                .iter()
+                .map(|c| sort::value(&c.key, &keys, f.internal, f.size))
+                .collect(),
+            seq: f.seq,
+            number: f.number(uid),
+        })
+        .collect()
+}
+
+/// The UIDs `key` finds in `view` now, in the order of `criteria` (mailbox order without):
+/// an update context's fresh result (RFC 5267 §4.3).
+pub(crate) async fn fresh_result(
+    store: &Store,
+    view: &View,
+    key: &SearchKey<'_>,
+    criteria: Option<&[SortCriterion]>,
+    now: DateTime<Utc>,
+) -> Result<Vec<u32>, StoreError> {
+    let mut found = Vec::new();
+    let visit = |hit: Hit<'_>| found.push(Found::of(&hit));
+    let folder_id = view.folder.id;
+    matching(store, folder_id, &view.uids, &view.recent, key, now, visit).await?;
+    let Some(criteria) = criteria else {
+        return Ok(found.iter().map(|f| f.uid).collect());
+    };
+    let keyed = if sort::needs_header(criteria) {
+        with_keys(store, folder_id, found).await?
+    } else {
+        found
+            .into_iter()
+            .map(|f| (f, SortKeys::default()))
+            .collect()
+    };
+    Ok(sort::order(criteria, entries(criteria, keyed, true)))
+}
+
 impl Session {
     /// The search both commands start with, and the keys of what it found when `header`:
     /// `Ok(None)` when a refused charset was already answered.
@@ -124,12 +186,7 @@ impl Session {
         let mut highest = 0u64;
         let visit = |hit: Hit<'_>| {
             highest = highest.max(hit.meta.modseq);
-            found.push(Found {
-                seq: u32::try_from(hit.position + 1).unwrap_or(u32::MAX),
-                uid: hit.meta.uid,
-                internal: hit.meta.internal_date.timestamp(),
-                size: hit.meta.size,
-            });
+            found.push(Found::of(&hit));
         };
         if let Err(e) = self.search_selected(selected, key, visit).await {
             return Ok(Some(Err(e)));
@@ -154,35 +211,53 @@ impl Session {
         search: Vec1<SearchKey<'static>>,
         uid: bool,
     ) -> Result<Transition, ConnError> {
+        let returns = match self.take_returns(selected, &tag).await? {
+            Ok(r) => r,
+            Err(refused) => return Ok(refused),
+        };
+        let saving = returns.as_ref().is_some_and(|r| r.save);
         let criteria = criteria.into_inner();
         let key = SearchKey::And(search);
         let header = sort::needs_header(&criteria);
-        let (found, highest) = match self.found(selected, &tag, &charset, &key, header).await? {
-            None => return Ok(Transition::None),
+        let found = self.found(selected, &tag, &charset, &key, header).await?;
+        let (found, highest) = match found {
             Some(Ok(f)) => f,
-            Some(Err(e)) => return self.no_internal(&tag, "SORT failed", &e).await,
+            failed => {
+                if saving {
+                    selected.view.saved.clear();
+                }
+                return match failed {
+                    Some(Err(e)) => self.no_internal(&tag, "SORT failed", &e).await,
+                    _ => Ok(Transition::None),
+                };
+            }
         };
-        let entries = found
-            .into_iter()
-            .map(|(f, keys)| sort::Entry {
-                values: criteria
-                    .iter()
-                    .map(|c| sort::value(&c.key, &keys, f.internal, f.size))
-                    .collect(),
-                seq: f.seq,
-                number: f.number(uid),
-            })
-            .collect();
-        let numbers = sort::order(&criteria, entries)
-            .into_iter()
-            .filter_map(NonZeroU32::new)
-            .collect();
+        let ordered = sort::order(&criteria, entries(&criteria, found, uid));
         let modseq = uses_modseq(&key)
             .then(|| NonZeroU64::new(highest))
             .flatten();
-        self.conn
-            .send(&text::data(Data::Sort(numbers, modseq)))
-            .await?;
+        if let Some(r) = &returns {
+            let uids = &selected.view.uids;
+            let hits: Vec<extended::Hit> = ordered
+                .iter()
+                .filter_map(|n| {
+                    let uid = if uid {
+                        *n
+                    } else {
+                        *uids.get(usize::try_from(*n).ok()?.checked_sub(1)?)?
+                    };
+                    Some(extended::Hit { number: *n, uid })
+                })
+                .collect();
+            let keep = (&key, Some(criteria.as_slice()));
+            self.answer_extended(selected, &tag, uid, r, &hits, modseq, keep)
+                .await?;
+        } else {
+            let numbers = ordered.into_iter().filter_map(NonZeroU32::new).collect();
+            self.conn
+                .send(&text::data(Data::Sort(numbers, modseq)))
+                .await?;
+        }
         let Selected { user, view } = selected;
         if let Some(t) = self.sync_or_defer(user, view, uid).await? {
             return Ok(t);

@@ -6,17 +6,20 @@ use std::num::{NonZeroU32, NonZeroU64};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use imap_codec::imap_types::core::{Charset, Tag, Vec1};
+use imap_codec::imap_types::extensions::sort::SortCriterion;
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
 use mail_parser::{Message, PartType};
 
 use super::casemap::casemap;
 use super::connection::ConnError;
+use super::extended::search as extended;
 use super::mime;
 use super::sequence;
 use super::session::Session;
-use super::state::{Selected, Transition};
+use super::state::{Selected, State, Transition};
 use super::text;
+use super::updates;
 use crate::store::{MessageMeta, Store, StoreError, flag};
 
 #[derive(Default, Clone, Copy)]
@@ -265,7 +268,7 @@ pub(crate) fn refuse_charset(
 /// The messages of the view that match `key`, in mailbox order, each handed to
 /// `visit`. A message that cannot be read is an error, never a non-match: the client would act
 /// on a wrong answer.
-async fn matching(
+pub(crate) async fn matching(
     store: &Store,
     folder_id: i64,
     uids: &[u32],
@@ -345,7 +348,15 @@ impl Session {
         criteria: Vec1<SearchKey<'static>>,
         uid: bool,
     ) -> Result<Transition, ConnError> {
+        let returns = match self.take_returns(selected, &tag).await? {
+            Ok(r) => r,
+            Err(refused) => return Ok(refused),
+        };
+        let saving = returns.as_ref().is_some_and(|r| r.save);
         if let Some(refusal) = refuse_charset(&tag, charset.as_ref()) {
+            if saving {
+                selected.view.saved.clear();
+            }
             self.conn.send(&refusal).await?;
             return Ok(Transition::None);
         }
@@ -355,14 +366,20 @@ impl Session {
         let mut highest = 0u64;
         let visit = |hit: Hit<'_>| {
             highest = highest.max(hit.meta.modseq);
-            let n = if uid {
+            let number = if uid {
                 hit.meta.uid
             } else {
                 hit.position as u32 + 1
             };
-            found.extend(NonZeroU32::new(n));
+            found.push(extended::Hit {
+                number,
+                uid: hit.meta.uid,
+            });
         };
         if let Err(e) = self.search_selected(selected, &key, visit).await {
+            if saving {
+                selected.view.saved.clear();
+            }
             return self.no_internal(&tag, "SEARCH failed", &e).await;
         }
         let modseq = if modseq_key {
@@ -370,13 +387,131 @@ impl Session {
         } else {
             None
         };
-        self.conn
-            .send(&text::data(Data::Search(found, modseq)))
-            .await?;
+        match &returns {
+            None => {
+                let numbers = found
+                    .iter()
+                    .filter_map(|h| NonZeroU32::new(h.number))
+                    .collect();
+                self.conn
+                    .send(&text::data(Data::Search(numbers, modseq)))
+                    .await?;
+            }
+            Some(r) => {
+                let keep = (&key, None);
+                self.answer_extended(selected, &tag, uid, r, &found, modseq, keep)
+                    .await?
+            }
+        }
         let Selected { user, view } = selected;
         if let Some(t) = self.sync_or_defer(user, view, uid).await? {
             return Ok(t);
         }
         self.ok(&tag, "SEARCH completed").await
+    }
+
+    /// The ESEARCH answer of a SEARCH or SORT with RETURN options, what SAVE keeps, and
+    /// the search (`keep`: its key and SORT's criteria) kept updated for UPDATE.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn answer_extended(
+        &mut self,
+        selected: &mut Selected,
+        tag: &Tag<'static>,
+        uid: bool,
+        returns: &extended::Returns,
+        found: &[extended::Hit],
+        modseq: Option<NonZeroU64>,
+        keep: (&SearchKey<'static>, Option<&[SortCriterion]>),
+    ) -> Result<(), ConnError> {
+        let view = &mut selected.view;
+        if returns.save {
+            view.saved = extended::to_save(returns, found);
+        }
+        let modseq = modseq.map(NonZeroU64::get);
+        if let Some(bytes) = extended::esearch(tag, uid, returns, found, modseq) {
+            self.conn.send_bytes(&bytes).await?;
+        }
+        if returns.update {
+            if view.contexts.len() >= updates::MAX_CONTEXTS {
+                let refusal = format!(
+                    "* NO [NOUPDATE \"{}\"] too many searches kept updated\r\n",
+                    tag.inner()
+                );
+                self.conn.send_bytes(refusal.as_bytes()).await?;
+            } else {
+                let (key, sort) = keep;
+                view.contexts.push(updates::Context {
+                    tag: tag.inner().to_owned(),
+                    uid,
+                    key: key.clone(),
+                    sort: sort.map(<[SortCriterion]>::to_vec),
+                    result: found.iter().map(|h| h.uid).collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The RETURN options of the searching command being run. A second UPDATE under the
+    /// tag of a live context is refused (RFC 5267 §4.3), the tag being what tells the
+    /// client's contexts apart: `Err` once answered.
+    pub(crate) async fn take_returns(
+        &mut self,
+        selected: &Selected,
+        tag: &Tag<'static>,
+    ) -> Result<Result<Option<extended::Returns>, Transition>, ConnError> {
+        let returns = self.returns.take();
+        let updating = returns.as_ref().is_some_and(|r| r.update);
+        if updating && selected.view.contexts.iter().any(|c| c.tag == tag.inner()) {
+            return self
+                .bad(tag, "tag already names a search kept updated")
+                .await
+                .map(Err);
+        }
+        Ok(Ok(returns))
+    }
+
+    /// Runs what `extended::decode` made of a searching command or a `$`.
+    pub(crate) async fn extended_search(
+        &mut self,
+        state: &mut State,
+        e: extended::Extended,
+    ) -> Result<(), ConnError> {
+        match e {
+            extended::Extended::Command { command, returns } => {
+                self.returns = returns;
+                let done = self.dispatch(state, command).await;
+                self.returns = None;
+                done
+            }
+            extended::Extended::Nothing { tag, name } => {
+                self.ok(&tag, &format!("{name} completed, no message"))
+                    .await?;
+                Ok(())
+            }
+            extended::Extended::Bad { tag, saving, why } => {
+                if saving && let State::Selected(s) = state {
+                    s.view.saved.clear();
+                }
+                self.bad(&tag, why).await?;
+                Ok(())
+            }
+            extended::Extended::CancelUpdate { tag, tags } => {
+                let State::Selected(s) = state else {
+                    self.bad(&tag, "no mailbox selected").await?;
+                    return Ok(());
+                };
+                let contexts = &mut s.view.contexts;
+                let known = |t: &Vec<u8>| contexts.iter().any(|c| c.tag.as_bytes() == t);
+                if !tags.iter().all(known) {
+                    self.bad(&tag, "no search kept updated under that tag")
+                        .await?;
+                    return Ok(());
+                }
+                contexts.retain(|c| !tags.iter().any(|t| c.tag.as_bytes() == t));
+                self.ok(&tag, "CANCELUPDATE completed").await?;
+                Ok(())
+            }
+        }
     }
 }

@@ -15,10 +15,12 @@ use imap_codec::imap_types::flag::{Flag, FlagFetch, StoreResponse, StoreType};
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
 
 use super::connection::ConnError;
+use super::ordered;
 use super::sequence;
 use super::session::Session;
 use super::state::{Selected, Transition, User};
 use super::text;
+use super::updates;
 use super::view::View;
 use crate::incident::Incident;
 use crate::store::{FlagOp, Flags, Store, StoreError, flag};
@@ -171,16 +173,19 @@ impl Session {
                 .collect();
             positions.sort_unstable();
             if !positions.is_empty() {
-                if user.qresync {
-                    let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
-                    if let Some(set) = sequence::uid_set(&uids) {
-                        self.conn
-                            .send(&text::data(Data::Vanished {
-                                earlier: false,
-                                known_uids: set,
-                            }))
-                            .await?;
-                    }
+                let leaving: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
+                for r in updates::before_expunge(&mut view.contexts, &leaving, &view.uids) {
+                    self.conn.send_bytes(&r).await?;
+                }
+                if user.qresync
+                    && let Some(set) = sequence::uid_set(&leaving)
+                {
+                    self.conn
+                        .send(&text::data(Data::Vanished {
+                            earlier: false,
+                            known_uids: set,
+                        }))
+                        .await?;
                 }
                 for p in positions.iter().rev() {
                     let gone = view.uids.remove(*p);
@@ -242,6 +247,23 @@ impl Session {
             let recent = view.recent.contains(&m.uid);
             if let Some(data) = flags_fetch(p, Some(m.uid), &m.flags, recent, modseq) {
                 self.conn.send(&text::data(data)).await?;
+            }
+        }
+        let now = self.shared.context.clock.now();
+        for i in 0..view.contexts.len() {
+            let c = &view.contexts[i];
+            let fresh = ordered::fresh_result(store, view, &c.key, c.sort.as_deref(), now).await;
+            match fresh {
+                Ok(fresh) => {
+                    if let Some(r) = updates::change(&mut view.contexts[i], fresh, &view.uids) {
+                        self.conn.send_bytes(&r).await?;
+                    }
+                }
+                // The context is behind: the next sync tries again.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot update a search kept updated");
+                    still_dirty = true;
+                }
             }
         }
         view.known_modseq = highest;

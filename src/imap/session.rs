@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::Shared;
 use super::capabilities::{self, Stage};
 use super::connection::{ConnError, Connection, Incoming};
+use super::extended;
 use super::state::{AccessWatch, Selected, State, Transition, User};
 use super::text;
 use super::view::View;
@@ -37,6 +38,9 @@ pub(crate) struct Session {
     pub(crate) admission: Admission,
     rate: RateLimit,
     started: Instant,
+    /// The RETURN options of the searching command being dispatched, which imap-codec's
+    /// command cannot carry (see `extended`).
+    pub(crate) returns: Option<super::extended::search::Returns>,
 }
 
 /// A TLS handshake that ended without a connection: a client certificate refused during
@@ -66,6 +70,7 @@ impl Session {
             admission,
             rate,
             started: Instant::now(),
+            returns: None,
         };
         s.note_certificate();
         s
@@ -192,6 +197,14 @@ impl Session {
                 }
                 Err(e) => return Err(e),
             };
+            if let Incoming::Message = incoming
+                && let Some(e) = extended::decode(self.conn.message().message_bytes(), state)
+            {
+                self.rate.admit().await;
+                Box::pin(self.extended(state, e)).await?;
+                self.conn.flush().await?;
+                continue;
+            }
             match incoming {
                 Incoming::Refused { tag: Some(tag) } => {
                     let r = text::tagged(&tag, StatusKind::No, Some(Code::TooBig), "too large");
@@ -257,7 +270,7 @@ impl Session {
         }
     }
 
-    async fn dispatch(
+    pub(crate) async fn dispatch(
         &mut self,
         state: &mut State,
         command: Command<'static>,

@@ -28,6 +28,12 @@ pub(crate) struct View {
     /// The keywords the client was told of in `FLAGS`: a keyword missing there is
     /// dropped or warned about by clients (RFC 3501 §7.2.6).
     pub(crate) keywords: BTreeSet<String>,
+    /// The UIDs a `SAVE` kept for `$` (RFC 5182), ascending. Kept as UIDs so that it
+    /// still names the same messages after others are expunged; a new View (SELECT,
+    /// EXAMINE) starts it empty, as does leaving the folder.
+    pub(crate) saved: Vec<u32>,
+    /// The searches kept updated (RFC 5267 §4.3), which die with the view.
+    pub(crate) contexts: Vec<super::updates::Context>,
 }
 
 impl View {
@@ -50,6 +56,8 @@ impl View {
             dirty: false,
             recent,
             keywords,
+            saved: Vec::new(),
+            contexts: Vec::new(),
         }
     }
 

@@ -397,6 +397,18 @@ impl Client {
         self.until(&tag).await
     }
 
+    /// APPENDs `message` to `folder`, `options` (flags, date) written before the literal;
+    /// the answer must be OK.
+    pub async fn append(&mut self, folder: &str, options: &str, message: &str) {
+        let tag = self.next_tag();
+        let line = format!("{tag} APPEND {folder} {options} {{{}+}}\r\n", message.len());
+        self.send(line.as_bytes()).await;
+        self.send(message.as_bytes()).await;
+        self.send(b"\r\n").await;
+        let r = self.until(&tag).await;
+        assert!(last(&r).contains(" OK "), "{r:?}");
+    }
+
     pub async fn until(&mut self, tag: &str) -> Vec<String> {
         let mut lines = Vec::new();
         loop {
