@@ -51,6 +51,8 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
     ];
     caps.extend(other("SPECIAL-USE"));
     caps.extend(other("CHILDREN"));
+    caps.push(Capability::ListExtended);
+    caps.extend(other("LIST-STATUS"));
     caps.extend(
         Atom::try_from(format!("APPENDLIMIT={append_limit}"))
             .ok()

@@ -73,6 +73,11 @@ impl ConnError {
     }
 }
 
+/// A response as the bytes `send` would write, to be extended before `send_raw`.
+pub(crate) fn encode(response: &Response<'_>) -> Vec<u8> {
+    ResponseCodec::default().encode(response).dump()
+}
+
 /// What a read produced.
 pub(crate) enum Incoming {
     /// A complete message is in the fragmentizer: decode it with `message()`.
@@ -295,6 +300,16 @@ impl Connection {
                 }
             }
         }
+        if self.out.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Queues a response we wrote ourselves, for what imap-codec cannot write (LIST
+    /// extended data, the origin of a partial BINARY answer).
+    pub(crate) async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        self.out.extend_from_slice(bytes);
         if self.out.len() >= FLUSH_AT {
             self.flush().await?;
         }

@@ -6,7 +6,8 @@
 //! `session` runs the command loop over the states of `state`, and the command families
 //! live in `anystate`, `authenticate`, `authenticated` and `selected`, each given the
 //! part of the state it works on; `view` is the selected folder as the session sees it;
-//! `fetch`, `mime` and `search` do the message work; `ordered` answers SORT and THREAD
+//! `fetch`, `mime` and `search` do the message work; `extended` reads the command forms
+//! imap-codec does not (LIST-EXTENDED, MULTIAPPEND, CATENATE); `ordered` answers SORT and THREAD
 //! with the rules kept in `sort` and `thread`.
 
 mod anystate;
@@ -14,6 +15,7 @@ mod authenticate;
 mod authenticated;
 mod capabilities;
 mod connection;
+mod extended;
 mod fetch;
 mod listener;
 mod mime;

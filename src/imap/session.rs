@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::Shared;
 use super::capabilities::{self, Stage};
 use super::connection::{ConnError, Connection, Incoming};
+use super::extended;
 use super::state::{AccessWatch, Selected, State, Transition, User};
 use super::text;
 use super::view::View;
@@ -202,6 +203,12 @@ impl Session {
                     self.conn.send(&r).await?;
                 }
                 Incoming::Message => {
+                    if let Some(parsed) = extended::parse(self.conn.message().message_bytes()) {
+                        self.rate.admit().await;
+                        Box::pin(self.extended(state, parsed)).await?;
+                        self.conn.flush().await?;
+                        continue;
+                    }
                     let decoded = self
                         .conn
                         .message()
@@ -359,7 +366,7 @@ impl Session {
         }
     }
 
-    fn apply(&mut self, state: &mut State, t: Transition) {
+    pub(crate) fn apply(&mut self, state: &mut State, t: Transition) {
         let current = std::mem::replace(state, State::Logout);
         *state = match (current, t) {
             (s, Transition::None) => s,
