@@ -53,6 +53,8 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
     caps.extend(other("CHILDREN"));
     caps.push(Capability::ListExtended);
     caps.extend(other("LIST-STATUS"));
+    caps.extend(other("MULTIAPPEND"));
+    caps.extend(other("CATENATE"));
     caps.extend(
         Atom::try_from(format!("APPENDLIMIT={append_limit}"))
             .ok()

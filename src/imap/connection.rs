@@ -129,6 +129,11 @@ impl Connection {
         self.max_literal
     }
 
+    /// The most one command may carry, literals included.
+    pub(crate) fn max_message(&self) -> usize {
+        usize::try_from(self.max_message).unwrap_or(usize::MAX)
+    }
+
     /// The session authenticated: the configured line and literal limits apply from now on.
     pub(crate) fn set_authenticated(&mut self) {
         self.authenticated = true;

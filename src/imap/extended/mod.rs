@@ -2,8 +2,10 @@
 //! complete message bytes before imap-codec sees them. A command this module does not
 //! claim (every base form) goes to imap-codec unchanged, so its answers stay as they were.
 
+pub(crate) mod append;
 pub(crate) mod list;
 pub(crate) mod reader;
+pub(crate) mod url;
 
 use imap_codec::imap_types::core::Tag;
 
@@ -21,6 +23,8 @@ pub(crate) struct Parsed {
 pub(crate) enum Extended {
     /// LIST-EXTENDED and LIST-STATUS (RFC 5258, 5819).
     List(list::ListCommand),
+    /// MULTIAPPEND and CATENATE (RFC 3502, 4469).
+    Append(append::AppendCommand),
 }
 
 /// The command in `message` if it is one of the forms read here; `None` hands it to
@@ -31,6 +35,8 @@ pub(crate) fn parse(message: &[u8]) -> Option<Parsed> {
     r.sp().ok()?;
     let command = if r.keyword("LIST") {
         list::parse(&mut r).ok()?.map(Extended::List)?
+    } else if r.keyword("APPEND") {
+        append::parse(&mut r).ok()?.map(Extended::Append)?
     } else {
         return None;
     };
@@ -62,6 +68,7 @@ impl Session {
             Some(t) => t,
             None => match parsed.command {
                 Extended::List(c) => self.list_extended(&parsed.tag, user, c).await?,
+                Extended::Append(c) => self.append_extended(&parsed.tag, user, view, c).await?,
             },
         };
         self.apply(state, transition);

@@ -16,12 +16,6 @@ pub(crate) struct Reader<'a> {
     pos: usize,
 }
 
-/// A literal: its data, and whether it was a `~{n}` literal8 (RFC 3516).
-pub(crate) struct LiteralData<'a> {
-    pub(crate) data: &'a [u8],
-    pub(crate) binary: bool,
-}
-
 fn is_atom_char(b: u8) -> bool {
     b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
 }
@@ -142,9 +136,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// `{n}`, `{n+}` or `~{n}`, its CRLF, and its `n` bytes.
-    pub(crate) fn literal(&mut self) -> Parse<LiteralData<'a>> {
-        let binary = self.take(b'~');
+    /// `{n}`, `{n+}` or `~{n}` (a literal8, RFC 3516), its CRLF, and its `n` bytes.
+    pub(crate) fn literal(&mut self) -> Parse<&'a [u8]> {
+        self.take(b'~');
         self.expect(b'{')?;
         let n = usize::try_from(self.number()?).map_err(|_| Syntax)?;
         self.take(b'+');
@@ -154,7 +148,7 @@ impl<'a> Reader<'a> {
         let end = self.pos.checked_add(n).ok_or(Syntax)?;
         let data = self.bytes.get(self.pos..end).ok_or(Syntax)?;
         self.pos = end;
-        Ok(LiteralData { data, binary })
+        Ok(data)
     }
 
     /// Whether a literal starts here.
@@ -166,7 +160,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn string(&mut self) -> Parse<Cow<'a, [u8]>> {
         match self.peek() {
             Some(b'"') => self.quoted(),
-            Some(b'{') => Ok(Cow::Borrowed(self.literal()?.data)),
+            Some(b'{') => Ok(Cow::Borrowed(self.literal()?)),
             _ => Err(Syntax),
         }
     }
@@ -232,9 +226,7 @@ mod tests {
         r.sp().unwrap();
         assert_eq!(r.astring().unwrap().as_ref(), b"x y");
         r.sp().unwrap();
-        let l = r.literal().unwrap();
-        assert!(l.binary);
-        assert_eq!(l.data, b"\0\x01");
+        assert_eq!(r.literal().unwrap(), b"\0\x01");
         r.sp().unwrap();
         assert_eq!(r.astring().unwrap().as_ref(), b"atom]");
         r.sp().unwrap();
