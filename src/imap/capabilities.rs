@@ -41,6 +41,7 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
         Capability::Enable,
         Capability::Unselect,
         Capability::LiteralPlus,
+        Capability::Binary,
         Capability::CondStore,
         Capability::QResync,
         Capability::Within,

@@ -13,6 +13,7 @@
 mod anystate;
 mod authenticate;
 mod authenticated;
+mod binary;
 mod capabilities;
 mod connection;
 mod extended;
