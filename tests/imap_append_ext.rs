@@ -113,7 +113,7 @@ async fn catenate_joins_text_and_urls_of_stored_messages() {
         );
     }
     // Put together past APPENDLIMIT (1000 bytes): TOOBIG.
-    let parts: Vec<String> = (0..6).map(|_| format!("URL \"/INBOX/;UID=1\"")).collect();
+    let parts = ["URL \"/INBOX/;UID=1\""; 6];
     let r = c.cmd(&format!("APPEND Sent CATENATE ({})", parts.join(" "))).await;
     assert!(r[0].ends_with(" NO [TOOBIG] message too large\r\n"), "{r:?}");
     let r = c.cmd("STATUS Sent (MESSAGES)").await;

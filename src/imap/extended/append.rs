@@ -4,6 +4,8 @@
 //! A single plain message stays with imap-codec. The set is stored in one transaction:
 //! all or none, the quota counted across it, each message within APPENDLIMIT.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::Tag;
@@ -24,27 +26,51 @@ use crate::store::{NewMessage, StoreError};
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct AppendCommand {
     folder: String,
-    messages: Vec<AppendMessage>,
+    messages: Vec<AppendMessage<'static>>,
 }
 
+/// Literal data stays borrowed from the message until the command is known to be ours:
+/// a plain APPEND goes to imap-codec without a copy of its message.
 #[derive(Debug, PartialEq, Eq)]
-struct AppendMessage {
+struct AppendMessage<'a> {
     flags: Vec<Flag<'static>>,
     date: Option<DateTime<Utc>>,
-    content: Content,
+    content: Content<'a>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Content {
-    Literal(Vec<u8>),
+enum Content<'a> {
+    Literal(Cow<'a, [u8]>),
     /// CATENATE: the parts in order.
-    Catenate(Vec<CatPart>),
+    Catenate(Vec<CatPart<'a>>),
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum CatPart {
-    Text(Vec<u8>),
+enum CatPart<'a> {
+    Text(Cow<'a, [u8]>),
     Url(String),
+}
+
+impl AppendMessage<'_> {
+    fn into_owned(self) -> AppendMessage<'static> {
+        let content = match self.content {
+            Content::Literal(l) => Content::Literal(Cow::Owned(l.into_owned())),
+            Content::Catenate(parts) => Content::Catenate(
+                parts
+                    .into_iter()
+                    .map(|p| match p {
+                        CatPart::Text(t) => CatPart::Text(Cow::Owned(t.into_owned())),
+                        CatPart::Url(u) => CatPart::Url(u),
+                    })
+                    .collect(),
+            ),
+        };
+        AppendMessage {
+            flags: self.flags,
+            date: self.date,
+            content,
+        }
+    }
 }
 
 /// Reads what follows `APPEND`; `Ok(None)` for one plain message, which imap-codec reads.
@@ -63,10 +89,16 @@ pub(crate) fn parse(r: &mut Reader<'_>) -> Parse<Option<AppendCommand>> {
     if messages.is_empty() {
         return Err(Syntax);
     }
-    Ok(ours.then_some(AppendCommand { folder, messages }))
+    Ok(ours.then(|| AppendCommand {
+        folder,
+        messages: messages
+            .into_iter()
+            .map(AppendMessage::into_owned)
+            .collect(),
+    }))
 }
 
-fn message(r: &mut Reader<'_>) -> Parse<AppendMessage> {
+fn message<'a>(r: &mut Reader<'a>) -> Parse<AppendMessage<'a>> {
     r.sp()?;
     let mut flags = Vec::new();
     if r.peek() == Some(b'(') {
@@ -79,7 +111,7 @@ fn message(r: &mut Reader<'_>) -> Parse<AppendMessage> {
         r.sp()?;
     }
     let content = if r.at_literal() {
-        Content::Literal(r.literal()?.to_vec())
+        Content::Literal(Cow::Borrowed(r.literal()?))
     } else if r.keyword("CATENATE") {
         r.sp()?;
         Content::Catenate(r.list(false, cat_part)?)
@@ -114,10 +146,10 @@ fn date_time(quoted: &[u8]) -> Parse<DateTime<Utc>> {
         .map_err(|_| Syntax)
 }
 
-fn cat_part(r: &mut Reader<'_>) -> Parse<CatPart> {
+fn cat_part<'a>(r: &mut Reader<'a>) -> Parse<CatPart<'a>> {
     if r.keyword("TEXT") {
         r.sp()?;
-        Ok(CatPart::Text(r.literal()?.to_vec()))
+        Ok(CatPart::Text(Cow::Borrowed(r.literal()?)))
     } else if r.keyword("URL") {
         r.sp()?;
         let u = r.astring()?;
@@ -258,9 +290,13 @@ impl Session {
     }
 
     /// The bytes of one message: its literal, or its CATENATE parts joined.
-    async fn assemble(&self, mailbox_id: i64, content: Content) -> Result<Vec<u8>, Refusal> {
+    async fn assemble(
+        &self,
+        mailbox_id: i64,
+        content: Content<'static>,
+    ) -> Result<Vec<u8>, Refusal> {
         let parts = match content {
-            Content::Literal(bytes) => return Ok(bytes),
+            Content::Literal(bytes) => return Ok(bytes.into_owned()),
             Content::Catenate(parts) => parts,
         };
         let limit = usize::try_from(self.conn.max_literal()).unwrap_or(usize::MAX);
@@ -361,8 +397,14 @@ mod tests {
             c.messages[0].date.map(|d| d.to_rfc3339()),
             Some("2026-03-05T09:00:00+00:00".to_owned())
         );
-        assert_eq!(c.messages[0].content, Content::Literal(b"abc".to_vec()));
-        assert_eq!(c.messages[1].content, Content::Literal(b"de".to_vec()));
+        assert_eq!(
+            c.messages[0].content,
+            Content::Literal(Cow::Borrowed(b"abc"))
+        );
+        assert_eq!(
+            c.messages[1].content,
+            Content::Literal(Cow::Borrowed(b"de"))
+        );
         assert_eq!(c.messages[1].date, None);
     }
 
@@ -378,7 +420,7 @@ mod tests {
             c.messages[0].content,
             Content::Catenate(vec![
                 CatPart::Url("/INBOX;UIDVALIDITY=1/;UID=2/;SECTION=1".into()),
-                CatPart::Text(b"\r\n".to_vec()),
+                CatPart::Text(Cow::Borrowed(b"\r\n")),
             ])
         );
     }
