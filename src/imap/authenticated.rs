@@ -57,7 +57,7 @@ impl Session {
     }
 
     /// `sync_or_defer` when a folder is selected; otherwise there is nothing to report.
-    async fn sync_selected(
+    pub(crate) async fn sync_selected(
         &mut self,
         user: &mut User,
         view: Option<&mut View>,
@@ -256,31 +256,10 @@ impl Session {
                     Ok(None) => return self.no_nonexistent(&tag).await,
                     Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
                 };
-                let counts = match store.counts(folder.id).await {
-                    Ok(c) => c,
+                let items = match self.status_items(&folder, &item_names).await {
+                    Ok(i) => i,
                     Err(e) => return self.no_internal(&tag, "STATUS failed", &e).await,
                 };
-                let items: Vec<StatusDataItem> = item_names
-                    .iter()
-                    .map(|n| match n {
-                        StatusDataItemName::Messages => StatusDataItem::Messages(counts.messages),
-                        StatusDataItemName::Recent => StatusDataItem::Recent(counts.recent),
-                        StatusDataItemName::UidNext => {
-                            StatusDataItem::UidNext(text::nz(folder.uidnext))
-                        }
-                        StatusDataItemName::UidValidity => {
-                            StatusDataItem::UidValidity(text::nz(folder.uidvalidity))
-                        }
-                        StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen),
-                        StatusDataItemName::Deleted => StatusDataItem::Deleted(counts.deleted),
-                        StatusDataItemName::DeletedStorage => {
-                            StatusDataItem::DeletedStorage(counts.deleted_size.div_ceil(1024))
-                        }
-                        StatusDataItemName::HighestModSeq => {
-                            StatusDataItem::HighestModSeq(folder.highestmodseq)
-                        }
-                    })
-                    .collect();
                 self.conn
                     .send(&text::data(Data::Status {
                         mailbox,
@@ -400,6 +379,34 @@ impl Session {
         let code = Some(text::code("NONEXISTENT"));
         self.complete(tag, StatusKind::No, code, "no such mailbox")
             .await
+    }
+
+    /// The STATUS items `names` asks for (STATUS, and LIST-STATUS for each folder listed).
+    pub(crate) async fn status_items(
+        &self,
+        folder: &Folder,
+        names: &[StatusDataItemName],
+    ) -> Result<Vec<StatusDataItem>, StoreError> {
+        let counts = self.shared.context.store.counts(folder.id).await?;
+        Ok(names
+            .iter()
+            .map(|n| match n {
+                StatusDataItemName::Messages => StatusDataItem::Messages(counts.messages),
+                StatusDataItemName::Recent => StatusDataItem::Recent(counts.recent),
+                StatusDataItemName::UidNext => StatusDataItem::UidNext(text::nz(folder.uidnext)),
+                StatusDataItemName::UidValidity => {
+                    StatusDataItem::UidValidity(text::nz(folder.uidvalidity))
+                }
+                StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen),
+                StatusDataItemName::Deleted => StatusDataItem::Deleted(counts.deleted),
+                StatusDataItemName::DeletedStorage => {
+                    StatusDataItem::DeletedStorage(counts.deleted_size.div_ceil(1024))
+                }
+                StatusDataItemName::HighestModSeq => {
+                    StatusDataItem::HighestModSeq(folder.highestmodseq)
+                }
+            })
+            .collect())
     }
 
     async fn select(
@@ -642,20 +649,7 @@ impl Session {
             if !wildcard_match(&full, &f.name) {
                 continue;
             }
-            let prefix = format!("{}{DELIMITER}", f.name);
-            let children = folders.iter().any(|o| o.name.starts_with(&prefix));
-            let mut items = vec![attribute(if children {
-                "HasChildren"
-            } else {
-                "HasNoChildren"
-            })];
-            if f.noselect {
-                items.push(Some(FlagNameAttribute::Noselect));
-            }
-            if let Some(special) = &f.special_use {
-                items.push(attribute(special.trim_start_matches('\\')));
-            }
-            let items = items.into_iter().flatten().collect();
+            let items = list_attributes(f, &folders);
             let Some(mailbox) = text::mailbox(&f.name) else {
                 continue;
             };
@@ -775,7 +769,26 @@ impl Session {
     }
 }
 
-fn attribute(name: &str) -> Option<FlagNameAttribute<'static>> {
+/// What LIST says of an existing folder: whether it has children (CHILDREN, always
+/// given), `\Noselect`, and its special use (RFC 6154).
+pub(crate) fn list_attributes(f: &Folder, folders: &[Folder]) -> Vec<FlagNameAttribute<'static>> {
+    let prefix = format!("{}{DELIMITER}", f.name);
+    let children = folders.iter().any(|o| o.name.starts_with(&prefix));
+    let mut items = vec![attribute(if children {
+        "HasChildren"
+    } else {
+        "HasNoChildren"
+    })];
+    if f.noselect {
+        items.push(Some(FlagNameAttribute::Noselect));
+    }
+    if let Some(special) = &f.special_use {
+        items.push(attribute(special.trim_start_matches('\\')));
+    }
+    items.into_iter().flatten().collect()
+}
+
+pub(crate) fn attribute(name: &str) -> Option<FlagNameAttribute<'static>> {
     Atom::try_from(name.to_owned())
         .ok()
         .map(FlagNameAttribute::from)
@@ -807,7 +820,7 @@ fn lsub_entries(pattern: &str, subscribed: &[String], existing: &[&str]) -> Vec<
     out.into_iter().collect()
 }
 
-fn wildcard_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
     fn go(p: &[char], n: &[char]) -> bool {
         match p.first() {
             None => n.is_empty(),

@@ -41,6 +41,7 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
         Capability::Enable,
         Capability::Unselect,
         Capability::LiteralPlus,
+        Capability::Binary,
         Capability::CondStore,
         Capability::QResync,
         Capability::Within,
@@ -56,6 +57,10 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
     // RFC 4731 and RFC 5182: read by our own pre-parser (`extended::search`).
     caps.extend(other("ESEARCH"));
     caps.extend(other("SEARCHRES"));
+    caps.push(Capability::ListExtended);
+    caps.extend(other("LIST-STATUS"));
+    caps.extend(other("MULTIAPPEND"));
+    caps.extend(other("CATENATE"));
     caps.extend(
         Atom::try_from(format!("APPENDLIMIT={append_limit}"))
             .ok()

@@ -73,6 +73,11 @@ impl ConnError {
     }
 }
 
+/// A response as the bytes `send` would write, to be extended before `send_raw`.
+pub(crate) fn encode(response: &Response<'_>) -> Vec<u8> {
+    ResponseCodec::default().encode(response).dump()
+}
+
 /// What a read produced.
 pub(crate) enum Incoming {
     /// A complete message is in the fragmentizer: decode it with `message()`.
@@ -122,6 +127,11 @@ impl Connection {
     /// The largest literal an authenticated session may send (APPENDLIMIT).
     pub(crate) fn max_literal(&self) -> u32 {
         self.max_literal
+    }
+
+    /// The most one command may carry, literals included.
+    pub(crate) fn max_message(&self) -> usize {
+        usize::try_from(self.max_message).unwrap_or(usize::MAX)
     }
 
     /// The session authenticated: the configured line and literal limits apply from now on.
@@ -301,9 +311,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Queues a response imap-codec cannot write (ESEARCH), already encoded.
-    pub(crate) async fn send_bytes(&mut self, data: &[u8]) -> Result<(), ConnError> {
-        self.out.extend_from_slice(data);
+    /// Queues a response we wrote ourselves, for what imap-codec cannot write (ESEARCH,
+    /// LIST extended data, the origin of a partial BINARY answer).
+    pub(crate) async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        self.out.extend_from_slice(bytes);
         if self.out.len() >= FLUSH_AT {
             self.flush().await?;
         }

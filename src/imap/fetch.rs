@@ -6,7 +6,7 @@ use std::num::NonZeroU64;
 
 use chrono::FixedOffset;
 use imap_codec::imap_types::command::FetchModifier;
-use imap_codec::imap_types::core::{Tag, Vec1};
+use imap_codec::imap_types::core::{NString, NString8, Tag, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
@@ -14,6 +14,7 @@ use imap_codec::imap_types::fetch::{
 use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::sequence::SequenceSet;
 
+use super::binary;
 use super::connection::ConnError;
 use super::mime;
 use super::selected::fetch_flags;
@@ -67,6 +68,17 @@ fn needs(items: &[MessageDataItemName<'_>]) -> Needs {
                     n.sets_seen = true;
                 }
             }
+            MessageDataItemName::Binary { peek, .. } => {
+                n.body = true;
+                n.parse = true;
+                if !peek {
+                    n.sets_seen = true;
+                }
+            }
+            MessageDataItemName::BinarySize { .. } => {
+                n.body = true;
+                n.parse = true;
+            }
             MessageDataItemName::ModSeq => n.modseq = true,
             _ => {}
         }
@@ -91,6 +103,18 @@ fn partial(data: Vec<u8>, range: Option<(u32, std::num::NonZeroU32)>) -> (Vec<u8
 }
 
 impl Session {
+    /// RFC 3516: a part whose transfer encoding cannot be undone fails the FETCH.
+    async fn no_unknown_cte(&mut self, tag: &Tag<'static>) -> Result<Transition, ConnError> {
+        let code = Some(text::code("UNKNOWN-CTE"));
+        self.complete(
+            tag,
+            imap_codec::imap_types::response::StatusKind::No,
+            code,
+            "unknown Content-Transfer-Encoding",
+        )
+        .await
+    }
+
     pub(crate) async fn fetch(
         &mut self,
         selected: &mut Selected,
@@ -270,6 +294,8 @@ impl Session {
                 let flags_changed = need.sets_seen;
                 let recent = recent_uids.contains(&meta.uid);
                 let mut out = Vec::with_capacity(items.len() + 1);
+                // Partial BINARY answers, written by us: imap-codec has no `<origin>`.
+                let mut written: Vec<Vec<u8>> = Vec::new();
                 for item in &items {
                     let value = match item {
                         MessageDataItemName::Uid => Some(MessageDataItem::Uid(text::nz(meta.uid))),
@@ -325,20 +351,64 @@ impl Session {
                                 data,
                             })
                         }
-                        MessageDataItemName::Binary { .. }
-                        | MessageDataItemName::BinarySize { .. } => None,
+                        MessageDataItemName::Binary {
+                            section,
+                            partial: range,
+                            ..
+                        } => {
+                            let Ok(data) = raw
+                                .map(|r| binary::content(r, parsed.as_ref(), section))
+                                .transpose()
+                            else {
+                                return self.no_unknown_cte(&tag).await;
+                            };
+                            let data = data.flatten();
+                            match (range, data) {
+                                (Some(range), data) => {
+                                    let (d, origin) =
+                                        partial(data.unwrap_or_default(), Some(*range));
+                                    written.push(binary::partial_item(
+                                        section,
+                                        origin.unwrap_or(range.0),
+                                        &d,
+                                    ));
+                                    None
+                                }
+                                (None, data) => Some(MessageDataItem::Binary {
+                                    section: section.clone(),
+                                    value: data
+                                        .map_or(NString8::NString(NString(None)), binary::value),
+                                }),
+                            }
+                        }
+                        MessageDataItemName::BinarySize { section } => {
+                            let Ok(data) = raw
+                                .map(|r| binary::content(r, parsed.as_ref(), section))
+                                .transpose()
+                            else {
+                                return self.no_unknown_cte(&tag).await;
+                            };
+                            Some(MessageDataItem::BinarySize {
+                                section: section.clone(),
+                                size: data
+                                    .flatten()
+                                    .map_or(0, |d| u32::try_from(d.len()).unwrap_or(u32::MAX)),
+                            })
+                        }
                     };
                     out.extend(value);
                 }
                 if flags_changed && !items.contains(&MessageDataItemName::Flags) {
                     out.push(MessageDataItem::Flags(fetch_flags(&meta.flags, recent)));
                 }
-                if let Ok(items) = Vec1::try_from(out) {
+                let seq = text::nz(*pos as u32 + 1);
+                if !written.is_empty() {
                     self.conn
-                        .send(&text::data(Data::Fetch {
-                            seq: text::nz(*pos as u32 + 1),
-                            items,
-                        }))
+                        .send_raw(&binary::fetch_line(seq, out, &written))
+                        .await?;
+                } else if let Ok(items) = Vec1::try_from(out) {
+                    self.conn
+                        .send(&text::data(Data::Fetch { seq, items }))
                         .await?;
                 }
             }

@@ -8,12 +8,14 @@
 //! part of the state it works on; `view` is the selected folder as the session sees it;
 //! `fetch`, `mime` and `search` do the message work; `ordered` answers SORT and THREAD
 //! with the rules kept in `sort` and `thread`; `updates` keeps searches up to date
-//! (RFC 5267 contexts). `extended` reads the command syntax imap-codec does not, before
-//! imap-codec reads the rest.
+//! (RFC 5267 contexts). `extended` reads the command syntax imap-codec does not
+//! (RETURN options and `$`, LIST-EXTENDED, MULTIAPPEND, CATENATE), before imap-codec
+//! reads the rest.
 
 mod anystate;
 mod authenticate;
 mod authenticated;
+mod binary;
 mod capabilities;
 mod casemap;
 mod connection;

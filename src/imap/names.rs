@@ -110,6 +110,50 @@ fn check_shifted(encoded: &[u8]) -> Result<(), NameError> {
     Ok(())
 }
 
+/// `name` (UTF-8) as IMAP4rev1 writes it: modified UTF-7 (RFC 3501 §5.1.3). IMAP URLs
+/// carry names in UTF-8 (RFC 5092 §3.2); folders are kept as the protocol writes them.
+pub(crate) fn to_modified_utf7(name: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+    let mut out = String::with_capacity(name.len());
+    let mut pending: Vec<u16> = Vec::new();
+    let flush = |pending: &mut Vec<u16>, out: &mut String| {
+        if pending.is_empty() {
+            return;
+        }
+        out.push('&');
+        let (mut bits, mut nbits) = (0u32, 0u32);
+        for unit in pending.drain(..) {
+            bits = (bits << 16) | u32::from(unit);
+            nbits += 16;
+            while nbits >= 6 {
+                nbits -= 6;
+                out.push(char::from(ALPHABET[((bits >> nbits) & 0x3f) as usize]));
+            }
+        }
+        if nbits > 0 {
+            out.push(char::from(
+                ALPHABET[((bits << (6 - nbits)) & 0x3f) as usize],
+            ));
+        }
+        out.push('-');
+    };
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut pending, &mut out);
+            if c == '&' {
+                out.push_str("&-");
+            } else {
+                out.push(c);
+            }
+        } else {
+            let mut units = [0u16; 2];
+            pending.extend_from_slice(c.encode_utf16(&mut units));
+        }
+    }
+    flush(&mut pending, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +170,18 @@ mod tests {
             "&2D3eAA-",
         ] {
             assert_eq!(check(name), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn encodes_modified_utf7() {
+        assert_eq!(to_modified_utf7("Été"), "&AMk-t&AOk-");
+        assert_eq!(to_modified_utf7("R&D"), "R&-D");
+        assert_eq!(to_modified_utf7("☺"), "&Jjo-");
+        assert_eq!(to_modified_utf7("日本語"), "&ZeVnLIqe-");
+        assert_eq!(to_modified_utf7("𝄞"), "&2DTdHg-");
+        for name in ["Été", "☺", "日本語", "a𝄞b"] {
+            assert_eq!(check(&to_modified_utf7(name)), Ok(()), "{name}");
         }
     }
 

@@ -429,7 +429,7 @@ impl Session {
         }
         let modseq = modseq.map(NonZeroU64::get);
         if let Some(bytes) = extended::esearch(tag, uid, returns, found, modseq) {
-            self.conn.send_bytes(&bytes).await?;
+            self.conn.send_raw(&bytes).await?;
         }
         if returns.update {
             if view.contexts.len() >= updates::MAX_CONTEXTS {
@@ -437,7 +437,7 @@ impl Session {
                     "* NO [NOUPDATE \"{}\"] too many searches kept updated\r\n",
                     tag.inner()
                 );
-                self.conn.send_bytes(refusal.as_bytes()).await?;
+                self.conn.send_raw(refusal.as_bytes()).await?;
             } else {
                 let (key, sort) = keep;
                 view.contexts.push(updates::Context {

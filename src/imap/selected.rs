@@ -175,7 +175,7 @@ impl Session {
             if !positions.is_empty() {
                 let leaving: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
                 for r in updates::before_expunge(&mut view.contexts, &leaving, &view.uids) {
-                    self.conn.send_bytes(&r).await?;
+                    self.conn.send_raw(&r).await?;
                 }
                 if user.qresync
                     && let Some(set) = sequence::uid_set(&leaving)
@@ -256,7 +256,7 @@ impl Session {
             match fresh {
                 Ok(fresh) => {
                     if let Some(r) = updates::change(&mut view.contexts[i], fresh, &view.uids) {
-                        self.conn.send_bytes(&r).await?;
+                        self.conn.send_raw(&r).await?;
                     }
                 }
                 // The context is behind: the next sync tries again.

@@ -372,7 +372,7 @@ impl Session {
         }
     }
 
-    fn apply(&mut self, state: &mut State, t: Transition) {
+    pub(crate) fn apply(&mut self, state: &mut State, t: Transition) {
         let current = std::mem::replace(state, State::Logout);
         *state = match (current, t) {
             (s, Transition::None) => s,

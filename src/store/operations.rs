@@ -17,7 +17,7 @@ use super::queue::{Outgoing, QueueSettlement, QueuedMessage};
 use super::quota::{Quota, QuotaLimit};
 use super::types::{
     Appended, Copied, FlagOp, Flags, Folder, FolderCounts, Grant, Mailbox, MailboxKind,
-    MessageMeta, NewMailbox, RawMessage, SortKeys, StoreOutcome,
+    MessageMeta, NewMailbox, NewMessage, RawMessage, SortKeys, StoreOutcome,
 };
 use super::usage::{Traffic, Usage};
 use super::{Backend, Store};
@@ -239,6 +239,20 @@ impl Store {
                 b.append(folder_id, message, flags, internal_date, true)
                     .await
             }
+        }
+    }
+
+    /// Appends several messages to one folder in one transaction (MULTIAPPEND): all are
+    /// stored or none, each checked against the mailbox's limits after those before it,
+    /// so `OverQuota` refuses the whole set. UIDs follow the order given.
+    pub async fn append_many(
+        &self,
+        folder_id: i64,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.append_many(folder_id, messages).await,
+            Backend::Postgres(b) => b.append_many(folder_id, messages).await,
         }
     }
 

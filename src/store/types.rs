@@ -249,6 +249,14 @@ pub struct MessageMeta {
     pub body_id: i64,
 }
 
+/// One message of an APPEND that carries several (MULTIAPPEND, RFC 3502).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub message: Vec<u8>,
+    pub flags: Flags,
+    pub internal_date: DateTime<Utc>,
+}
+
 /// What APPEND and delivery tell the client (UIDPLUS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {

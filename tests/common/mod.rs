@@ -432,3 +432,24 @@ impl Client {
         }
     }
 }
+
+impl Client {
+    /// Sends `bytes` (a command with literals, whole) under a fresh tag; returns every line
+    /// up to the tagged answer.
+    pub async fn raw_cmd(&mut self, bytes: &[u8]) -> Vec<String> {
+        let tag = self.next_tag();
+        let mut command = format!("{tag} ").into_bytes();
+        command.extend_from_slice(bytes);
+        self.send(&command).await;
+        self.until(&tag).await
+    }
+}
+
+/// The untagged lines of an answer, without their CRLF.
+pub fn untagged_lines(lines: &[String]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("* "))
+        .map(|l| l.trim_end())
+        .collect()
+}

@@ -17,8 +17,8 @@ use sqlx::{PgConnection, Row};
 use super::{PostgresStore, announce, quota, transaction};
 use crate::store::error::{StoreError, stored};
 use crate::store::types::{
-    Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, RawMessage, StoreOutcome, flag,
-    from_unix,
+    Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, NewMessage, RawMessage,
+    StoreOutcome, flag, from_unix,
 };
 
 macro_rules! meta_columns {
@@ -260,6 +260,43 @@ impl PostgresStore {
             .await
         })?;
         self.notify(&[(folder_id, appended.modseq)]);
+        Ok(appended)
+    }
+
+    /// All in one transaction; the limits are checked after each row, so a refusal
+    /// rolls every one back.
+    pub(crate) async fn append_many(
+        &self,
+        folder_id: i64,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let raws: Vec<(RawMessage, Flags, i64)> = messages
+            .into_iter()
+            .map(|m| {
+                (
+                    RawMessage::new(&m.message),
+                    m.flags,
+                    m.internal_date.timestamp(),
+                )
+            })
+            .collect();
+        let node = self.node.clone();
+        let appended = transaction!(self, |c| {
+            async {
+                let mut out = Vec::with_capacity(raws.len());
+                for (raw, flags, date) in &raws {
+                    out.push(append_in(c, folder_id, raw, flags, *date, true).await?);
+                }
+                if let Some(last) = out.last() {
+                    announce(c, &node, &[(folder_id, last.modseq)]).await?;
+                }
+                Ok::<_, StoreError>(out)
+            }
+            .await
+        })?;
+        if let Some(last) = appended.last() {
+            self.notify(&[(folder_id, last.modseq)]);
+        }
         Ok(appended)
     }
 

@@ -11,12 +11,12 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::append::NewAppend;
+use super::append::{AppendFailure, NewAppend, append_rows};
 use super::{SqliteStore, quota, writer};
 use crate::store::error::{StoreError, stored};
 use crate::store::types::{
-    Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, RawMessage, StoreOutcome, flag,
-    from_unix,
+    Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, NewMessage, RawMessage,
+    StoreOutcome, flag, from_unix,
 };
 
 macro_rules! meta_columns {
@@ -190,6 +190,45 @@ impl SqliteStore {
         });
         let appended = self.submit_job(job, rx).await?;
         self.notify(folder_id, appended.modseq as i64);
+        Ok(appended)
+    }
+
+    /// All in one write job, one row at a time so that each is checked against the
+    /// limits with those before it counted; a refusal rolls the job back.
+    pub(crate) async fn append_many(
+        &self,
+        folder_id: i64,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let rows: Vec<NewAppend> = messages
+            .into_iter()
+            .map(|m| NewAppend {
+                folder_id,
+                raw: RawMessage::new(&m.message),
+                flags: m.flags,
+                internal_date: m.internal_date.timestamp(),
+                quota: true,
+            })
+            .collect();
+        let appended = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        match append_rows(c, &[row]).await {
+                            Ok(one) => out.extend(one),
+                            Err(AppendFailure::Statement(e) | AppendFailure::Transaction(e)) => {
+                                return Err(e);
+                            }
+                        }
+                    }
+                    Ok(out)
+                })
+            })
+            .await?;
+        if let Some(last) = appended.last() {
+            self.notify(folder_id, last.modseq as i64);
+        }
         Ok(appended)
     }
 
