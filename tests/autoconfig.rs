@@ -5,9 +5,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
 
 use common::smtp::*;
 use tokio::net::TcpStream;
@@ -194,20 +191,7 @@ async fn sighup_reloads_its_certificate_with_the_mail_listeners() {
         let renewed = pki.path(&format!("operator2.{ext}"));
         std::fs::copy(renewed, pki.path(&format!("server.{ext}"))).unwrap();
     }
-    let source = a.running.context.tls.clone();
-    let before = source.current();
-    let status = Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    tokio::time::timeout(WAIT, async {
-        while Arc::ptr_eq(&before, &source.current()) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("SIGHUP did not reload the TLS configuration");
+    common::reload_by_sighup(&a.running.context.tls).await;
 
     assert_eq!(presented(&pki, at).await, "operator2.localhost");
     a.stop().await;

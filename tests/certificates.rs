@@ -600,21 +600,8 @@ async fn sighup_reloads_the_running_server() {
         .await
         .unwrap();
     let source = running.context.tls.clone();
-    let before = source.current();
-
     install_server_cert(d, live.path(), "operator2");
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    tokio::time::timeout(WAIT, async {
-        while Arc::ptr_eq(&before, &source.current()) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("SIGHUP did not reload the TLS configuration");
+    common::reload_by_sighup(&source).await;
 
     let (addr, _rx) = source_acceptor(source).await;
     let stream = connect(addr, client_config(d, None)).await.unwrap();
