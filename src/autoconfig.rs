@@ -12,8 +12,9 @@
 //! Everything comes from the configuration and the listeners as bound: `[server]
 //! hostname` and `domains`, the port of each listener's first address (a listener on
 //! 0.0.0.0:993 is announced as hostname:993; one on port 0 by the port it got).
-//! HTTPS only, with the `[tls]` certificate read at start (no client certificate asked:
-//! clients fetch this before they have an account).
+//! HTTPS only, with the `[tls]` certificate in force (reloaded on SIGHUP with the IMAP
+//! and SMTP listeners'; no client certificate asked: clients fetch this before they
+//! have an account).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::context::Context;
+use crate::tls::CertificateInForce;
 use crate::web::{response, text};
 
 /// Clients ask once when an account is set up: a few at a time is plenty.
@@ -68,7 +70,7 @@ pub async fn start(
     let bound = crate::web::serve(
         addr,
         "autoconfig",
-        Some(acceptor(&config)?),
+        Some(acceptor(context)?),
         MAX_CONNECTIONS,
         stop,
         tasks,
@@ -236,17 +238,13 @@ fn autodiscover_error() -> String {
         .to_owned()
 }
 
-/// HTTPS with the `[tls]` certificate, no client certificate asked.
-fn acceptor(config: &Config) -> Result<TlsAcceptor, AutoconfigError> {
-    let err = |e: &dyn std::fmt::Display| AutoconfigError::Tls(e.to_string());
-    let certs = crate::tls::load_certificates(&config.tls.certificate).map_err(|e| err(&e))?;
-    let key = crate::tls::load_private_key(&config.tls.private_key).map_err(|e| err(&e))?;
+/// HTTPS with the `[tls]` certificate in force, no client certificate asked.
+fn acceptor(context: &Context) -> Result<TlsAcceptor, AutoconfigError> {
     let mut tls = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| err(&e))?
+        .map_err(|e| AutoconfigError::Tls(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| err(&e))?;
+        .with_cert_resolver(Arc::new(CertificateInForce(context.tls.clone())));
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(tls)))
 }

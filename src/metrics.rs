@@ -33,6 +33,10 @@ pub struct Metrics {
     pub connections_open: Family<Labels<2>, Gauge>,
     /// Connections accepted since start, same labels.
     pub connections_accepted: Family<Labels<2>, Counter>,
+    /// Sessions open now that have authenticated, same labels: a connection counts in
+    /// `connections_open` from accept, here only from its successful AUTHENTICATE
+    /// until it closes (or, for IMAP, logs out).
+    pub sessions_authenticated: Family<Labels<2>, Gauge>,
     /// SASL attempts by protocol, mechanism, outcome (`success`, `failure`,
     /// `temporary`) and reason (one of `auth::REFUSAL_REASONS`).
     pub authentications: Family<Labels<4>, Counter>,
@@ -105,6 +109,7 @@ impl Metrics {
             registry: Registry::default(),
             connections_open: Family::default(),
             connections_accepted: Family::default(),
+            sessions_authenticated: Family::default(),
             authentications: Family::default(),
             psc_validation_seconds: latency(),
             psc_cache: Family::default(),
@@ -140,6 +145,11 @@ impl Metrics {
             "connections_accepted",
             "Connections accepted since start",
             m.connections_accepted.clone(),
+        );
+        r.register(
+            "sessions_authenticated",
+            "Authenticated sessions open now",
+            m.sessions_authenticated.clone(),
         );
         r.register(
             "authentications",
@@ -261,6 +271,14 @@ impl Metrics {
             "1 when the server is ready for traffic",
             m.ready.clone(),
         );
+        // The endpoints are a fixed set: each starts at zero, so an alert on the
+        // failure rate has a series before the first failure.
+        for endpoint in ["discovery", "jwks", "introspection"] {
+            drop(
+                m.psc_fetch_failures
+                    .get_or_create(&[("endpoint", endpoint)]),
+            );
+        }
         Metrics { registry, ..m }
     }
 
@@ -283,6 +301,22 @@ impl Metrics {
         ConnectionGuard {
             metrics: self.clone(),
             labels,
+            family: Open::Connections,
+        }
+    }
+
+    /// Counts one authenticated session until the returned guard is dropped.
+    pub fn session(
+        self: &std::sync::Arc<Self>,
+        protocol: &'static str,
+        listener: &'static str,
+    ) -> ConnectionGuard {
+        let labels = [("protocol", protocol), ("listener", listener)];
+        self.sessions_authenticated.get_or_create(&labels).inc();
+        ConnectionGuard {
+            metrics: self.clone(),
+            labels,
+            family: Open::Sessions,
         }
     }
 
@@ -325,19 +359,29 @@ impl Metrics {
     }
 }
 
-/// One open connection in `connections_open`.
+/// Which gauge a `ConnectionGuard` holds one of.
+#[derive(Debug, Clone, Copy)]
+enum Open {
+    Connections,
+    Sessions,
+}
+
+/// One open connection in `connections_open`, or one authenticated session in
+/// `sessions_authenticated`.
 #[derive(Debug)]
 pub struct ConnectionGuard {
     metrics: std::sync::Arc<Metrics>,
     labels: Labels<2>,
+    family: Open,
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.metrics
-            .connections_open
-            .get_or_create(&self.labels)
-            .dec();
+        let family = match self.family {
+            Open::Connections => &self.metrics.connections_open,
+            Open::Sessions => &self.metrics.sessions_authenticated,
+        };
+        family.get_or_create(&self.labels).dec();
     }
 }
 
@@ -349,6 +393,7 @@ mod tests {
     fn connections_are_counted_while_open() {
         let m = std::sync::Arc::new(Metrics::new());
         let guard = m.connection("IMAP", "tls");
+        let session = m.session("IMAP", "tls");
         m.authentication("imap", "XOAUTH2", "failure", "token_expired");
         let text = m.render().unwrap();
         assert!(
@@ -356,8 +401,17 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("reason=\"token_expired\"} 1"), "{text}");
+        assert!(
+            text.contains("mssante_sessions_authenticated{protocol=\"IMAP\",listener=\"tls\"} 1"),
+            "{text}"
+        );
+        drop(session);
         drop(guard);
         let text = m.render().unwrap();
+        assert!(
+            text.contains("mssante_sessions_authenticated{protocol=\"IMAP\",listener=\"tls\"} 0"),
+            "{text}"
+        );
         assert!(
             text.contains("mssante_connections_open{protocol=\"IMAP\",listener=\"tls\"} 0"),
             "{text}"

@@ -417,6 +417,21 @@ impl ClientCertVerifier for AuditingVerifier {
     }
 }
 
+/// The server certificate in force in a `TlsSource`, for the listeners with a TLS policy
+/// of their own (autoconfig, admin): each handshake takes the certificate the IMAP and
+/// SMTP listeners present at that moment, so a SIGHUP reload reaches them too.
+#[derive(Debug)]
+pub struct CertificateInForce(pub Arc<TlsSource>);
+
+impl rustls::server::ResolvesServerCert for CertificateInForce {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.current().cert_resolver.resolve(hello)
+    }
+}
+
 /// The server configuration in force, swapped whole on reload or CRL refresh.
 struct State {
     config: Arc<ServerConfig>,

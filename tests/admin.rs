@@ -144,6 +144,27 @@ async fn metrics_count_exactly_what_the_workload_did() {
     let token = a.token();
     let (mut good, answer) = imap_login(&a, &pki, &sender, &token).await;
     assert!(answer.contains("OK"), "{answer}");
+    // Open and authenticated: one connection, one session; a connection still at its
+    // greeting is open but not a session.
+    let mut waiting = Client::plain(a.imap_tls()).await;
+    waiting.upgrade_config(pki.client(None)).await;
+    waiting.line().await;
+    let during = scrape(admin_a).await;
+    assert_eq!(
+        value(
+            &during,
+            "mssante_connections_open{listener=\"tls\",protocol=\"IMAP\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        moved(&before, &during, "mssante_sessions_authenticated"),
+        expected(&[(
+            "mssante_sessions_authenticated{listener=\"tls\",protocol=\"IMAP\"}",
+            1.0
+        )])
+    );
+    waiting.cmd("LOGOUT").await;
     good.send(b"a9 APPEND INBOX {5+}\r\nhello\r\n").await;
     let lines = good.until("a9").await;
     assert!(common::last(&lines).contains("OK"), "{lines:?}");
@@ -157,6 +178,13 @@ async fn metrics_count_exactly_what_the_workload_did() {
     // SMTP submission with the same token (a PSC cache hit), one message to a local
     // and a remote mailbox.
     let mut s = authenticated(a.submission_tls(), pki.client(None), &sender, &token).await;
+    assert_eq!(
+        value(
+            &scrape(admin_a).await,
+            "mssante_sessions_authenticated{listener=\"submission_tls\",protocol=\"SMTP\"}"
+        ),
+        1.0
+    );
     let (code, t) = s
         .mail(
             &sender,
@@ -190,7 +218,10 @@ async fn metrics_count_exactly_what_the_workload_did() {
         scrape(admin_a)
             .await
             .iter()
-            .filter(|(k, _)| k.starts_with("mssante_connections_open"))
+            .filter(|(k, _)| {
+                k.starts_with("mssante_connections_open")
+                    || k.starts_with("mssante_sessions_authenticated")
+            })
             .all(|(_, v)| *v == 0.0)
     })
     .await;
@@ -215,7 +246,7 @@ async fn metrics_count_exactly_what_the_workload_did() {
         expected(&[
             (
                 "mssante_connections_accepted_total{listener=\"tls\",protocol=\"IMAP\"}",
-                3.0
+                4.0
             ),
             (
                 "mssante_connections_accepted_total{listener=\"submission_tls\",protocol=\"SMTP\"}",
@@ -278,6 +309,41 @@ async fn metrics_count_exactly_what_the_workload_did() {
     assert!(loaded <= now && loaded > now - 600.0, "{loaded} {now}");
     // No CRL configured: no CRL figures rather than made-up ones.
     assert!(!after.keys().any(|k| k.starts_with("mssante_crl_")));
+    // Every family an operator's dashboards and alerts are built on is there, at zero
+    // if nothing happened yet (the CRL figures aside, checked absent above).
+    let (_, text) = get(admin_a, "/metrics").await;
+    for family in [
+        "connections_open gauge",
+        "connections_accepted counter",
+        "sessions_authenticated gauge",
+        "authentications counter",
+        "psc_validation_seconds histogram",
+        "psc_cache counter",
+        "psc_fetch_failures counter",
+        "psc_keys_age_seconds gauge",
+        "messages_accepted counter",
+        "messages_appended counter",
+        "messages_delivered_locally counter",
+        "messages_relayed counter",
+        "messages_deferred counter",
+        "messages_bounced counter",
+        "queue_depth gauge",
+        "queue_oldest_age_seconds gauge",
+        "store_commit_seconds histogram",
+        "store_commit_batch_size histogram",
+        "lifecycle_runs counter",
+        "lifecycle_mailboxes counter",
+        "trust_domains gauge",
+        "trust_certificates gauge",
+        "trust_loaded_timestamp_seconds gauge",
+        "certificate_expiry_days gauge",
+        "ready gauge",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE mssante_{family}\n")),
+            "{family} in\n{text}"
+        );
+    }
 
     // The same workload in the durable records the monthly usage figures come from.
     let now = mssante::clock::SystemClock::now_utc();

@@ -4,7 +4,11 @@
 
 mod common;
 
+use std::net::SocketAddr;
+
 use common::smtp::*;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 async fn started(pki: &Pki) -> Instance {
     let mut o = Options::new("a.mssante.test");
@@ -161,5 +165,34 @@ async fn off_unless_configured() {
     let pki = Pki::new();
     let a = Instance::start(&pki, Options::new("a.mssante.test")).await;
     assert_eq!(a.running.autoconfig, None);
+    a.stop().await;
+}
+
+/// The common name of the certificate a new HTTPS connection to `at` is shown.
+async fn presented(pki: &Pki, at: SocketAddr) -> String {
+    let tcp = TcpStream::connect(at).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = TlsConnector::from(pki.client(None))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    server_cn(&tls)
+}
+
+#[tokio::test]
+async fn sighup_reloads_its_certificate_with_the_mail_listeners() {
+    let pki = Pki::new();
+    let a = started(&pki).await;
+    let at = a.running.autoconfig.expect("autoconfig listener");
+    assert_eq!(presented(&pki, at).await, "localhost");
+
+    // The operator renews the certificate in place and reloads (systemd's ExecReload).
+    for ext in ["crt", "key"] {
+        let renewed = pki.path(&format!("operator2.{ext}"));
+        std::fs::copy(renewed, pki.path(&format!("server.{ext}"))).unwrap();
+    }
+    common::reload_by_sighup(&a.running.context.tls).await;
+
+    assert_eq!(presented(&pki, at).await, "operator2.localhost");
     a.stop().await;
 }

@@ -531,18 +531,6 @@ async fn crl_from_a_url_is_fetched_and_a_failed_fetch_keeps_it() {
     assert_eq!(refusal(seen), CertificateError::Revoked);
 }
 
-fn server_cn(stream: &client::TlsStream<TcpStream>) -> String {
-    let der = &stream.get_ref().1.peer_certificates().unwrap()[0];
-    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-    cert.subject()
-        .iter_common_name()
-        .next()
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// Copies `name`'s certificate and key to the paths the configuration names.
 fn install_server_cert(pki_dir: &Path, live: &Path, name: &str) {
     std::fs::copy(pki_dir.join(format!("{name}.crt")), live.join("server.crt")).unwrap();
@@ -564,7 +552,7 @@ async fn reload_serves_the_new_certificate_to_new_connections_only() {
     let (addr, mut rx) = source_acceptor(source.clone()).await;
 
     let old = connect(addr, client_config(d, Some("app"))).await.unwrap();
-    assert_eq!(server_cn(&old), "localhost");
+    assert_eq!(common::smtp::server_cn(&old), "localhost");
     let mut old = BufReader::new(old);
     let mut line = String::new();
     old.read_line(&mut line).await.unwrap();
@@ -577,7 +565,7 @@ async fn reload_serves_the_new_certificate_to_new_connections_only() {
     install_server_cert(d, live.path(), "operator2");
     source.reload().unwrap();
     let new = connect(addr, client_config(d, None)).await.unwrap();
-    assert_eq!(server_cn(&new), "operator2.localhost");
+    assert_eq!(common::smtp::server_cn(&new), "operator2.localhost");
     tokio::time::timeout(WAIT, rx.recv())
         .await
         .unwrap()
@@ -596,7 +584,7 @@ async fn reload_serves_the_new_certificate_to_new_connections_only() {
     std::fs::write(live.path().join("server.key"), "not a key").unwrap();
     assert!(source.reload().is_err());
     let after = connect(addr, client_config(d, None)).await.unwrap();
-    assert_eq!(server_cn(&after), "operator2.localhost");
+    assert_eq!(common::smtp::server_cn(&after), "operator2.localhost");
 }
 
 #[tokio::test]
@@ -612,25 +600,12 @@ async fn sighup_reloads_the_running_server() {
         .await
         .unwrap();
     let source = running.context.tls.clone();
-    let before = source.current();
-
     install_server_cert(d, live.path(), "operator2");
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    tokio::time::timeout(WAIT, async {
-        while Arc::ptr_eq(&before, &source.current()) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("SIGHUP did not reload the TLS configuration");
+    common::reload_by_sighup(&source).await;
 
     let (addr, _rx) = source_acceptor(source).await;
     let stream = connect(addr, client_config(d, None)).await.unwrap();
-    assert_eq!(server_cn(&stream), "operator2.localhost");
+    assert_eq!(common::smtp::server_cn(&stream), "operator2.localhost");
     running.stop().await;
 }
 
@@ -752,7 +727,7 @@ async fn client_config_presents_our_certificate_to_another_operator() {
     let stream = connect(addr, tls::client_config(&ours).unwrap())
         .await
         .unwrap();
-    assert_eq!(server_cn(&stream), "localhost");
+    assert_eq!(common::smtp::server_cn(&stream), "localhost");
     let seen = tokio::time::timeout(WAIT, rx.recv())
         .await
         .unwrap()

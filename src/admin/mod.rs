@@ -113,8 +113,8 @@ async fn metrics(shared: &Shared) -> Response<Full<Bytes>> {
         }
     }
 }
-/// TLS with the server's certificate, a client certificate from `admin.client_ca`
-/// required.
+/// TLS with the server's certificate in force (reloaded on SIGHUP), a client
+/// certificate from `admin.client_ca` required.
 fn acceptor(context: &Context) -> Result<TlsAcceptor, AdminError> {
     let err = |e: &dyn std::fmt::Display| AdminError::Tls(e.to_string());
     let provider = crate::tls::provider();
@@ -125,14 +125,11 @@ fn acceptor(context: &Context) -> Result<TlsAcceptor, AdminError> {
     )
     .build()
     .map_err(|e| err(&e))?;
-    let certs =
-        crate::tls::load_certificates(&context.config.tls.certificate).map_err(|e| err(&e))?;
-    let key = crate::tls::load_private_key(&context.config.tls.private_key).map_err(|e| err(&e))?;
+    let in_force = crate::tls::CertificateInForce(context.tls.clone());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| err(&e))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)
-        .map_err(|e| err(&e))?;
+        .with_cert_resolver(Arc::new(in_force));
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

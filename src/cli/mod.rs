@@ -11,6 +11,7 @@ mod conformance;
 mod dev;
 mod jobs;
 mod mailbox;
+mod man;
 mod report;
 mod store;
 
@@ -89,6 +90,12 @@ pub enum Command {
         /// A file written by `backup`.
         #[arg(long)]
         from: PathBuf,
+    },
+    /// Write the manual pages (roff) in DIR, as the Debian package installs them.
+    #[command(hide = true)]
+    Man {
+        /// An existing directory.
+        dir: PathBuf,
     },
 }
 
@@ -246,6 +253,7 @@ async fn run(args: Args) -> ExitCode {
                     .map_err(anyhow::Error::from),
             )
         }
+        Command::Man { dir } => man::run(&dir),
         Command::Restore { from } => {
             init_logging(None);
             let config = match load_config(&args.config) {

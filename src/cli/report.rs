@@ -56,7 +56,7 @@ pub async fn run(config: &Config, cmd: ReportCommand) -> ExitCode {
         return ExitCode::from(status::USAGE);
     };
     let usage = async {
-        let store = Store::open(&config.server.data_dir, mssante::clock::system()).await?;
+        let store = Store::open_configured(config, mssante::clock::system()).await?;
         let usage = store.usage(from, to).await;
         store.close().await;
         anyhow::Ok(usage?)

@@ -32,6 +32,8 @@ pub(crate) struct Session {
     pub(crate) conn: Connection,
     pub(crate) peer: SocketAddr,
     pub(crate) tls: bool,
+    /// The listener the connection came in on (`tls`, `starttls`), for the metrics.
+    listener: &'static str,
     pub(crate) certificate_presented: bool,
     pub(crate) certificate: Option<CertificateIdentity>,
     /// This connection's place in the connection caps.
@@ -65,6 +67,7 @@ impl Session {
             conn,
             peer,
             tls,
+            listener: if tls { "tls" } else { "starttls" },
             certificate_presented: false,
             certificate: None,
             admission,
@@ -385,6 +388,7 @@ impl Session {
                     qresync: false,
                     changes: self.shared.context.store.subscribe(),
                     access: AccessWatch::new(epoch),
+                    _counted: self.shared.context.metrics.session("IMAP", self.listener),
                 })
             }
             (State::Authenticated(user), Transition::Select(view)) => {

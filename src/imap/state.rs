@@ -15,6 +15,8 @@ pub(crate) struct User {
     pub(crate) qresync: bool,
     pub(crate) changes: Subscription,
     pub(crate) access: AccessWatch,
+    /// Counts this session in `sessions_authenticated` while it lives.
+    pub(crate) _counted: crate::metrics::ConnectionGuard,
 }
 
 /// A folder is selected: the user, and the folder as this session sees it.

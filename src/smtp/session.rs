@@ -74,6 +74,8 @@ pub(super) struct Session {
     pub certificate: ClientCertificate,
     pub helo: Option<String>,
     pub authenticated: Option<Authenticated>,
+    /// Counts this session in `sessions_authenticated` once it has authenticated.
+    pub counted: Option<crate::metrics::ConnectionGuard>,
     /// Envelope senders already allowed for this session's identity: a client sending
     /// many messages is checked once per address while access stays unchanged.
     pub allowed_senders: AllowedSenders,
@@ -138,6 +140,7 @@ impl Session {
             certificate: ClientCertificate::Absent,
             helo: None,
             authenticated: None,
+            counted: None,
             allowed_senders: Default::default(),
             transaction: None,
             admission,

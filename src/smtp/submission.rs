@@ -99,6 +99,8 @@ pub(super) async fn auth(s: &mut Session, args: &[u8]) -> Result<Next, WireError
                 return Ok(Next::Close);
             }
             s.authenticated = Some(done);
+            let metrics = &s.shared.context.metrics;
+            s.counted = Some(metrics.session("SMTP", s.interface.name()));
             s.wire.queue(&super::io::reply(
                 235,
                 [2, 7, 0],

@@ -453,3 +453,21 @@ pub fn untagged_lines(lines: &[String]) -> Vec<&str> {
         .map(|l| l.trim_end())
         .collect()
 }
+
+/// Sends SIGHUP to this test process, as `systemctl reload` does to the server, and
+/// waits until `tls` has put a new configuration in force.
+pub async fn reload_by_sighup(tls: &mssante::tls::TlsSource) {
+    let before = tls.current();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while Arc::ptr_eq(&before, &tls.current()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("SIGHUP did not reload the TLS configuration");
+}

@@ -405,6 +405,19 @@ fn server_name() -> ServerName<'static> {
     ServerName::try_from("localhost").unwrap()
 }
 
+/// The common name of the certificate the server presented on `stream`.
+pub fn server_cn(stream: &tokio_rustls::client::TlsStream<TcpStream>) -> String {
+    let der = &stream.get_ref().1.peer_certificates().unwrap()[0];
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// Implicit TLS (465), greeting read.
 pub async fn implicit(addr: SocketAddr, tls: Arc<ClientConfig>) -> Tls {
     let tcp = TcpStream::connect(addr).await.unwrap();

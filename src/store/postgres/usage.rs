@@ -77,15 +77,20 @@ impl PostgresStore {
         .fetch_all(self.reader())
         .await?;
         // A mailbox's kind is that of its latest creation before the authentication.
+        // One join of the month's mailboxes with the creations, not a lookup per
+        // mailbox as SQLite does: PostgreSQL runs a correlated subquery once per row
+        // at a cost that dominated the report (see schema/postgres/0003_usage_indexes.sql).
         let active: Vec<(Option<String>, i64)> = sqlx::query_as(
-            "SELECT (SELECT e.kind FROM mailbox_events e
-                      WHERE e.address = a.mailbox AND e.event = 'created' AND e.at <= a.last
-                      ORDER BY e.at DESC LIMIT 1) AS kind, COUNT(*)
-             FROM (SELECT mailbox, MAX(at) AS last FROM audit
-                   WHERE at >= $1 AND at < $2 AND outcome = 'success' AND mailbox IS NOT NULL
-                     AND mechanism IN ('XOAUTH2', 'OAUTHBEARER', 'EXTERNAL')
-                   GROUP BY mailbox) AS a
-             GROUP BY 1",
+            "SELECT kind, COUNT(*) FROM (
+               SELECT DISTINCT ON (a.mailbox) e.kind
+               FROM (SELECT mailbox, MAX(at) AS last FROM audit
+                     WHERE at >= $1 AND at < $2 AND outcome = 'success' AND mailbox IS NOT NULL
+                       AND mechanism IN ('XOAUTH2', 'OAUTHBEARER', 'EXTERNAL')
+                     GROUP BY mailbox) AS a
+               JOIN mailbox_events e
+                 ON e.address = a.mailbox AND e.event = 'created' AND e.at <= a.last
+               ORDER BY a.mailbox, e.at DESC) AS k
+             GROUP BY kind",
         )
         .bind(start)
         .bind(end)
