@@ -5,10 +5,15 @@
 //! - `standin DIR USERS`: runs the PSC stand-in; writes `DIR/psc.toml`, the signing key as
 //!   Dovecot's `local_validation_key_dict` wants it (`DIR/keys/<azp>/RS256/<kid>`) and one
 //!   two-hour token per user in `DIR/tokens`; then lives until killed.
-//! - `fill-ours DATA_DIR USERS SYNC_N`: creates the mailboxes and fills the first-sync
-//!   folder through the library, before the server starts.
+//! - `fill-ours CONFIG|DATA_DIR USERS SYNC_N`: creates the mailboxes and fills the
+//!   first-sync folder through the library, before the server starts: in the store the
+//!   server's configuration file names (`[store]`: SQLite or PostgreSQL), or in a SQLite
+//!   `data_dir`.
 //! - `fill-maildir MAILDIR SYNC_N`: the same messages as Maildir files for Dovecot.
-//! - `auth|mixed|sync|smtp|idle PEER ADDR CA_DER TOKENS …`: one workload; prints `key=value`.
+//! - `auth|mixed|sync|smtp|idle PEER ADDR[,ADDR…] CA_DER TOKENS …`: one workload; prints
+//!   `key=value`, with the load generator's own CPU time (`cpu_ticks`, clock ticks). With
+//!   several addresses (nodes sharing one store), the client of user `i` talks to
+//!   address `i mod n`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -63,9 +68,14 @@ fn main() -> anyhow::Result<()> {
         "fill-ours" => runtime.block_on(fill_ours(arg(1), num(2), num(3))),
         "fill-maildir" => fill_maildir(arg(1), num(2)),
         "auth" | "mixed" | "sync" | "smtp" | "idle" => {
+            let addrs = arg(2)
+                .split(',')
+                .map(str::parse)
+                .collect::<Result<Vec<SocketAddr>, _>>()?;
+            anyhow::ensure!(!addrs.is_empty(), "no address");
             let target = Target {
                 peer: arg(1),
-                addr: arg(2).parse()?,
+                addrs,
                 tls: tls_config(&arg(3))?,
                 tokens: std::fs::read_to_string(arg(4))?
                     .lines()
@@ -74,13 +84,17 @@ fn main() -> anyhow::Result<()> {
             };
             let target = Arc::new(target);
             let (n, secs) = (num(5), num(6) as u64);
-            match arg(0).as_str() {
+            let result = match arg(0).as_str() {
                 "auth" => runtime.block_on(auth(target, n, secs)),
                 "mixed" => runtime.block_on(mixed(target, n, secs)),
                 "sync" => runtime.block_on(sync(target, n)),
                 "smtp" => runtime.block_on(smtp(target, n, secs)),
                 _ => runtime.block_on(idle(target, n)),
-            }
+            };
+            // Appended to the workload's line, so `bench/run` can split the CPU between
+            // the generator, the servers and the database.
+            println!("cpu_ticks={}", own_cpu_ticks().unwrap_or(0));
+            result
         }
         other => anyhow::bail!("unknown sub-command {other:?}"),
     }
@@ -105,8 +119,26 @@ async fn standin(dir: String, users: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fill_ours(data_dir: String, users: usize, sync_n: usize) -> anyhow::Result<()> {
-    let store = Store::open(std::path::Path::new(&data_dir), mssante::clock::system()).await?;
+/// User plus system CPU time of this process (all threads), in clock ticks, from
+/// `/proc/self/stat` (fields 14 and 15, counted after the parenthesised command name).
+fn own_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 3.. of the file start at index 0 here: utime is field 14, stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+async fn fill_ours(target: String, users: usize, sync_n: usize) -> anyhow::Result<()> {
+    let path = std::path::Path::new(&target);
+    let store = if path.is_file() {
+        let config = mssante::config::Config::load(path)?;
+        Store::open_configured(&config, mssante::clock::system()).await?
+    } else {
+        Store::open(path, mssante::clock::system()).await?
+    };
     for i in (0..users).chain([SYNC_USER]) {
         store
             .create_mailbox(NewMailbox::new(
@@ -147,6 +179,7 @@ async fn fill_ours(data_dir: String, users: usize, sync_n: usize) -> anyhow::Res
     for t in tasks {
         t.await??;
     }
+    store.close().await;
     Ok(())
 }
 
@@ -166,13 +199,19 @@ fn fill_maildir(dir: String, sync_n: usize) -> anyhow::Result<()> {
 
 struct Target {
     peer: String,
-    addr: SocketAddr,
+    /// The nodes to spread the clients over (one for a single server).
+    addrs: Vec<SocketAddr>,
     tls: Arc<rustls::ClientConfig>,
     /// One per user, the sync user's last.
     tokens: Vec<String>,
 }
 
 impl Target {
+    /// The node client `i` talks to.
+    fn addr(&self, i: usize) -> SocketAddr {
+        self.addrs[i % self.addrs.len()]
+    }
+
     /// The XOAUTH2 `user=`: Dovecot's passdb is keyed by the token's IdNat.
     fn user(&self, i: usize) -> String {
         if self.peer == "ours" {
@@ -192,7 +231,7 @@ impl Target {
     }
 
     async fn login(&self, i: usize) -> anyhow::Result<Client> {
-        let mut c = Client::plain(self.addr).await;
+        let mut c = Client::plain(self.addr(i)).await;
         c.upgrade_config(self.tls.clone()).await;
         c.line().await;
         let r = c
@@ -444,7 +483,7 @@ async fn idle(t: Arc<Target>, n: usize) -> anyhow::Result<()> {
             let stage = stage.clone();
             batch.push(tokio::spawn(async move {
                 if stage == "tls" {
-                    let mut c = Client::plain(t.addr).await;
+                    let mut c = Client::plain(t.addr(user)).await;
                     c.upgrade_config(t.tls.clone()).await;
                     c.line().await;
                     return Ok(c);
@@ -486,7 +525,7 @@ async fn smtp(t: Arc<Target>, n: usize, secs: u64) -> anyhow::Result<()> {
             let mut failed = 0u64;
             let mut lat = Vec::new();
             let run = async {
-                let tcp = TcpStream::connect(t.addr).await?;
+                let tcp = TcpStream::connect(t.addr(i)).await?;
                 let connector = tokio_rustls::TlsConnector::from(t.tls.clone());
                 let tls = connector
                     .connect(ServerName::try_from("localhost")?, tcp)

@@ -10,7 +10,7 @@ use sqlx::{PgConnection, Row};
 
 use super::mailboxes::{mailbox_columns, mailbox_from_row};
 use super::messages::{changed_by, delete_orphan_bodies, file_in, put_body};
-use super::{PostgresStore, announce, transaction};
+use super::{PostgresStore, transaction};
 use crate::store::error::StoreError;
 use crate::store::lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};
 use crate::store::types::{Appended, Mailbox, RawMessage, from_unix};
@@ -266,20 +266,16 @@ impl PostgresStore {
 
     pub(crate) async fn send_notice(&self, notice: Notice) -> Result<bool, StoreError> {
         let raw = Arc::new(RawMessage::new(&notice.message));
-        let node = self.node.clone();
         let delivered = transaction!(self, |c| {
             async {
                 let delivered = send_notice_in(c, &notice, &raw).await?;
-                if let Some(appended) = &delivered {
-                    announce(c, &node, &changed_by(appended)).await?;
-                }
                 Ok::<_, StoreError>(delivered)
             }
             .await
         })?;
         let sent = delivered.is_some();
         if let Some(appended) = delivered {
-            self.notify(&changed_by(&appended));
+            self.notify(&changed_by(&appended)).await;
         }
         Ok(sent)
     }

@@ -6,7 +6,7 @@ use sqlx::{PgConnection, Row};
 
 use super::messages::delete_orphan_bodies;
 use super::usage::record_events;
-use super::{PostgresStore, announce, transaction};
+use super::{PostgresStore, transaction};
 use crate::store::error::{BackendErrorKind, StoreError, stored};
 use crate::store::types::{
     DEFAULT_FOLDERS, DirectoryFields, Folder, Grant, Mailbox, NewMailbox, from_unix,
@@ -534,7 +534,6 @@ impl PostgresStore {
     }
 
     pub(crate) async fn clear_folder(&self, folder_id: i64) -> Result<(), StoreError> {
-        let node = self.node.clone();
         transaction!(self, |c| {
             async {
                 drop_folder_messages(
@@ -546,11 +545,11 @@ impl PostgresStore {
                     ],
                 )
                 .await?;
-                announce(c, &node, &[(folder_id, 0)]).await
+                Ok::<_, StoreError>(())
             }
             .await
         })?;
-        self.notify(&[(folder_id, 0)]);
+        self.notify(&[(folder_id, 0)]).await;
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::{PostgresStore, announce, quota, transaction};
+use super::{PostgresStore, quota, transaction};
 use crate::store::error::{StoreError, stored};
 use crate::store::types::{
     Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, NewMessage, RawMessage,
@@ -158,7 +158,7 @@ pub(super) async fn file_in(
     Ok(out)
 }
 
-/// The (folder, modseq) pairs of appended messages, to announce.
+/// The (folder, modseq) pairs of appended messages, to tell the sessions of.
 pub(super) fn changed_by(appended: &[Appended]) -> Vec<(i64, u64)> {
     appended.iter().map(|a| (a.folder_id, a.modseq)).collect()
 }
@@ -242,7 +242,6 @@ impl PostgresStore {
         check_quota: bool,
     ) -> Result<Appended, StoreError> {
         let raw = RawMessage::new(message);
-        let node = self.node.clone();
         let appended = transaction!(self, |c| {
             async {
                 let a = append_in(
@@ -254,12 +253,11 @@ impl PostgresStore {
                     check_quota,
                 )
                 .await?;
-                announce(c, &node, &[(folder_id, a.modseq)]).await?;
                 Ok::<_, StoreError>(a)
             }
             .await
         })?;
-        self.notify(&[(folder_id, appended.modseq)]);
+        self.notify(&[(folder_id, appended.modseq)]).await;
         Ok(appended)
     }
 
@@ -280,22 +278,18 @@ impl PostgresStore {
                 )
             })
             .collect();
-        let node = self.node.clone();
         let appended = transaction!(self, |c| {
             async {
                 let mut out = Vec::with_capacity(raws.len());
                 for (raw, flags, date) in &raws {
                     out.push(append_in(c, folder_id, raw, flags, *date, true).await?);
                 }
-                if let Some(last) = out.last() {
-                    announce(c, &node, &[(folder_id, last.modseq)]).await?;
-                }
                 Ok::<_, StoreError>(out)
             }
             .await
         })?;
         if let Some(last) = appended.last() {
-            self.notify(&[(folder_id, last.modseq)]);
+            self.notify(&[(folder_id, last.modseq)]).await;
         }
         Ok(appended)
     }
@@ -306,17 +300,15 @@ impl PostgresStore {
         message: Arc<RawMessage>,
         internal_date: DateTime<Utc>,
     ) -> Result<Vec<Appended>, StoreError> {
-        let node = self.node.clone();
         let delivered = transaction!(self, |c| {
             async {
                 let body_id = put_body(c, &message).await?;
                 let a = file_in(c, &folder_ids, body_id, message.len(), internal_date).await?;
-                announce(c, &node, &changed_by(&a)).await?;
                 Ok::<_, StoreError>(a)
             }
             .await
         })?;
-        self.notify(&changed_by(&delivered));
+        self.notify(&changed_by(&delivered)).await;
         Ok(delivered)
     }
 
@@ -490,20 +482,16 @@ impl PostgresStore {
         flags: Flags,
         unchanged_since: Option<u64>,
     ) -> Result<StoreOutcome, StoreError> {
-        let node = self.node.clone();
         let outcome = transaction!(self, |c| {
             async {
                 let outcome =
                     store_flags_in(c, folder_id, &uids, op, &flags, unchanged_since).await?;
-                if let Some((_, m, _)) = outcome.changed.first() {
-                    announce(c, &node, &[(folder_id, *m)]).await?;
-                }
                 Ok::<_, StoreError>(outcome)
             }
             .await
         })?;
         if let Some((_, m, _)) = outcome.changed.first() {
-            self.notify(&[(folder_id, *m)]);
+            self.notify(&[(folder_id, *m)]).await;
         }
         Ok(outcome)
     }
@@ -514,16 +502,14 @@ impl PostgresStore {
         uids: Vec<u32>,
         to_folder: i64,
     ) -> Result<Copied, StoreError> {
-        let node = self.node.clone();
         let (copied, modseq) = transaction!(self, |c| {
             async {
                 let (copied, modseq) = copy_in(c, from_folder, &uids, to_folder, true).await?;
-                announce(c, &node, &[(to_folder, modseq)]).await?;
                 Ok::<_, StoreError>((copied, modseq))
             }
             .await
         })?;
-        self.notify(&[(to_folder, modseq)]);
+        self.notify(&[(to_folder, modseq)]).await;
         Ok(copied)
     }
 
@@ -533,7 +519,6 @@ impl PostgresStore {
         uids: Vec<u32>,
         to_folder: i64,
     ) -> Result<Copied, StoreError> {
-        let node = self.node.clone();
         let (copied, changed) = transaction!(self, |c| {
             async {
                 let across = quota::mailbox_of_folder(c, from_folder).await?
@@ -542,12 +527,11 @@ impl PostgresStore {
                 let moved: Vec<u32> = copied.pairs.iter().map(|(s, _)| *s).collect();
                 let (_, from_modseq) = expunge_in(c, from_folder, Some(&moved), false).await?;
                 let changed = [(to_folder, to_modseq), (from_folder, from_modseq)];
-                announce(c, &node, &changed).await?;
                 Ok::<_, StoreError>((copied, changed))
             }
             .await
         })?;
-        self.notify(&changed);
+        self.notify(&changed).await;
         Ok(copied)
     }
 
@@ -556,19 +540,15 @@ impl PostgresStore {
         folder_id: i64,
         uids: Option<Vec<u32>>,
     ) -> Result<Vec<u32>, StoreError> {
-        let node = self.node.clone();
         let (gone, modseq) = transaction!(self, |c| {
             async {
                 let (gone, modseq) = expunge_in(c, folder_id, uids.as_deref(), true).await?;
-                if !gone.is_empty() {
-                    announce(c, &node, &[(folder_id, modseq)]).await?;
-                }
                 Ok::<_, StoreError>((gone, modseq))
             }
             .await
         })?;
         if !gone.is_empty() {
-            self.notify(&[(folder_id, modseq)]);
+            self.notify(&[(folder_id, modseq)]).await;
         }
         Ok(gone)
     }

@@ -11,10 +11,11 @@
 //! MOVEs in opposite directions lock the same two folders) is run again, a few times,
 //! before the caller hears `Busy`.
 //!
-//! Changes reach the sessions of every node: each write that changes a folder sends a
-//! `NOTIFY` in its transaction (delivered when it commits), and each node `LISTEN`s
-//! (`listener`). A node tells its own sessions directly after the commit and skips
-//! its own notifications, which carry its stamp.
+//! Changes reach the sessions of every node: after each commit that changes a folder,
+//! the node tells its own sessions directly and the other nodes with a `NOTIFY`
+//! (`notifier`: not from inside the transaction, which would serialize every commit),
+//! and each node `LISTEN`s (`listener`), skipping its own notifications, which carry
+//! its stamp.
 
 mod audit;
 mod error;
@@ -22,6 +23,7 @@ mod lifecycle;
 mod listener;
 mod mailboxes;
 mod messages;
+mod notifier;
 mod queue;
 mod quota;
 mod sort_keys;
@@ -31,8 +33,8 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool};
 
 use crate::clock::SharedClock;
 use crate::store::CommitObserver;
@@ -68,6 +70,8 @@ pub(crate) struct PostgresStore {
     /// This process among the nodes: stamps its notifications and its queue leases.
     node: Arc<str>,
     changes: Changes,
+    /// Sends this node's changes to the other nodes.
+    notifier: Arc<notifier::Notifier>,
     /// Seconds a claim on an outbound message lasts unless renewed (`queue`).
     lease_secs: i64,
     /// The notification listener and the queue lease renewal, stopped with the store.
@@ -186,13 +190,16 @@ impl PostgresStore {
         ));
         let changes = Changes::new();
         let listener = listener::start(
-            options,
+            options.clone(),
             settings.connect_timeout,
             node.clone(),
             changes.clone(),
         )
         .await
         .map_err(unreachable)?;
+        let (notifier, sender) = notifier::start(options, settings.connect_timeout)
+            .await
+            .map_err(unreachable)?;
         let lease_secs = i64::try_from(settings.queue_lease.as_secs())
             .unwrap_or(i64::MAX)
             .max(1);
@@ -206,8 +213,9 @@ impl PostgresStore {
             pool,
             node,
             changes,
+            notifier,
             lease_secs,
-            tasks: Arc::new(Tasks(vec![listener, renewal])),
+            tasks: Arc::new(Tasks(vec![listener, sender, renewal])),
             observe: Arc::new(OnceLock::new()),
         })
     }
@@ -237,15 +245,21 @@ impl PostgresStore {
         self.changes.subscribe()
     }
 
-    /// Tells this node's sessions of committed changes; the other nodes heard of them
-    /// through `announce` in the transaction.
-    fn notify(&self, changed: &[(i64, u64)]) {
+    /// Tells this node's sessions of committed changes, and the other nodes: returns
+    /// once the notification is with PostgreSQL, so the writer's client, told OK next,
+    /// finds the change through any node.
+    async fn notify(&self, changed: &[(i64, u64)]) {
         for &(folder_id, modseq) in changed {
             self.changes.publish(FolderChange {
                 folder_id,
                 modseq: modseq as i64,
             });
         }
+        let payloads = changed
+            .iter()
+            .map(|(folder, modseq)| listener::payload(&self.node, *folder, *modseq))
+            .collect();
+        self.notifier.send(payloads).await;
     }
 
     /// Gives back the queue leases this node holds (a stopping node's attempts were
@@ -266,7 +280,7 @@ impl PostgresStore {
 pub(crate) async fn connect_migrated(
     url: &str,
     connect_timeout: Duration,
-) -> Result<PgConnection, sqlx::Error> {
+) -> Result<sqlx::PgConnection, sqlx::Error> {
     use sqlx::ConnectOptions as _;
     let options = PgConnectOptions::from_str(url)?
         .application_name("mssante store copy")
@@ -276,26 +290,4 @@ pub(crate) async fn connect_migrated(
         .map_err(|_| sqlx::Error::PoolTimedOut)??;
     MIGRATOR.run(&mut conn).await?;
     Ok(conn)
-}
-
-/// Announces changes to every node, from inside the transaction that makes them:
-/// PostgreSQL delivers the notifications when, and only if, it commits.
-async fn announce(
-    c: &mut PgConnection,
-    node: &str,
-    changed: &[(i64, u64)],
-) -> Result<(), StoreError> {
-    if changed.is_empty() {
-        return Ok(());
-    }
-    let payloads: Vec<String> = changed
-        .iter()
-        .map(|(folder, modseq)| listener::payload(node, *folder, *modseq))
-        .collect();
-    sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
-        .bind(CHANNEL)
-        .bind(payloads)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
 }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::messages::{changed_by, delete_orphan_bodies, file_in, put_body};
-use super::{PostgresStore, announce, transaction};
+use super::{PostgresStore, transaction};
 use crate::store::error::StoreError;
 use crate::store::queue::{Outgoing, QueueSettlement, QueuedMessage, QueuedRecipient};
 use crate::store::types::{Appended, RawMessage, from_unix};
@@ -54,7 +54,6 @@ impl PostgresStore {
         message: Arc<RawMessage>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<Appended>, i64), StoreError> {
-        let node = self.node.clone();
         let (appended, queue_id) = transaction!(self, |c| {
             async {
                 let body_id = put_body(c, &message).await?;
@@ -83,12 +82,11 @@ impl PostgresStore {
                     .execute(&mut *c)
                     .await?;
                 }
-                announce(c, &node, &changed_by(&appended)).await?;
                 Ok::<_, StoreError>((appended, queue_id))
             }
             .await
         })?;
-        self.notify(&changed_by(&appended));
+        self.notify(&changed_by(&appended)).await;
         Ok((appended, queue_id))
     }
 
@@ -208,7 +206,6 @@ impl PostgresStore {
     }
 
     pub(crate) async fn queue_settle(&self, s: QueueSettlement) -> Result<(), StoreError> {
-        let node = self.node.clone();
         let appended = transaction!(self, |c| {
             async {
                 for id in &s.delivered {
@@ -275,12 +272,11 @@ impl PostgresStore {
                     .execute(&mut *c)
                     .await?;
                 }
-                announce(c, &node, &changed_by(&appended)).await?;
                 Ok::<_, StoreError>(appended)
             }
             .await
         })?;
-        self.notify(&changed_by(&appended));
+        self.notify(&changed_by(&appended)).await;
         Ok(())
     }
 }
