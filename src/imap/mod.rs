@@ -10,9 +10,11 @@
 //! with the rules kept in `sort` and `thread`; `updates` keeps searches up to date
 //! (RFC 5267 contexts). `extended` reads the command syntax imap-codec does not
 //! (RETURN options and `$`, LIST-EXTENDED, MULTIAPPEND, CATENATE), before imap-codec
-//! reads the rest.
+//! reads the rest; it knows nothing of the session, and `list_extended` and
+//! `append_extended` run what it read.
 
 mod anystate;
+mod append_extended;
 mod authenticate;
 mod authenticated;
 mod binary;
@@ -21,6 +23,7 @@ mod casemap;
 mod connection;
 mod extended;
 mod fetch;
+mod list_extended;
 mod listener;
 mod mime;
 mod names;

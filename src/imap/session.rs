@@ -201,7 +201,8 @@ impl Session {
                 Err(e) => return Err(e),
             };
             if let Incoming::Message = incoming
-                && let Some(e) = extended::decode(self.conn.message().message_bytes(), state)
+                && let Some(e) =
+                    extended::decode(self.conn.message().message_bytes(), selection(state))
             {
                 self.rate.admit().await;
                 Box::pin(self.extended(state, e)).await?;
@@ -271,6 +272,53 @@ impl Session {
             }
             self.conn.flush().await?;
         }
+    }
+
+    /// Runs a message `extended::decode` recognised.
+    pub(crate) async fn extended(
+        &mut self,
+        state: &mut State,
+        extended: extended::Extended,
+    ) -> Result<(), ConnError> {
+        match extended {
+            extended::Extended::Search(e) => self.extended_search(state, e).await,
+            extended::Extended::Folder(parsed) => self.extended_folder(state, parsed).await,
+        }
+    }
+
+    /// Runs a folder command read here, in the authenticated states only.
+    async fn extended_folder(
+        &mut self,
+        state: &mut State,
+        parsed: extended::Parsed,
+    ) -> Result<(), ConnError> {
+        if let Some(user) = state.user_mut()
+            && !self.access_still_granted(user).await?
+        {
+            *state = State::Logout;
+            return Ok(());
+        }
+        let (user, mut view) = match state {
+            State::Authenticated(user) => (user, None),
+            State::Selected(s) => (&mut s.user, Some(&mut *s.view)),
+            State::NotAuthenticated | State::Logout => {
+                self.bad(&parsed.tag, "authenticate first").await?;
+                return Ok(());
+            }
+        };
+        let transition = match self.sync_selected(user, view.as_deref_mut(), true).await? {
+            Some(t) => t,
+            None => match parsed.command {
+                extended::FolderCommand::List(c) => {
+                    self.list_extended(&parsed.tag, user, c).await?
+                }
+                extended::FolderCommand::Append(c) => {
+                    self.append_extended(&parsed.tag, user, view, c).await?
+                }
+            },
+        };
+        self.apply(state, transition);
+        Ok(())
     }
 
     pub(crate) async fn dispatch(
@@ -555,4 +603,15 @@ fn needs_selection(body: &CommandBody<'_>) -> bool {
             | CommandBody::Copy { .. }
             | CommandBody::Move { .. }
     )
+}
+
+/// What `$` reads of the selected folder (RFC 5182), when one is selected.
+fn selection(state: &State) -> Option<extended::Selection<'_>> {
+    match state {
+        State::Selected(s) => Some(extended::Selection {
+            saved: &s.view.saved,
+            uids: &s.view.uids,
+        }),
+        _ => None,
+    }
 }

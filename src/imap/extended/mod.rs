@@ -15,10 +15,8 @@ pub(crate) mod url;
 
 use imap_codec::imap_types::core::Tag;
 
-use super::connection::ConnError;
-use super::session::Session;
-use super::state::State;
 use reader::Reader;
+pub(crate) use search::Selection;
 
 /// A message one of the submodules recognised.
 pub(crate) enum Extended {
@@ -42,8 +40,8 @@ pub(crate) enum FolderCommand {
 
 /// Reads `bytes` (one complete message) when a submodule recognises it; `None` leaves it
 /// to imap-codec as it is (which answers `BAD` if it is malformed).
-pub(crate) fn decode(bytes: &[u8], state: &State) -> Option<Extended> {
-    search::decode(bytes, state)
+pub(crate) fn decode(bytes: &[u8], selection: Option<Selection<'_>>) -> Option<Extended> {
+    search::decode(bytes, selection)
         .map(Extended::Search)
         .or_else(|| parse(bytes).map(Extended::Folder))
 }
@@ -60,51 +58,4 @@ fn parse(message: &[u8]) -> Option<Parsed> {
         return None;
     };
     Some(Parsed { tag, command })
-}
-
-impl Session {
-    /// Runs a message [`decode`] recognised.
-    pub(crate) async fn extended(
-        &mut self,
-        state: &mut State,
-        extended: Extended,
-    ) -> Result<(), ConnError> {
-        match extended {
-            Extended::Search(e) => self.extended_search(state, e).await,
-            Extended::Folder(parsed) => self.extended_folder(state, parsed).await,
-        }
-    }
-
-    /// Runs a folder command read here, in the authenticated states only.
-    async fn extended_folder(
-        &mut self,
-        state: &mut State,
-        parsed: Parsed,
-    ) -> Result<(), ConnError> {
-        if let Some(user) = state.user_mut()
-            && !self.access_still_granted(user).await?
-        {
-            *state = State::Logout;
-            return Ok(());
-        }
-        let (user, mut view) = match state {
-            State::Authenticated(user) => (user, None),
-            State::Selected(s) => (&mut s.user, Some(&mut *s.view)),
-            State::NotAuthenticated | State::Logout => {
-                self.bad(&parsed.tag, "authenticate first").await?;
-                return Ok(());
-            }
-        };
-        let transition = match self.sync_selected(user, view.as_deref_mut(), true).await? {
-            Some(t) => t,
-            None => match parsed.command {
-                FolderCommand::List(c) => self.list_extended(&parsed.tag, user, c).await?,
-                FolderCommand::Append(c) => {
-                    self.append_extended(&parsed.tag, user, view, c).await?
-                }
-            },
-        };
-        self.apply(state, transition);
-        Ok(())
-    }
 }

@@ -14,9 +14,6 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::Command;
 use imap_codec::imap_types::core::Tag;
 
-use crate::imap::state::State;
-use crate::imap::view::View;
-
 /// The RETURN options of a searching command (RFC 4731 §3.1, RFC 5182 §2, RFC 5267 §4).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Returns {
@@ -250,13 +247,24 @@ pub(crate) fn set_text(numbers: &[u32]) -> String {
     out
 }
 
-/// The saved result (RFC 5182) as the view sees it now: the positions of its messages
-/// still in the view, ascending.
-pub(crate) fn saved_positions(view: &View) -> Vec<usize> {
-    view.saved
-        .iter()
-        .filter_map(|u| view.uids.binary_search(u).ok())
-        .collect()
+/// What `$` reads of the selected folder: the saved result (RFC 5182, by UID) and the
+/// UIDs the session's view holds, ascending. Plain slices, so this parser stays apart
+/// from the session that owns them.
+#[derive(Clone, Copy)]
+pub(crate) struct Selection<'a> {
+    pub(crate) saved: &'a [u32],
+    pub(crate) uids: &'a [u32],
+}
+
+impl Selection<'_> {
+    /// The saved result as the view sees it now: the positions of its messages still in
+    /// the view, ascending.
+    fn saved_positions(&self) -> Vec<usize> {
+        self.saved
+            .iter()
+            .filter_map(|u| self.uids.binary_search(u).ok())
+            .collect()
+    }
 }
 
 /// The search keys that take arguments, and how many (RFC 3501 §6.4.4, RFC 5032, RFC
@@ -346,9 +354,9 @@ fn partial_range(range: &[u8]) -> Option<(u32, u32)> {
 
 /// What `$` stands for in a search key: the saved messages by UID (which does not change
 /// as other messages are expunged), or a key no message matches.
-fn search_dollar(view: Option<&View>) -> Vec<u8> {
+fn search_dollar(view: Option<Selection<'_>>) -> Vec<u8> {
     let uids: Vec<u32> = view
-        .map(|v| saved_positions(v).iter().map(|p| v.uids[*p]).collect())
+        .map(|v| v.saved_positions().iter().map(|p| v.uids[*p]).collect())
         .unwrap_or_default();
     if uids.is_empty() {
         b"NOT ALL".to_vec()
@@ -358,7 +366,7 @@ fn search_dollar(view: Option<&View>) -> Vec<u8> {
 }
 
 /// The `$` edits in the search keys from token `i` on.
-fn search_keys(m: &Message<'_>, mut i: usize, view: Option<&View>, edits: &mut Vec<Edit>) {
+fn search_keys(m: &Message<'_>, mut i: usize, view: Option<Selection<'_>>, edits: &mut Vec<Edit>) {
     while i < m.tokens.len() {
         let Some(word) = m.atom(i) else {
             i += 1;
@@ -398,17 +406,9 @@ fn tag(m: &Message<'_>) -> Option<Tag<'static>> {
     Tag::try_from(text.to_owned()).ok()
 }
 
-/// The selected folder's view, when there is one.
-fn view(state: &State) -> Option<&View> {
-    match state {
-        State::Selected(s) => Some(&s.view),
-        _ => None,
-    }
-}
-
 /// Recognises the syntax of this module in one complete message; `None` when there is
 /// none of it (imap-codec reads the message as it is).
-pub(crate) fn decode(bytes: &[u8], state: &State) -> Option<Extended> {
+pub(crate) fn decode(bytes: &[u8], view: Option<Selection<'_>>) -> Option<Extended> {
     let m = Message {
         bytes,
         tokens: lex(bytes)?,
@@ -417,7 +417,6 @@ pub(crate) fn decode(bytes: &[u8], state: &State) -> Option<Extended> {
     let uid = m.is_atom(1, "UID");
     let at = 1 + usize::from(uid);
     let name = m.atom(at)?.to_ascii_uppercase();
-    let view = view(state);
     let mut edits = Vec::new();
     let mut returned = None;
     let keys_from = match name.as_slice() {
@@ -457,7 +456,7 @@ pub(crate) fn decode(bytes: &[u8], state: &State) -> Option<Extended> {
         b"FETCH" | b"STORE" | b"COPY" | b"MOVE" | b"EXPUNGE" => {
             if m.atom(at + 1) == Some(b"$") && (uid || name != b"EXPUNGE") {
                 let v = view?;
-                let positions = saved_positions(v);
+                let positions = v.saved_positions();
                 let numbers: Vec<u32> = if uid {
                     positions.iter().map(|p| v.uids[*p]).collect()
                 } else {
@@ -662,7 +661,7 @@ mod tests {
     }
 
     fn rewritten(bytes: &[u8]) -> (String, Option<Returns>) {
-        match decode(bytes, &State::NotAuthenticated) {
+        match decode(bytes, None) {
             Some(Extended::Command { command, returns }) => {
                 let out = imap_codec::CommandCodec::default().encode(&command).dump();
                 (String::from_utf8(out).unwrap(), returns)
@@ -698,16 +697,13 @@ mod tests {
             (b"A1 SEARCH RETURN (PARTIAL 0:5) ALL\r\n", false),
             (b"A1 SEARCH RETURN MIN ALL\r\n", false),
         ] {
-            match decode(line, &State::NotAuthenticated) {
+            match decode(line, None) {
                 Some(Extended::Bad { saving: s, .. }) => assert_eq!(s, saving),
                 other => panic!("{other:?}"),
             }
         }
         // imap-codec refuses the keys: a BAD that still forgets the saved result.
-        match decode(
-            b"A1 SEARCH RETURN (SAVE) NOSUCHKEY\r\n",
-            &State::NotAuthenticated,
-        ) {
+        match decode(b"A1 SEARCH RETURN (SAVE) NOSUCHKEY\r\n", None) {
             Some(Extended::Bad { saving: true, .. }) => {}
             other => panic!("{other:?}"),
         }
@@ -721,7 +717,7 @@ mod tests {
             b"A1 STORE 1 +FLAGS ($)\r\n",
             b"A1 FETCH 1 BODY[]\r\n",
         ] {
-            assert!(decode(line, &State::NotAuthenticated).is_none());
+            assert!(decode(line, None).is_none());
         }
     }
 
@@ -733,17 +729,14 @@ mod tests {
 
     #[test]
     fn cancel_update_names_quoted_tags() {
-        match decode(
-            b"A9 CANCELUPDATE \"B01\" \"a\\\"b\"\r\n",
-            &State::NotAuthenticated,
-        ) {
+        match decode(b"A9 CANCELUPDATE \"B01\" \"a\\\"b\"\r\n", None) {
             Some(Extended::CancelUpdate { tags, .. }) => {
                 assert_eq!(tags, vec![b"B01".to_vec(), b"a\"b".to_vec()])
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            decode(b"A9 CANCELUPDATE B01\r\n", &State::NotAuthenticated),
+            decode(b"A9 CANCELUPDATE B01\r\n", None),
             Some(Extended::Bad { .. })
         ));
     }
