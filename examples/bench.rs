@@ -548,8 +548,14 @@ async fn smtp(t: Arc<Target>, n: usize, secs: u64) -> anyhow::Result<()> {
                 )
                 .await?;
                 anyhow::ensure!(code == 235, "AUTH: {code} {text}");
-                let body = message(i, 4096).replace("Lisa Cuddy <lisa.cuddy@h.mssante.fr>", &to);
-                let body = format!("From: <{from}>\r\n{body}");
+                // The author must be the sender (submission checks From:), so the
+                // message's own From: is replaced rather than a second one added.
+                let body = message(i, 4096)
+                    .replace("Lisa Cuddy <lisa.cuddy@h.mssante.fr>", &to)
+                    .replace(
+                        &format!("Docteur {i} <sender{i}@clinique.mssante.fr>"),
+                        &format!("<{from}>"),
+                    );
                 for _ in 0..1_000_000 {
                     if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
                         break;
