@@ -30,7 +30,7 @@ impl<'a> Reader<'a> {
     }
 
     /// One expected byte.
-    pub(crate) fn expect(&mut self, b: u8) -> Parse<()> {
+    pub(crate) fn byte(&mut self, b: u8) -> Parse<()> {
         if self.peek() == Some(b) {
             self.pos += 1;
             Ok(())
@@ -41,11 +41,11 @@ impl<'a> Reader<'a> {
 
     /// Takes `b` if it comes next.
     pub(crate) fn take(&mut self, b: u8) -> bool {
-        self.expect(b).is_ok()
+        self.byte(b).is_ok()
     }
 
     pub(crate) fn sp(&mut self) -> Parse<()> {
-        self.expect(b' ')
+        self.byte(b' ')
     }
 
     /// The end of the command: CRLF (or a bare LF, as the rest of the server accepts)
@@ -106,7 +106,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn quoted(&mut self) -> Parse<Cow<'a, [u8]>> {
-        self.expect(b'"')?;
+        self.byte(b'"')?;
         let start = self.pos;
         let mut owned: Option<Vec<u8>> = None;
         loop {
@@ -139,12 +139,12 @@ impl<'a> Reader<'a> {
     /// `{n}`, `{n+}` or `~{n}` (a literal8, RFC 3516), its CRLF, and its `n` bytes.
     pub(crate) fn literal(&mut self) -> Parse<&'a [u8]> {
         self.take(b'~');
-        self.expect(b'{')?;
+        self.byte(b'{')?;
         let n = usize::try_from(self.number()?).map_err(|_| Syntax)?;
         self.take(b'+');
-        self.expect(b'}')?;
+        self.byte(b'}')?;
         self.take(b'\r');
-        self.expect(b'\n')?;
+        self.byte(b'\n')?;
         let end = self.pos.checked_add(n).ok_or(Syntax)?;
         let data = self.bytes.get(self.pos..end).ok_or(Syntax)?;
         self.pos = end;
@@ -191,7 +191,7 @@ impl<'a> Reader<'a> {
         empty: bool,
         mut item: impl FnMut(&mut Self) -> Parse<T>,
     ) -> Parse<Vec<T>> {
-        self.expect(b'(')?;
+        self.byte(b'(')?;
         let mut out = Vec::new();
         if self.take(b')') {
             return if empty { Ok(out) } else { Err(Syntax) };
