@@ -49,6 +49,17 @@ async fn binary_fetch_decodes_parts() {
     let r = c.cmd("FETCH 1 BINARY.PEEK[5]").await;
     assert_eq!(r.len(), 1, "{r:?}");
     assert!(r[0].ends_with(" NO [UNKNOWN-CTE] unknown Content-Transfer-Encoding\r\n"), "{r:?}");
+    // Damaged base64 fails the FETCH rather than answer an empty part.
+    let damaged = "Subject: d\r\nContent-Transfer-Encoding: base64\r\n\r\nA*==\r\n";
+    let r = c
+        .raw_cmd(format!("APPEND INBOX {{{}+}}\r\n{damaged}\r\n", damaged.len()).as_bytes())
+        .await;
+    assert!(r.last().unwrap().contains(" OK "), "{r:?}");
+    let r = c.cmd("FETCH 3 BINARY.PEEK[1]").await;
+    assert!(
+        r.last().unwrap().ends_with(" NO [PARSE] the part's base64 is damaged\r\n"),
+        "{r:?}"
+    );
     // BINARY without PEEK sets \Seen.
     let r = c.cmd("FETCH 1 BINARY[1]").await;
     assert_eq!(r[0], "* 1 FETCH (BINARY[1] {5}\r\nVoir. FLAGS (\\Recent \\Seen))\r\n");

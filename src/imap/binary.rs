@@ -14,9 +14,15 @@ use super::connection::encode;
 use super::mime;
 use super::text;
 
-/// The part's Content-Transfer-Encoding is none this server can undo: `[UNKNOWN-CTE]`.
+/// Why a part cannot be given decoded. Either fails the FETCH: a client handed an
+/// empty or cut part would take it for the attachment's content.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct UnknownCte;
+pub(crate) enum Undecodable {
+    /// No Content-Transfer-Encoding this server can undo: `[UNKNOWN-CTE]` (RFC 3516).
+    UnknownCte,
+    /// The part says base64 and is not.
+    Damaged,
+}
 
 /// The decoded content of `BINARY[section]`; `Ok(None)` when there is no such part. The
 /// whole message (`BINARY[]`) is given as stored.
@@ -24,7 +30,7 @@ pub(crate) fn content(
     raw: &[u8],
     parsed: Option<&Message<'_>>,
     section: &[NonZeroU32],
-) -> Result<Option<Vec<u8>>, UnknownCte> {
+) -> Result<Option<Vec<u8>>, Undecodable> {
     let Ok(path) = Vec1::try_from(section.to_vec()) else {
         return Ok(Some(raw.to_vec()));
     };
@@ -45,7 +51,7 @@ fn transfer_encoding(header: &[u8]) -> Option<String> {
     Some(value.to_ascii_lowercase())
 }
 
-fn decode(cte: Option<&str>, body: &[u8]) -> Result<Vec<u8>, UnknownCte> {
+fn decode(cte: Option<&str>, body: &[u8]) -> Result<Vec<u8>, Undecodable> {
     match cte {
         None | Some("7bit" | "8bit" | "binary" | "") => Ok(body.to_vec()),
         Some("base64") => {
@@ -60,12 +66,10 @@ fn decode(cte: Option<&str>, body: &[u8]) -> Result<Vec<u8>, UnknownCte> {
                     .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
                     .with_decode_allow_trailing_bits(true),
             );
-            // Damaged base64 is still known base64: what decodes is given, as mail
-            // clients show it.
-            Ok(engine.decode(&clean).unwrap_or_default())
+            engine.decode(&clean).map_err(|_| Undecodable::Damaged)
         }
         Some("quoted-printable") => Ok(quoted_printable(body)),
-        Some(_) => Err(UnknownCte),
+        Some(_) => Err(Undecodable::UnknownCte),
     }
 }
 
@@ -184,7 +188,11 @@ mod tests {
         );
         assert_eq!(decode(Some("7bit"), b"a=3D"), Ok(b"a=3D".to_vec()));
         assert_eq!(decode(None, b"x"), Ok(b"x".to_vec()));
-        assert_eq!(decode(Some("x-uuencode"), b"x"), Err(UnknownCte));
+        assert_eq!(
+            decode(Some("x-uuencode"), b"x"),
+            Err(Undecodable::UnknownCte)
+        );
+        assert_eq!(decode(Some("base64"), b"A*=="), Err(Undecodable::Damaged));
         assert_eq!(
             decode(
                 Some("quoted-printable"),

@@ -104,13 +104,23 @@ fn partial(data: Vec<u8>, range: Option<(u32, std::num::NonZeroU32)>) -> (Vec<u8
 
 impl Session {
     /// RFC 3516: a part whose transfer encoding cannot be undone fails the FETCH.
-    async fn no_unknown_cte(&mut self, tag: &Tag<'static>) -> Result<Transition, ConnError> {
-        let code = Some(text::code("UNKNOWN-CTE"));
+    async fn no_undecodable(
+        &mut self,
+        tag: &Tag<'static>,
+        why: binary::Undecodable,
+    ) -> Result<Transition, ConnError> {
+        let (code, text) = match why {
+            binary::Undecodable::UnknownCte => (
+                text::code("UNKNOWN-CTE"),
+                "unknown Content-Transfer-Encoding",
+            ),
+            binary::Undecodable::Damaged => (text::code("PARSE"), "the part's base64 is damaged"),
+        };
         self.complete(
             tag,
             imap_codec::imap_types::response::StatusKind::No,
-            code,
-            "unknown Content-Transfer-Encoding",
+            Some(code),
+            text,
         )
         .await
     }
@@ -356,11 +366,12 @@ impl Session {
                             partial: range,
                             ..
                         } => {
-                            let Ok(data) = raw
+                            let data = match raw
                                 .map(|r| binary::content(r, parsed.as_ref(), section))
                                 .transpose()
-                            else {
-                                return self.no_unknown_cte(&tag).await;
+                            {
+                                Ok(data) => data,
+                                Err(why) => return self.no_undecodable(&tag, why).await,
                             };
                             let data = data.flatten();
                             match (range, data) {
@@ -382,11 +393,12 @@ impl Session {
                             }
                         }
                         MessageDataItemName::BinarySize { section } => {
-                            let Ok(data) = raw
+                            let data = match raw
                                 .map(|r| binary::content(r, parsed.as_ref(), section))
                                 .transpose()
-                            else {
-                                return self.no_unknown_cte(&tag).await;
+                            {
+                                Ok(data) => data,
+                                Err(why) => return self.no_undecodable(&tag, why).await,
                             };
                             Some(MessageDataItem::BinarySize {
                                 section: section.clone(),
