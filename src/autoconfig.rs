@@ -84,9 +84,23 @@ pub async fn start(
     Ok(Some(bound))
 }
 
+/// Each request is logged (method, path, status; never the query, which may carry the
+/// address): an operator sees which clients found their settings here.
 async fn route(config: &Config, ports: Ports, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_ascii_lowercase();
-    match (req.method(), path.as_str()) {
+    let method = req.method().clone();
+    let response = answer(config, ports, req, &path).await;
+    tracing::info!(%method, path, status = response.status().as_u16(), "autoconfig request");
+    response
+}
+
+async fn answer(
+    config: &Config,
+    ports: Ports,
+    req: Request<Incoming>,
+    path: &str,
+) -> Response<Full<Bytes>> {
+    match (req.method(), path) {
         (
             &Method::GET,
             "/mail/config-v1.1.xml" | "/.well-known/autoconfig/mail/config-v1.1.xml",

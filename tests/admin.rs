@@ -489,3 +489,41 @@ async fn scrape_raw(admin: SocketAddr) -> Samples {
         .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
         .collect()
 }
+
+/// With a CRL configured, its figures are the list's own: seconds until its nextUpdate
+/// (the test PKI writes midnight UTC of its generation day plus ten years) and seconds
+/// since the server loaded it at start.
+#[tokio::test]
+async fn crl_figures_come_from_the_list_in_force() {
+    if !parser_available() {
+        return;
+    }
+    let t0 = mssante::clock::SystemClock::now_utc();
+    let pki = Pki::new();
+    let mut o = Options::new("a.mssante.test");
+    o.crls = true;
+    let a = Instance::start(&pki, o).await;
+    let samples = scrape(a.running.admin.expect("admin listener")).await;
+    let t1 = mssante::clock::SystemClock::now_utc();
+    let span = (t1 - t0).num_milliseconds() as f64 / 1e3;
+    let next = value(&samples, "mssante_crl_next_update_seconds{}");
+    // Written between t0 and t1 (one of their days, should midnight fall in between),
+    // scraped between t0 and t1.
+    let next_update_of = |t: chrono::DateTime<chrono::Utc>| {
+        let midnight = t.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        (midnight + chrono::Duration::days(3650)).timestamp() as f64
+    };
+    let from = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1e3;
+    assert!(
+        [next_update_of(t0), next_update_of(t1)]
+            .iter()
+            .any(|n| next >= n - from(t1) - 1.0 && next <= n - from(t0) + 1.0),
+        "{next} s until the next update, PKI written and scraped within {span} s"
+    );
+    let age = value(&samples, "mssante_crl_age_seconds{}");
+    assert!(
+        samples.contains_key("mssante_crl_age_seconds{}") && (0.0..=span + 1.0).contains(&age),
+        "{age} s since the CRL was loaded, server started and scraped within {span} s"
+    );
+    a.stop().await;
+}

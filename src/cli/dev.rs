@@ -107,6 +107,8 @@ struct SandboxState {
     smtp_tls: SocketAddr,
     smtp_starttls: SocketAddr,
     smtp_inbound: SocketAddr,
+    /// Thunderbird's autoconfig and Autodiscover (HTTPS, the sandbox's server certificate).
+    autoconfig: Option<SocketAddr>,
     ca: PathBuf,
 }
 
@@ -247,6 +249,7 @@ async fn sandbox(
          [imap]\ntls = [\"{imap_tls}\"]\nstarttls = [\"{imap_starttls}\"]\n\n\
          [smtp]\nsubmission_tls = [\"{smtp_tls}\"]\nsubmission_starttls = [\"{smtp_starttls}\"]\ninbound = [\"{smtp_inbound}\"]\n\n\
          [admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [autoconfig]\nlisten = \"127.0.0.1:0\"\n\n\
          {psc}",
         psc = psc.config_toml("local"),
     );
@@ -267,6 +270,7 @@ async fn sandbox(
         smtp_tls,
         smtp_starttls,
         smtp_inbound,
+        autoconfig: running.autoconfig,
         ca: certs.join("ca.crt"),
     };
     std::fs::write(d.join(STATE_FILE), serde_json::to_string_pretty(&state)?)
@@ -453,6 +457,11 @@ fn print_instructions(
         );
     } else {
         println!("  SMTP             not served by this build");
+    }
+    if let Some(autoconfig) = s.autoconfig {
+        println!(
+            "  Autoconfig       https://{autoconfig}/mail/config-v1.1.xml (Thunderbird), Autodiscover"
+        );
     }
     println!("  Configuration    {}/mssante.toml", dir);
     println!("  Test PKI         {}/", certs.display());
