@@ -145,15 +145,9 @@ struct MailboxView {
 }
 
 pub async fn run(config: &Config, cmd: MailboxCommand) -> ExitCode {
-    let store = match Store::open_configured(config, mssante::clock::system()).await {
+    let store = match super::open_store(config, mssante::clock::system()).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "error: cannot open the store ({}): {e}",
-                Store::describe(config)
-            );
-            return ExitCode::from(status::FAILURE);
-        }
+        Err(code) => return code,
     };
     report(dispatch(config, &store, cmd).await)
 }
