@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::{report, status};
+use super::report;
 use mssante::auth::certificate::identity_from_pem_file;
 use mssante::config::{ByteSize, Config};
 use mssante::store::{
