@@ -90,7 +90,7 @@ struct Prepared {
     imap_port: u16,
     psc: PscStandIn,
     _pki: Pki,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn prepare() -> Prepared {
@@ -108,22 +108,16 @@ async fn prepare() -> Prepared {
         imap_port,
         psc,
         _pki: pki,
-        _dir: dir,
+        dir,
     }
 }
 
 #[tokio::test]
 async fn serve_says_ready_pings_the_watchdog_and_says_stopping() {
-    let Prepared {
-        config,
-        imap_port,
-        psc,
-        _pki,
-        _dir,
-    } = prepare().await;
-    let socket_path = _dir.path().join("notify.sock");
+    let p = prepare().await;
+    let socket_path = p.dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let child = command(&config, &["serve"])
+    let child = command(&p.config, &["serve"])
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "200000")
         .env_remove("WATCHDOG_PID")
@@ -138,7 +132,7 @@ async fn serve_says_ready_pings_the_watchdog_and_says_stopping() {
     .await
     .unwrap();
     // READY=1 comes after the listeners are bound: the IMAP port answers at once.
-    tokio::net::TcpStream::connect(("127.0.0.1", imap_port))
+    tokio::net::TcpStream::connect(("127.0.0.1", p.imap_port))
         .await
         .expect("IMAP listening once READY=1 was said");
     let socket = tokio::task::spawn_blocking(move || {
@@ -151,19 +145,13 @@ async fn serve_says_ready_pings_the_watchdog_and_says_stopping() {
     let status = terminate(child).await;
     stopping.await.unwrap();
     assert!(status.success(), "{status}");
-    psc.shutdown().await;
+    p.psc.shutdown().await;
 }
 
 #[tokio::test]
 async fn without_notify_socket_serve_runs_as_before() {
-    let Prepared {
-        config,
-        imap_port,
-        psc,
-        _pki,
-        _dir,
-    } = prepare().await;
-    let child = command(&config, &["serve"])
+    let p = prepare().await;
+    let child = command(&p.config, &["serve"])
         .env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC")
         .stdout(Stdio::null())
@@ -171,12 +159,12 @@ async fn without_notify_socket_serve_runs_as_before() {
         .spawn()
         .unwrap();
     eventually("the server to listen", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", imap_port))
+        tokio::net::TcpStream::connect(("127.0.0.1", p.imap_port))
             .await
             .is_ok()
     })
     .await;
     let status = terminate(child).await;
     assert!(status.success(), "{status}");
-    psc.shutdown().await;
+    p.psc.shutdown().await;
 }
