@@ -7,18 +7,12 @@
 //! `cargo bench --bench usage` (release build). `MSSANTE_BENCH_MAILBOXES=N` and
 //! `MSSANTE_BENCH_AUDIT_ROWS=N` (default 10,000,000) change the size.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use mssante::store::Store;
 use sqlx::{Connection, SqliteConnection};
 
-fn size(var: &str, default: i64) -> i64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
+use support::size;
 
 /// The records, set-based in one transaction.
 async fn fill(conn: &mut SqliteConnection, mailboxes: i64, audit: i64, now: i64) {
@@ -78,11 +72,7 @@ async fn fill(conn: &mut SqliteConnection, mailboxes: i64, audit: i64, now: i64)
 fn main() {
     let mailboxes = size("MSSANTE_BENCH_MAILBOXES", 1_000_000);
     let audit = size("MSSANTE_BENCH_AUDIT_ROWS", 10_000_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
+    support::run(async move {
         let dir = tempfile::tempdir().unwrap();
         let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
             .unwrap()
@@ -91,12 +81,7 @@ fn main() {
             .await
             .unwrap();
         let started = tokio::time::Instant::now();
-        let mut conn = SqliteConnection::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("mssante.db").display()
-        ))
-        .await
-        .unwrap();
+        let mut conn = support::connect(&dir.path().join("mssante.db")).await;
         fill(&mut conn, mailboxes, audit, now.timestamp()).await;
         conn.close().await.unwrap();
         println!(
@@ -116,9 +101,7 @@ fn main() {
             usage.authentications.psc_token + usage.authentications.client_certificate
         );
         assert_eq!(existing, (mailboxes - mailboxes / 100) as u64);
-        if took > Duration::from_secs(10) {
-            println!("over the 10 s target");
-        }
+        support::against_target(took);
         store.close().await;
     });
 }

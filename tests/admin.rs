@@ -98,16 +98,9 @@ fn expected(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
 }
 
 async fn two_operators(pki: &Pki) -> (Instance, Instance) {
-    let mut ob = Options::new("b.mssante.test");
-    ob.certificate = "operator2";
-    ob.trust = vec![("a.mssante.test".into(), pki.dn("server"))];
-    let b = Instance::start(pki, ob).await;
-    let mut oa = Options::new("a.mssante.test");
-    oa.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
-    oa.routes = vec![("b.mssante.test".into(), b.inbound().to_string())];
+    let mut oa = operator_a(pki);
     oa.sections = "[lifecycle]\ninterval = \"1s\"\n".into();
-    let a = Instance::start(pki, oa).await;
-    (a, b)
+    start_operators(pki, operator_b(pki), oa).await
 }
 
 async fn imap_login(a: &Instance, pki: &Pki, address: &str, token: &str) -> (Client, String) {

@@ -14,10 +14,7 @@ use common::smtp::*;
 use tokio::process::Command;
 
 async fn mssante(config: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mssante"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
+    Command::from(common::cli::command(config, args))
         .output()
         .await
         .unwrap()

@@ -298,10 +298,7 @@ async fn the_audit_listing_ends_quietly_when_the_reader_stops() {
     }
     drop(store);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mssante"))
-        .arg("--config")
-        .arg(env.config())
-        .args(["audit", "--json", "--limit", "2000"])
+    let mut child = common::cli::command(&env.config(), &["audit", "--json", "--limit", "2000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -458,10 +455,7 @@ fn an_unreachable_postgres_is_named_and_serve_waits_for_it() {
         assert!(!err.contains("hunter2"), "{args:?}: {err}");
     }
 
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_mssante"))
-        .arg("--config")
-        .arg(env.config())
-        .arg("serve")
+    let mut serve = common::cli::command(&env.config(), &["serve"])
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()

@@ -6,24 +6,17 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Client;
+use common::cli::{command, terminate};
 use common::smtp::*;
 use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[derive(Default)]
 struct Seen {
@@ -150,25 +143,17 @@ async fn sigterm_drains_busy_sessions_within_the_shutdown_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let (imap, submission, inbound) = (free_port(), free_port(), free_port());
     let mut o = Options::new("a.mssante.test");
-    o.inbound = format!("127.0.0.1:{inbound}");
+    o.listeners = Listeners {
+        imap_tls: on_port(imap),
+        submission_tls: on_port(submission),
+        inbound: on_port(inbound),
+        ..Listeners::all()
+    };
     o.session_extra = format!(
         "shutdown_timeout = \"{}s\"\ntrusted_networks = [\"127.0.0.0/8\"]\nwrite_timeout = \"10m\"",
         SHUTDOWN_TIMEOUT.as_secs()
     );
     let config = write_config(&pki, dir.path(), &psc, &o, "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replacen(
-            "tls = [\"127.0.0.1:0\"]",
-            &format!("tls = [\"127.0.0.1:{imap}\"]"),
-            1,
-        )
-        .replacen(
-            "submission_tls = [\"127.0.0.1:0\"]",
-            &format!("submission_tls = [\"127.0.0.1:{submission}\"]"),
-            1,
-        );
-    std::fs::write(&config, text).unwrap();
     let address = "house@a.mssante.test";
     {
         let store = mssante::store::Store::open(&dir.path().join("data"), mssante::clock::system())
@@ -177,10 +162,7 @@ async fn sigterm_drains_busy_sessions_within_the_shutdown_timeout() {
         create_mailbox(&store, address, IDNAT).await;
         store.close().await;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mssante"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
+    let child = command(&config, &["serve"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -244,15 +226,8 @@ async fn sigterm_drains_busy_sessions_within_the_shutdown_timeout() {
     )
     .await;
 
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
     let sent = tokio::time::Instant::now();
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let status = terminate(child).await;
     let took = sent.elapsed();
     assert!(status.success(), "{status}");
     assert!(

@@ -548,11 +548,6 @@ mod process {
     const HOUSE_BAL: &str = "house@a.mssante.test";
     const CUDDY_BAL: &str = "cuddy@a.mssante.test";
 
-    fn free_port() -> u16 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    }
-
     struct Server {
         pki: Pki,
         psc: PscStandIn,
@@ -570,32 +565,20 @@ mod process {
 
         /// The server for a.mssante.test set up with `o` (its trust list, routes and
         /// certificate, from `pki`); listens for IMAP and submission only.
-        async fn prepare_with(pki: Pki, o: Options) -> Server {
+        async fn prepare_with(pki: Pki, mut o: Options) -> Server {
             let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
                 .await
                 .unwrap();
             let dir = tempfile::tempdir().unwrap();
-            let config = write_config(&pki, dir.path(), &psc, &o, "");
             let (imap, submission) = (free_port(), free_port());
-            let text = std::fs::read_to_string(&config)
-                .unwrap()
-                .replacen(
-                    "tls = [\"127.0.0.1:0\"]",
-                    &format!("tls = [\"127.0.0.1:{imap}\"]"),
-                    1,
-                )
-                .replacen(
-                    "submission_tls = [\"127.0.0.1:0\"]",
-                    &format!("submission_tls = [\"127.0.0.1:{submission}\"]"),
-                    1,
-                )
-                .replacen(
-                    "submission_starttls = [\"127.0.0.1:0\"]",
-                    "submission_starttls = []",
-                    1,
-                )
-                .replacen("inbound = [\"127.0.0.1:0\"]", "inbound = []", 1);
-            std::fs::write(&config, text).unwrap();
+            o.listeners = Listeners {
+                imap_tls: on_port(imap),
+                submission_tls: on_port(submission),
+                submission_starttls: None,
+                inbound: None,
+                ..Listeners::all()
+            };
+            let config = write_config(&pki, dir.path(), &psc, &o, "");
             let store =
                 mssante::store::Store::open(&dir.path().join("data"), mssante::clock::system())
                     .await
@@ -1272,14 +1255,10 @@ mod process {
         const PARALLEL: usize = 16;
         const CAMERON: &str = "cameron@b.mssante.test";
         let pki = Pki::new();
-        let mut ob = Options::new("b.mssante.test");
-        ob.certificate = "operator2";
-        ob.trust = vec![("a.mssante.test".into(), pki.dn("server"))];
-        let b = Instance::start(&pki, ob).await;
+        let b = Instance::start(&pki, operator_b(&pki)).await;
         b.mailbox("cameron", OTHER_IDNAT).await;
         let relay = slow_relay(b.inbound(), Duration::from_millis(100)).await;
-        let mut oa = Options::new("a.mssante.test");
-        oa.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
+        let mut oa = operator_a(&pki);
         oa.routes = vec![("b.mssante.test".into(), relay.to_string())];
         let mut server = Server::prepare_with(pki, oa).await;
         let db = server.db();

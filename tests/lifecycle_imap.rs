@@ -6,8 +6,9 @@ mod common;
 
 use common::cli::ok;
 use common::config::Setup;
+use common::smtp::free_port;
 use common::tools;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -17,14 +18,6 @@ use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
 
 const IDNAT: &str = "899700771191";
 const ADDRESS: &str = "jean.dupont@hopital.mssante.fr";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -43,12 +36,7 @@ impl Drop for Serving {
 }
 
 async fn serve(config: &Path, imap: SocketAddr) -> Serving {
-    let child = Command::new(env!("CARGO_BIN_EXE_mssante"))
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .spawn()
-        .unwrap();
+    let child = common::cli::command(config, &["serve"]).spawn().unwrap();
     let serving = Serving(child);
     for _ in 0..200 {
         if TcpStream::connect(imap).is_ok() {
@@ -184,10 +172,7 @@ async fn a_mailbox_used_over_imap_is_unpublished_after_61_days_and_deleted_after
     assert_eq!(shown["published"], false, "{shown}");
 
     ok(&config, &["jobs", "run", "--at", &at(366)]);
-    let out = Command::new(env!("CARGO_BIN_EXE_mssante"))
-        .arg("--config")
-        .arg(&config)
-        .args(["mailbox", "show", ADDRESS])
+    let out = common::cli::command(&config, &["mailbox", "show", ADDRESS])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "the mailbox is gone");

@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use common::node::Node;
 use common::postgres::{Backend, Database, run};
 use common::smtp::{
-    Gate, IDNAT, Instance, Options, Pki, authenticated, create_mailbox, eventually, message,
-    write_config,
+    Gate, IDNAT, Instance, Pki, authenticated, create_mailbox, eventually, message, operator_a,
+    operator_b, write_config,
 };
 use common::{CUDDY, CUDDY_BAL, Client, HOUSE, HOUSE_BAL, World, last, world};
 use mssante::config::Config;
@@ -68,6 +68,31 @@ async fn append(c: &mut Client, message: &str) -> Vec<String> {
     c.send(message.as_bytes()).await;
     c.send(b"\r\n").await;
     c.until(&tag).await
+}
+
+/// Operator B with its mailbox made, then down (data kept for `Instance::start_in`):
+/// the address of that mailbox and the kept data.
+async fn operator_b_down(pki: &Pki) -> (String, common::smtp::Kept) {
+    let b = Instance::start(pki, operator_b(pki)).await;
+    let remote = b.mailbox("cameron", common::smtp::OTHER_IDNAT).await;
+    (remote, b.stop_keeping_data().await)
+}
+
+/// `want` messages came, each subject once.
+fn assert_each_once(got: &[Vec<u8>], want: usize) {
+    let subjects: Vec<String> = got
+        .iter()
+        .map(|m| {
+            String::from_utf8_lossy(m)
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let unique: HashSet<&String> = subjects.iter().collect();
+    assert_eq!(unique.len(), want, "{subjects:?}");
+    assert_eq!(subjects.len(), want, "each message once: {subjects:?}");
 }
 
 const NOTE: &str = "From: lisa.cuddy@h.mssante.fr\r\nTo: gregory.house@h.mssante.fr\r\nSubject: note\r\n\r\nSee me.\r\n";
@@ -190,19 +215,10 @@ async fn mail_submitted_on_either_node_is_delivered_once() {
         let pki = Pki::new();
         // The other operator: its mailbox made, then down while the mail is queued.
         let gate = Gate::new().await;
-        let b_options = || {
-            let mut ob = Options::new("b.mssante.test");
-            ob.certificate = "operator2";
-            ob.trust = vec![("a.mssante.test".into(), pki.dn("server"))];
-            ob
-        };
-        let b = Instance::start(&pki, b_options()).await;
-        let remote = b.mailbox("cameron", common::smtp::OTHER_IDNAT).await;
-        let b_data = b.stop_keeping_data().await;
+        let (remote, b_data) = operator_b_down(&pki).await;
         gate.close();
 
-        let mut oa = Options::new("a.mssante.test");
-        oa.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
+        let mut oa = operator_a(&pki);
         oa.routes = vec![("b.mssante.test".into(), gate.addr.to_string())];
         let a1 = Instance::start(&pki, oa).await;
         let a2 = second_node(&a1.dir.path().join("config.toml")).await;
@@ -228,7 +244,7 @@ async fn mail_submitted_on_either_node_is_delivered_once() {
         // A few rounds of failed attempts (retries every second at most) on both nodes.
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(a1.store().queue_len().await.unwrap(), 2 * EACH as u64);
-        let b = Instance::start_in(&pki, b_options(), b_data).await;
+        let b = Instance::start_in(&pki, operator_b(&pki), b_data).await;
         gate.open(b.inbound());
         eventually("both nodes' queues to empty", || async {
             a1.store().queue_len().await.unwrap() == 0
@@ -237,19 +253,7 @@ async fn mail_submitted_on_either_node_is_delivered_once() {
         // Longer than a queue scan of either node: a second copy would have come by now.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let got = b.messages(&remote, "INBOX").await;
-        let subjects: Vec<String> = got
-            .iter()
-            .map(|m| {
-                let t = String::from_utf8_lossy(m);
-                t.lines()
-                    .find_map(|l| l.strip_prefix("Subject: "))
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .collect();
-        let unique: HashSet<&String> = subjects.iter().collect();
-        assert_eq!(unique.len(), 2 * EACH, "{subjects:?}");
-        assert_eq!(subjects.len(), 2 * EACH, "each message once: {subjects:?}");
+        assert_each_once(&got, 2 * EACH);
         // No notice of failure went back: every message was delivered, none given up.
         assert!(a1.messages(&sender, "INBOX").await.is_empty());
         a2.stop().await;
@@ -306,15 +310,7 @@ async fn a_killed_nodes_queue_is_taken_over_when_its_leases_expire() {
     run(Backend::Postgres, async {
         let pki = Pki::new();
         let peer = Gate::new().await;
-        let b_options = || {
-            let mut ob = Options::new("b.mssante.test");
-            ob.certificate = "operator2";
-            ob.trust = vec![("a.mssante.test".into(), pki.dn("server"))];
-            ob
-        };
-        let b = Instance::start(&pki, b_options()).await;
-        let remote = b.mailbox("cameron", common::smtp::OTHER_IDNAT).await;
-        let b_data = b.stop_keeping_data().await;
+        let (remote, b_data) = operator_b_down(&pki).await;
         // The peer, for now: accepts connections and never says a word.
         peer.hold();
 
@@ -324,8 +320,7 @@ async fn a_killed_nodes_queue_is_taken_over_when_its_leases_expire() {
         let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let mut oa = Options::new("a.mssante.test");
-        oa.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
+        let mut oa = operator_a(&pki);
         oa.routes = vec![("b.mssante.test".into(), peer.addr.to_string())];
         let store = format!("{}queue_lease = \"2s\"\n", db.store_toml());
         let path = write_config(&pki, a_dir.path(), &psc, &oa, &store);
@@ -372,7 +367,7 @@ async fn a_killed_nodes_queue_is_taken_over_when_its_leases_expire() {
         assert_eq!(still, MESSAGES as i64, "node 1 renewed its leases");
 
         node1.kill();
-        let b = Instance::start_in(&pki, b_options(), b_data).await;
+        let b = Instance::start_in(&pki, operator_b(&pki), b_data).await;
         peer.open(b.inbound());
         let a2 = Instance::start_in(
             &pki,
@@ -393,16 +388,7 @@ async fn a_killed_nodes_queue_is_taken_over_when_its_leases_expire() {
         .await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let got = b.messages(&remote, "INBOX").await;
-        let subjects: HashSet<String> = got
-            .iter()
-            .filter_map(|m| {
-                String::from_utf8_lossy(m)
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned))
-            })
-            .collect();
-        assert_eq!(subjects.len(), MESSAGES, "{subjects:?}");
-        assert_eq!(got.len(), MESSAGES, "each once");
+        assert_each_once(&got, MESSAGES);
         psc.shutdown().await;
         a2.stop().await;
         b.stop().await;

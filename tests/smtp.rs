@@ -488,20 +488,11 @@ async fn fifty_local_recipients_share_one_stored_body() {
 /// A (server.crt) and B (operator2.crt), each listing the other in its trust list;
 /// A's route for B's domain points at B's inbound port.
 async fn two_operators(pki: &Pki, b_lists_a: bool) -> (Instance, Instance) {
-    let mut ob = Options::new("b.mssante.test");
-    ob.certificate = "operator2";
-    let a_dn = if b_lists_a {
-        pki.dn("server")
-    } else {
-        pki.dn("app2")
-    };
-    ob.trust = vec![("a.mssante.test".into(), a_dn)];
-    let b = Instance::start(pki, ob).await;
-    let mut oa = Options::new("a.mssante.test");
-    oa.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
-    oa.routes = vec![("b.mssante.test".into(), b.inbound().to_string())];
-    let a = Instance::start(pki, oa).await;
-    (a, b)
+    let mut ob = operator_b(pki);
+    if !b_lists_a {
+        ob.trust = vec![("a.mssante.test".into(), pki.dn("app2"))];
+    }
+    start_operators(pki, ob, operator_a(pki)).await
 }
 
 on_both_backends! {
@@ -671,10 +662,7 @@ async fn a_queued_message_goes_out_when_the_remote_comes_back() {
         due.first().is_some_and(|m| m.attempts >= 1)
     })
     .await;
-    let mut ob = Options::new("b.mssante.test");
-    ob.certificate = "operator2";
-    ob.trust = vec![("a.mssante.test".into(), pki.dn("server"))];
-    let b = Instance::start(&pki, ob).await;
+    let b = Instance::start(&pki, operator_b(&pki)).await;
     gate.open(b.inbound());
     let remote = b.mailbox("cameron", OTHER_IDNAT).await;
     eventually("delivery once B is up", || async {
@@ -701,26 +689,15 @@ async fn no_message_lost_or_duplicated_across_sigkill() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
+    let port = free_port();
+    let mut o = Options::new("a.mssante.test");
+    o.listeners = Listeners {
+        submission_tls: on_port(port),
+        submission_starttls: None,
+        inbound: None,
+        ..Listeners::all()
     };
-    let o = Options::new("a.mssante.test");
     let config_path = write_config(&pki, dir.path(), &psc, &o, "");
-    let config_text = std::fs::read_to_string(&config_path)
-        .unwrap()
-        .replacen(
-            "submission_tls = [\"127.0.0.1:0\"]",
-            &format!("submission_tls = [\"127.0.0.1:{port}\"]"),
-            1,
-        )
-        .replacen(
-            "submission_starttls = [\"127.0.0.1:0\"]",
-            "submission_starttls = []",
-            1,
-        )
-        .replacen("inbound = [\"127.0.0.1:0\"]", "inbound = []", 1);
-    std::fs::write(&config_path, config_text).unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // Mailboxes go in before the server starts.
     {
@@ -732,10 +709,7 @@ async fn no_message_lost_or_duplicated_across_sigkill() {
         store.close().await;
     }
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_mssante"))
-            .arg("--config")
-            .arg(&config_path)
-            .arg("serve")
+        common::cli::command(&config_path, &["serve"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -6,10 +6,11 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::cli::{command, terminate};
 use common::smtp::*;
 use common::tools;
 use mssante_conformance::psc_standin::PscStandIn;
@@ -81,40 +82,42 @@ fn wait_for(socket: &UnixDatagram, line: &str, limit: Duration) -> Vec<String> {
     panic!("no {line} within {limit:?}; got {seen:?}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A server for a.mssante.test whose IMAP (implicit TLS) listener is on a port known
+/// beforehand, for a `serve` process the test starts as systemd would: its
+/// configuration file, that port, and what must live as long as the process.
+struct Prepared {
+    config: PathBuf,
+    imap_port: u16,
+    psc: PscStandIn,
+    _pki: Pki,
+    dir: tempfile::TempDir,
 }
 
-fn config(pki: &Pki, dir: &Path, psc: &PscStandIn, imap_port: u16) -> std::path::PathBuf {
-    let path = write_config(pki, dir, psc, &Options::new("a.mssante.test"), "");
-    let text = std::fs::read_to_string(&path).unwrap().replacen(
-        "tls = [\"127.0.0.1:0\"]",
-        &format!("tls = [\"127.0.0.1:{imap_port}\"]"),
-        1,
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-#[tokio::test]
-async fn serve_says_ready_pings_the_watchdog_and_says_stopping() {
+async fn prepare() -> Prepared {
     let pki = Pki::new();
     let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let imap_port = free_port();
-    let config = config(&pki, dir.path(), &psc, imap_port);
-    let socket_path = dir.path().join("notify.sock");
+    let mut o = Options::new("a.mssante.test");
+    o.listeners.imap_tls = on_port(imap_port);
+    let config = write_config(&pki, dir.path(), &psc, &o, "");
+    Prepared {
+        config,
+        imap_port,
+        psc,
+        _pki: pki,
+        dir,
+    }
+}
+
+#[tokio::test]
+async fn serve_says_ready_pings_the_watchdog_and_says_stopping() {
+    let p = prepare().await;
+    let socket_path = p.dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mssante"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
+    let child = command(&p.config, &["serve"])
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "200000")
         .env_remove("WATCHDOG_PID")
@@ -129,7 +132,7 @@ async fn serve_says_ready_pings_the_watchdog_and_says_stopping() {
     .await
     .unwrap();
     // READY=1 comes after the listeners are bound: the IMAP port answers at once.
-    tokio::net::TcpStream::connect(("127.0.0.1", imap_port))
+    tokio::net::TcpStream::connect(("127.0.0.1", p.imap_port))
         .await
         .expect("IMAP listening once READY=1 was said");
     let socket = tokio::task::spawn_blocking(move || {
@@ -138,34 +141,17 @@ async fn serve_says_ready_pings_the_watchdog_and_says_stopping() {
     })
     .await
     .unwrap();
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    tokio::task::spawn_blocking(move || wait_for(&socket, "STOPPING=1", WAIT))
-        .await
-        .unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let stopping = tokio::task::spawn_blocking(move || wait_for(&socket, "STOPPING=1", WAIT));
+    let status = terminate(child).await;
+    stopping.await.unwrap();
     assert!(status.success(), "{status}");
-    psc.shutdown().await;
+    p.psc.shutdown().await;
 }
 
 #[tokio::test]
 async fn without_notify_socket_serve_runs_as_before() {
-    let pki = Pki::new();
-    let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let imap_port = free_port();
-    let config = config(&pki, dir.path(), &psc, imap_port);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mssante"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
+    let p = prepare().await;
+    let child = command(&p.config, &["serve"])
         .env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC")
         .stdout(Stdio::null())
@@ -173,19 +159,12 @@ async fn without_notify_socket_serve_runs_as_before() {
         .spawn()
         .unwrap();
     eventually("the server to listen", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", imap_port))
+        tokio::net::TcpStream::connect(("127.0.0.1", p.imap_port))
             .await
             .is_ok()
     })
     .await;
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let status = terminate(child).await;
     assert!(status.success(), "{status}");
-    psc.shutdown().await;
+    p.psc.shutdown().await;
 }

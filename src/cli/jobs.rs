@@ -12,7 +12,6 @@ use super::status;
 use mssante::clock::{FixedClock, SharedClock};
 use mssante::config::Config;
 use mssante::lifecycle::{Lifecycle, LifecycleError, Mode, publisher_from_config};
-use mssante::store::Store;
 
 #[derive(Subcommand, Debug)]
 pub enum JobsCommand {
@@ -35,15 +34,9 @@ pub async fn run(config: &Config, cmd: JobsCommand) -> ExitCode {
         Some(at) => Arc::new(FixedClock(at)),
         None => mssante::clock::system(),
     };
-    let store = match Store::open_configured(config, clock.clone()).await {
+    let store = match super::open_store(config, clock.clone()).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "error: cannot open the store ({}): {e}",
-                Store::describe(config)
-            );
-            return ExitCode::from(status::FAILURE);
-        }
+        Err(code) => return code,
     };
     let publisher = match publisher_from_config(&config.directory) {
         Ok(p) => p,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::{report, status};
+use super::report;
 use mssante::auth::certificate::identity_from_pem_file;
 use mssante::config::{ByteSize, Config};
 use mssante::store::{
@@ -145,15 +145,9 @@ struct MailboxView {
 }
 
 pub async fn run(config: &Config, cmd: MailboxCommand) -> ExitCode {
-    let store = match Store::open_configured(config, mssante::clock::system()).await {
+    let store = match super::open_store(config, mssante::clock::system()).await {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "error: cannot open the store ({}): {e}",
-                Store::describe(config)
-            );
-            return ExitCode::from(status::FAILURE);
-        }
+        Err(code) => return code,
     };
     report(dispatch(config, &store, cmd).await)
 }

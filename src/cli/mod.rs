@@ -129,6 +129,21 @@ fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
+/// The configured store, or the exit code once the reason it cannot be opened was said.
+async fn open_store(
+    config: &Config,
+    clock: mssante::clock::SharedClock,
+) -> Result<mssante::store::Store, ExitCode> {
+    use mssante::store::Store;
+    Store::open_configured(config, clock).await.map_err(|e| {
+        eprintln!(
+            "error: cannot open the store ({}): {e}",
+            Store::describe(config)
+        );
+        ExitCode::from(status::FAILURE)
+    })
+}
+
 /// Logs go to stderr; `serve` uses the configured level, one-shot commands stay quiet.
 pub fn init_logging(config: Option<&Config>) {
     let (level, format) = match config {

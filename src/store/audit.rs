@@ -46,6 +46,21 @@ pub struct AuditEntry {
     pub reason: Option<String>,
 }
 
+/// An audit row as every backend reads it: id, at, protocol, mechanism, identity,
+/// mailbox, peer, outcome, reason, repeated.
+pub(crate) type AuditRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    i64,
+);
+
 /// A recorded decision.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
@@ -62,3 +77,24 @@ pub struct AuditRecord {
 /// rows of their own: long enough that a flood costs one row a minute per distinct
 /// decision, short enough that the trail still dates each burst.
 pub(crate) const COALESCE_WINDOW_SECS: i64 = 60;
+
+impl AuditRecord {
+    pub(crate) fn from_row(
+        (id, at, protocol, mechanism, identity, mailbox, peer, outcome, reason, repeated): AuditRow,
+    ) -> AuditRecord {
+        AuditRecord {
+            id,
+            entry: AuditEntry {
+                at: super::types::from_unix(at),
+                protocol,
+                mechanism,
+                identity,
+                mailbox,
+                peer,
+                outcome: AuditOutcome::parse(&outcome),
+                reason,
+            },
+            repeated: u32::try_from(repeated).unwrap_or(u32::MAX),
+        }
+    }
+}

@@ -20,6 +20,25 @@ pub struct Notice {
     pub at: DateTime<Utc>,
 }
 
+impl Notice {
+    /// Where the notice goes: the folders to file it in, `inbox` first and each once,
+    /// and the addresses to queue it for.
+    pub(crate) fn destinations(&self, inbox: i64) -> (Vec<i64>, Vec<String>) {
+        let mut folders = vec![inbox];
+        let mut remote = Vec::new();
+        for copy in &self.copies {
+            match copy {
+                NoticeCopy::Local { folder_id } if !folders.contains(folder_id) => {
+                    folders.push(*folder_id)
+                }
+                NoticeCopy::Local { .. } => {}
+                NoticeCopy::Remote { address } => remote.push(address.clone()),
+            }
+        }
+        (folders, remote)
+    }
+}
+
 /// Where else a notice goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoticeCopy {

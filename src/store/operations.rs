@@ -230,16 +230,8 @@ impl Store {
         flags: Flags,
         internal_date: DateTime<Utc>,
     ) -> Result<Appended, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(b) => {
-                b.append(folder_id, message, flags, internal_date, true)
-                    .await
-            }
-            Backend::Postgres(b) => {
-                b.append(folder_id, message, flags, internal_date, true)
-                    .await
-            }
-        }
+        self.append_one(folder_id, message, flags, internal_date, true)
+            .await
     }
 
     /// Appends several messages to one folder in one transaction (MULTIAPPEND): all are
@@ -266,13 +258,26 @@ impl Store {
         flags: Flags,
         internal_date: DateTime<Utc>,
     ) -> Result<Appended, StoreError> {
+        self.append_one(folder_id, message, flags, internal_date, false)
+            .await
+    }
+
+    /// One message, its mailbox's limits checked first when `check_quota`.
+    async fn append_one(
+        &self,
+        folder_id: i64,
+        message: &[u8],
+        flags: Flags,
+        internal_date: DateTime<Utc>,
+        check_quota: bool,
+    ) -> Result<Appended, StoreError> {
         match &self.backend {
             Backend::Sqlite(b) => {
-                b.append(folder_id, message, flags, internal_date, false)
+                b.append(folder_id, message, flags, internal_date, check_quota)
                     .await
             }
             Backend::Postgres(b) => {
-                b.append(folder_id, message, flags, internal_date, false)
+                b.append(folder_id, message, flags, internal_date, check_quota)
                     .await
             }
         }

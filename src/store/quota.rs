@@ -3,6 +3,12 @@
 
 use serde::Serialize;
 
+use super::error::{StoreError, stored};
+
+/// A mailbox's quota columns as every backend reads them: the storage and message
+/// limits, then the bytes and messages used.
+pub(crate) type QuotaRow = (Option<i64>, Option<i64>, i64, i64);
+
 /// A mailbox's limits (`None`: no limit) and what it holds now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Quota {
@@ -30,6 +36,22 @@ impl Quota {
     }
 }
 
+impl Quota {
+    /// The quota in `row`. The limit columns only ever hold what
+    /// `QuotaLimit::column` let through, and usage cannot go below zero: a negative
+    /// limit is read as no limit, a negative usage is corruption.
+    pub(crate) fn from_row(
+        (storage, messages, bytes, count): QuotaRow,
+    ) -> Result<Quota, StoreError> {
+        Ok(Quota {
+            quota_storage: storage.and_then(|v| u64::try_from(v).ok()),
+            quota_messages: messages.and_then(|v| u64::try_from(v).ok()),
+            used_bytes: stored(bytes, "used bytes")?,
+            used_messages: stored(count, "used messages")?,
+        })
+    }
+}
+
 /// A change to one limit, as the operator asked for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaLimit {
@@ -38,4 +60,19 @@ pub enum QuotaLimit {
     /// No limit any more.
     Clear,
     Set(u64),
+}
+
+impl QuotaLimit {
+    /// The change as an update of its column: `None` leaves it, `Some(None)` clears
+    /// it, `Some(Some(n))` sets it. Database integers are signed: a limit past
+    /// `i64::MAX` is no real limit, and is refused rather than stored wrapped.
+    pub(crate) fn column(self) -> Result<Option<Option<i64>>, StoreError> {
+        Ok(match self {
+            QuotaLimit::Keep => None,
+            QuotaLimit::Clear => Some(None),
+            QuotaLimit::Set(v) => Some(Some(
+                i64::try_from(v).map_err(|_| StoreError::LimitTooLarge(v))?,
+            )),
+        })
+    }
 }

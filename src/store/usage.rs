@@ -24,6 +24,26 @@ pub struct Traffic {
     pub bounced: u64,
 }
 
+impl Traffic {
+    /// The day `at` is counted in: its UTC midnight, in Unix seconds, the `traffic` key.
+    pub(crate) fn day(at: DateTime<Utc>) -> i64 {
+        at.timestamp().div_euclid(86_400) * 86_400
+    }
+
+    /// The counts as `traffic` columns (submitted, received, relayed, delivered,
+    /// bounced): signed 64-bit, a count past its range kept at the largest.
+    pub(crate) fn columns(&self) -> [i64; 5] {
+        [
+            self.submitted,
+            self.received,
+            self.relayed,
+            self.delivered,
+            self.bounced,
+        ]
+        .map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+
 /// One kind of mailbox over the period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct KindFigures {

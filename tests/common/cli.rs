@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus};
 
 /// `mssante --config CONFIG ARGS…`, ready to run (or to hand to `tokio::process` when
 /// the test's own runtime must keep going meanwhile).
@@ -44,4 +44,17 @@ pub async fn ok_async(config: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// SIGTERM to a `serve` started as systemd or an operator starts it, and its exit
+/// status once it has drained and exited.
+pub async fn terminate(mut child: Child) -> ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap()
 }

@@ -18,7 +18,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::config::{Listeners, Setup};
+pub use super::config::Listeners;
+use super::config::Setup;
 use super::postgres::Database;
 
 /// Bound on every wait, so a broken server fails the test instead of hanging it.
@@ -100,8 +101,8 @@ pub struct Options {
     pub certificate: &'static str,
     pub trust: Vec<(String, String)>,
     pub routes: Vec<(String, String)>,
-    /// Address for the inbound listener (default: port 0).
-    pub inbound: String,
+    /// Which listeners it opens, where (default: all, each on a free port).
+    pub listeners: Listeners,
     /// Extra `[smtp]` keys.
     pub smtp_extra: String,
     /// Extra `[session]` keys.
@@ -123,7 +124,7 @@ impl Options {
             certificate: "server",
             trust: Vec::new(),
             routes: Vec::new(),
-            inbound: "127.0.0.1:0".into(),
+            listeners: Listeners::all(),
             smtp_extra: "save_sent = true".into(),
             session_extra: String::new(),
             psc_validation: "local",
@@ -132,6 +133,45 @@ impl Options {
             admin_extra: String::new(),
         }
     }
+}
+
+/// Operator A: a.mssante.test presenting `server.crt`, trusting B's `operator2.crt`.
+pub fn operator_a(pki: &Pki) -> Options {
+    let mut oa = Options::new("a.mssante.test");
+    oa.trust = vec![("b.mssante.test".into(), pki.dn("operator2"))];
+    oa
+}
+
+/// Operator B: b.mssante.test presenting `operator2.crt`, trusting A's `server.crt`.
+pub fn operator_b(pki: &Pki) -> Options {
+    let mut ob = Options::new("b.mssante.test");
+    ob.certificate = "operator2";
+    ob.trust = vec![("a.mssante.test".into(), pki.dn("server"))];
+    ob
+}
+
+/// B started on `ob`, then A on `oa` with its route for B's domain at B's inbound
+/// listener: (A, B).
+pub async fn start_operators(pki: &Pki, ob: Options, mut oa: Options) -> (Instance, Instance) {
+    let b = Instance::start(pki, ob).await;
+    oa.routes = vec![("b.mssante.test".into(), b.inbound().to_string())];
+    let a = Instance::start(pki, oa).await;
+    (a, b)
+}
+
+/// A loopback port free now: for a listener of a `serve` process whose address the test
+/// must know before the process starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `127.0.0.1:port`, for a listener of `Options::listeners`.
+pub fn on_port(port: u16) -> Option<String> {
+    Some(format!("127.0.0.1:{port}"))
 }
 
 /// Writes the configuration file for an instance in `dir`; returns its path.
@@ -147,10 +187,7 @@ pub fn write_config(pki: &Pki, dir: &Path, psc: &PscStandIn, o: &Options, store:
     if o.crls {
         setup.crls = vec![pki.path("organisations.crl")];
     }
-    setup.listeners = Listeners {
-        inbound: Some(o.inbound.clone()),
-        ..Listeners::all()
-    };
+    setup.listeners = o.listeners.clone();
     setup.smtp = format!(
         "max_message_size = 65536\nmax_recipients = 60\n\
          queue_retry_initial = \"200ms\"\nqueue_retry_max = \"1s\"\n{}",

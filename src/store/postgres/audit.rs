@@ -1,12 +1,9 @@
 //! The audit trail on PostgreSQL: one row per decision, identical decisions close
 //! together sharing a row with a repeat count (see the SQLite backend's `audit`).
 
-use sqlx::Row;
-
 use super::{PostgresStore, transaction};
-use crate::store::audit::{AuditEntry, AuditOutcome, AuditRecord, COALESCE_WINDOW_SECS};
+use crate::store::audit::{AuditEntry, AuditRecord, AuditRow, COALESCE_WINDOW_SECS};
 use crate::store::error::StoreError;
-use crate::store::types::from_unix;
 
 /// How the peer of an identical decision is matched: by address, whatever the source
 /// port (each connection of a flood has its own).
@@ -81,7 +78,7 @@ impl PostgresStore {
         mailbox: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<AuditRow> = sqlx::query_as(
             "SELECT * FROM (SELECT id, at, protocol, mechanism, identity, mailbox, peer, outcome,
                  reason, repeated FROM audit WHERE ($1::text IS NULL OR mailbox = $1)
                  ORDER BY id DESC LIMIT $2) AS latest ORDER BY id",
@@ -90,24 +87,6 @@ impl PostgresStore {
         .bind(i64::from(limit))
         .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|r| {
-                let outcome: String = r.try_get("outcome")?;
-                Ok(AuditRecord {
-                    id: r.try_get("id")?,
-                    entry: AuditEntry {
-                        at: from_unix(r.try_get("at")?),
-                        protocol: r.try_get("protocol")?,
-                        mechanism: r.try_get("mechanism")?,
-                        identity: r.try_get("identity")?,
-                        mailbox: r.try_get("mailbox")?,
-                        peer: r.try_get("peer")?,
-                        outcome: AuditOutcome::parse(&outcome),
-                        reason: r.try_get("reason")?,
-                    },
-                    repeated: u32::try_from(r.try_get::<i64, _>("repeated")?).unwrap_or(u32::MAX),
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(AuditRecord::from_row).collect())
     }
 }

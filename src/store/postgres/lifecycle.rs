@@ -12,7 +12,7 @@ use super::mailboxes::{mailbox_columns, mailbox_from_row};
 use super::messages::{changed_by, delete_orphan_bodies, file_in, put_body};
 use super::{PostgresStore, transaction};
 use crate::store::error::StoreError;
-use crate::store::lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};
+use crate::store::lifecycle::{DeletedMailbox, Notice, SentNotice};
 use crate::store::types::{Appended, Mailbox, RawMessage, from_unix};
 
 impl PostgresStore {
@@ -400,17 +400,7 @@ async fn send_notice_in(
             .await?
             .ok_or(StoreError::NoFolder)?;
     let body_id = put_body(c, raw).await?;
-    let mut folders = vec![inbox];
-    let mut remote = Vec::new();
-    for copy in &notice.copies {
-        match copy {
-            NoticeCopy::Local { folder_id } if !folders.contains(folder_id) => {
-                folders.push(*folder_id)
-            }
-            NoticeCopy::Local { .. } => {}
-            NoticeCopy::Remote { address } => remote.push(address.clone()),
-        }
-    }
+    let (folders, remote) = notice.destinations(inbox);
     let appended = file_in(c, &folders, body_id, raw.len(), notice.at).await?;
     if !remote.is_empty() {
         // The null reverse path: an automatic notice must not bounce back (RFC 3834).

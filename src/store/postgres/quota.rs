@@ -4,19 +4,8 @@
 use sqlx::PgConnection;
 
 use super::{PostgresStore, transaction};
-use crate::store::error::{StoreError, stored};
-use crate::store::quota::{Quota, QuotaLimit};
-
-type QuotaRow = (Option<i64>, Option<i64>, i64, i64);
-
-fn quota_from_row((storage, messages, bytes, count): QuotaRow) -> Result<Quota, StoreError> {
-    Ok(Quota {
-        quota_storage: storage.and_then(|v| u64::try_from(v).ok()),
-        quota_messages: messages.and_then(|v| u64::try_from(v).ok()),
-        used_bytes: stored(bytes, "used bytes")?,
-        used_messages: stored(count, "used messages")?,
-    })
-}
+use crate::store::error::StoreError;
+use crate::store::quota::{Quota, QuotaLimit, QuotaRow};
 
 const MAILBOX_QUOTA: &str =
     "SELECT quota_storage, quota_messages, used_bytes, used_messages FROM mailboxes WHERE id = $1";
@@ -32,7 +21,7 @@ pub(super) async fn check_usage(c: &mut PgConnection, folder_id: i64) -> Result<
         .bind(folder_id)
         .fetch_optional(&mut *c)
         .await?;
-    let quota = row.map(quota_from_row).ok_or(StoreError::NoFolder)??;
+    let quota = row.map(Quota::from_row).ok_or(StoreError::NoFolder)??;
     if quota.would_exceed(0, 0) {
         return Err(StoreError::OverQuota);
     }
@@ -51,17 +40,13 @@ pub(super) async fn mailbox_of_folder(
         .ok_or(StoreError::NoFolder)
 }
 
-fn to_column(limit: u64) -> Result<i64, StoreError> {
-    i64::try_from(limit).map_err(|_| StoreError::LimitTooLarge(limit))
-}
-
 impl PostgresStore {
     pub(crate) async fn quota(&self, mailbox_id: i64) -> Result<Option<Quota>, StoreError> {
         let row: Option<QuotaRow> = sqlx::query_as(MAILBOX_QUOTA)
             .bind(mailbox_id)
             .fetch_optional(self.reader())
             .await?;
-        row.map(quota_from_row).transpose()
+        row.map(Quota::from_row).transpose()
     }
 
     pub(crate) async fn quota_of_folder(
@@ -72,7 +57,7 @@ impl PostgresStore {
             .bind(folder_id)
             .fetch_optional(self.reader())
             .await?;
-        row.map(quota_from_row).transpose()
+        row.map(Quota::from_row).transpose()
     }
 
     pub(crate) async fn set_quota(
@@ -82,15 +67,8 @@ impl PostgresStore {
         messages: QuotaLimit,
     ) -> Result<Quota, StoreError> {
         let address = address.trim();
-        let column = |l: QuotaLimit| -> Result<Option<Option<i64>>, StoreError> {
-            Ok(match l {
-                QuotaLimit::Keep => None,
-                QuotaLimit::Clear => Some(None),
-                QuotaLimit::Set(v) => Some(Some(to_column(v)?)),
-            })
-        };
-        let storage = column(storage)?;
-        let messages = column(messages)?;
+        let storage = storage.column()?;
+        let messages = messages.column()?;
         transaction!(self, |c| {
             async {
                 let row: Option<QuotaRow> = sqlx::query_as(
@@ -107,7 +85,7 @@ impl PostgresStore {
                 .bind(address)
                 .fetch_optional(&mut *c)
                 .await?;
-                row.map(quota_from_row)
+                row.map(Quota::from_row)
                     .ok_or_else(|| StoreError::NoMailbox(address.to_owned()))?
             }
             .await

@@ -1,12 +1,9 @@
 //! The audit trail: one row per authentication decision, success or refusal, except
 //! that identical decisions close together share a row with a repeat count.
 
-use sqlx::Row;
-
 use super::SqliteStore;
-use crate::store::audit::{AuditEntry, AuditOutcome, AuditRecord, COALESCE_WINDOW_SECS};
+use crate::store::audit::{AuditEntry, AuditRecord, AuditRow, COALESCE_WINDOW_SECS};
 use crate::store::error::StoreError;
-use crate::store::types::from_unix;
 
 /// How the peer of an identical decision is matched: by address, whatever the source
 /// port (each connection of a flood has its own).
@@ -100,7 +97,7 @@ impl SqliteStore {
         mailbox: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<AuditRow> = sqlx::query_as(
             "SELECT * FROM (SELECT id, at, protocol, mechanism, identity, mailbox, peer, outcome, reason,
                  repeated FROM audit WHERE (?1 IS NULL OR mailbox = ?1) ORDER BY id DESC LIMIT ?2) ORDER BY id",
         )
@@ -108,31 +105,15 @@ impl SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|r| {
-                let outcome: String = r.try_get("outcome")?;
-                Ok(AuditRecord {
-                    id: r.try_get("id")?,
-                    entry: AuditEntry {
-                        at: from_unix(r.try_get("at")?),
-                        protocol: r.try_get("protocol")?,
-                        mechanism: r.try_get("mechanism")?,
-                        identity: r.try_get("identity")?,
-                        mailbox: r.try_get("mailbox")?,
-                        peer: r.try_get("peer")?,
-                        outcome: AuditOutcome::parse(&outcome),
-                        reason: r.try_get("reason")?,
-                    },
-                    repeated: u32::try_from(r.try_get::<i64, _>("repeated")?).unwrap_or(u32::MAX),
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(AuditRecord::from_row).collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::audit::AuditOutcome;
+    use crate::store::types::from_unix;
 
     fn entry(at: i64, peer: Option<&str>, reason: &str) -> AuditEntry {
         AuditEntry {

@@ -5,21 +5,8 @@
 use sqlx::SqliteConnection;
 
 use super::SqliteStore;
-use crate::store::error::{StoreError, stored};
-use crate::store::quota::{Quota, QuotaLimit};
-
-type QuotaRow = (Option<i64>, Option<i64>, i64, i64);
-
-fn quota_from_row((storage, messages, bytes, count): QuotaRow) -> Result<Quota, StoreError> {
-    // The columns only ever hold what `to_column` let through, and usage cannot go
-    // below zero: a negative limit is read as no limit, a negative usage is corruption.
-    Ok(Quota {
-        quota_storage: storage.and_then(|v| u64::try_from(v).ok()),
-        quota_messages: messages.and_then(|v| u64::try_from(v).ok()),
-        used_bytes: stored(bytes, "used bytes")?,
-        used_messages: stored(count, "used messages")?,
-    })
-}
+use crate::store::error::StoreError;
+use crate::store::quota::{Quota, QuotaLimit, QuotaRow};
 
 const MAILBOX_QUOTA: &str =
     "SELECT quota_storage, quota_messages, used_bytes, used_messages FROM mailboxes WHERE id = ?";
@@ -32,7 +19,7 @@ async fn quota_of_folder_in(c: &mut SqliteConnection, folder_id: i64) -> Result<
         .bind(folder_id)
         .fetch_optional(&mut *c)
         .await?;
-    row.map(quota_from_row).ok_or(StoreError::NoFolder)?
+    row.map(Quota::from_row).ok_or(StoreError::NoFolder)?
 }
 
 /// Refuses, inside the transaction that would add them, messages that would take the
@@ -65,19 +52,13 @@ pub(super) async fn mailbox_of_folder(
         .ok_or(StoreError::NoFolder)
 }
 
-/// SQLite integers are signed: a limit past `i64::MAX` bytes is no real limit, and is
-/// refused rather than stored wrapped.
-fn to_column(limit: u64) -> Result<i64, StoreError> {
-    i64::try_from(limit).map_err(|_| StoreError::LimitTooLarge(limit))
-}
-
 impl SqliteStore {
     pub(crate) async fn quota(&self, mailbox_id: i64) -> Result<Option<Quota>, StoreError> {
         let row: Option<QuotaRow> = sqlx::query_as(MAILBOX_QUOTA)
             .bind(mailbox_id)
             .fetch_optional(self.reader())
             .await?;
-        row.map(quota_from_row).transpose()
+        row.map(Quota::from_row).transpose()
     }
 
     pub(crate) async fn quota_of_folder(
@@ -88,7 +69,7 @@ impl SqliteStore {
             .bind(folder_id)
             .fetch_optional(self.reader())
             .await?;
-        row.map(quota_from_row).transpose()
+        row.map(Quota::from_row).transpose()
     }
 
     pub(crate) async fn set_quota(
@@ -98,15 +79,8 @@ impl SqliteStore {
         messages: QuotaLimit,
     ) -> Result<Quota, StoreError> {
         let address = address.trim().to_owned();
-        let column = |l: QuotaLimit| -> Result<Option<Option<i64>>, StoreError> {
-            Ok(match l {
-                QuotaLimit::Keep => None,
-                QuotaLimit::Clear => Some(None),
-                QuotaLimit::Set(v) => Some(Some(to_column(v)?)),
-            })
-        };
-        let storage = column(storage)?;
-        let messages = column(messages)?;
+        let storage = storage.column()?;
+        let messages = messages.column()?;
         self.write(move |c| {
             Box::pin(async move {
                 let row: Option<QuotaRow> = sqlx::query_as(
@@ -123,7 +97,7 @@ impl SqliteStore {
                 .bind(&address)
                 .fetch_optional(&mut *c)
                 .await?;
-                row.map(quota_from_row)
+                row.map(Quota::from_row)
                     .ok_or(StoreError::NoMailbox(address))?
             })
         })

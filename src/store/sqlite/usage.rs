@@ -34,8 +34,8 @@ impl SqliteStore {
         at: DateTime<Utc>,
         t: Traffic,
     ) -> Result<(), StoreError> {
-        let day = at.timestamp().div_euclid(86_400) * 86_400;
-        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let day = Traffic::day(at);
+        let [submitted, received, relayed, delivered, bounced] = t.columns();
         self.write(move |c| {
             Box::pin(async move {
                 sqlx::query(
@@ -49,11 +49,11 @@ impl SqliteStore {
                         bounced = bounced + excluded.bounced",
                 )
                 .bind(day)
-                .bind(n(t.submitted))
-                .bind(n(t.received))
-                .bind(n(t.relayed))
-                .bind(n(t.delivered))
-                .bind(n(t.bounced))
+                .bind(submitted)
+                .bind(received)
+                .bind(relayed)
+                .bind(delivered)
+                .bind(bounced)
                 .execute(&mut *c)
                 .await?;
                 Ok(())
