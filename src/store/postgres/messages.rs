@@ -750,22 +750,23 @@ async fn expunge_in(
     if chosen.is_empty() {
         return Ok((Vec::new(), 0));
     }
-    let (_, _, modseq) = bump_folder(c, folder_id, 0).await?;
     let gone: Vec<i64> = chosen.iter().map(|(u, _)| i64::from(*u)).collect();
-    sqlx::query("DELETE FROM messages WHERE folder_id = $1 AND uid = ANY($2)")
-        .bind(folder_id)
-        .bind(&gone)
-        .execute(&mut *c)
-        .await?;
-    sqlx::query(
-        "INSERT INTO expunged (folder_id, uid, modseq) SELECT $1, u, $3 FROM unnest($2::bigint[]) AS u
-         ON CONFLICT (folder_id, uid) DO UPDATE SET modseq = excluded.modseq",
+    // The new MODSEQ, the deletion and its QRESYNC record in one statement.
+    let modseq: Option<i64> = sqlx::query_scalar(
+        "WITH f AS (
+            UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = $1
+            RETURNING highestmodseq),
+         d AS (DELETE FROM messages WHERE folder_id = $1 AND uid = ANY($2) RETURNING uid),
+         e AS (
+            INSERT INTO expunged (folder_id, uid, modseq) SELECT $1, d.uid, f.highestmodseq FROM d, f
+            ON CONFLICT (folder_id, uid) DO UPDATE SET modseq = excluded.modseq)
+         SELECT highestmodseq FROM f",
     )
     .bind(folder_id)
     .bind(&gone)
-    .bind(modseq as i64)
-    .execute(&mut *c)
+    .fetch_optional(&mut *c)
     .await?;
+    let modseq: u64 = stored(modseq.ok_or(StoreError::NoFolder)?, "highestmodseq")?;
     let mut bodies: Vec<i64> = chosen.iter().map(|(_, b)| *b).collect();
     bodies.sort_unstable();
     bodies.dedup();
