@@ -611,27 +611,24 @@ impl PostgresStore {
         }
     }
 
+    /// One statement, no explicit transaction: the `FOR UPDATE` in the `WITH` makes two
+    /// sessions on two nodes take turns and hands the later one the value the earlier
+    /// one wrote. No row back means nothing older than `upto` was left to claim (or
+    /// the folder is gone): none of the session's new messages is recent to it.
     pub(crate) async fn claim_recent(&self, folder_id: i64, upto: u32) -> Result<u32, StoreError> {
-        transaction!(self, |c| {
-            async {
-                // The row lock makes two sessions on two nodes take turns.
-                let from: i64 =
-                    sqlx::query_scalar("SELECT recent_from FROM folders WHERE id = $1 FOR UPDATE")
-                        .bind(folder_id)
-                        .fetch_optional(&mut *c)
-                        .await?
-                        .unwrap_or(i64::from(upto));
-                if from < i64::from(upto) {
-                    sqlx::query("UPDATE folders SET recent_from = $1 WHERE id = $2")
-                        .bind(i64::from(upto))
-                        .bind(folder_id)
-                        .execute(&mut *c)
-                        .await?;
-                }
-                Ok::<_, StoreError>(u32::try_from(from).unwrap_or(u32::MAX))
-            }
-            .await
-        })
+        let started = tokio::time::Instant::now();
+        let from: Option<i64> = sqlx::query_scalar(
+            "WITH old AS (SELECT id, recent_from FROM folders WHERE id = $1 FOR UPDATE)
+             UPDATE folders f SET recent_from = $2 FROM old
+              WHERE f.id = old.id AND old.recent_from < $2
+             RETURNING old.recent_from",
+        )
+        .bind(folder_id)
+        .bind(i64::from(upto))
+        .fetch_optional(self.pool_ref())
+        .await?;
+        self.committed(started.elapsed());
+        Ok(from.map_or(upto, |f| u32::try_from(f).unwrap_or(u32::MAX)))
     }
 
     pub(crate) async fn subscriptions(&self, mailbox_id: i64) -> Result<Vec<String>, StoreError> {

@@ -7,7 +7,7 @@
 //! out in commit order. Rows of `mailboxes` (quota usage, by trigger) are locked after
 //! folders, never before, so the two kinds of lock are always taken in the same order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -91,33 +91,86 @@ async fn bump_folder(
     ))
 }
 
-/// One row of `messages`, before it is written.
+/// The columns of a new message that do not come from its folder.
 struct NewRow<'a> {
-    folder_id: i64,
-    uid: u32,
-    modseq: u64,
     flags: &'a Flags,
     internal_date: i64,
     size: i64,
-    body_id: i64,
 }
 
-async fn insert_message(c: &mut PgConnection, row: NewRow<'_>) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO messages (folder_id, uid, modseq, system_flags, keywords, internal_date, size, body_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(row.folder_id)
-    .bind(i64::from(row.uid))
-    .bind(row.modseq as i64)
-    .bind(i64::from(row.flags.system))
-    .bind(row.flags.keywords_text())
-    .bind(row.internal_date)
-    .bind(row.size)
-    .bind(row.body_id)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
+/// Takes the folder's next UID and MODSEQ and files one message there, in a single
+/// statement: round trips, not rows, are what each write pays for here. The folder
+/// row's lock is taken by the `UPDATE` and held to the commit. Returns, besides what
+/// was appended, whether the mailbox has a quota to check. `$7` is the body's id, or
+/// (with `FILE_NEW_BODY`) the body itself is stored first.
+const FILE_STORED_BODY: &str = "WITH f AS (
+        UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+         WHERE id = $1 RETURNING mailbox_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
+     m AS (
+        INSERT INTO messages (folder_id, uid, modseq, system_flags, keywords, internal_date, size, body_id)
+        SELECT $1, f.uid, f.highestmodseq, $2, $3, $4, $5, $6 FROM f)
+   SELECT f.uidvalidity, f.uid, f.highestmodseq,
+          (x.quota_storage IS NOT NULL OR x.quota_messages IS NOT NULL) AS limited
+     FROM f JOIN mailboxes x ON x.id = f.mailbox_id";
+
+const FILE_NEW_BODY: &str = "WITH b AS (
+        INSERT INTO bodies (sha256, size, header, content) VALUES ($6, $5, $7, $8)
+        ON CONFLICT (sha256) DO UPDATE SET size = excluded.size RETURNING id),
+     f AS (
+        UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+         WHERE id = $1 RETURNING mailbox_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
+     m AS (
+        INSERT INTO messages (folder_id, uid, modseq, system_flags, keywords, internal_date, size, body_id)
+        SELECT $1, f.uid, f.highestmodseq, $2, $3, $4, $5, b.id FROM f, b)
+   SELECT f.uidvalidity, f.uid, f.highestmodseq,
+          (x.quota_storage IS NOT NULL OR x.quota_messages IS NOT NULL) AS limited
+     FROM f JOIN mailboxes x ON x.id = f.mailbox_id";
+
+/// Where the body of a message being filed is.
+enum Body<'a> {
+    Stored(i64),
+    New(&'a RawMessage),
+}
+
+/// Files one message in `folder_id` (see `FILE_STORED_BODY`). The UID `u32::MAX` is
+/// never given out, as `bump_folder` does not: a folder that reached it is full.
+async fn file_one(
+    c: &mut PgConnection,
+    folder_id: i64,
+    body: Body<'_>,
+    row: NewRow<'_>,
+) -> Result<(Appended, bool), StoreError> {
+    let query = match body {
+        Body::Stored(id) => sqlx::query_as(FILE_STORED_BODY)
+            .bind(folder_id)
+            .bind(i64::from(row.flags.system))
+            .bind(row.flags.keywords_text())
+            .bind(row.internal_date)
+            .bind(row.size)
+            .bind(id),
+        Body::New(raw) => sqlx::query_as(FILE_NEW_BODY)
+            .bind(folder_id)
+            .bind(i64::from(row.flags.system))
+            .bind(row.flags.keywords_text())
+            .bind(row.internal_date)
+            .bind(row.size)
+            .bind(&raw.sha256[..])
+            .bind(&raw.header)
+            .bind(&raw.content),
+    };
+    let filed: Option<(i64, i64, i64, bool)> = query.fetch_optional(&mut *c).await?;
+    let (validity, uid, modseq, limited) = filed.ok_or(StoreError::NoFolder)?;
+    let uid = u32::try_from(uid).map_err(|_| StoreError::UidsExhausted)?;
+    if uid == u32::MAX {
+        return Err(StoreError::UidsExhausted);
+    }
+    let appended = Appended {
+        folder_id,
+        uidvalidity: stored(validity, "uidvalidity")?,
+        uid,
+        modseq: stored(modseq, "highestmodseq")?,
+    };
+    Ok((appended, limited))
 }
 
 /// One message row per folder for a body already stored. Several folders are locked
@@ -137,23 +190,13 @@ pub(super) async fn file_in(
     }
     let mut out = Vec::with_capacity(folders.len());
     for &folder_id in folders {
-        let (uidvalidity, uid, modseq) = bump_folder(c, folder_id, 1).await?;
         let row = NewRow {
-            folder_id,
-            uid,
-            modseq,
             flags: &Flags::default(),
             internal_date: now.timestamp(),
             size: size as i64,
-            body_id,
         };
-        insert_message(c, row).await?;
-        out.push(Appended {
-            folder_id,
-            uidvalidity,
-            uid,
-            modseq,
-        });
+        let (appended, _) = file_one(c, folder_id, Body::Stored(body_id), row).await?;
+        out.push(appended);
     }
     Ok(out)
 }
@@ -209,27 +252,16 @@ async fn append_in(
     internal_date: i64,
     check_quota: bool,
 ) -> Result<Appended, StoreError> {
-    let body_id = put_body(c, raw).await?;
-    let (uidvalidity, uid, modseq) = bump_folder(c, folder_id, 1).await?;
     let row = NewRow {
-        folder_id,
-        uid,
-        modseq,
         flags,
         internal_date,
         size: raw.len() as i64,
-        body_id,
     };
-    insert_message(c, row).await?;
-    if check_quota {
+    let (appended, limited) = file_one(c, folder_id, Body::New(raw), row).await?;
+    if check_quota && limited {
         quota::check_usage(c, folder_id).await?;
     }
-    Ok(Appended {
-        folder_id,
-        uidvalidity,
-        uid,
-        modseq,
-    })
+    Ok(appended)
 }
 
 impl PostgresStore {
@@ -577,6 +609,9 @@ impl PostgresStore {
     }
 }
 
+/// Reads the listed messages' flags in one query and writes the changed ones in one
+/// more: a STORE over a range costs four round trips whatever its length, where a
+/// read and a write per message made the database the bottleneck of flag changes.
 async fn store_flags_in(
     c: &mut PgConnection,
     folder_id: i64,
@@ -586,48 +621,54 @@ async fn store_flags_in(
     unchanged_since: Option<u64>,
 ) -> Result<StoreOutcome, StoreError> {
     lock_folder(c, folder_id).await?;
+    let wanted: Vec<i64> = uids.iter().map(|&u| i64::from(u)).collect();
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "SELECT uid, modseq, system_flags, keywords FROM messages
+          WHERE folder_id = $1 AND uid = ANY($2)",
+    )
+    .bind(folder_id)
+    .bind(&wanted)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut current: HashMap<u32, (i64, i64, String)> = HashMap::with_capacity(rows.len());
+    for (uid, modseq, system, keywords) in rows {
+        current.insert(stored(uid, "uid")?, (modseq, system, keywords));
+    }
     let mut outcome = StoreOutcome::default();
-    let mut modseq = None;
+    let mut changed = Vec::new();
     for &uid in uids {
-        let row = sqlx::query(
-            "SELECT modseq, system_flags, keywords FROM messages WHERE folder_id = $1 AND uid = $2",
-        )
-        .bind(folder_id)
-        .bind(i64::from(uid))
-        .fetch_optional(&mut *c)
-        .await?;
-        let Some(row) = row else { continue };
-        let current: i64 = row.try_get("modseq")?;
-        if unchanged_since.is_some_and(|u| current as u64 > u) {
+        let Some((modseq, system, keywords)) = current.remove(&uid) else {
+            continue;
+        };
+        if unchanged_since.is_some_and(|u| modseq as u64 > u) {
             outcome.modified.push(uid);
             continue;
         }
-        let keywords: String = row.try_get("keywords")?;
-        let mut f = Flags::from_columns(row.try_get("system_flags")?, &keywords);
-        if !f.apply(op, flags) {
-            continue;
+        let mut f = Flags::from_columns(system, &keywords);
+        if f.apply(op, flags) {
+            changed.push((uid, f));
         }
-        let m = match modseq {
-            Some(m) => m,
-            None => {
-                let (_, _, m) = bump_folder(c, folder_id, 0).await?;
-                modseq = Some(m);
-                m
-            }
-        };
-        sqlx::query(
-            "UPDATE messages SET system_flags = $1, keywords = $2, modseq = $3
-             WHERE folder_id = $4 AND uid = $5",
-        )
-        .bind(i64::from(f.system))
-        .bind(f.keywords_text())
-        .bind(m as i64)
-        .bind(folder_id)
-        .bind(i64::from(uid))
-        .execute(&mut *c)
-        .await?;
-        outcome.changed.push((uid, m, f));
     }
+    if changed.is_empty() {
+        return Ok(outcome);
+    }
+    let (_, _, modseq) = bump_folder(c, folder_id, 0).await?;
+    let changed_uids: Vec<i64> = changed.iter().map(|(u, _)| i64::from(*u)).collect();
+    let systems: Vec<i64> = changed.iter().map(|(_, f)| i64::from(f.system)).collect();
+    let keywords: Vec<String> = changed.iter().map(|(_, f)| f.keywords_text()).collect();
+    sqlx::query(
+        "UPDATE messages m SET system_flags = n.system_flags, keywords = n.keywords, modseq = $2
+           FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS n(uid, system_flags, keywords)
+          WHERE m.folder_id = $1 AND m.uid = n.uid",
+    )
+    .bind(folder_id)
+    .bind(modseq as i64)
+    .bind(&changed_uids)
+    .bind(&systems)
+    .bind(&keywords)
+    .execute(&mut *c)
+    .await?;
+    outcome.changed = changed.into_iter().map(|(u, f)| (u, modseq, f)).collect();
     Ok(outcome)
 }
 
@@ -650,21 +691,30 @@ async fn copy_in(
     let count = u32::try_from(rows.len()).map_err(|_| StoreError::UidsExhausted)?;
     let (uidvalidity, first, modseq) = bump_folder(c, to_folder, count).await?;
     let mut pairs = Vec::with_capacity(rows.len());
-    for (i, (src, system, keywords, date, size, body)) in rows.into_iter().enumerate() {
+    let mut new_uids = Vec::with_capacity(rows.len());
+    for (i, (src, ..)) in rows.iter().enumerate() {
         let uid = first + i as u32;
-        let flags = Flags::from_columns(system, &keywords);
-        let row = NewRow {
-            folder_id: to_folder,
-            uid,
-            modseq,
-            flags: &flags,
-            internal_date: date,
-            size,
-            body_id: body,
-        };
-        insert_message(c, row).await?;
-        pairs.push((stored(src, "uid")?, uid));
+        pairs.push((stored(*src, "uid")?, uid));
+        new_uids.push(i64::from(uid));
     }
+    // One statement for the whole set: the copies keep their source's flags, date,
+    // size and body, under the new UIDs and the one new MODSEQ.
+    sqlx::query(
+        "INSERT INTO messages (folder_id, uid, modseq, system_flags, keywords, internal_date, size, body_id)
+         SELECT $1, n.uid, $2, n.system_flags, n.keywords, n.internal_date, n.size, n.body_id
+           FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[])
+             AS n(uid, system_flags, keywords, internal_date, size, body_id)",
+    )
+    .bind(to_folder)
+    .bind(modseq as i64)
+    .bind(&new_uids)
+    .bind(rows.iter().map(|r| r.1).collect::<Vec<i64>>())
+    .bind(rows.iter().map(|r| r.2.clone()).collect::<Vec<String>>())
+    .bind(rows.iter().map(|r| r.3).collect::<Vec<i64>>())
+    .bind(rows.iter().map(|r| r.4).collect::<Vec<i64>>())
+    .bind(rows.iter().map(|r| r.5).collect::<Vec<i64>>())
+    .execute(&mut *c)
+    .await?;
     if check_quota && count > 0 {
         quota::check_usage(c, to_folder).await?;
     }
@@ -700,22 +750,23 @@ async fn expunge_in(
     if chosen.is_empty() {
         return Ok((Vec::new(), 0));
     }
-    let (_, _, modseq) = bump_folder(c, folder_id, 0).await?;
     let gone: Vec<i64> = chosen.iter().map(|(u, _)| i64::from(*u)).collect();
-    sqlx::query("DELETE FROM messages WHERE folder_id = $1 AND uid = ANY($2)")
-        .bind(folder_id)
-        .bind(&gone)
-        .execute(&mut *c)
-        .await?;
-    sqlx::query(
-        "INSERT INTO expunged (folder_id, uid, modseq) SELECT $1, u, $3 FROM unnest($2::bigint[]) AS u
-         ON CONFLICT (folder_id, uid) DO UPDATE SET modseq = excluded.modseq",
+    // The new MODSEQ, the deletion and its QRESYNC record in one statement.
+    let modseq: Option<i64> = sqlx::query_scalar(
+        "WITH f AS (
+            UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = $1
+            RETURNING highestmodseq),
+         d AS (DELETE FROM messages WHERE folder_id = $1 AND uid = ANY($2) RETURNING uid),
+         e AS (
+            INSERT INTO expunged (folder_id, uid, modseq) SELECT $1, d.uid, f.highestmodseq FROM d, f
+            ON CONFLICT (folder_id, uid) DO UPDATE SET modseq = excluded.modseq)
+         SELECT highestmodseq FROM f",
     )
     .bind(folder_id)
     .bind(&gone)
-    .bind(modseq as i64)
-    .execute(&mut *c)
+    .fetch_optional(&mut *c)
     .await?;
+    let modseq: u64 = stored(modseq.ok_or(StoreError::NoFolder)?, "highestmodseq")?;
     let mut bodies: Vec<i64> = chosen.iter().map(|(_, b)| *b).collect();
     bodies.sort_unstable();
     bodies.dedup();
