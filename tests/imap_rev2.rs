@@ -74,8 +74,8 @@ async fn enable_imap4rev2() {
     w.stop().await;
 }
 
-/// SELECT in a rev2 session (RFC 9051 §6.3.2): no RECENT, no `OK [UNSEEN]`, and the folder
-/// named in a LIST response.
+/// SELECT in a rev2 session (RFC 9051 §6.3.2): no RECENT, no `OK [UNSEEN]`, the folder
+/// named in a LIST response, and `[CLOSED]` when it replaces a selected folder.
 #[tokio::test]
 async fn select_without_recent_or_unseen_and_with_list() {
     let w = world("").await;
@@ -97,6 +97,9 @@ async fn select_without_recent_or_unseen_and_with_list() {
     assert!(r[6].starts_with("* OK [HIGHESTMODSEQ "), "{r:?}");
     assert_eq!(r[7], format!("{tag} OK [READ-WRITE] SELECT completed\r\n"));
     assert_eq!(r.len(), 8, "{r:?}");
+    // Leaving it for another folder says so first (RFC 9051 §7.1, CLOSED).
+    let r = c.cmd("EXAMINE Sent").await;
+    assert_eq!(r[0], "* OK [CLOSED] previous mailbox closed\r\n");
     w.stop().await;
 }
 
@@ -198,13 +201,15 @@ async fn mailbox_names_in_utf8() {
         untagged_lines(&r),
         ["* STATUS \"&AMk-t&AOk- 2025\" (MESSAGES 1)"]
     );
+    let r = c.cmd("GETQUOTAROOT \"Été 2025\"").await;
+    assert_eq!(untagged_lines(&r), ["* QUOTAROOT {10}\r\nÉté 2025"]);
     assert!(last(&c.cmd("SUBSCRIBE \"Été 2025\"").await).contains(" OK "));
     let r = c.cmd("LSUB \"\" \"É*\"").await;
     assert_eq!(untagged_lines(&r), ["* LSUB () \"/\" {10}\r\nÉté 2025"]);
     w.stop().await;
 }
 
-/// STATUS DELETED and SIZE (RFC 9051 §6.3.11).
+/// STATUS DELETED and SIZE (RFC 9051 §6.3.11), SIZE in LIST-STATUS too.
 #[tokio::test]
 async fn status_deleted_and_size() {
     let w = world("").await;
@@ -220,6 +225,11 @@ async fn status_deleted_and_size() {
             one.len() + two.len()
         )
         .as_str()]
+    );
+    let r = c.cmd("LIST \"\" INBOX RETURN (STATUS (SIZE))").await;
+    assert_eq!(
+        untagged_lines(&r)[1],
+        format!("* STATUS INBOX (SIZE {})", one.len() + two.len())
     );
     w.stop().await;
 }

@@ -445,7 +445,8 @@ impl Session {
     ) -> Result<Transition, ConnError> {
         let was_selected = view.is_some();
         let qresync_on = user.qresync;
-        if was_selected && qresync_on {
+        // RFC 9051 §7.1 takes `[CLOSED]` from QRESYNC.
+        if was_selected && (qresync_on || self.imap4rev2) {
             self.conn
                 .send(&text::untagged_ok(
                     Some(Code::Closed),

@@ -159,7 +159,7 @@ pub(crate) fn mailbox(name: &str) -> Option<Mailbox<'static>> {
     Some(Mailbox::from(AString::try_from(name.to_owned()).ok()?))
 }
 
-/// A name the client gave, to be written back (STATUS): a literal it sent
+/// A name the client gave, to be written back (STATUS, QUOTAROOT): a literal it sent
 /// non-synchronising goes back as a synchronising one, the only kind a server writes.
 pub(crate) fn echo(m: Mailbox<'static>) -> Mailbox<'static> {
     match m {
