@@ -133,7 +133,7 @@ async fn implicit_tls_greeting_and_refusals() {
     let greeting = c.line().await;
     assert!(
         greeting.starts_with(
-            "* OK [CAPABILITY IMAP4REV1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER LOGINDISABLED "
+            "* OK [CAPABILITY IMAP4REV1 IMAP4REV2 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER LOGINDISABLED "
         ),
         "{greeting}"
     );

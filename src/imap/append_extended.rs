@@ -10,6 +10,7 @@ use super::extended::append::{AppendCommand, CatPart, Content};
 use super::extended::search::set_text;
 use super::extended::url::{self, MessageUrl};
 use super::mime;
+use super::names;
 use super::selected::store_flags;
 use super::session::Session;
 use super::state::{Transition, User};
@@ -36,7 +37,8 @@ impl Session {
     ) -> Result<Transition, ConnError> {
         let mailbox_id = user.auth.mailbox.id;
         let store = self.shared.context.store.clone();
-        let folder = match store.folder(mailbox_id, &c.folder).await {
+        let name = names::to_store(&c.folder, self.imap4rev2);
+        let folder = match store.folder(mailbox_id, &name).await {
             Ok(Some(f)) if !f.noselect => f,
             Ok(_) => return self.no_such_target(tag).await,
             Err(e) => return self.no_internal(tag, "cannot look a folder up", &e).await,

@@ -50,10 +50,26 @@ impl Session {
         mailbox_id: i64,
         mailbox: &Mailbox<'_>,
     ) -> Result<Option<Folder>, StoreError> {
-        let Some(name) = text::folder_name(mailbox) else {
+        let Some(name) = self.folder_name(mailbox) else {
             return Ok(None);
         };
         self.shared.context.store.folder(mailbox_id, &name).await
+    }
+
+    /// The stored name of the folder a client meant, in the session's name form.
+    pub(crate) fn folder_name(&self, mailbox: &Mailbox<'_>) -> Option<String> {
+        text::folder_name(mailbox).map(|n| names::to_store(&n, self.imap4rev2))
+    }
+
+    /// The folders as this session names them, so that LIST patterns (which the client
+    /// writes in its own form) match and the names go out as they are.
+    pub(crate) fn client_folders(&self, mut folders: Vec<Folder>) -> Vec<Folder> {
+        if self.imap4rev2 {
+            for f in &mut folders {
+                f.name = names::from_modified_utf7(&f.name);
+            }
+        }
+        folders
     }
 
     /// `sync_or_defer` when a folder is selected; otherwise there is nothing to report.
@@ -100,7 +116,7 @@ impl Session {
                 parameters,
             } => Box::pin(self.select(user, view, tag, mailbox, parameters, true)).await,
             CommandBody::Create { mailbox } => {
-                let Some(name) = text::folder_name(&mailbox) else {
+                let Some(name) = self.folder_name(&mailbox) else {
                     return self.no(&tag, "invalid mailbox name").await;
                 };
                 let name = name.trim_end_matches(DELIMITER);
@@ -169,7 +185,7 @@ impl Session {
                     Ok(None) => return self.no_nonexistent(&tag).await,
                     Err(e) => return self.no_internal(&tag, "cannot look a folder up", &e).await,
                 };
-                let Some(to_name) = text::folder_name(&to) else {
+                let Some(to_name) = self.folder_name(&to) else {
                     return self.no(&tag, "invalid mailbox name").await;
                 };
                 let to_name = to_name.trim_end_matches(DELIMITER).to_owned();
@@ -224,7 +240,7 @@ impl Session {
                 } else {
                     match &mailbox {
                         Mailbox::Inbox => "INBOX".to_owned(),
-                        other => match text::folder_name(other) {
+                        other => match self.folder_name(other) {
                             Some(n) => n,
                             None => return self.no(&tag, "invalid mailbox name").await,
                         },
@@ -262,7 +278,7 @@ impl Session {
                 };
                 self.conn
                     .send(&text::data(Data::Status {
-                        mailbox,
+                        mailbox: text::echo(mailbox),
                         items: items.into(),
                     }))
                     .await?;
@@ -346,6 +362,14 @@ impl Session {
                             user.qresync = true;
                             enabled.push(cap.clone());
                         }
+                        "IMAP4REV2" => {
+                            self.imap4rev2 = true;
+                            // A rev2 session has no \Recent messages (RFC 9051 appendix E).
+                            if let Some(v) = view.as_deref_mut() {
+                                v.recent.clear();
+                            }
+                            enabled.push(cap.clone());
+                        }
                         _ => {}
                     }
                 }
@@ -402,6 +426,7 @@ impl Session {
                 StatusDataItemName::DeletedStorage => {
                     StatusDataItem::DeletedStorage(counts.deleted_size.div_ceil(1024))
                 }
+                StatusDataItemName::Size => StatusDataItem::Size(counts.size),
                 StatusDataItemName::HighestModSeq => {
                     StatusDataItem::HighestModSeq(folder.highestmodseq)
                 }
@@ -420,7 +445,8 @@ impl Session {
     ) -> Result<Transition, ConnError> {
         let was_selected = view.is_some();
         let qresync_on = user.qresync;
-        if was_selected && qresync_on {
+        // RFC 9051 §7.1 takes `[CLOSED]` from QRESYNC.
+        if was_selected && (qresync_on || self.imap4rev2) {
             self.conn
                 .send(&text::untagged_ok(
                     Some(Code::Closed),
@@ -500,7 +526,10 @@ impl Session {
         };
         // SELECT makes what it shows \Recent for this session alone; EXAMINE changes
         // nothing and shows what no session has been told of yet.
+        // A rev2 session claims nothing: \Recent is gone from RFC 9051, and what it leaves
+        // stays recent for the IMAP4rev1 sessions that still show it.
         let recent_from = match uids.last() {
+            _ if self.imap4rev2 => u32::MAX,
             Some(&newest) if !read_only => claim_recent(&store, folder.id, newest).await,
             _ => folder.recent_from,
         };
@@ -510,9 +539,12 @@ impl Session {
         }
         let exists = u32::try_from(view.uids.len()).unwrap_or(u32::MAX);
         self.conn.send(&text::data(Data::Exists(exists))).await?;
-        let recent = u32::try_from(view.recent.len()).unwrap_or(u32::MAX);
-        self.conn.send(&text::data(Data::Recent(recent))).await?;
-        if let Some(first) = unseen
+        if !self.imap4rev2 {
+            let recent = u32::try_from(view.recent.len()).unwrap_or(u32::MAX);
+            self.conn.send(&text::data(Data::Recent(recent))).await?;
+        }
+        // RFC 9051 drops `OK [UNSEEN]` from SELECT: rev2 clients SEARCH UNSEEN instead.
+        if let Some(first) = unseen.filter(|_| !self.imap4rev2)
             && let Ok(p) = view.uids.binary_search(&first)
         {
             self.conn
@@ -534,6 +566,19 @@ impl Session {
                 "predicted next UID",
             ))
             .await?;
+        if self.imap4rev2 {
+            // RFC 9051 §6.3.2: SELECT names the folder in a LIST response, in the form
+            // the session uses.
+            let name = names::from_modified_utf7(&folder.name);
+            if let Some(mailbox) = text::mailbox(&name) {
+                let list = Data::List {
+                    items: Vec::new(),
+                    delimiter: QuotedChar::try_from(DELIMITER).ok(),
+                    mailbox,
+                };
+                self.conn.send(&text::data(list)).await?;
+            }
+        }
         match NonZeroU64::new(folder.highestmodseq) {
             Some(h) => {
                 self.conn
@@ -615,12 +660,15 @@ impl Session {
         }
         let full = format!("{reference}{pattern}");
         let folders = match self.shared.context.store.folders(mailbox_id).await {
-            Ok(f) => f,
+            Ok(f) => self.client_folders(f),
             Err(e) => return self.no_internal(tag, "LIST failed", &e).await,
         };
         if lsub {
             let subscribed = match self.shared.context.store.subscriptions(mailbox_id).await {
-                Ok(s) => s,
+                Ok(s) => s
+                    .iter()
+                    .map(|n| names::to_client(n, self.imap4rev2))
+                    .collect::<Vec<_>>(),
                 Err(e) => return self.no_internal(tag, "LSUB failed", &e).await,
             };
             let existing: Vec<&str> = folders.iter().map(|f| f.name.as_str()).collect();
@@ -832,12 +880,13 @@ pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
             Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
         }
     }
-    let (pattern, name) =
-        if name == "INBOX" && pattern.len() >= 5 && pattern[..5].eq_ignore_ascii_case("INBOX") {
-            (format!("INBOX{}", &pattern[5..]), name.to_owned())
-        } else {
-            (pattern.to_owned(), name.to_owned())
-        };
+    // `get`: an IMAP4rev2 pattern is UTF-8, and its fifth byte may be inside a character.
+    let (pattern, name) = match pattern.get(..5).zip(pattern.get(5..)) {
+        Some((inbox, rest)) if name == "INBOX" && inbox.eq_ignore_ascii_case("INBOX") => {
+            (format!("INBOX{rest}"), name.to_owned())
+        }
+        _ => (pattern.to_owned(), name.to_owned()),
+    };
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     // Patterns are short; cap the backtracking work anyway.
@@ -860,5 +909,7 @@ mod tests {
         assert!(wildcard_match("a/%", "a/b"));
         assert!(wildcard_match("*", "a/b"));
         assert!(!wildcard_match("Trash", "Sent"));
+        assert!(wildcard_match("日本語/%", "日本語/R&D"));
+        assert!(!wildcard_match("Été", "INBOX"));
     }
 }

@@ -49,6 +49,8 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
         Capability::Quota,
         Capability::QuotaRes(Resource::Storage),
         Capability::QuotaRes(Resource::Message),
+        // RFC 8438, part of RFC 9051.
+        Capability::StatusSize,
     ];
     caps.extend(other("SPECIAL-USE"));
     // RFC 5255: SEARCH and SORT compare with i;unicode-casemap (see `casemap`).
@@ -89,6 +91,10 @@ fn ordering() -> Vec<Capability<'static>> {
 
 pub(crate) fn list(stage: Stage, append_limit: u32) -> Vec1<Capability<'static>> {
     let mut caps = vec![Capability::Imap4Rev1];
+    if stage != Stage::Clear {
+        // RFC 9051 beside RFC 3501: a client gets IMAP4rev2 only once it ENABLEs it.
+        caps.extend(other("IMAP4REV2"));
+    }
     match stage {
         Stage::Clear => {
             caps.push(Capability::StartTls);

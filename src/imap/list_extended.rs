@@ -10,7 +10,7 @@ use imap_codec::imap_types::response::Data;
 use super::authenticated::{attribute, list_attributes, wildcard_match};
 use super::connection::{ConnError, encode};
 use super::extended::list::ListCommand;
-use super::names::DELIMITER;
+use super::names::{self, DELIMITER};
 use super::session::Session;
 use super::state::{Transition, User};
 use super::text;
@@ -129,12 +129,15 @@ impl Session {
         let store = self.shared.context.store.clone();
         let mailbox_id = user.auth.mailbox.id;
         let folders = match store.folders(mailbox_id).await {
-            Ok(f) => f,
+            Ok(f) => self.client_folders(f),
             Err(e) => return self.no_internal(tag, "LIST failed", &e).await,
         };
         let subscribed = if c.return_subscribed {
             match store.subscriptions(mailbox_id).await {
-                Ok(s) => s,
+                Ok(s) => s
+                    .iter()
+                    .map(|n| names::to_client(n, self.imap4rev2))
+                    .collect(),
                 Err(e) => return self.no_internal(tag, "LIST failed", &e).await,
             }
         } else {

@@ -9,7 +9,8 @@
 //! `fetch`, `mime` and `search` do the message work; `ordered` answers SORT and THREAD
 //! with the rules kept in `sort` and `thread`; `updates` keeps searches up to date
 //! (RFC 5267 contexts). `extended` reads the command syntax imap-codec does not
-//! (RETURN options and `$`, LIST-EXTENDED, MULTIAPPEND, CATENATE), before imap-codec
+//! (RETURN options and `$`, LIST-EXTENDED, MULTIAPPEND, CATENATE, IMAP4rev2's UTF-8
+//! quoted strings), before imap-codec
 //! reads the rest; it knows nothing of the session, and `list_extended` and
 //! `append_extended` run what it read.
 

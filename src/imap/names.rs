@@ -68,7 +68,8 @@ pub(crate) fn check(name: &str) -> Result<(), NameError> {
 
 /// The modified base64 between `&` and `-`: whole UTF-16 units with zero padding bits,
 /// paired surrogates, and only characters that could not have been written directly.
-fn check_shifted(encoded: &[u8]) -> Result<(), NameError> {
+/// Returns the characters it stands for.
+fn check_shifted(encoded: &[u8]) -> Result<String, NameError> {
     let mut bits: u32 = 0;
     let mut nbits = 0u32;
     let mut units = Vec::with_capacity(encoded.len() * 6 / 16);
@@ -98,6 +99,7 @@ fn check_shifted(encoded: &[u8]) -> Result<(), NameError> {
             "the base64 does not end on a whole character",
         ));
     }
+    let mut text = String::with_capacity(units.len());
     for c in char::decode_utf16(units.iter().copied()) {
         let c = c.map_err(|_| NameError::Utf7("an unpaired surrogate"))?;
         if c.is_control() {
@@ -106,8 +108,9 @@ fn check_shifted(encoded: &[u8]) -> Result<(), NameError> {
         if (' '..='~').contains(&c) {
             return Err(NameError::Utf7("printable ASCII must be written directly"));
         }
+        text.push(c);
     }
-    Ok(())
+    Ok(text)
 }
 
 /// `name` (UTF-8) as IMAP4rev1 writes it: modified UTF-7 (RFC 3501 §5.1.3). IMAP URLs
@@ -154,6 +157,51 @@ pub(crate) fn to_modified_utf7(name: &str) -> String {
     out
 }
 
+/// A stored name as an IMAP4rev2 session writes it: UTF-8 (RFC 9051 §5.1). Names are
+/// stored as IMAP4rev1 writes them, checked by [`check`] on the way in; a sequence that
+/// does not decode (a name stored before the check) is shown as it is.
+pub(crate) fn from_modified_utf7(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(start) = rest.find('&') {
+        out.push_str(&rest[..start]);
+        let shifted = &rest[start + 1..];
+        let Some(len) = shifted.find('-') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        if len == 0 {
+            out.push('&');
+        } else {
+            match check_shifted(&shifted.as_bytes()[..len]) {
+                Ok(text) => out.push_str(&text),
+                Err(_) => out.push_str(&rest[start..start + len + 2]),
+            }
+        }
+        rest = &shifted[len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A stored name as the session writes it: UTF-8 once IMAP4rev2 is enabled (`utf8`).
+pub(crate) fn to_client(stored: &str, utf8: bool) -> String {
+    if utf8 {
+        from_modified_utf7(stored)
+    } else {
+        stored.to_owned()
+    }
+}
+
+/// The stored name a client meant: an IMAP4rev2 session writes UTF-8 (`utf8`).
+pub(crate) fn to_store(client: &str, utf8: bool) -> String {
+    if utf8 {
+        to_modified_utf7(client)
+    } else {
+        client.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +231,24 @@ mod tests {
         for name in ["Été", "☺", "日本語", "a𝄞b"] {
             assert_eq!(check(&to_modified_utf7(name)), Ok(()), "{name}");
         }
+    }
+
+    #[test]
+    fn decodes_modified_utf7() {
+        for name in [
+            "Été",
+            "R&D",
+            "☺",
+            "日本語",
+            "a𝄞b",
+            "Patients/Été 2025",
+            "plain",
+        ] {
+            assert_eq!(from_modified_utf7(&to_modified_utf7(name)), name, "{name}");
+        }
+        // Not valid modified UTF-7: shown as stored.
+        assert_eq!(from_modified_utf7("&Jjo"), "&Jjo");
+        assert_eq!(from_modified_utf7("a&AGEAYgBj-b"), "a&AGEAYgBj-b");
     }
 
     #[test]

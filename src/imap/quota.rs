@@ -77,7 +77,10 @@ impl Session {
                     Vec::new()
                 };
                 self.conn
-                    .send(&text::data(Data::QuotaRoot { mailbox, roots }))
+                    .send(&text::data(Data::QuotaRoot {
+                        mailbox: text::echo(mailbox),
+                        roots,
+                    }))
                     .await?;
                 if let Some(quotas) = limited {
                     self.conn

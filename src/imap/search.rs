@@ -352,6 +352,14 @@ impl Session {
             Ok(r) => r,
             Err(refused) => return Ok(refused),
         };
+        // RFC 9051 has no SEARCH response: a plain SEARCH is `RETURN (ALL)` (§6.4.4).
+        let returns = match returns {
+            None if self.imap4rev2 => Some(extended::Returns {
+                all: true,
+                ..Default::default()
+            }),
+            r => r,
+        };
         let saving = returns.as_ref().is_some_and(|r| r.save);
         if let Some(refusal) = refuse_charset(&tag, charset.as_ref()) {
             if saving {

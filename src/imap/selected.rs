@@ -229,7 +229,9 @@ impl Session {
             }
         }
         if let Some(&newest) = added.last() {
-            let recent_from = if view.read_only {
+            let recent_from = if self.imap4rev2 {
+                u32::MAX
+            } else if view.read_only {
                 folder.recent_from
             } else {
                 claim_recent(store, view.folder.id, newest).await
@@ -239,8 +241,10 @@ impl Session {
             view.uids.extend(added);
             let n = u32::try_from(view.uids.len()).unwrap_or(u32::MAX);
             self.conn.send(&text::data(Data::Exists(n))).await?;
-            let recent = u32::try_from(view.recent.len()).unwrap_or(u32::MAX);
-            self.conn.send(&text::data(Data::Recent(recent))).await?;
+            if !self.imap4rev2 {
+                let recent = u32::try_from(view.recent.len()).unwrap_or(u32::MAX);
+                self.conn.send(&text::data(Data::Recent(recent))).await?;
+            }
         }
         for (p, m) in updates {
             let modseq = user.condstore.then_some(m.modseq);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imap_codec::CommandCodec;
+use imap_codec::decode::Decoder;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
@@ -43,6 +44,11 @@ pub(crate) struct Session {
     /// The RETURN options of the searching command being dispatched, which imap-codec's
     /// command cannot carry (see `extended`).
     pub(crate) returns: Option<super::extended::search::Returns>,
+    /// `ENABLE IMAP4rev2` was given (RFC 9051 §6.3.1): UTF-8 mailbox names, ESEARCH for
+    /// SEARCH, no \Recent. Kept here rather than in `User`: once authenticated a session
+    /// never leaves the authenticated states, and the name translation runs in every
+    /// folder lookup.
+    pub(crate) imap4rev2: bool,
 }
 
 /// A TLS handshake that ended without a connection: a client certificate refused during
@@ -74,6 +80,7 @@ impl Session {
             rate,
             started: Instant::now(),
             returns: None,
+            imap4rev2: false,
         };
         s.note_certificate();
         s
@@ -200,9 +207,20 @@ impl Session {
                 }
                 Err(e) => return Err(e),
             };
+            // IMAP4rev2 strings may be UTF-8 (RFC 9051 §4.3): read them as literals.
+            let rewritten = match incoming {
+                Incoming::Message if self.imap4rev2 => {
+                    extended::utf8::quoted_to_literals(self.conn.message().message_bytes())
+                }
+                _ => None,
+            };
             if let Incoming::Message = incoming
-                && let Some(e) =
-                    extended::decode(self.conn.message().message_bytes(), selection(state))
+                && let Some(e) = extended::decode(
+                    rewritten
+                        .as_deref()
+                        .unwrap_or_else(|| self.conn.message().message_bytes()),
+                    selection(state),
+                )
             {
                 self.rate.admit().await;
                 Box::pin(self.extended(state, e)).await?;
@@ -219,17 +237,24 @@ impl Session {
                     self.conn.send(&r).await?;
                 }
                 Incoming::Message => {
-                    let decoded = self
-                        .conn
-                        .message()
-                        .decode_message(&CommandCodec::default())
-                        .map(IntoStatic::into_static)
-                        .map_err(|_| {
-                            self.conn
-                                .message()
-                                .decode_tag()
-                                .map(IntoStatic::into_static)
-                        });
+                    let tag = || {
+                        self.conn
+                            .message()
+                            .decode_tag()
+                            .map(IntoStatic::into_static)
+                    };
+                    let decoded = match &rewritten {
+                        Some(bytes) => match CommandCodec::default().decode(bytes) {
+                            Ok(([], command)) => Ok(command.into_static()),
+                            _ => Err(tag()),
+                        },
+                        None => self
+                            .conn
+                            .message()
+                            .decode_message(&CommandCodec::default())
+                            .map(IntoStatic::into_static)
+                            .map_err(|_| tag()),
+                    };
                     match decoded {
                         Ok(command) => {
                             self.rate.admit().await;

@@ -159,6 +159,24 @@ pub(crate) fn mailbox(name: &str) -> Option<Mailbox<'static>> {
     Some(Mailbox::from(AString::try_from(name.to_owned()).ok()?))
 }
 
+/// A name the client gave, to be written back (STATUS, QUOTAROOT): a literal it sent
+/// non-synchronising goes back as a synchronising one, the only kind a server writes.
+pub(crate) fn echo(m: Mailbox<'static>) -> Mailbox<'static> {
+    match m {
+        Mailbox::Other(o) => {
+            let plain = match o.inner() {
+                AString::String(IString::Literal(l)) => Literal::try_from(l.data().to_vec()).ok(),
+                _ => None,
+            };
+            match plain {
+                Some(l) => Mailbox::from(AString::String(IString::Literal(l))),
+                None => Mailbox::Other(o),
+            }
+        }
+        inbox => inbox,
+    }
+}
+
 /// The folder name a client meant.
 pub(crate) fn folder_name(m: &Mailbox<'_>) -> Option<String> {
     match m {

@@ -89,7 +89,7 @@ fn return_option(r: &mut Reader<'_>, c: &mut ListCommand) -> Parse<()> {
     Ok(())
 }
 
-/// A STATUS item the STATUS command takes (RFC 3501, 7162, 9208).
+/// A STATUS item the STATUS command takes (RFC 3501, 7162, 8438, 9208).
 fn status_item(r: &mut Reader<'_>) -> Parse<StatusDataItemName> {
     Ok(match r.atom()?.to_ascii_uppercase().as_slice() {
         b"MESSAGES" => StatusDataItemName::Messages,
@@ -100,6 +100,7 @@ fn status_item(r: &mut Reader<'_>) -> Parse<StatusDataItemName> {
         b"DELETED" => StatusDataItemName::Deleted,
         b"DELETED-STORAGE" => StatusDataItemName::DeletedStorage,
         b"HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
+        b"SIZE" => StatusDataItemName::Size,
         _ => return Err(Syntax),
     })
 }
@@ -147,7 +148,7 @@ pub(crate) mod tests {
     fn refuses_unknown_options() {
         assert!(parsed("LIST (FOO) \"\" \"*\"\r\n").is_none());
         assert!(parsed("LIST \"\" \"*\" RETURN (FOO)\r\n").is_none());
-        assert!(parsed("LIST \"\" \"*\" RETURN (STATUS (SIZE))\r\n").is_none());
+        assert!(parsed("LIST \"\" \"*\" RETURN (STATUS (SIZES))\r\n").is_none());
         assert!(parsed("LIST \"\" () \r\n").is_none());
         assert!(parsed("LIST \"\" \"*\" RETURN (CHILDREN)junk\r\n").is_none());
     }

@@ -4,7 +4,8 @@
 //! `search` takes out what imap-codec cannot parse (`RETURN (…)`, `$`) and hands the rest
 //! to imap-codec as a command it knows, so search keys and fetch items stay imap-codec's;
 //! `list` and `append` read the LIST-EXTENDED, MULTIAPPEND and CATENATE forms whole with
-//! our own `reader`. A message no submodule claims (every base form) goes to imap-codec
+//! our own `reader`. `utf8` turns an IMAP4rev2 session's 8-bit quoted strings into
+//! literals first, so that every reader takes them. A message no submodule claims (every base form) goes to imap-codec
 //! untouched, so its answers stay as they were.
 
 pub(crate) mod append;
@@ -12,6 +13,7 @@ pub(crate) mod list;
 pub(crate) mod reader;
 pub(crate) mod search;
 pub(crate) mod url;
+pub(crate) mod utf8;
 
 use imap_codec::imap_types::core::Tag;
 
