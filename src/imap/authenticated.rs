@@ -689,13 +689,16 @@ impl Session {
             enum Event {
                 Read(Result<Incoming, ConnError>),
                 Change,
+                Notify,
                 AccessCheck,
                 Shutdown,
             }
             let event = {
                 let conn = &mut self.conn;
                 let (changes, selected) = (&mut user.changes, view.as_deref_mut());
+                let notify = user.notify.as_deref_mut();
                 tokio::select! {
+                    _ = super::notify::heard(notify) => Event::Notify,
                     _ = shutdown.cancelled() => Event::Shutdown,
                     r = conn.read(limit) => Event::Read(r),
                     _ = async {
@@ -718,6 +721,12 @@ impl Session {
                 Event::Change => {
                     // A failed read stays pending: the next change or DONE tries again.
                     if let Some(t) = self.sync_selected(user, view.as_deref_mut(), true).await? {
+                        return Ok(t);
+                    }
+                    self.conn.flush().await?;
+                }
+                Event::Notify => {
+                    if let Some(t) = self.notify_deliver(user, view.as_deref_mut(), true).await? {
                         return Ok(t);
                     }
                     self.conn.flush().await?;

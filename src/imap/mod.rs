@@ -8,7 +8,8 @@
 //! part of the state it works on; `view` is the selected folder as the session sees it;
 //! `fetch`, `mime` and `search` do the message work; `ordered` answers SORT and THREAD
 //! with the rules kept in `sort` and `thread`; `updates` keeps searches up to date
-//! (RFC 5267 contexts). `extended` reads the command syntax imap-codec does not
+//! (RFC 5267 contexts) and `notify` tells of changes the client asked to hear of
+//! (RFC 5465). `extended` reads the command syntax imap-codec does not
 //! (RETURN options and `$`, LIST-EXTENDED, MULTIAPPEND, CATENATE), before imap-codec
 //! reads the rest; it knows nothing of the session, and `list_extended` and
 //! `append_extended` run what it read.
@@ -27,6 +28,7 @@ mod list_extended;
 mod listener;
 mod mime;
 mod names;
+mod notify;
 mod ordered;
 mod quota;
 mod revocation;

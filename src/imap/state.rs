@@ -15,6 +15,8 @@ pub(crate) struct User {
     pub(crate) qresync: bool,
     pub(crate) changes: Subscription,
     pub(crate) access: AccessWatch,
+    /// What NOTIFY asked to hear of, while it is on (RFC 5465).
+    pub(crate) notify: Option<Box<super::notify::Watch>>,
     /// Counts this session in `sessions_authenticated` while it lives.
     pub(crate) _counted: crate::metrics::ConnectionGuard,
 }
