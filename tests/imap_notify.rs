@@ -4,6 +4,9 @@
 mod common;
 
 use common::*;
+use mssante::store::{Grant, MailboxKind, NewMailbox};
+
+const SECRETARIAT: &str = "secretariat@h.mssante.fr";
 
 /// The UIDVALIDITY of `folder`, which the store chose from the clock.
 async fn uidvalidity(c: &mut Client, folder: &str) -> String {
@@ -265,6 +268,82 @@ async fn malformed_event_sets_are_bad() {
     assert_eq!(r, ["a3 BAD syntax error\r\n"]);
     let r = c.cmd("NOTIFY SET (PERSONAL (FlagChange))").await;
     assert_eq!(r, ["a4 BAD syntax error\r\n"]);
+    w.stop().await;
+}
+}
+
+on_both_backends! {
+#[tokio::test]
+async fn a_revoked_grant_ends_a_notified_session_between_commands() {
+    let w = world("").await;
+    let store = &w.running.as_ref().unwrap().context.store;
+    store
+        .create_mailbox(NewMailbox::new(
+            SECRETARIAT,
+            MailboxKind::Organisational,
+            None,
+            mssante::clock::SystemClock::now_utc(),
+        ))
+        .await
+        .unwrap();
+    for idnat in [HOUSE, CUDDY] {
+        let grant = Grant::Idnat { idnat: idnat.into() };
+        store.add_grant(SECRETARIAT, grant).await.unwrap();
+    }
+    let mut house = w.login(SECRETARIAT, HOUSE).await;
+    let mut cuddy = w.login(SECRETARIAT, CUDDY).await;
+    let inbox = uidvalidity(&mut cuddy, "INBOX").await;
+    for c in [&mut house, &mut cuddy] {
+        quiet(c, "NOTIFY SET (INBOXES (MessageNew MessageExpunge))").await;
+    }
+    let grant = Grant::Idnat { idnat: HOUSE.into() };
+    assert!(store.revoke_grant(SECRETARIAT, grant).await.unwrap());
+    // No command sent: the session watching is closed all the same.
+    assert_eq!(
+        house.line().await,
+        "* BYE [ALERT] access to this mailbox was withdrawn, session closed\r\n"
+    );
+    assert!(house.closed().await);
+    // Cuddy, still granted, goes on hearing of the mailbox.
+    let mut other = w.login(SECRETARIAT, CUDDY).await;
+    other.append("INBOX", "()", "Subject: n\r\n\r\nx\r\n").await;
+    assert_eq!(
+        cuddy.line().await,
+        format!("* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY {inbox} UNSEEN 1)\r\n")
+    );
+    w.stop().await;
+}
+}
+
+on_both_backends! {
+#[tokio::test]
+async fn a_session_that_falls_behind_hears_of_the_overflow_and_nothing_more() {
+    let (w, mut a, mut b) = pair().await;
+    // A message large enough that the FETCH below fills the socket while the client
+    // does not read: the session stops taking changes meanwhile.
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(12 << 20));
+    b.append("Sent", "()", &big).await;
+    b.append("INBOX", "()", "Subject: n\r\n\r\nx\r\n").await;
+    b.cmd("SELECT INBOX").await;
+    a.cmd("SELECT Sent").await;
+    quiet(&mut a, "NOTIFY SET (INBOXES (MessageNew MessageExpunge FlagChange))").await;
+    a.send(b"f1 FETCH 1 BODY.PEEK[]\r\n").await;
+    // More changes than a session may leave untaken (the store keeps 1024).
+    for i in 0..1100 {
+        let sign = if i % 2 == 0 { '+' } else { '-' };
+        let r = b.cmd(&format!("STORE 1 {sign}FLAGS.SILENT (\\Flagged)")).await;
+        assert!(last(&r).contains(" OK "), "{r:?}");
+    }
+    let r = a.until("f1").await;
+    assert_eq!(last(&r), "f1 OK FETCH completed\r\n");
+    assert_eq!(
+        a.line().await,
+        "* OK [NOTIFICATIONOVERFLOW] too many changes at once, notifications stopped\r\n"
+    );
+    // As after NOTIFY NONE: nothing more is told.
+    b.append("INBOX", "()", "Subject: n\r\n\r\nx\r\n").await;
+    let r = a.cmd("NOOP").await;
+    assert_eq!(r, ["a4 OK NOOP completed\r\n"]);
     w.stop().await;
 }
 }
