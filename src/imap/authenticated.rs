@@ -698,7 +698,7 @@ impl Session {
                 let (changes, selected) = (&mut user.changes, view.as_deref_mut());
                 let notify = user.notify.as_deref_mut();
                 tokio::select! {
-                    _ = super::notify::heard(notify) => Event::Notify,
+                    _ = super::watch::heard(notify) => Event::Notify,
                     _ = shutdown.cancelled() => Event::Shutdown,
                     r = conn.read(limit) => Event::Read(r),
                     _ = async {
@@ -710,7 +710,7 @@ impl Session {
                             None => std::future::pending::<()>().await,
                         }
                     } => Event::Change,
-                    _ = super::revocation::check_due(access_due, &mut access) => Event::AccessCheck,
+                    _ = super::state::check_due(access_due, &mut access) => Event::AccessCheck,
                 }
             };
             match event {

@@ -42,6 +42,7 @@ mod text;
 mod thread;
 mod updates;
 mod view;
+mod watch;
 
 use tokio_util::sync::CancellationToken;
 

@@ -1,11 +1,10 @@
-//! NOTIFY (RFC 5465): what the client asked to hear of, and the unsolicited responses
-//! that tell it, between commands and in IDLE.
+//! NOTIFY (RFC 5465): the command, and the unsolicited responses that tell the client
+//! what it asked to hear of, between commands and in IDLE.
 //!
-//! A session with NOTIFY on holds a `Watch`: its own hearing of the store's changes
-//! (so the selected folder's updates, which read the session's other hearing, take
-//! nothing from it) and what the client was last told of the session's mailbox: its
-//! folders, its subscriptions and each watched folder's STATUS. A change heard is read
-//! again from the store and compared with that, so a client hears what differs, once,
+//! A session with NOTIFY on holds a `Watch` (`watch`), with its own hearing of the
+//! store's changes, so the selected folder's updates, which read the session's other
+//! hearing, take nothing from it. A change heard is read again from the store and
+//! compared with what the client was last told, so a client hears what differs, once,
 //! whichever node made the change. Only the session's own mailbox is ever watched: it
 //! is the one the identity was granted, and a withdrawn grant ends the session.
 
@@ -19,143 +18,15 @@ use imap_codec::imap_types::status::StatusDataItem;
 
 use super::authenticated::{attribute, list_attributes};
 use super::connection::{ConnError, encode};
-use super::extended::notify::{BADEVENT, Events, Group, Mailboxes, NotifyCommand, Refusal};
+use super::extended::notify::{BADEVENT, Mailboxes, NotifyCommand, Refusal};
 use super::fetch::Stopped;
 use super::names::DELIMITER;
 use super::session::Session;
 use super::state::{Transition, User};
 use super::text;
 use super::view::View;
-use crate::store::{Change, Folder, Heard, StoreError, Subscription};
-
-/// What a client is told in a notification STATUS (RFC 5465 §5.1); HIGHESTMODSEQ too
-/// once CONDSTORE is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Status {
-    messages: u32,
-    uidnext: u32,
-    uidvalidity: u32,
-    unseen: u32,
-    highestmodseq: u64,
-}
-
-/// Changes heard and not yet told.
-#[derive(Debug, Default)]
-struct Pending {
-    folders: BTreeSet<i64>,
-    names: bool,
-    subscriptions: bool,
-    /// Anything may have changed (a shared database's notifications were lost).
-    any: bool,
-    /// The session fell behind and changes were dropped: RFC 5465 §5.8.
-    missed: bool,
-}
-
-impl Pending {
-    fn is_empty(&self) -> bool {
-        self.folders.is_empty() && !self.names && !self.subscriptions && !self.any && !self.missed
-    }
-}
-
-pub(crate) struct Watch {
-    groups: Vec<Group>,
-    changes: Subscription,
-    mailbox_id: i64,
-    /// The folders as the client last heard of them, by id.
-    folders: HashMap<i64, Folder>,
-    subscribed: BTreeSet<String>,
-    /// The STATUS last told (or, when none was asked, read) of each watched folder.
-    status: HashMap<i64, Status>,
-    pending: Pending,
-}
-
-impl Watch {
-    /// The group the selected folder follows, if the client named it.
-    fn selected(&self) -> Option<&Group> {
-        self.groups.iter().find(|g| g.mailboxes.selected())
-    }
-
-    /// The events a folder that is not the selected one is watched for: those of the
-    /// first group naming it.
-    fn events(&self, name: &str) -> Option<&Events> {
-        let group = self.groups.iter().find(|g| match &g.mailboxes {
-            Mailboxes::Selected | Mailboxes::SelectedDelayed => false,
-            Mailboxes::Inboxes => name == "INBOX",
-            Mailboxes::Personal => true,
-            Mailboxes::Subscribed => self.subscribed.contains(name),
-            Mailboxes::Subtree(roots) => roots.iter().any(|r| {
-                name == r
-                    || name
-                        .strip_prefix(r.as_str())
-                        .is_some_and(|rest| rest.starts_with(DELIMITER))
-            }),
-            Mailboxes::Mailboxes(names) => names.iter().any(|n| n == name),
-        })?;
-        group.events.as_ref()
-    }
-
-    /// Whether a folder's messages are watched (it gets STATUS responses).
-    fn watched(&self, f: &Folder, selected: Option<i64>) -> bool {
-        !f.noselect
-            && Some(f.id) != selected
-            && self.events(&f.name).is_some_and(|e| e.messages || e.flags)
-    }
-
-    /// Notes a change heard; true when it concerns this session's mailbox.
-    fn note(&mut self, heard: Heard) -> bool {
-        match heard {
-            Heard::Missed => self.pending.missed = true,
-            Heard::Change(Change::Any) => self.pending.any = true,
-            Heard::Change(Change::Folder(c)) if self.folders.contains_key(&c.folder_id) => {
-                self.pending.folders.insert(c.folder_id);
-            }
-            Heard::Change(Change::Folders { mailbox_id }) if mailbox_id == self.mailbox_id => {
-                self.pending.names = true;
-            }
-            Heard::Change(Change::Subscriptions { mailbox_id })
-                if mailbox_id == self.mailbox_id =>
-            {
-                self.pending.subscriptions = true;
-            }
-            Heard::Change(_) => return false,
-        }
-        true
-    }
-
-    /// Returns once something concerning this mailbox was heard. Cancel-safe: what was
-    /// heard is kept.
-    async fn heard(&mut self) {
-        while self.pending.is_empty() {
-            let h = self.changes.next().await;
-            self.note(h);
-        }
-    }
-
-    fn take_heard(&mut self) -> Pending {
-        while let Some(h) = self.changes.try_next() {
-            self.note(h);
-        }
-        std::mem::take(&mut self.pending)
-    }
-}
-
-/// Returns once a session with NOTIFY on has something to tell; never otherwise.
-pub(crate) async fn heard(watch: Option<&mut Watch>) {
-    match watch {
-        Some(w) => w.heard().await,
-        None => std::future::pending().await,
-    }
-}
-
-fn status_of(f: &Folder, counts: &crate::store::FolderCounts) -> Status {
-    Status {
-        messages: counts.messages,
-        uidnext: f.uidnext,
-        uidvalidity: f.uidvalidity,
-        unseen: counts.unseen,
-        highestmodseq: f.highestmodseq,
-    }
-}
+use super::watch::{Pending, Status, Watch, status_of};
+use crate::store::{Folder, StoreError};
 
 /// A name as an IMAP quoted string, for the extended data imap-codec does not write.
 fn quoted(name: &str) -> String {
@@ -224,13 +95,13 @@ impl Session {
             pending: Pending::default(),
         };
         let selected = view.map(|v| v.folder.id);
-        let read = self.read_watched(&mut watch, selected).await;
+        let read = self.read_watched(&mut watch).await;
         let told = match read {
             Ok(told) => told,
             Err(e) => return self.no_internal(tag, "NOTIFY failed", &e).await,
         };
         if status {
-            for f in told {
+            for f in told.into_iter().filter(|f| Some(f.id) != selected) {
                 if let Some(s) = watch.status.get(&f.id).copied() {
                     self.send_status(&f.name, s, user.condstore).await?;
                 }
@@ -241,12 +112,9 @@ impl Session {
     }
 
     /// Reads the mailbox's folders, subscriptions and the STATUS of every watched folder
-    /// into `watch`; returns the watched folders, by name.
-    async fn read_watched(
-        &self,
-        watch: &mut Watch,
-        selected: Option<i64>,
-    ) -> Result<Vec<Folder>, StoreError> {
+    /// into `watch`; returns the watched folders, by name. The selected folder's STATUS
+    /// is read too: once another is selected, its changes are told against it.
+    async fn read_watched(&self, watch: &mut Watch) -> Result<Vec<Folder>, StoreError> {
         let store = &self.shared.context.store;
         let folders = store.folders(watch.mailbox_id).await?;
         watch.subscribed = store
@@ -256,7 +124,7 @@ impl Session {
             .collect();
         let mut watched = Vec::new();
         for f in &folders {
-            if watch.watched(f, selected) {
+            if watch.watched(f, None) {
                 let counts = store.counts(f.id).await?;
                 watch.status.insert(f.id, status_of(f, &counts));
                 watched.push(f.clone());

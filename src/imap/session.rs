@@ -191,11 +191,11 @@ impl Session {
                     return Ok(());
                 }
                 r = self.conn.read(limit) => r,
-                _ = super::notify::heard(state.user_mut().and_then(|u| u.notify.as_deref_mut())) => {
+                _ = super::watch::heard(state.user_mut().and_then(|u| u.notify.as_deref_mut())) => {
                     self.between_commands(state).await?;
                     continue;
                 }
-                _ = super::revocation::check_due(access_due, &mut access), if notifying => {
+                _ = super::state::check_due(access_due, &mut access), if notifying => {
                     if let Some(user) = state.user_mut()
                         && !self.access_still_granted(user).await?
                     {
