@@ -246,7 +246,7 @@ impl Session {
             .collect();
         let store = self.shared.context.store.clone();
 
-        for run in sequence::runs(&positions, RUN) {
+        for run in sequence::runs(positions, RUN) {
             let run_uids = &uids[run.clone()];
             let (Some(first), Some(last)) = (run_uids.first(), run_uids.last()) else {
                 continue;

@@ -18,7 +18,7 @@ use imap_codec::imap_types::status::StatusDataItem;
 
 use super::authenticated::{attribute, list_attributes};
 use super::connection::{ConnError, encode};
-use super::extended::notify::{BADEVENT, Mailboxes, NotifyCommand, Refusal};
+use super::extended::notify::{BADEVENT, NotifyCommand, Refusal, Specifier};
 use super::fetch::Stopped;
 use super::names::DELIMITER;
 use super::session::Session;
@@ -357,7 +357,7 @@ impl Session {
         if !events.messages || !(pending.any || pending.folders.contains(&view.folder.id)) {
             return Ok(None);
         }
-        let delayed = matches!(group.mailboxes, Mailboxes::SelectedDelayed);
+        let delayed = matches!(group.mailboxes, Specifier::SelectedDelayed);
         let before = view.uids.last().copied().unwrap_or(0);
         view.dirty = true;
         if let Some(t) = self

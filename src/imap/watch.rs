@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::extended::notify::{Events, Group, Mailboxes};
+use super::extended::notify::{Events, Group, Specifier};
 use super::names::DELIMITER;
 use crate::store::{Change, Folder, FolderCounts, Heard, Subscription};
 
@@ -60,17 +60,17 @@ impl Watch {
     /// first group naming it.
     pub(crate) fn events(&self, name: &str) -> Option<&Events> {
         let group = self.groups.iter().find(|g| match &g.mailboxes {
-            Mailboxes::Selected | Mailboxes::SelectedDelayed => false,
-            Mailboxes::Inboxes => name == "INBOX",
-            Mailboxes::Personal => true,
-            Mailboxes::Subscribed => self.subscribed.contains(name),
-            Mailboxes::Subtree(roots) => roots.iter().any(|r| {
+            Specifier::Selected | Specifier::SelectedDelayed => false,
+            Specifier::Inboxes => name == "INBOX",
+            Specifier::Personal => true,
+            Specifier::Subscribed => self.subscribed.contains(name),
+            Specifier::Subtree(roots) => roots.iter().any(|r| {
                 name == r
                     || name
                         .strip_prefix(r.as_str())
                         .is_some_and(|rest| rest.starts_with(DELIMITER))
             }),
-            Mailboxes::Mailboxes(names) => names.iter().any(|n| n == name),
+            Specifier::Mailboxes(names) => names.iter().any(|n| n == name),
         })?;
         group.events.as_ref()
     }

@@ -36,13 +36,14 @@ pub(crate) enum Refusal {
 /// One `(mailboxes events)` group.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Group {
-    pub(crate) mailboxes: Mailboxes,
+    pub(crate) mailboxes: Specifier,
     /// `None` for `NONE`: nothing is reported for these mailboxes.
     pub(crate) events: Option<Events>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Mailboxes {
+/// Which mailboxes a group names (RFC 5465 §6: the mailbox specifier).
+pub(crate) enum Specifier {
     Selected,
     /// As `Selected`, with expunges kept until a command allows them.
     SelectedDelayed,
@@ -64,9 +65,9 @@ pub(crate) struct Events {
     pub(crate) subscriptions: bool,
 }
 
-impl Mailboxes {
+impl Specifier {
     pub(crate) fn selected(&self) -> bool {
-        matches!(self, Mailboxes::Selected | Mailboxes::SelectedDelayed)
+        matches!(self, Specifier::Selected | Specifier::SelectedDelayed)
     }
 }
 
@@ -120,16 +121,16 @@ pub(crate) fn parse(r: &mut Reader<'_>) -> Parse<Result<NotifyCommand, Refusal>>
     Ok(Ok(NotifyCommand::Set { status, groups }))
 }
 
-fn mailboxes(r: &mut Reader<'_>) -> Parse<Mailboxes> {
+fn mailboxes(r: &mut Reader<'_>) -> Parse<Specifier> {
     let word = r.atom()?.to_ascii_uppercase();
     Ok(match word.as_slice() {
-        b"SELECTED" => Mailboxes::Selected,
-        b"SELECTED-DELAYED" => Mailboxes::SelectedDelayed,
-        b"INBOXES" => Mailboxes::Inboxes,
-        b"PERSONAL" => Mailboxes::Personal,
-        b"SUBSCRIBED" => Mailboxes::Subscribed,
-        b"SUBTREE" => Mailboxes::Subtree(names(r)?),
-        b"MAILBOXES" => Mailboxes::Mailboxes(names(r)?),
+        b"SELECTED" => Specifier::Selected,
+        b"SELECTED-DELAYED" => Specifier::SelectedDelayed,
+        b"INBOXES" => Specifier::Inboxes,
+        b"PERSONAL" => Specifier::Personal,
+        b"SUBSCRIBED" => Specifier::Subscribed,
+        b"SUBTREE" => Specifier::Subtree(names(r)?),
+        b"MAILBOXES" => Specifier::Mailboxes(names(r)?),
         _ => return Err(Syntax),
     })
 }
@@ -222,13 +223,13 @@ mod tests {
         };
         assert!(status);
         assert_eq!(groups.len(), 3);
-        assert_eq!(groups[0].mailboxes, Mailboxes::Selected);
+        assert_eq!(groups[0].mailboxes, Specifier::Selected);
         let e = groups[0].events.as_ref().unwrap();
         assert!(e.messages && !e.flags);
         assert_eq!(e.fetch.len(), 2);
         assert_eq!(
             groups[1].mailboxes,
-            Mailboxes::Subtree(vec!["a b".into(), "c".into()])
+            Specifier::Subtree(vec!["a b".into(), "c".into()])
         );
         assert!(groups[1].events.as_ref().unwrap().names);
         assert_eq!(groups[2].events, None);
