@@ -41,8 +41,8 @@ pub(crate) struct Group {
     pub(crate) events: Option<Events>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
 /// Which mailboxes a group names (RFC 5465 §6: the mailbox specifier).
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Specifier {
     Selected,
     /// As `Selected`, with expunges kept until a command allows them.
