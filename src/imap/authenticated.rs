@@ -737,13 +737,16 @@ impl Session {
             enum Event {
                 Read(Result<Incoming, ConnError>),
                 Change,
+                Notify,
                 AccessCheck,
                 Shutdown,
             }
             let event = {
                 let conn = &mut self.conn;
                 let (changes, selected) = (&mut user.changes, view.as_deref_mut());
+                let notify = user.notify.as_deref_mut();
                 tokio::select! {
+                    _ = super::watch::heard(notify) => Event::Notify,
                     _ = shutdown.cancelled() => Event::Shutdown,
                     r = conn.read(limit) => Event::Read(r),
                     _ = async {
@@ -755,7 +758,7 @@ impl Session {
                             None => std::future::pending::<()>().await,
                         }
                     } => Event::Change,
-                    _ = super::revocation::check_due(access_due, &mut access) => Event::AccessCheck,
+                    _ = super::state::check_due(access_due, &mut access) => Event::AccessCheck,
                 }
             };
             match event {
@@ -766,6 +769,12 @@ impl Session {
                 Event::Change => {
                     // A failed read stays pending: the next change or DONE tries again.
                     if let Some(t) = self.sync_selected(user, view.as_deref_mut(), true).await? {
+                        return Ok(t);
+                    }
+                    self.conn.flush().await?;
+                }
+                Event::Notify => {
+                    if let Some(t) = self.notify_deliver(user, view.as_deref_mut(), true).await? {
                         return Ok(t);
                     }
                     self.conn.flush().await?;

@@ -63,6 +63,8 @@ fn extensions(append_limit: u32) -> Vec<Capability<'static>> {
     caps.extend(other("LIST-STATUS"));
     caps.extend(other("MULTIAPPEND"));
     caps.extend(other("CATENATE"));
+    // RFC 5465: read by our own pre-parser (`extended::notify`).
+    caps.extend(other("NOTIFY"));
     caps.extend(
         Atom::try_from(format!("APPENDLIMIT={append_limit}"))
             .ok()

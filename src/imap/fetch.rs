@@ -22,10 +22,19 @@ use super::sequence;
 use super::session::Session;
 use super::state::{Selected, Transition};
 use super::text;
-use crate::store::{FlagOp, Flags, MessageMeta, flag};
+use super::view::View;
+use crate::store::{FlagOp, Flags, MessageMeta, StoreError, flag};
 
 /// Messages per store query.
 const RUN: usize = 1000;
+
+/// Why the FETCH responses stopped before the last message.
+pub(crate) enum Stopped {
+    Store(StoreError),
+    /// A body was fetched but \Seen could not be set: it would look unread for ever.
+    SetSeen(StoreError),
+    Undecodable(binary::Undecodable),
+}
 
 #[derive(Default)]
 struct Needs {
@@ -179,30 +188,11 @@ impl Session {
         let Some(positions) = sequence::resolve(&set, &view.uids, uid) else {
             return self.bad(&tag, "invalid message sequence number").await;
         };
-        let mut need = needs(&items);
-        if view.read_only {
-            need.sets_seen = false;
-        }
-        let folder_id = view.folder.id;
-        tracing::debug!(
-            folder = %view.folder.name,
-            uid,
-            messages = positions.len(),
-            header = need.header,
-            body = need.body,
-            "fetch"
-        );
-        let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
-        let recent_uids: std::collections::BTreeSet<u32> = uids
-            .iter()
-            .copied()
-            .filter(|u| view.recent.contains(u))
-            .collect();
-        let store = self.shared.context.store.clone();
-
+        tracing::debug!(folder = %view.folder.name, uid, messages = positions.len(), "fetch");
         if vanished && let Some(since) = changed_since {
-            let largest = uids.last().copied().unwrap_or(0);
-            let vanished = match store.vanished_since(folder_id, since).await {
+            let largest = positions.last().map_or(0, |p| view.uids[*p]);
+            let store = &self.shared.context.store;
+            let vanished = match store.vanished_since(view.folder.id, since).await {
                 Ok(v) => v,
                 Err(e) => return self.no_internal(&tag, "FETCH VANISHED failed", &e).await,
             };
@@ -214,21 +204,62 @@ impl Session {
                 self.conn.send(&vanished).await?;
             }
         }
+        match self
+            .fetch_messages(view, &positions, &items, changed_since)
+            .await?
+        {
+            Ok(()) => {}
+            Err(Stopped::Store(e)) => return self.no_internal(&tag, "FETCH failed", &e).await,
+            Err(Stopped::SetSeen(e)) => {
+                return self.no_internal(&tag, "FETCH cannot set \\Seen", &e).await;
+            }
+            Err(Stopped::Undecodable(why)) => return self.no_undecodable(&tag, why).await,
+        }
+        if let Some(t) = self
+            .sync_or_defer(&mut selected.user, &mut selected.view, uid)
+            .await?
+        {
+            return Ok(t);
+        }
+        self.ok(&tag, "FETCH completed").await
+    }
 
-        for run in sequence::runs(&positions, RUN) {
+    /// The FETCH responses of the messages at `positions` of `view`: what FETCH sends,
+    /// and what NOTIFY sends of new messages (RFC 5465 §5.2).
+    pub(crate) async fn fetch_messages(
+        &mut self,
+        view: &mut View,
+        positions: &[usize],
+        items: &[MessageDataItemName<'static>],
+        changed_since: Option<u64>,
+    ) -> Result<Result<(), Stopped>, ConnError> {
+        let mut need = needs(items);
+        if view.read_only {
+            need.sets_seen = false;
+        }
+        let folder_id = view.folder.id;
+        let uids: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
+        let recent_uids: std::collections::BTreeSet<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| view.recent.contains(u))
+            .collect();
+        let store = self.shared.context.store.clone();
+
+        for run in sequence::runs(positions, RUN) {
             let run_uids = &uids[run.clone()];
             let (Some(first), Some(last)) = (run_uids.first(), run_uids.last()) else {
                 continue;
             };
             let metas = match store.messages_in_range(folder_id, *first, *last).await {
                 Ok(m) => m,
-                Err(e) => return self.no_internal(&tag, "FETCH failed", &e).await,
+                Err(e) => return Ok(Err(Stopped::Store(e))),
             };
             let mut metas: Vec<MessageMeta> = metas;
             let headers = if need.header && !need.body {
                 match store.headers_in_range(folder_id, *first, *last).await {
                     Ok(h) => h,
-                    Err(e) => return self.no_internal(&tag, "FETCH failed", &e).await,
+                    Err(e) => return Ok(Err(Stopped::Store(e))),
                 }
             } else {
                 Vec::new()
@@ -249,15 +280,13 @@ impl Session {
                         .await
                     {
                         Ok(o) => Some(o),
-                        Err(e) => {
-                            return self.no_internal(&tag, "FETCH cannot set \\Seen", &e).await;
-                        }
+                        Err(e) => return Ok(Err(Stopped::SetSeen(e))),
                     }
                 };
                 if let Some(outcome) = outcome {
                     for (u, modseq, f) in &outcome.changed {
-                        selected.view.reported.insert(*u, *modseq);
-                        selected.view.dirty = true;
+                        view.reported.insert(*u, *modseq);
+                        view.dirty = true;
                         if let Some(m) = metas.iter_mut().find(|m| m.uid == *u) {
                             m.flags = f.clone();
                             m.modseq = *modseq;
@@ -290,7 +319,7 @@ impl Session {
                     // client would cache it as such: the command fails instead.
                     match store.body(meta.body_id).await {
                         Ok(b) => Some(b),
-                        Err(e) => return self.no_internal(&tag, "FETCH failed", &e).await,
+                        Err(e) => return Ok(Err(Stopped::Store(e))),
                     }
                 } else {
                     None
@@ -306,7 +335,7 @@ impl Session {
                 let mut out = Vec::with_capacity(items.len() + 1);
                 // Partial BINARY answers, written by us: imap-codec has no `<origin>`.
                 let mut written: Vec<Vec<u8>> = Vec::new();
-                for item in &items {
+                for item in items {
                     let value = match item {
                         MessageDataItemName::Uid => Some(MessageDataItem::Uid(text::nz(meta.uid))),
                         MessageDataItemName::Flags => {
@@ -371,7 +400,7 @@ impl Session {
                                 .transpose()
                             {
                                 Ok(data) => data,
-                                Err(why) => return self.no_undecodable(&tag, why).await,
+                                Err(why) => return Ok(Err(Stopped::Undecodable(why))),
                             };
                             let data = data.flatten();
                             match (range, data) {
@@ -398,7 +427,7 @@ impl Session {
                                 .transpose()
                             {
                                 Ok(data) => data,
-                                Err(why) => return self.no_undecodable(&tag, why).await,
+                                Err(why) => return Ok(Err(Stopped::Undecodable(why))),
                             };
                             Some(MessageDataItem::BinarySize {
                                 section: section.clone(),
@@ -425,12 +454,6 @@ impl Session {
                 }
             }
         }
-        if let Some(t) = self
-            .sync_or_defer(&mut selected.user, &mut selected.view, uid)
-            .await?
-        {
-            return Ok(t);
-        }
-        self.ok(&tag, "FETCH completed").await
+        Ok(Ok(()))
     }
 }

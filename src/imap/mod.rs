@@ -8,9 +8,10 @@
 //! part of the state it works on; `view` is the selected folder as the session sees it;
 //! `fetch`, `mime` and `search` do the message work; `ordered` answers SORT and THREAD
 //! with the rules kept in `sort` and `thread`; `updates` keeps searches up to date
-//! (RFC 5267 contexts). `extended` reads the command syntax imap-codec does not
-//! (RETURN options and `$`, LIST-EXTENDED, MULTIAPPEND, CATENATE, IMAP4rev2's UTF-8
-//! quoted strings), before imap-codec
+//! (RFC 5267 contexts) and `notify` tells of changes the client asked to hear of
+//! (RFC 5465). `extended` reads the command syntax imap-codec does not
+//! (RETURN options and `$`, LIST-EXTENDED, MULTIAPPEND, CATENATE, NOTIFY, IMAP4rev2's
+//! UTF-8 quoted strings), before imap-codec
 //! reads the rest; it knows nothing of the session, and `list_extended` and
 //! `append_extended` run what it read.
 
@@ -28,6 +29,7 @@ mod list_extended;
 mod listener;
 mod mime;
 mod names;
+mod notify;
 mod ordered;
 mod quota;
 mod revocation;
@@ -41,6 +43,7 @@ mod text;
 mod thread;
 mod updates;
 mod view;
+mod watch;
 
 use tokio_util::sync::CancellationToken;
 

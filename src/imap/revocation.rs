@@ -12,8 +12,7 @@ use super::connection::ConnError;
 use super::session::Session;
 use super::state::{AccessWatch, User};
 use super::text;
-use crate::auth::epoch::POLL_INTERVAL;
-use crate::auth::{AccessEpoch, AccessRefusal, Authenticated, access};
+use crate::auth::{AccessRefusal, Authenticated, access};
 use crate::store::{AuditEntry, AuditOutcome, Mailbox, Store, StoreError};
 
 /// The access decision again, for the mailbox the session opened. The mailbox is found
@@ -89,16 +88,5 @@ impl Session {
             .await?;
         self.conn.flush().await?;
         Ok(false)
-    }
-}
-
-/// Resolves when an idling session should decide its access again: a second from now
-/// when a decision is already `due` (the last one could not read the store), else when
-/// `watch` moves.
-pub(crate) async fn check_due(due: bool, watch: &mut AccessEpoch) {
-    if due {
-        tokio::time::sleep(POLL_INTERVAL).await
-    } else {
-        watch.moved().await
     }
 }

@@ -185,12 +185,31 @@ impl Session {
             }
             let limit = self.read_limit(state);
             let shutdown = self.shared.shutdown.clone();
+            // With NOTIFY on, changes are told between commands, and withdrawn access
+            // is watched for as in IDLE: the client may send nothing for a long time.
+            let notifying = state.user().is_some_and(|u| u.notify.is_some());
+            let access_due = state
+                .user()
+                .is_some_and(|u| u.access.due(&self.shared.context.access_epoch));
+            let mut access = self.shared.context.access_epoch.clone();
             let incoming = tokio::select! {
                 _ = shutdown.cancelled() => {
                     self.conn.send(&text::bye("server shutting down")).await?;
                     return Ok(());
                 }
                 r = self.conn.read(limit) => r,
+                _ = super::watch::heard(state.user_mut().and_then(|u| u.notify.as_deref_mut())) => {
+                    self.between_commands(state).await?;
+                    continue;
+                }
+                _ = super::state::check_due(access_due, &mut access), if notifying => {
+                    if let Some(user) = state.user_mut()
+                        && !self.access_still_granted(user).await?
+                    {
+                        return Ok(());
+                    }
+                    continue;
+                }
             };
             let incoming = match incoming {
                 Ok(i) => i,
@@ -299,6 +318,22 @@ impl Session {
         }
     }
 
+    /// Tells a NOTIFY client what changed while no command runs.
+    async fn between_commands(&mut self, state: &mut State) -> Result<(), ConnError> {
+        let transition = match state {
+            State::Authenticated(user) => self.notify_deliver(user, None, true).await?,
+            State::Selected(s) => {
+                let view = Some(&mut *s.view);
+                self.notify_deliver(&mut s.user, view, true).await?
+            }
+            State::NotAuthenticated | State::Logout => None,
+        };
+        if let Some(t) = transition {
+            self.apply(state, t);
+        }
+        self.conn.flush().await
+    }
+
     /// Runs a message `extended::decode` recognised.
     pub(crate) async fn extended(
         &mut self,
@@ -339,6 +374,9 @@ impl Session {
                 }
                 extended::FolderCommand::Append(c) => {
                     self.append_extended(&parsed.tag, user, view, c).await?
+                }
+                extended::FolderCommand::Notify(c) => {
+                    self.notify(&parsed.tag, user, view, c).await?
                 }
             },
         };
@@ -461,6 +499,7 @@ impl Session {
                     qresync: false,
                     changes: self.shared.context.store.subscribe(),
                     access: AccessWatch::new(epoch),
+                    notify: None,
                     _counted: self.shared.context.metrics.session("IMAP", self.listener),
                 })
             }

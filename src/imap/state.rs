@@ -5,6 +5,7 @@
 
 use super::view::View;
 use crate::auth::AccessEpoch;
+use crate::auth::epoch::POLL_INTERVAL;
 use crate::store::Subscription;
 
 /// An authenticated user: the one mailbox (BAL) this session may open, and what the
@@ -15,6 +16,8 @@ pub(crate) struct User {
     pub(crate) qresync: bool,
     pub(crate) changes: Subscription,
     pub(crate) access: AccessWatch,
+    /// What NOTIFY asked to hear of, while it is on (RFC 5465).
+    pub(crate) notify: Option<Box<super::watch::Watch>>,
     /// Counts this session in `sessions_authenticated` while it lives.
     pub(crate) _counted: crate::metrics::ConnectionGuard,
 }
@@ -76,5 +79,16 @@ impl AccessWatch {
     /// Whether the counter moved past the session's decision: the decision is due.
     pub(crate) fn due(&self, watch: &AccessEpoch) -> bool {
         matches!(watch.current(), Some(now) if self.epoch != Some(now))
+    }
+}
+
+/// Resolves when a waiting session (IDLE, or NOTIFY between commands) should decide its
+/// access again: a second from now when a decision is already `due` (the last one could
+/// not read the store), else when `watch` moves.
+pub(crate) async fn check_due(due: bool, watch: &mut AccessEpoch) {
+    if due {
+        tokio::time::sleep(POLL_INTERVAL).await
+    } else {
+        watch.moved().await
     }
 }

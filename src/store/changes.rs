@@ -16,9 +16,40 @@ pub struct FolderChange {
     pub modseq: i64,
 }
 
-/// The folder id of a change that may have touched any folder: sent when changes may
-/// have been missed (a shared database's notifications lost), so every session looks.
-const ANY_FOLDER: i64 = i64::MIN;
+/// What a commit changed, as sessions hear it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The messages of a folder (new, expunged, flags) or its state.
+    Folder(FolderChange),
+    /// A mailbox's folder list: a folder created, deleted, renamed, made `\Noselect`
+    /// or selectable again. Sessions that list folders to the client (IMAP NOTIFY)
+    /// read the list again and say what differs.
+    Folders { mailbox_id: i64 },
+    /// A mailbox's subscriptions.
+    Subscriptions { mailbox_id: i64 },
+    /// Anything may have changed: sent when changes may have been missed (a shared
+    /// database's notifications lost), so every session looks again.
+    Any,
+}
+
+impl Change {
+    /// Whether a session showing `folder_id` must look at it again.
+    fn touches(&self, folder_id: i64) -> bool {
+        match self {
+            Change::Folder(c) => c.folder_id == folder_id,
+            Change::Any => true,
+            Change::Folders { .. } | Change::Subscriptions { .. } => false,
+        }
+    }
+}
+
+/// What a subscriber heard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    Change(Change),
+    /// The subscriber fell behind and changes were dropped.
+    Missed,
+}
 
 /// Changes not yet taken by a slow subscriber; past that it hears that it missed some.
 const BACKLOG: usize = 1024;
@@ -26,7 +57,7 @@ const BACKLOG: usize = 1024;
 /// The changes of this process's sessions' folders, fanned out to every subscriber.
 #[derive(Debug, Clone)]
 pub(crate) struct Changes {
-    tx: broadcast::Sender<FolderChange>,
+    tx: broadcast::Sender<Change>,
 }
 
 impl Changes {
@@ -36,16 +67,17 @@ impl Changes {
     }
 
     /// Tells every subscriber; nobody listening is not an error.
-    pub(crate) fn publish(&self, change: FolderChange) {
+    pub(crate) fn publish(&self, change: Change) {
         let _ = self.tx.send(change);
     }
 
-    /// Tells every subscriber that any folder may have changed: each re-reads its own.
+    pub(crate) fn publish_folder(&self, change: FolderChange) {
+        self.publish(Change::Folder(change));
+    }
+
+    /// Tells every subscriber that anything may have changed: each re-reads its own.
     pub(crate) fn publish_any(&self) {
-        self.publish(FolderChange {
-            folder_id: ANY_FOLDER,
-            modseq: 0,
-        });
+        self.publish(Change::Any);
     }
 
     pub(crate) fn subscribe(&self) -> Subscription {
@@ -59,7 +91,7 @@ impl Changes {
 /// up) count as a change to every folder: the session re-reads rather than miss one.
 #[derive(Debug)]
 pub struct Subscription {
-    rx: broadcast::Receiver<FolderChange>,
+    rx: broadcast::Receiver<Change>,
 }
 
 impl Subscription {
@@ -68,7 +100,7 @@ impl Subscription {
     pub async fn wait(&mut self, folder_id: i64) {
         loop {
             match self.rx.recv().await {
-                Ok(c) if c.folder_id == folder_id || c.folder_id == ANY_FOLDER => return,
+                Ok(c) if c.touches(folder_id) => return,
                 Ok(_) => continue,
                 Err(RecvError::Lagged(_)) => return,
                 Err(RecvError::Closed) => std::future::pending::<()>().await,
@@ -82,11 +114,29 @@ impl Subscription {
         let mut changed = false;
         loop {
             match self.rx.try_recv() {
-                Ok(c) if c.folder_id == folder_id || c.folder_id == ANY_FOLDER => changed = true,
+                Ok(c) if c.touches(folder_id) => changed = true,
                 Ok(_) => {}
                 Err(TryRecvError::Lagged(_)) => changed = true,
                 Err(TryRecvError::Empty | TryRecvError::Closed) => return changed,
             }
+        }
+    }
+
+    /// The next change, once there is one; never, once no change can come any more.
+    pub async fn next(&mut self) -> Heard {
+        match self.rx.recv().await {
+            Ok(c) => Heard::Change(c),
+            Err(RecvError::Lagged(_)) => Heard::Missed,
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
+    }
+
+    /// The next change already heard, without waiting.
+    pub fn try_next(&mut self) -> Option<Heard> {
+        match self.rx.try_recv() {
+            Ok(c) => Some(Heard::Change(c)),
+            Err(TryRecvError::Lagged(_)) => Some(Heard::Missed),
+            Err(TryRecvError::Empty | TryRecvError::Closed) => None,
         }
     }
 }
@@ -95,11 +145,11 @@ impl Subscription {
 mod tests {
     use super::*;
 
-    fn change(folder_id: i64) -> FolderChange {
-        FolderChange {
+    fn change(folder_id: i64) -> Change {
+        Change::Folder(FolderChange {
             folder_id,
             modseq: 1,
-        }
+        })
     }
 
     #[tokio::test]
@@ -128,5 +178,26 @@ mod tests {
         assert!(s.take(1), "a change to any folder is one to this folder");
         changes.publish_any();
         s.wait(7).await;
+
+        changes.publish(Change::Folders { mailbox_id: 1 });
+        assert!(!s.take(1), "a folder list is no folder's messages");
+    }
+
+    #[tokio::test]
+    async fn every_change_is_heard_in_order_and_a_lag_says_so() {
+        let changes = Changes::new();
+        let mut s = changes.subscribe();
+        assert_eq!(s.try_next(), None);
+        changes.publish(Change::Subscriptions { mailbox_id: 3 });
+        changes.publish(change(2));
+        assert_eq!(
+            s.next().await,
+            Heard::Change(Change::Subscriptions { mailbox_id: 3 })
+        );
+        assert_eq!(s.try_next(), Some(Heard::Change(change(2))));
+        for _ in 0..=BACKLOG {
+            changes.publish(change(2));
+        }
+        assert_eq!(s.try_next(), Some(Heard::Missed));
     }
 }

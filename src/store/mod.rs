@@ -44,7 +44,7 @@ use crate::config::{Config, StoreBackend};
 
 pub use address::normalise_address;
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord};
-pub use changes::{FolderChange, Subscription};
+pub use changes::{Change, FolderChange, Heard, Subscription};
 pub use error::{BackendErrorKind, StoreError};
 pub use lifecycle::{DeletedMailbox, Notice, NoticeCopy, SentNotice};
 pub use queue::{Outgoing, OutgoingRecipient, QueueSettlement, QueuedMessage, QueuedRecipient};

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::address::normalise_address;
 use super::audit::{AuditEntry, AuditRecord};
+use super::changes::Change;
 use super::error::StoreError;
 use super::lifecycle::{DeletedMailbox, Notice, SentNotice};
 use super::queue::{Outgoing, QueueSettlement, QueuedMessage};
@@ -162,9 +163,100 @@ impl Store {
             return Err(StoreError::FolderExists(name.to_owned()));
         }
         let now = self.clock.now();
-        match &self.backend {
+        let folder = match &self.backend {
             Backend::Sqlite(b) => b.create_folder(mailbox_id, name, now).await,
             Backend::Postgres(b) => b.create_folder(mailbox_id, name, now).await,
+        }?;
+        self.announce(Change::Folders { mailbox_id }).await;
+        Ok(folder)
+    }
+
+    /// Deletes a folder and its messages; bodies nothing else uses go too.
+    pub async fn delete_folder(&self, folder_id: i64) -> Result<(), StoreError> {
+        let owner = self.folder_owner(folder_id).await?;
+        match &self.backend {
+            Backend::Sqlite(b) => b.delete_folder(folder_id).await,
+            Backend::Postgres(b) => b.delete_folder(folder_id).await,
+        }?;
+        self.folders_changed(owner).await;
+        Ok(())
+    }
+
+    /// Empties a folder that has children and makes it `\Noselect`: the name stays for
+    /// them (RFC 3501 §6.3.4). Sessions that had it selected see it gone.
+    pub async fn clear_folder(&self, folder_id: i64) -> Result<(), StoreError> {
+        let owner = self.folder_owner(folder_id).await?;
+        match &self.backend {
+            Backend::Sqlite(b) => b.clear_folder(folder_id).await,
+            Backend::Postgres(b) => b.clear_folder(folder_id).await,
+        }?;
+        self.folders_changed(owner).await;
+        Ok(())
+    }
+
+    /// CREATE of a `\Noselect` name makes it a folder again; its UIDs go on from where
+    /// they were, so the UIDVALIDITY the client knows stays true.
+    pub async fn make_selectable(&self, folder_id: i64) -> Result<(), StoreError> {
+        let owner = self.folder_owner(folder_id).await?;
+        match &self.backend {
+            Backend::Sqlite(b) => b.make_selectable(folder_id).await,
+            Backend::Postgres(b) => b.make_selectable(folder_id).await,
+        }?;
+        self.folders_changed(owner).await;
+        Ok(())
+    }
+
+    /// Renames a folder and every folder below it (`a` → `b` moves `a/x` to `b/x`).
+    /// Renaming INBOX is the caller's business (IMAP moves its messages instead).
+    pub async fn rename_folder(
+        &self,
+        mailbox_id: i64,
+        from: &str,
+        to: &str,
+        delimiter: char,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.rename_folder(mailbox_id, from, to, delimiter).await,
+            Backend::Postgres(b) => b.rename_folder(mailbox_id, from, to, delimiter).await,
+        }?;
+        self.announce(Change::Folders { mailbox_id }).await;
+        Ok(())
+    }
+
+    /// Adds or removes `name` from the subscriptions; subscribing twice, or removing a
+    /// name that is not there, changes nothing.
+    pub async fn set_subscribed(
+        &self,
+        mailbox_id: i64,
+        name: &str,
+        subscribed: bool,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.set_subscribed(mailbox_id, name, subscribed).await,
+            Backend::Postgres(b) => b.set_subscribed(mailbox_id, name, subscribed).await,
+        }?;
+        self.announce(Change::Subscriptions { mailbox_id }).await;
+        Ok(())
+    }
+
+    /// The mailbox a folder belongs to, read before a change that may remove the folder,
+    /// so that the change can be announced to that mailbox's sessions.
+    async fn folder_owner(&self, folder_id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self.folder_by_id(folder_id).await?.map(|f| f.mailbox_id))
+    }
+
+    async fn folders_changed(&self, owner: Option<i64>) {
+        if let Some(mailbox_id) = owner {
+            self.announce(Change::Folders { mailbox_id }).await;
+        }
+    }
+
+    /// Tells the sessions (of every node) of a change to a mailbox's folder list or
+    /// subscriptions, once it is committed.
+    async fn announce(&self, change: Change) {
+        match &self.backend {
+            Backend::Sqlite(b) => b.announce(change),
+            Backend::Postgres(b) => b.announce(change).await,
         }
     }
 }
@@ -175,21 +267,6 @@ operations! {
 
     fn folder_by_id(&self, folder_id: i64) -> Option<Folder>;
 
-    /// Deletes a folder and its messages; bodies nothing else uses go too.
-    fn delete_folder(&self, folder_id: i64) -> ();
-
-    /// Empties a folder that has children and makes it `\Noselect`: the name stays for
-    /// them (RFC 3501 §6.3.4). Sessions that had it selected see it gone.
-    fn clear_folder(&self, folder_id: i64) -> ();
-
-    /// CREATE of a `\Noselect` name makes it a folder again; its UIDs go on from where
-    /// they were, so the UIDVALIDITY the client knows stays true.
-    fn make_selectable(&self, folder_id: i64) -> ();
-
-    /// Renames a folder and every folder below it (`a` → `b` moves `a/x` to `b/x`).
-    /// Renaming INBOX is the caller's business (IMAP moves its messages instead).
-    fn rename_folder(&self, mailbox_id: i64, from: &str, to: &str, delimiter: char) -> ();
-
     /// Takes the \Recent messages of `folder_id` below `upto` for one session: returns
     /// where the unannounced UIDs began, so the caller's recent messages are those from
     /// it up to `upto`; every other session will see them as not recent. Done by the
@@ -199,9 +276,6 @@ operations! {
     /// The subscribed names of a mailbox, whether or not their folders exist.
     fn subscriptions(&self, mailbox_id: i64) -> Vec<String>;
 
-    /// Adds or removes `name` from the subscriptions; subscribing twice, or removing a
-    /// name that is not there, changes nothing.
-    fn set_subscribed(&self, mailbox_id: i64, name: &str, subscribed: bool) -> ();
 }
 
 // ---- Quotas ----

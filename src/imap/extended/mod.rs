@@ -3,13 +3,15 @@
 //!
 //! `search` takes out what imap-codec cannot parse (`RETURN (…)`, `$`) and hands the rest
 //! to imap-codec as a command it knows, so search keys and fetch items stay imap-codec's;
-//! `list` and `append` read the LIST-EXTENDED, MULTIAPPEND and CATENATE forms whole with
-//! our own `reader`. `utf8` turns an IMAP4rev2 session's 8-bit quoted strings into
-//! literals first, so that every reader takes them. A message no submodule claims (every base form) goes to imap-codec
+//! `list`, `append` and `notify` read the LIST-EXTENDED, MULTIAPPEND, CATENATE and NOTIFY
+//! forms whole with our own `reader`. `utf8` turns an IMAP4rev2 session's 8-bit quoted
+//! strings into literals first, so that every reader takes them. A message no submodule
+//! claims (every base form) goes to imap-codec
 //! untouched, so its answers stay as they were.
 
 pub(crate) mod append;
 pub(crate) mod list;
+pub(crate) mod notify;
 pub(crate) mod reader;
 pub(crate) mod search;
 pub(crate) mod url;
@@ -38,6 +40,8 @@ pub(crate) enum FolderCommand {
     List(list::ListCommand),
     /// MULTIAPPEND and CATENATE (RFC 3502, 4469).
     Append(append::AppendCommand),
+    /// NOTIFY (RFC 5465), or why it is refused.
+    Notify(Result<notify::NotifyCommand, notify::Refusal>),
 }
 
 /// Reads `bytes` (one complete message) when a submodule recognises it; `None` leaves it
@@ -56,6 +60,8 @@ fn parse(message: &[u8]) -> Option<Parsed> {
         list::parse(&mut r).ok()?.map(FolderCommand::List)?
     } else if r.keyword("APPEND") {
         append::parse(&mut r).ok()?.map(FolderCommand::Append)?
+    } else if r.keyword("NOTIFY") {
+        FolderCommand::Notify(notify::parse(&mut r).ok()?)
     } else {
         return None;
     };

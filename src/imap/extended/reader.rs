@@ -185,6 +185,33 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// What is left to read.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.pos..]
+    }
+
+    /// A parenthesized run, nested parentheses and quoted strings in it, taken whole
+    /// (its parentheses included) for another parser to read.
+    pub(crate) fn balanced(&mut self) -> Parse<&'a [u8]> {
+        let start = self.pos;
+        self.byte(b'(')?;
+        let mut depth = 1;
+        while depth > 0 {
+            match self.peek().ok_or(Syntax)? {
+                b'"' => {
+                    self.quoted()?;
+                    continue;
+                }
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                b'\r' | b'\n' => return Err(Syntax),
+                _ => {}
+            }
+            self.pos += 1;
+        }
+        Ok(&self.bytes[start..self.pos])
+    }
+
     /// `(` item *(SP item) `)`, or `()` when `empty` allows it.
     pub(crate) fn list<T>(
         &mut self,

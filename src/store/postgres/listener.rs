@@ -14,7 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::task::JoinHandle;
 
 use super::CHANNEL;
-use crate::store::changes::{Changes, FolderChange};
+use crate::store::changes::{Change, Changes, FolderChange};
 
 /// How often sessions look for changes while notifications are not arriving.
 const POLL: Duration = Duration::from_secs(1);
@@ -24,12 +24,33 @@ pub(super) fn payload(node: &str, folder_id: i64, modseq: u64) -> String {
     format!("{node} {folder_id} {modseq}")
 }
 
-fn parse(payload: &str) -> Option<(&str, FolderChange)> {
+/// A mailbox-wide notification's text: the sending node, what changed (`folders` or
+/// `subscriptions`) and the mailbox; `None` for a change that is not mailbox-wide.
+pub(super) fn mailbox_payload(node: &str, change: Change) -> Option<String> {
+    match change {
+        Change::Folders { mailbox_id } => Some(format!("{node} folders {mailbox_id}")),
+        Change::Subscriptions { mailbox_id } => Some(format!("{node} subscriptions {mailbox_id}")),
+        Change::Folder(_) | Change::Any => None,
+    }
+}
+
+fn parse(payload: &str) -> Option<(&str, Change)> {
     let mut parts = payload.split(' ');
     let node = parts.next()?;
-    let folder_id = parts.next()?.parse().ok()?;
-    let modseq = parts.next()?.parse().ok()?;
-    Some((node, FolderChange { folder_id, modseq }))
+    let what = parts.next()?;
+    let number = parts.next()?.parse().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    let change = match what {
+        "folders" => Change::Folders { mailbox_id: number },
+        "subscriptions" => Change::Subscriptions { mailbox_id: number },
+        folder => Change::Folder(FolderChange {
+            folder_id: folder.parse().ok()?,
+            modseq: number,
+        }),
+    };
+    Some((node, change))
 }
 
 /// Starts listening before returning, so no change committed after the store opened
@@ -112,12 +133,20 @@ mod tests {
         assert_eq!(node, "123-abcd");
         assert_eq!(
             change,
-            FolderChange {
+            Change::Folder(FolderChange {
                 folder_id: 42,
                 modseq: 7
-            }
+            })
+        );
+        let p = mailbox_payload("n", Change::Folders { mailbox_id: 5 }).unwrap();
+        assert_eq!(parse(&p).unwrap().1, Change::Folders { mailbox_id: 5 });
+        let p = mailbox_payload("n", Change::Subscriptions { mailbox_id: 6 }).unwrap();
+        assert_eq!(
+            parse(&p).unwrap().1,
+            Change::Subscriptions { mailbox_id: 6 }
         );
         assert!(parse("x 1").is_none());
+        assert!(parse("x 1 2 3").is_none());
         assert!(parse("x y 1").is_none());
     }
 }

@@ -38,7 +38,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::clock::SharedClock;
 use crate::store::CommitObserver;
-use crate::store::changes::{Changes, FolderChange, Subscription};
+use crate::store::changes::{Change, Changes, FolderChange, Subscription};
 use crate::store::error::{BackendErrorKind, StoreError};
 
 pub(crate) use error::{is_postgres_error, store_error};
@@ -250,7 +250,7 @@ impl PostgresStore {
     /// finds the change through any node.
     async fn notify(&self, changed: &[(i64, u64)]) {
         for &(folder_id, modseq) in changed {
-            self.changes.publish(FolderChange {
+            self.changes.publish_folder(FolderChange {
                 folder_id,
                 modseq: modseq as i64,
             });
@@ -260,6 +260,15 @@ impl PostgresStore {
             .map(|(folder, modseq)| listener::payload(&self.node, *folder, *modseq))
             .collect();
         self.notifier.send(payloads).await;
+    }
+
+    /// Tells this node's sessions and the other nodes of a change to a mailbox's folder
+    /// list or subscriptions, as `notify` does for folders.
+    pub(crate) async fn announce(&self, change: Change) {
+        self.changes.publish(change);
+        if let Some(p) = listener::mailbox_payload(&self.node, change) {
+            self.notifier.send(vec![p]).await;
+        }
     }
 
     /// Gives back the queue leases this node holds (a stopping node's attempts were

@@ -30,7 +30,7 @@ use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::CommitObserver;
-use crate::store::changes::{Changes, FolderChange, Subscription};
+use crate::store::changes::{Change, Changes, FolderChange, Subscription};
 use crate::store::error::StoreError;
 
 pub(crate) use error::store_error;
@@ -137,7 +137,13 @@ impl SqliteStore {
     }
 
     fn notify(&self, folder_id: i64, modseq: i64) {
-        self.changes.publish(FolderChange { folder_id, modseq });
+        self.changes
+            .publish_folder(FolderChange { folder_id, modseq });
+    }
+
+    /// Tells the sessions of a change to a mailbox's folder list or subscriptions.
+    pub(crate) fn announce(&self, change: Change) {
+        self.changes.publish(change);
     }
 
     /// Closes the readers, then the writer once the writes queued before have
