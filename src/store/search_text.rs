@@ -14,7 +14,7 @@
 
 use mail_parser::{Message, MessageParser, PartType};
 
-use super::types::header_end;
+use super::header_end;
 use crate::casemap::casemap;
 
 /// What the body text index holds of one body: its header section and its decoded

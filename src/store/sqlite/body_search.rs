@@ -89,9 +89,8 @@ impl SqliteStore {
 
     pub(crate) async fn put_search_text(
         &self,
-        rows: Vec<(i64, SearchText)>,
+        mut rows: Vec<(i64, SearchText)>,
     ) -> Result<(), StoreError> {
-        let mut rows = rows;
         while !rows.is_empty() {
             let rest = rows.split_off(rows.len().min(ROWS_PER_JOB));
             let batch = std::mem::replace(&mut rows, rest);
