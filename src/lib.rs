@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod auth;
 pub mod autoconfig;
+mod casemap;
 pub mod clock;
 pub mod config;
 pub mod context;

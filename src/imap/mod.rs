@@ -21,7 +21,6 @@ mod authenticate;
 mod authenticated;
 mod binary;
 mod capabilities;
-mod casemap;
 mod connection;
 mod extended;
 mod fetch;

@@ -1,5 +1,9 @@
 //! SEARCH (RFC 3501 §6.4.4, UTF-8): flag, size, date and set keys from the store rows;
 //! text keys over the message parsed by mail-parser, loaded only when a key needs it.
+//! TEXT and BODY with a needle of three characters or more are answered by the store's
+//! body text index (`store::search_text`), which keeps the same text casemapped: the
+//! bodies are read only for shorter needles and for bodies not indexed yet, which are
+//! indexed on the way.
 
 use std::collections::BTreeSet;
 use std::num::{NonZeroU32, NonZeroU64};
@@ -9,9 +13,8 @@ use imap_codec::imap_types::core::{Charset, Tag, Vec1};
 use imap_codec::imap_types::extensions::sort::SortCriterion;
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
-use mail_parser::{Message, PartType};
+use mail_parser::Message;
 
-use super::casemap::casemap;
 use super::connection::ConnError;
 use super::extended::search as extended;
 use super::mime;
@@ -20,7 +23,9 @@ use super::session::Session;
 use super::state::{Selected, State, Transition};
 use super::text;
 use super::updates;
-use crate::store::{MessageMeta, Store, StoreError, flag};
+use crate::casemap::casemap;
+use crate::store::search_text::{self, body_text};
+use crate::store::{MessageMeta, Store, StoreError, TextScope, flag};
 
 #[derive(Default, Clone, Copy)]
 struct Needs {
@@ -70,6 +75,52 @@ struct Candidate<'a> {
     parsed: Option<Message<'a>>,
     uids: &'a [u32],
     recent: bool,
+    /// The index's answers, when this message's body is indexed.
+    indexed: Option<&'a [TextHits]>,
+}
+
+/// The UIDs the body text index found for one TEXT or BODY key.
+struct TextHits {
+    scope: TextScope,
+    /// The needle as the client sent it.
+    needle: Vec<u8>,
+    uids: Vec<u32>,
+}
+
+/// The TEXT and BODY keys of a search: those the index answers (scope and needle as
+/// sent, deduplicated), and whether any is left to the scan.
+fn text_keys(key: &SearchKey<'_>, indexable: &mut Vec<(TextScope, Vec<u8>)>, scan: &mut bool) {
+    let mut add = |scope: TextScope, s: &imap_codec::imap_types::core::AString<'_>| {
+        let needle = text::astring_bytes(s).into_owned();
+        if search_text::needle(&needle).is_none() {
+            *scan = true;
+        } else if !indexable.iter().any(|(sc, n)| *sc == scope && *n == needle) {
+            indexable.push((scope, needle));
+        }
+    };
+    match key {
+        SearchKey::And(keys) => keys
+            .as_ref()
+            .iter()
+            .for_each(|k| text_keys(k, indexable, scan)),
+        SearchKey::Not(k) => text_keys(k, indexable, scan),
+        SearchKey::Or(a, b) => {
+            text_keys(a, indexable, scan);
+            text_keys(b, indexable, scan);
+        }
+        SearchKey::Body(s) => add(TextScope::Body, s),
+        SearchKey::Text(s) => add(TextScope::HeaderOrBody, s),
+        _ => {}
+    }
+}
+
+/// What the index says of this message for a TEXT or BODY key, if it was asked.
+fn indexed_match(c: &Candidate<'_>, scope: TextScope, needle: &[u8]) -> Option<bool> {
+    let hits = c
+        .indexed?
+        .iter()
+        .find(|h| h.scope == scope && h.needle == needle)?;
+    Some(hits.uids.binary_search(&c.meta.uid).is_ok())
 }
 
 /// Substring match under `i;unicode-casemap` (RFC 5051), the comparator of I18NLEVEL=1.
@@ -109,20 +160,6 @@ fn header_text(m: &Message<'_>, name: &str) -> String {
                 _ => {}
             }
             out.push('\n');
-        }
-    }
-    out
-}
-
-fn body_text(m: &Message<'_>) -> String {
-    let mut out = String::new();
-    for p in &m.parts {
-        match &p.body {
-            PartType::Text(t) | PartType::Html(t) => {
-                out.push_str(t);
-                out.push('\n');
-            }
-            _ => {}
         }
     }
     out
@@ -210,16 +247,23 @@ fn eval(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
                     && (value.is_empty() || contains(&t, &value))
             })
         }
-        SearchKey::Body(s) => c
-            .parsed
-            .as_ref()
-            .is_some_and(|m| contains(&body_text(m), &text::astring_bytes(s))),
-        SearchKey::Text(s) => c.parsed.as_ref().is_some_and(|m| {
+        SearchKey::Body(s) => {
             let needle = text::astring_bytes(s);
-            let header_end = crate::store::header_end(m.raw_message.as_ref());
-            let header = String::from_utf8_lossy(&m.raw_message[..header_end]);
-            contains(&header, &needle) || contains(&body_text(m), &needle)
-        }),
+            indexed_match(c, TextScope::Body, &needle).unwrap_or_else(|| {
+                c.parsed
+                    .as_ref()
+                    .is_some_and(|m| contains(&body_text(m), &needle))
+            })
+        }
+        SearchKey::Text(s) => {
+            let needle = text::astring_bytes(s);
+            indexed_match(c, TextScope::HeaderOrBody, &needle).unwrap_or_else(|| {
+                c.parsed.as_ref().is_some_and(|m| {
+                    let header = search_text::header_text(m.raw_message.as_ref());
+                    contains(&header, &needle) || contains(&body_text(m), &needle)
+                })
+            })
+        }
         SearchKey::ModSequence { modseq, .. } => c.meta.modseq >= *modseq,
         #[allow(unreachable_patterns)]
         _ => false,
@@ -283,19 +327,50 @@ pub(crate) async fn matching(
         return Ok(());
     };
     let metas = store.messages_in_range(folder_id, first, last).await?;
-    let headers = if need.header && !need.body {
+    let mut indexable = Vec::new();
+    let mut scan = false;
+    text_keys(key, &mut indexable, &mut scan);
+    // Bodies not indexed yet are read; read before the index is asked, so one indexed
+    // in between is read rather than missed.
+    let unindexed = if indexable.is_empty() {
+        Vec::new()
+    } else {
+        store.unindexed_in_range(folder_id, first, last).await?
+    };
+    let mut hits = Vec::with_capacity(indexable.len());
+    for (scope, needle) in indexable {
+        let Some(folded) = search_text::needle(&needle) else {
+            continue;
+        };
+        let uids = store
+            .text_search(folder_id, first, last, &folded, scope)
+            .await?;
+        hits.push(TextHits {
+            scope,
+            needle,
+            uids,
+        });
+    }
+    let read_all_bodies = need.body && (scan || hits.is_empty());
+    let headers = if need.header && !read_all_bodies {
         store.headers_in_range(folder_id, first, last).await?
     } else {
         Vec::new()
     };
+    let mut indexing = Vec::new();
     let mut hi = 0;
     for (i, u) in uids.iter().enumerate() {
         let Ok(mi) = metas.binary_search_by_key(u, |m| m.uid) else {
             continue;
         };
         let meta = &metas[mi];
-        let content: Option<Vec<u8>> = if need.body {
-            Some(store.body(meta.body_id).await?)
+        let is_unindexed = unindexed.binary_search_by_key(u, |x| x.0).is_ok();
+        let content: Option<Vec<u8>> = if read_all_bodies || (need.body && is_unindexed) {
+            let body = store.body(meta.body_id).await?;
+            if is_unindexed {
+                indexing.push((meta.body_id, search_text::SearchText::of(&body)));
+            }
+            Some(body)
         } else if need.header {
             while hi < headers.len() && headers[hi].0 < *u {
                 hi += 1;
@@ -312,10 +387,20 @@ pub(crate) async fn matching(
             parsed,
             uids,
             recent: recent.contains(u),
+            indexed: (!is_unindexed).then_some(hits.as_slice()),
         };
         if eval(key, &candidate) {
             visit(Hit { position: i, meta });
         }
+    }
+    if !indexing.is_empty() {
+        // The answer does not wait for the rows: they only spare the next search work.
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.put_search_text(indexing).await {
+                tracing::warn!(error = %e, "cannot index bodies; they are read again next time");
+            }
+        });
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use mail_parser::{Address, Message};
 
-use super::casemap::casemap;
+use crate::casemap::casemap;
 use crate::store::SortKeys;
 
 /// The base subject of RFC 5256 §2.1, with whether a reply or forward marker was taken

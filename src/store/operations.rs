@@ -16,6 +16,7 @@ use super::error::StoreError;
 use super::lifecycle::{DeletedMailbox, Notice, SentNotice};
 use super::queue::{Outgoing, QueueSettlement, QueuedMessage};
 use super::quota::{Quota, QuotaLimit};
+use super::search_text::{SearchText, TextScope};
 use super::types::{
     Appended, Copied, FlagOp, Flags, Folder, FolderCounts, Grant, Mailbox, MailboxKind,
     MessageMeta, NewMailbox, NewMessage, RawMessage, SortKeys, StoreOutcome,
@@ -441,6 +442,28 @@ operations! {
     /// Stores keys computed by rules `version`, replacing older ones. A body deleted in
     /// the meantime is skipped: its keys are of no use any more.
     fn put_sort_keys(&self, version: i64, keys: Vec<(i64, SortKeys)>) -> ();
+}
+
+// ---- The body text index ----
+
+operations! {
+    /// UIDs in `from..=to` whose body holds `needle` (in the form `search_text::needle`
+    /// gives) where `scope` says, by the index: bodies it has no row for are not found.
+    fn text_search(
+        &self,
+        folder_id: i64,
+        from: u32,
+        to: u32,
+        needle: &str,
+        scope: TextScope,
+    ) -> Vec<u32>;
+
+    /// (uid, body id) of the messages in `from..=to` whose body has no index row yet.
+    fn unindexed_in_range(&self, folder_id: i64, from: u32, to: u32) -> Vec<(u32, i64)>;
+
+    /// Indexes bodies stored before the index, by body id. A body deleted in the
+    /// meantime, or indexed already, is skipped.
+    fn put_search_text(&self, rows: Vec<(i64, SearchText)>) -> ();
 }
 
 // ---- The outbound queue ----

@@ -306,6 +306,9 @@ pub struct RawMessage {
     pub header: Vec<u8>,
     pub content: Vec<u8>,
     pub sha256: [u8; 32],
+    /// What the body text index keeps of it, written with the body: computed here, by
+    /// whoever hands the message in, so the store's single writer does not parse.
+    pub search: super::search_text::SearchText,
 }
 
 impl RawMessage {
@@ -316,6 +319,7 @@ impl RawMessage {
             header: bytes[..split].to_vec(),
             content: bytes[split..].to_vec(),
             sha256: sha2::Sha256::digest(bytes).into(),
+            search: super::search_text::SearchText::of(bytes),
         }
     }
 

@@ -44,6 +44,20 @@ const POSTGRES_ONLY: &[(&str, &str)] = &[("queue", "lease_holder"), ("queue", "l
 /// The migrations' own bookkeeping, not the store's data.
 const MIGRATIONS: &str = "_sqlx_migrations";
 
+/// Tables derived from the copied ones and not copied: the body text index, an FTS5
+/// table (with its `body_search_*` shadow tables) on SQLite and a plain one on
+/// PostgreSQL. The target indexes each body the first time a search meets it.
+const DERIVED: &[&str] = &["body_search"];
+
+fn derived(name: &str) -> bool {
+    DERIVED.iter().any(|d| {
+        name == *d
+            || name
+                .strip_prefix(d)
+                .is_some_and(|rest| rest.starts_with('_'))
+    })
+}
+
 /// How a column's values are read and written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -161,9 +175,10 @@ pub(super) async fn describe(
     Ok(tables)
 }
 
-/// The first of `names` that is neither a table of `TABLES` nor the migrations' own.
+/// The first of `names` that is neither a table of `TABLES`, a derived one nor the
+/// migrations' own.
 fn unknown_table<'a>(mut names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    names.find(|n| *n != MIGRATIONS && !TABLES.iter().any(|(t, _)| t == n))
+    names.find(|n| *n != MIGRATIONS && !derived(n) && !TABLES.iter().any(|(t, _)| t == n))
 }
 
 #[cfg(test)]
@@ -177,7 +192,11 @@ mod tests {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
             for line in text.lines() {
-                if let Some(rest) = line.trim().strip_prefix("CREATE TABLE ") {
+                let line = line.trim();
+                let created = line
+                    .strip_prefix("CREATE TABLE ")
+                    .or_else(|| line.strip_prefix("CREATE VIRTUAL TABLE "));
+                if let Some(rest) = created {
                     let name = rest.split_whitespace().next().unwrap();
                     tables.push(name.to_owned());
                 }
@@ -189,7 +208,12 @@ mod tests {
 
     #[test]
     fn every_table_of_both_schemas_is_copied() {
-        let mut listed: Vec<String> = TABLES.iter().map(|(t, _)| (*t).to_owned()).collect();
+        let mut listed: Vec<String> = TABLES
+            .iter()
+            .map(|(t, _)| *t)
+            .chain(DERIVED.iter().copied())
+            .map(str::to_owned)
+            .collect();
         listed.sort();
         assert_eq!(created_tables("schema/sqlite"), listed);
         assert_eq!(created_tables("schema/postgres"), listed);
@@ -198,6 +222,12 @@ mod tests {
     #[test]
     fn a_table_nobody_listed_is_named() {
         assert_eq!(unknown_table(["messages", MIGRATIONS].into_iter()), None);
+        let index = ["body_search", "body_search_data", "body_search_docsize"];
+        assert_eq!(unknown_table(index.into_iter()), None);
+        assert_eq!(
+            unknown_table(["body_searches"].into_iter()),
+            Some("body_searches")
+        );
         assert_eq!(
             unknown_table(["messages", "attachments"].into_iter()),
             Some("attachments")

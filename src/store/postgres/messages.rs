@@ -39,7 +39,7 @@ fn meta_from_row(r: &PgRow) -> Result<MessageMeta, StoreError> {
     })
 }
 
-/// Stores a body unless an identical one is there; returns its id.
+/// Stores a body, and its search text, unless an identical one is there; returns its id.
 pub(super) async fn put_body(c: &mut PgConnection, raw: &RawMessage) -> Result<i64, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO bodies (sha256, size, header, content) VALUES ($1, $2, $3, $4)
@@ -51,6 +51,7 @@ pub(super) async fn put_body(c: &mut PgConnection, raw: &RawMessage) -> Result<i
     .bind(&raw.content)
     .fetch_one(&mut *c)
     .await?;
+    super::body_search::index_body(c, id, &raw.search).await?;
     Ok(id)
 }
 

@@ -18,6 +18,7 @@
 //! its stamp.
 
 mod audit;
+mod body_search;
 mod error;
 mod lifecycle;
 mod listener;

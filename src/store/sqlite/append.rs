@@ -53,13 +53,13 @@ pub(super) async fn append_rows(
 ) -> Result<Vec<Appended>, AppendFailure> {
     let mut sql = String::from(
         "INSERT INTO message_appends (folder_id, sha256, size, header, content, system_flags,
-            keywords, internal_date, quota) VALUES ",
+            keywords, internal_date, quota, search_header, search_body) VALUES ",
     );
     for i in 0..rows.len() {
         sql.push_str(if i == 0 {
-            "(?,?,?,?,?,?,?,?,?)"
+            "(?,?,?,?,?,?,?,?,?,?,?)"
         } else {
-            ",(?,?,?,?,?,?,?,?,?)"
+            ",(?,?,?,?,?,?,?,?,?,?,?)"
         });
     }
     sql.push_str(&format!(
@@ -79,7 +79,9 @@ pub(super) async fn append_rows(
             .bind(i64::from(row.flags.system))
             .bind(row.flags.keywords_text())
             .bind(row.internal_date)
-            .bind(row.quota);
+            .bind(row.quota)
+            .bind(&row.raw.search.header)
+            .bind(&row.raw.search.body);
     }
     let read = query.fetch_all(&mut *c).await.map_err(|e| {
         let local = statement_local(&e);

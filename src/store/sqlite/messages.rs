@@ -37,7 +37,7 @@ fn meta_from_row(r: &SqliteRow) -> Result<MessageMeta, StoreError> {
     })
 }
 
-/// Stores a body unless an identical one is there; returns its id.
+/// Stores a body, and its search text, unless an identical one is there; returns its id.
 pub(super) async fn put_body(
     c: &mut SqliteConnection,
     raw: &RawMessage,
@@ -52,6 +52,7 @@ pub(super) async fn put_body(
     .bind(&raw.content)
     .fetch_one(&mut *c)
     .await?;
+    super::body_search::index_body(c, id, &raw.search).await?;
     Ok(id)
 }
 

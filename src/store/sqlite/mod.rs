@@ -8,6 +8,7 @@
 mod append;
 mod audit;
 pub(crate) mod backup;
+mod body_search;
 mod error;
 mod imap_queries;
 mod lifecycle;

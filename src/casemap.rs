@@ -12,7 +12,13 @@ use unicode_normalization::char::decompose_compatible;
 pub(crate) fn casemap(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        push_mapped(c, &mut out, 0);
+        // ASCII titlecases to its capital, which decomposes to itself: the common case
+        // (and most of every body the search index holds) without the tables.
+        if c.is_ascii() {
+            out.push(c.to_ascii_uppercase());
+        } else {
+            push_mapped(c, &mut out, 0);
+        }
     }
     out
 }
