@@ -102,8 +102,8 @@ struct NewRow<'a> {
 /// Takes the folder's next UID and MODSEQ and files one message there, in a single
 /// statement: round trips, not rows, are what each write pays for here. The folder
 /// row's lock is taken by the `UPDATE` and held to the commit. Returns, besides what
-/// was appended, whether the mailbox has a quota to check. `$7` is the body's id, or
-/// (with `FILE_NEW_BODY`) the body itself is stored first.
+/// was appended, whether the mailbox has a quota to check. `$6` is the body's id, or
+/// (with `FILE_NEW_BODY`) the body itself and its search text are stored first.
 const FILE_STORED_BODY: &str = "WITH f AS (
         UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
          WHERE id = $1 RETURNING mailbox_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
@@ -117,6 +117,9 @@ const FILE_STORED_BODY: &str = "WITH f AS (
 const FILE_NEW_BODY: &str = "WITH b AS (
         INSERT INTO bodies (sha256, size, header, content) VALUES ($6, $5, $7, $8)
         ON CONFLICT (sha256) DO UPDATE SET size = excluded.size RETURNING id),
+     s AS (
+        INSERT INTO body_search (body_id, header, body) SELECT id, $9, $10 FROM b
+        ON CONFLICT (body_id) DO NOTHING),
      f AS (
         UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
          WHERE id = $1 RETURNING mailbox_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
@@ -157,7 +160,9 @@ async fn file_one(
             .bind(row.size)
             .bind(&raw.sha256[..])
             .bind(&raw.header)
-            .bind(&raw.content),
+            .bind(&raw.content)
+            .bind(&raw.search.header)
+            .bind(&raw.search.body),
     };
     let filed: Option<(i64, i64, i64, bool)> = query.fetch_optional(&mut *c).await?;
     let (validity, uid, modseq, limited) = filed.ok_or(StoreError::NoFolder)?;
