@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use mssante::store::{Grant, MailboxKind, NewMailbox};
+use mssante::store::Grant;
 
 const SECRETARIAT: &str = "secretariat@h.mssante.fr";
 
@@ -276,20 +276,7 @@ on_both_backends! {
 #[tokio::test]
 async fn a_revoked_grant_ends_a_notified_session_between_commands() {
     let w = world("").await;
-    let store = &w.running.as_ref().unwrap().context.store;
-    store
-        .create_mailbox(NewMailbox::new(
-            SECRETARIAT,
-            MailboxKind::Organisational,
-            None,
-            mssante::clock::SystemClock::now_utc(),
-        ))
-        .await
-        .unwrap();
-    for idnat in [HOUSE, CUDDY] {
-        let grant = Grant::Idnat { idnat: idnat.into() };
-        store.add_grant(SECRETARIAT, grant).await.unwrap();
-    }
+    w.organisational(SECRETARIAT, &[HOUSE, CUDDY]).await;
     let mut house = w.login(SECRETARIAT, HOUSE).await;
     let mut cuddy = w.login(SECRETARIAT, CUDDY).await;
     let inbox = uidvalidity(&mut cuddy, "INBOX").await;
@@ -297,6 +284,7 @@ async fn a_revoked_grant_ends_a_notified_session_between_commands() {
         quiet(c, "NOTIFY SET (INBOXES (MessageNew MessageExpunge))").await;
     }
     let grant = Grant::Idnat { idnat: HOUSE.into() };
+    let store = &w.running.as_ref().unwrap().context.store;
     assert!(store.revoke_grant(SECRETARIAT, grant).await.unwrap());
     // No command sent: the session watching is closed all the same.
     assert_eq!(

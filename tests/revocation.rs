@@ -24,27 +24,7 @@ async fn cli(w: &World, args: &[&str]) -> String {
 
 /// An organisational mailbox granted to House and Cuddy, with one message in INBOX.
 async fn secretariat(w: &World) {
-    let store = &w.running.as_ref().unwrap().context.store;
-    store
-        .create_mailbox(NewMailbox::new(
-            SECRETARIAT,
-            MailboxKind::Organisational,
-            None,
-            mssante::clock::SystemClock::now_utc(),
-        ))
-        .await
-        .unwrap();
-    for idnat in [HOUSE, CUDDY] {
-        store
-            .add_grant(
-                SECRETARIAT,
-                Grant::Idnat {
-                    idnat: idnat.into(),
-                },
-            )
-            .await
-            .unwrap();
-    }
+    w.organisational(SECRETARIAT, &[HOUSE, CUDDY]).await;
     append(&mut w.login(SECRETARIAT, HOUSE).await).await;
 }
 

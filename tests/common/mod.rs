@@ -190,6 +190,27 @@ impl World {
         Client::plain(self.starttls).await
     }
 
+    /// An organisational mailbox at `address`, granted to each of `idnats`.
+    pub async fn organisational(&self, address: &str, idnats: &[&str]) {
+        let store = &self.running.as_ref().unwrap().context.store;
+        let now = mssante::clock::SystemClock::now_utc();
+        store
+            .create_mailbox(mssante::store::NewMailbox::new(
+                address,
+                MailboxKind::Organisational,
+                None,
+                now,
+            ))
+            .await
+            .unwrap();
+        for idnat in idnats {
+            let grant = mssante::store::Grant::Idnat {
+                idnat: (*idnat).into(),
+            };
+            store.add_grant(address, grant).await.unwrap();
+        }
+    }
+
     /// An implicit-TLS client authenticated on `address` as `idnat`, greeting consumed.
     pub async fn login(&self, address: &str, idnat: &str) -> Client {
         let mut c = self.connect_tls().await;
