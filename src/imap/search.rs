@@ -87,6 +87,11 @@ struct TextHits {
     uids: Vec<u32>,
 }
 
+/// Bodies a search indexes on its way, at most: a folder stored before the index was
+/// added would otherwise have the text of every one of its bodies held in memory at once
+/// by its first search. The rest are indexed by the searches after it.
+const INDEXED_PER_SEARCH: usize = 1_000;
+
 /// The TEXT and BODY keys of a search: those the index answers (scope and needle as
 /// sent, deduplicated), and whether any is left to the scan.
 fn text_keys(key: &SearchKey<'_>, indexable: &mut Vec<(TextScope, Vec<u8>)>, scan: &mut bool) {
@@ -367,7 +372,7 @@ pub(crate) async fn matching(
         let is_unindexed = unindexed.binary_search_by_key(u, |x| x.0).is_ok();
         let content: Option<Vec<u8>> = if read_all_bodies || (need.body && is_unindexed) {
             let body = store.body(meta.body_id).await?;
-            if is_unindexed {
+            if is_unindexed && indexing.len() < INDEXED_PER_SEARCH {
                 indexing.push((meta.body_id, search_text::SearchText::of(&body)));
             }
             Some(body)
