@@ -1,8 +1,9 @@
-//! SORT, THREAD and SEARCH over a 100,000-message folder: the time from command to
-//! tagged OK, for the keys clients ask for most (date, arrival, sender, subject), for
-//! threading, and for body text (through the body text index; the short needle is read
-//! from every body). The first header key reads every header and stores the keys; the
-//! others read those.
+//! SORT, THREAD, SEARCH and FETCH of the message structure over a 100,000-message
+//! folder: the time from command to tagged OK, for the keys clients ask for most (date,
+//! arrival, sender, subject), for threading, for body text (through the body text index;
+//! the short needle is read from every body), and for the ENVELOPE and BODYSTRUCTURE a
+//! client lists a folder with (stored with each body). The first header key reads every
+//! header and stores the keys; the others read those.
 //!
 //! `cargo bench --bench sort` (SQLite); `BENCH_BACKEND=postgres cargo bench --bench sort`
 //! on a database of its own on the test PostgreSQL (tests/common/postgres.rs).
@@ -88,6 +89,8 @@ async fn run() {
         "SEARCH TEXT sender4242@",
         "SEARCH NOT BODY rendu",
         "SEARCH BODY 42",
+        "FETCH 1:* (UID FLAGS ENVELOPE)",
+        "FETCH 1:* (UID BODYSTRUCTURE)",
     ] {
         for round in 1..=2 {
             let t = Instant::now();

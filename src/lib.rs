@@ -22,5 +22,6 @@ pub mod net;
 pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod structure;
 pub mod tls;
 pub mod web;

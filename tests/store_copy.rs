@@ -191,6 +191,7 @@ async fn a_sqlite_store_copied_to_postgresql_looks_the_same_to_an_imap_client() 
             "subscriptions",
             "bodies",
             "sort_keys",
+            "body_structure",
             "messages",
             "expunged",
             "queue",

@@ -6,11 +6,9 @@ use std::num::NonZeroU32;
 use base64::Engine;
 use imap_codec::imap_types::core::{NString8, Vec1};
 use imap_codec::imap_types::extensions::binary::Literal8;
-use imap_codec::imap_types::fetch::{MessageDataItem, Part, Section};
-use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::fetch::{Part, Section};
 use mail_parser::Message;
 
-use super::connection::encode;
 use super::mime;
 use super::text;
 
@@ -145,35 +143,6 @@ pub(crate) fn partial_item(section: &[NonZeroU32], origin: u32, data: &[u8]) -> 
     .into_bytes();
     out.extend_from_slice(data);
     out
-}
-
-/// A whole `* n FETCH (…)` line: the `items` as imap-codec writes them, then the
-/// partial BINARY answers written by `partial_item`.
-pub(crate) fn fetch_line(
-    seq: NonZeroU32,
-    items: Vec<MessageDataItem<'static>>,
-    written: &[Vec<u8>],
-) -> Vec<u8> {
-    let mut line = match Vec1::try_from(items) {
-        Ok(items) => {
-            let mut bytes = encode(&text::data(Data::Fetch { seq, items }));
-            // imap-codec ends the line with `)\r\n`: ours go before it.
-            if bytes.ends_with(b")\r\n") {
-                bytes.truncate(bytes.len() - 3);
-                bytes.push(b' ');
-            }
-            bytes
-        }
-        Err(_) => format!("* {seq} FETCH (").into_bytes(),
-    };
-    for (i, item) in written.iter().enumerate() {
-        if i > 0 {
-            line.push(b' ');
-        }
-        line.extend_from_slice(item);
-    }
-    line.extend_from_slice(b")\r\n");
-    line
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use super::state::{Selected, Transition};
 use super::text;
 use super::view::View;
 use crate::store::{FlagOp, Flags, MessageMeta, StoreError, flag};
+use crate::structure::{self, Structure};
 
 /// Messages per store query.
 const RUN: usize = 1000;
@@ -41,6 +42,8 @@ struct Needs {
     header: bool,
     body: bool,
     parse: bool,
+    /// ENVELOPE, BODY or BODYSTRUCTURE: read from what was stored with the body.
+    structure: bool,
     sets_seen: bool,
     modseq: bool,
 }
@@ -49,15 +52,10 @@ fn needs(items: &[MessageDataItemName<'_>]) -> Needs {
     let mut n = Needs::default();
     for item in items {
         match item {
-            MessageDataItemName::Envelope => {
-                n.header = true;
-                n.parse = true;
-            }
+            MessageDataItemName::Envelope
+            | MessageDataItemName::Body
+            | MessageDataItemName::BodyStructure => n.structure = true,
             MessageDataItemName::Rfc822Header => n.header = true,
-            MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
-                n.body = true;
-                n.parse = true;
-            }
             MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => {
                 n.body = true;
                 n.sets_seen = true;
@@ -93,6 +91,57 @@ fn needs(items: &[MessageDataItemName<'_>]) -> Needs {
         }
     }
     n
+}
+
+/// One item of a FETCH response: as imap-codec writes it, or bytes written already
+/// (a stored structure, a partial BINARY).
+#[allow(clippy::large_enum_variant)] // a few per message, gone once its line is written
+enum Piece {
+    Item(MessageDataItem<'static>),
+    Raw(Vec<u8>),
+}
+
+impl Piece {
+    fn raw(name: &str, value: &[u8]) -> Piece {
+        let mut bytes = Vec::with_capacity(name.len() + 1 + value.len());
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(value);
+        Piece::Raw(bytes)
+    }
+}
+
+/// A whole `* n FETCH (…)` line, its items in the order the client asked for them.
+fn fetch_line(seq: std::num::NonZeroU32, pieces: Vec<Piece>) -> Vec<u8> {
+    fn flush(items: &mut Vec<MessageDataItem<'static>>, line: &mut Vec<u8>) {
+        let Ok(group) = Vec1::try_from(std::mem::take(items)) else {
+            return;
+        };
+        if let Some(bytes) = structure::items_bytes(group) {
+            separate(line);
+            line.extend_from_slice(&bytes);
+        }
+    }
+    fn separate(line: &mut Vec<u8>) {
+        if !line.ends_with(b"(") {
+            line.push(b' ');
+        }
+    }
+    let mut line = format!("* {seq} FETCH (").into_bytes();
+    let mut items = Vec::new();
+    for piece in pieces {
+        match piece {
+            Piece::Item(i) => items.push(i),
+            Piece::Raw(bytes) => {
+                flush(&mut items, &mut line);
+                separate(&mut line);
+                line.extend_from_slice(&bytes);
+            }
+        }
+    }
+    flush(&mut items, &mut line);
+    line.extend_from_slice(b")\r\n");
+    line
 }
 
 fn internal_date(d: chrono::DateTime<chrono::Utc>) -> Option<DateTime> {
@@ -294,7 +343,20 @@ impl Session {
                     }
                 }
             }
-            let mut hi = 0;
+            let structures = if need.structure {
+                match store
+                    .structures_in_range(folder_id, *first, *last, structure::VERSION)
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(e) => return Ok(Err(Stopped::Store(e))),
+                }
+            } else {
+                Vec::new()
+            };
+            // Bodies stored before their structure was kept get it now, once.
+            let mut computed: Vec<(i64, Structure)> = Vec::new();
+            let (mut hi, mut si) = (0, 0);
             for (i, pos) in positions[run.clone()].iter().enumerate() {
                 let u = run_uids[i];
                 let Ok(mi) = metas.binary_search_by_key(&u, |m| m.uid) else {
@@ -314,7 +376,20 @@ impl Session {
                 } else {
                     None
                 };
-                let body = if need.body {
+                let stored_structure = if need.structure {
+                    while si < structures.len() && structures[si].0 < u {
+                        si += 1;
+                    }
+                    structures
+                        .get(si)
+                        .filter(|s| s.0 == u)
+                        .and_then(|s| s.2.as_ref())
+                        .filter(|s| s.is_complete())
+                } else {
+                    None
+                };
+                let missing_structure = need.structure && stored_structure.is_none();
+                let body = if need.body || missing_structure {
                     // A message left out would read as one with no FETCH data, and a
                     // client would cache it as such: the command fails instead.
                     match store.body(meta.body_id).await {
@@ -325,16 +400,16 @@ impl Session {
                     None
                 };
                 let raw: Option<&[u8]> = body.as_deref().or(header.as_deref());
-                let parsed = if need.parse {
+                let parsed = if need.parse || missing_structure {
                     raw.and_then(mime::parse)
                 } else {
                     None
                 };
+                let fresh = missing_structure.then(|| Structure::of(parsed.as_ref()));
+                let structure = stored_structure.or(fresh.as_ref());
                 let flags_changed = need.sets_seen;
                 let recent = recent_uids.contains(&meta.uid);
                 let mut out = Vec::with_capacity(items.len() + 1);
-                // Partial BINARY answers, written by us: imap-codec has no `<origin>`.
-                let mut written: Vec<Vec<u8>> = Vec::new();
                 for item in items {
                     let value = match item {
                         MessageDataItemName::Uid => Some(MessageDataItem::Uid(text::nz(meta.uid))),
@@ -350,15 +425,20 @@ impl Session {
                         MessageDataItemName::ModSeq => {
                             NonZeroU64::new(meta.modseq).map(MessageDataItem::ModSeq)
                         }
-                        MessageDataItemName::Envelope => parsed
-                            .as_ref()
-                            .map(|m| MessageDataItem::Envelope(mime::envelope(m))),
-                        MessageDataItemName::BodyStructure => parsed
-                            .as_ref()
-                            .map(|m| MessageDataItem::BodyStructure(mime::body_structure(m, true))),
-                        MessageDataItemName::Body => parsed
-                            .as_ref()
-                            .map(|m| MessageDataItem::Body(mime::body_structure(m, false))),
+                        MessageDataItemName::Envelope => {
+                            out.extend(structure.map(|s| Piece::raw("ENVELOPE", &s.envelope)));
+                            None
+                        }
+                        MessageDataItemName::BodyStructure => {
+                            out.extend(
+                                structure.map(|s| Piece::raw("BODYSTRUCTURE", &s.bodystructure)),
+                            );
+                            None
+                        }
+                        MessageDataItemName::Body => {
+                            out.extend(structure.map(|s| Piece::raw("BODY", &s.body)));
+                            None
+                        }
                         MessageDataItemName::Rfc822 => {
                             raw.map(|r| MessageDataItem::Rfc822(text::literal(r.to_vec())))
                         }
@@ -407,11 +487,12 @@ impl Session {
                                 (Some(range), data) => {
                                     let (d, origin) =
                                         partial(data.unwrap_or_default(), Some(*range));
-                                    written.push(binary::partial_item(
+                                    // Written by us: imap-codec has no `<origin>`.
+                                    out.push(Piece::Raw(binary::partial_item(
                                         section,
                                         origin.unwrap_or(range.0),
                                         &d,
-                                    ));
+                                    )));
                                     None
                                 }
                                 (None, data) => Some(MessageDataItem::Binary {
@@ -437,21 +518,43 @@ impl Session {
                             })
                         }
                     };
-                    out.extend(value);
+                    out.extend(value.map(Piece::Item));
                 }
                 if flags_changed && !items.contains(&MessageDataItemName::Flags) {
-                    out.push(MessageDataItem::Flags(fetch_flags(&meta.flags, recent)));
+                    out.push(Piece::Item(MessageDataItem::Flags(fetch_flags(
+                        &meta.flags,
+                        recent,
+                    ))));
+                }
+                if let Some(fresh) = fresh {
+                    computed.push((meta.body_id, fresh));
                 }
                 let seq = text::nz(*pos as u32 + 1);
-                if !written.is_empty() {
-                    self.conn
-                        .send_raw(&binary::fetch_line(seq, out, &written))
-                        .await?;
-                } else if let Ok(items) = Vec1::try_from(out) {
-                    self.conn
-                        .send(&text::data(Data::Fetch { seq, items }))
-                        .await?;
+                if out.iter().any(|p| matches!(p, Piece::Raw(_))) {
+                    self.conn.send_raw(&fetch_line(seq, out)).await?;
+                } else {
+                    let items: Vec<MessageDataItem<'static>> = out
+                        .into_iter()
+                        .filter_map(|p| match p {
+                            Piece::Item(i) => Some(i),
+                            Piece::Raw(_) => None,
+                        })
+                        .collect();
+                    if let Ok(items) = Vec1::try_from(items) {
+                        self.conn
+                            .send(&text::data(Data::Fetch { seq, items }))
+                            .await?;
+                    }
                 }
+            }
+            if !computed.is_empty() {
+                // The answer does not wait for the rows: they only spare the next FETCH.
+                let store = store.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = store.put_structures(structure::VERSION, computed).await {
+                        tracing::warn!(error = %e, "cannot keep message structures; they are computed again next time");
+                    }
+                });
             }
         }
         Ok(Ok(()))

@@ -7,6 +7,8 @@ use imap_codec::imap_types::core::{AString, IString, Literal, NString, Text};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, CodeOther, Data, Response, Status};
 
+pub(crate) use crate::structure::{istring, nstring};
+
 /// Response text: never empty, no CR/LF, printable.
 pub(crate) fn text(s: &str) -> Text<'static> {
     let cleaned: String = s
@@ -108,31 +110,6 @@ impl StaticTag for imap_codec::imap_types::core::Tag<'_> {
         use imap_codec::imap_types::IntoStatic;
         self.into_static()
     }
-}
-
-/// A string value: quoted when possible, a literal otherwise; NUL bytes (which IMAP
-/// strings cannot carry) become spaces.
-pub(crate) fn istring(bytes: impl Into<Vec<u8>>) -> IString<'static> {
-    let mut bytes: Vec<u8> = bytes.into();
-    if bytes.contains(&0) {
-        for b in &mut bytes {
-            if *b == 0 {
-                *b = b' ';
-            }
-        }
-    }
-    match IString::try_from(bytes) {
-        Ok(s) => s,
-        Err(_) => {
-            // The empty byte string is always a valid literal.
-            let empty = Literal::try_from(Vec::<u8>::new()).expect("empty literal"); // invariant: empty is valid
-            IString::Literal(empty)
-        }
-    }
-}
-
-pub(crate) fn nstring(bytes: Option<impl Into<Vec<u8>>>) -> NString<'static> {
-    NString(bytes.map(istring))
 }
 
 /// A literal, always (message bodies), so large values never go through quoting checks.

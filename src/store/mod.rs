@@ -33,6 +33,7 @@ mod queue;
 mod quota;
 pub(crate) mod search_text;
 mod sqlite;
+mod structures;
 mod types;
 mod usage;
 

@@ -23,6 +23,7 @@ use super::types::{
 };
 use super::usage::{Traffic, Usage};
 use super::{Backend, Store};
+use crate::structure::Structure;
 
 /// Writes each listed operation as a method of `Store` that hands the call to the
 /// backend in use. The `match` names every backend: one that lacks an operation, or
@@ -442,6 +443,24 @@ operations! {
     /// Stores keys computed by rules `version`, replacing older ones. A body deleted in
     /// the meantime is skipped: its keys are of no use any more.
     fn put_sort_keys(&self, version: i64, keys: Vec<(i64, SortKeys)>) -> ();
+}
+
+// ---- The FETCH structure of bodies ----
+
+operations! {
+    /// (uid, body id, structure) of the messages with UIDs in `from..=to`, by UID; the
+    /// structure is `None` where none was stored by rules `version`.
+    fn structures_in_range(
+        &self,
+        folder_id: i64,
+        from: u32,
+        to: u32,
+        version: i64,
+    ) -> Vec<(u32, i64, Option<Structure>)>;
+
+    /// Stores structures computed by rules `version`, replacing older ones. A body
+    /// deleted in the meantime is skipped.
+    fn put_structures(&self, version: i64, rows: Vec<(i64, Structure)>) -> ();
 }
 
 // ---- The body text index ----

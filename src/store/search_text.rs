@@ -28,12 +28,17 @@ pub struct SearchText {
 
 impl SearchText {
     pub fn of(message: &[u8]) -> SearchText {
-        let Some(parsed) = MessageParser::default().parse(message) else {
+        SearchText::of_parsed(message, MessageParser::default().parse(message).as_ref())
+    }
+
+    /// The same, from mail-parser's reading of `message`, for whoever parsed it already.
+    pub fn of_parsed(message: &[u8], parsed: Option<&Message<'_>>) -> SearchText {
+        let Some(parsed) = parsed else {
             return SearchText::default();
         };
         SearchText {
             header: indexed(&header_text(message)),
-            body: indexed(&body_text(&parsed)),
+            body: indexed(&body_text(parsed)),
         }
     }
 }

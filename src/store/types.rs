@@ -309,17 +309,21 @@ pub struct RawMessage {
     /// What the body text index keeps of it, written with the body: computed here, by
     /// whoever hands the message in, so the store's single writer does not parse.
     pub search: super::search_text::SearchText,
+    /// Its ENVELOPE, BODY and BODYSTRUCTURE, written with the body, from the same parse.
+    pub structure: Box<crate::structure::Structure>,
 }
 
 impl RawMessage {
     pub fn new(bytes: &[u8]) -> Self {
         use sha2::Digest;
         let split = header_end(bytes);
+        let parsed = mail_parser::MessageParser::default().parse(bytes);
         RawMessage {
             header: bytes[..split].to_vec(),
             content: bytes[split..].to_vec(),
             sha256: sha2::Sha256::digest(bytes).into(),
-            search: super::search_text::SearchText::of(bytes),
+            search: super::search_text::SearchText::of_parsed(bytes, parsed.as_ref()),
+            structure: Box::new(crate::structure::Structure::of(parsed.as_ref())),
         }
     }
 

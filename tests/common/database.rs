@@ -22,3 +22,15 @@ pub async fn run(db: &Path, sql: &'static str) {
     .await
     .unwrap();
 }
+
+/// The one integer `sql` selects from `db`, read as `run` writes.
+pub async fn count(db: &Path, sql: &'static str) -> i64 {
+    let db = db.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    })
+    .await
+    .unwrap()
+}

@@ -225,6 +225,33 @@ impl World {
         c
     }
 
+    /// Runs `sql` on the server's database (its SQLite file, or its PostgreSQL
+    /// database) from a connection of its own, as an operator's tool would.
+    pub async fn execute(&self, sql: &'static str) {
+        match &self.db {
+            Some(db) => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+            }
+            None => database::run(&database::file(&self.dir.path().join("data")), sql).await,
+        }
+    }
+
+    /// The one integer `sql` selects from the server's database (see `execute`).
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        match &self.db {
+            Some(db) => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            }
+            None => database::count(&database::file(&self.dir.path().join("data")), sql).await,
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await;

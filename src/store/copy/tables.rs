@@ -21,6 +21,7 @@ pub(super) const TABLES: &[(&str, &[&str])] = &[
     ("lifecycle_lease", &["name"]),
     ("bodies", &["id"]),
     ("sort_keys", &["body_id"]),
+    ("body_structure", &["body_id"]),
     ("messages", &["id"]),
     ("expunged", &["folder_id", "uid"]),
     ("queue", &["id"]),

@@ -39,7 +39,7 @@ fn meta_from_row(r: &PgRow) -> Result<MessageMeta, StoreError> {
     })
 }
 
-/// Stores a body, and its search text, unless an identical one is there; returns its id.
+/// Stores a body, its search text and its structure, unless an identical one is there; returns its id.
 pub(super) async fn put_body(c: &mut PgConnection, raw: &RawMessage) -> Result<i64, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO bodies (sha256, size, header, content) VALUES ($1, $2, $3, $4)
@@ -52,6 +52,8 @@ pub(super) async fn put_body(c: &mut PgConnection, raw: &RawMessage) -> Result<i
     .fetch_one(&mut *c)
     .await?;
     super::body_search::index_body(c, id, &raw.search).await?;
+    super::structures::put_structures(c, crate::structure::VERSION, &[(id, &raw.structure)])
+        .await?;
     Ok(id)
 }
 
@@ -103,7 +105,8 @@ struct NewRow<'a> {
 /// statement: round trips, not rows, are what each write pays for here. The folder
 /// row's lock is taken by the `UPDATE` and held to the commit. Returns, besides what
 /// was appended, whether the mailbox has a quota to check. `$6` is the body's id, or
-/// (with `FILE_NEW_BODY`) the body itself and its search text are stored first.
+/// (with `FILE_NEW_BODY`) the body itself, its search text and structure are stored
+/// first.
 const FILE_STORED_BODY: &str = "WITH f AS (
         UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
          WHERE id = $1 RETURNING mailbox_id, uidvalidity, uidnext - 1 AS uid, highestmodseq),
@@ -119,6 +122,10 @@ const FILE_NEW_BODY: &str = "WITH b AS (
         ON CONFLICT (sha256) DO UPDATE SET size = excluded.size RETURNING id),
      s AS (
         INSERT INTO body_search (body_id, header, body) SELECT id, $9, $10 FROM b
+        ON CONFLICT (body_id) DO NOTHING),
+     t AS (
+        INSERT INTO body_structure (body_id, version, envelope, body, bodystructure)
+        SELECT id, $11, $12, $13, $14 FROM b
         ON CONFLICT (body_id) DO NOTHING),
      f AS (
         UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
@@ -162,7 +169,11 @@ async fn file_one(
             .bind(&raw.header)
             .bind(&raw.content)
             .bind(&raw.search.header)
-            .bind(&raw.search.body),
+            .bind(&raw.search.body)
+            .bind(crate::structure::VERSION)
+            .bind(&raw.structure.envelope)
+            .bind(&raw.structure.body)
+            .bind(&raw.structure.bodystructure),
     };
     let filed: Option<(i64, i64, i64, bool)> = query.fetch_optional(&mut *c).await?;
     let (validity, uid, modseq, limited) = filed.ok_or(StoreError::NoFolder)?;

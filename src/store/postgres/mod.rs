@@ -28,6 +28,7 @@ mod notifier;
 mod queue;
 mod quota;
 mod sort_keys;
+mod structures;
 mod usage;
 
 use std::str::FromStr;

@@ -53,13 +53,14 @@ pub(super) async fn append_rows(
 ) -> Result<Vec<Appended>, AppendFailure> {
     let mut sql = String::from(
         "INSERT INTO message_appends (folder_id, sha256, size, header, content, system_flags,
-            keywords, internal_date, quota, search_header, search_body) VALUES ",
+            keywords, internal_date, quota, search_header, search_body, structure_version,
+            envelope, body, bodystructure) VALUES ",
     );
     for i in 0..rows.len() {
         sql.push_str(if i == 0 {
-            "(?,?,?,?,?,?,?,?,?,?,?)"
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         } else {
-            ",(?,?,?,?,?,?,?,?,?,?,?)"
+            ",(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         });
     }
     sql.push_str(&format!(
@@ -81,7 +82,11 @@ pub(super) async fn append_rows(
             .bind(row.internal_date)
             .bind(row.quota)
             .bind(&row.raw.search.header)
-            .bind(&row.raw.search.body);
+            .bind(&row.raw.search.body)
+            .bind(crate::structure::VERSION)
+            .bind(&row.raw.structure.envelope)
+            .bind(&row.raw.structure.body)
+            .bind(&row.raw.structure.bodystructure);
     }
     let read = query.fetch_all(&mut *c).await.map_err(|e| {
         let local = statement_local(&e);

@@ -37,7 +37,7 @@ fn meta_from_row(r: &SqliteRow) -> Result<MessageMeta, StoreError> {
     })
 }
 
-/// Stores a body, and its search text, unless an identical one is there; returns its id.
+/// Stores a body, its search text and its structure, unless an identical one is there; returns its id.
 pub(super) async fn put_body(
     c: &mut SqliteConnection,
     raw: &RawMessage,
@@ -53,6 +53,7 @@ pub(super) async fn put_body(
     .fetch_one(&mut *c)
     .await?;
     super::body_search::index_body(c, id, &raw.search).await?;
+    super::structures::put_structure(c, id, crate::structure::VERSION, &raw.structure).await?;
     Ok(id)
 }
 

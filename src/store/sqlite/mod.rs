@@ -17,6 +17,7 @@ mod messages;
 mod queue;
 mod quota;
 mod sort_keys;
+mod structures;
 mod usage;
 mod writer;
 
