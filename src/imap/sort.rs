@@ -247,18 +247,21 @@ pub(crate) fn needs_header(criteria: &[SortCriterion]) -> bool {
 }
 
 /// The value of `key` for a message; `keys` may be empty when [`needs_header`] said no.
-pub(crate) fn value(key: &SortKey, keys: &SortKeys, internal_date: i64, size: u32) -> Value {
-    let text = |s: &String| Value::Text(s.clone());
+/// A string is moved out of `keys`, not copied (a large SORT has a value per message): a
+/// criterion named twice compares empty strings the second time, which orders nothing
+/// differently, as the first found the two messages equal on it already.
+pub(crate) fn value(key: &SortKey, keys: &mut SortKeys, internal_date: i64, size: u32) -> Value {
+    let text = |s: &mut String| Value::Text(std::mem::take(s));
     match key {
         SortKey::Arrival => Value::Number(internal_date),
         SortKey::Size => Value::Number(i64::from(size)),
         SortKey::Date => Value::Number(keys.sent.unwrap_or(internal_date)),
-        SortKey::Subject => text(&keys.subject),
-        SortKey::From => text(&keys.from_mailbox),
-        SortKey::To => text(&keys.to_mailbox),
-        SortKey::Cc => text(&keys.cc_mailbox),
-        SortKey::DisplayFrom => text(&keys.display_from),
-        SortKey::DisplayTo => text(&keys.display_to),
+        SortKey::Subject => text(&mut keys.subject),
+        SortKey::From => text(&mut keys.from_mailbox),
+        SortKey::To => text(&mut keys.to_mailbox),
+        SortKey::Cc => text(&mut keys.cc_mailbox),
+        SortKey::DisplayFrom => text(&mut keys.display_from),
+        SortKey::DisplayTo => text(&mut keys.display_to),
     }
 }
 
@@ -357,25 +360,25 @@ mod tests {
         let m = mail_parser::MessageParser::default().parse(&raw[..]);
         let k = m.as_ref().map(keys).unwrap_or_default();
         assert_eq!(
-            value(&SortKey::From, &k, 0, 0),
+            value(&SortKey::From, &mut k.clone(), 0, 0),
             Value::Text("GREGORY.HOUSE".into())
         );
         assert_eq!(
-            value(&SortKey::DisplayFrom, &k, 0, 0),
+            value(&SortKey::DisplayFrom, &mut k.clone(), 0, 0),
             Value::Text("HOUSE, GREGORY".into())
         );
         assert_eq!(
-            value(&SortKey::DisplayTo, &k, 0, 0),
+            value(&SortKey::DisplayTo, &mut k.clone(), 0, 0),
             Value::Text("LISA.CUDDY@H.MSSANTE.FR".into())
         );
-        assert_eq!(value(&SortKey::Cc, &k, 0, 0), Value::Text(String::new()));
+        assert_eq!(value(&SortKey::Cc, &mut k.clone(), 0, 0), Value::Text(String::new()));
         // 2007-03-24T23:00:00Z
         assert_eq!(
-            value(&SortKey::Date, &k, 7, 0),
+            value(&SortKey::Date, &mut k.clone(), 7, 0),
             Value::Number(1_174_777_200)
         );
         let undated = SortKeys::default();
-        assert_eq!(value(&SortKey::Date, &undated, 7, 0), Value::Number(7));
+        assert_eq!(value(&SortKey::Date, &mut undated.clone(), 7, 0), Value::Number(7));
     }
 
     #[test]
