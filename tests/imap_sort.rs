@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use mssante::store::SortFields;
 
 /// APPENDs `message` to `folder` with `internal` as its INTERNALDATE.
 async fn append_at(c: &mut Client, folder: &str, internal: &str, message: &str) {
@@ -373,7 +374,7 @@ async fn stored_keys_answer_as_headers_do() {
     let mailbox = store.mailbox(HOUSE_BAL).await.unwrap().unwrap();
     let inbox = store.folder(mailbox.id, "INBOX").await.unwrap().unwrap();
     let rows = store
-        .sort_keys_in_range(inbox.id, 1, u32::MAX, 2)
+        .sort_keys_in_range(inbox.id, 1, u32::MAX, 2, SortFields::ALL)
         .await
         .unwrap();
     assert_eq!(rows.len(), 4);
@@ -383,7 +384,7 @@ async fn stored_keys_answer_as_headers_do() {
     let mut stored = Vec::new();
     for _ in 0..100 {
         stored = store
-            .sort_keys_in_range(inbox.id, 1, u32::MAX, 2)
+            .sort_keys_in_range(inbox.id, 1, u32::MAX, 2, SortFields::ALL)
             .await
             .unwrap();
         if stored.iter().all(|r| r.2.is_some()) {
@@ -393,6 +394,27 @@ async fn stored_keys_answer_as_headers_do() {
     }
     assert!(stored.iter().all(|r| r.2.is_some()), "{stored:?}");
     assert_eq!(every_answer(&mut c).await, from_headers);
+    // A read of some fields leaves the others empty.
+    let dates = SortFields {
+        sent: true,
+        ..SortFields::default()
+    };
+    let partial = store
+        .sort_keys_in_range(inbox.id, 1, u32::MAX, 2, dates)
+        .await
+        .unwrap();
+    for (full, part) in stored.iter().zip(&partial) {
+        let (full, part) = (full.2.clone().unwrap(), part.2.clone().unwrap());
+        assert_eq!(part.sent, full.sent);
+        assert!(
+            !full.subject.is_empty() && part.subject.is_empty(),
+            "{part:?}"
+        );
+        assert!(
+            part.from_mailbox.is_empty() && part.references.is_empty(),
+            "{part:?}"
+        );
+    }
 
     // Rows of rules version 0 saying every subject is "A" must not be believed.
     let wrong = stored

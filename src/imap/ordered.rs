@@ -25,7 +25,7 @@ use super::state::{Selected, Transition};
 use super::text;
 use super::thread::{self, Item};
 use super::view::View;
-use crate::store::{SortKeys, Store, StoreError};
+use crate::store::{SortFields, SortKeys, Store, StoreError};
 
 /// A message the search kept.
 struct Found {
@@ -47,13 +47,14 @@ async fn with_keys(
     store: &Store,
     folder_id: i64,
     found: Vec<Found>,
+    fields: SortFields,
 ) -> Result<Vec<(Found, SortKeys)>, StoreError> {
     let (Some(first), Some(last)) = (found.first(), found.last()) else {
         return Ok(Vec::new());
     };
     let (first, last) = (first.uid, last.uid);
     let stored = store
-        .sort_keys_in_range(folder_id, first, last, KEYS_VERSION)
+        .sort_keys_in_range(folder_id, first, last, KEYS_VERSION, fields)
         .await?;
     let missing: Vec<u32> = found
         .iter()
@@ -162,8 +163,9 @@ pub(crate) async fn fresh_result(
     let Some(criteria) = criteria else {
         return Ok(found.iter().map(|f| f.uid).collect());
     };
-    let keyed = if sort::needs_header(criteria) {
-        with_keys(store, folder_id, found).await?
+    let fields = sort::fields(criteria);
+    let keyed = if fields != SortFields::default() {
+        with_keys(store, folder_id, found, fields).await?
     } else {
         found
             .into_iter()
@@ -174,15 +176,16 @@ pub(crate) async fn fresh_result(
 }
 
 impl Session {
-    /// The search both commands start with, and the keys of what it found when `header`:
-    /// `Ok(None)` when a refused charset was already answered.
+    /// The search both commands start with, and the keys of what it found (those of
+    /// `fields`; none when it is empty): `Ok(None)` when a refused charset was already
+    /// answered.
     async fn found(
         &mut self,
         selected: &mut Selected,
         tag: &Tag<'static>,
         charset: &Charset<'static>,
         key: &SearchKey<'static>,
-        header: bool,
+        fields: SortFields,
     ) -> Result<Option<Result<(Vec<(Found, SortKeys)>, u64), StoreError>>, ConnError> {
         if let Some(refusal) = refuse_charset(tag, Some(charset)) {
             self.conn.send(&refusal).await?;
@@ -199,8 +202,8 @@ impl Session {
         if let Err(e) = self.search_selected(selected, key, visit).await {
             return Ok(Some(Err(e)));
         }
-        let keyed = if header {
-            with_keys(&store, folder_id, found).await
+        let keyed = if fields != SortFields::default() {
+            with_keys(&store, folder_id, found, fields).await
         } else {
             Ok(found
                 .into_iter()
@@ -226,8 +229,8 @@ impl Session {
         let saving = returns.as_ref().is_some_and(|r| r.save);
         let criteria = criteria.into_inner();
         let key = SearchKey::And(search);
-        let header = sort::needs_header(&criteria);
-        let found = self.found(selected, &tag, &charset, &key, header).await?;
+        let fields = sort::fields(&criteria);
+        let found = self.found(selected, &tag, &charset, &key, fields).await?;
         let (found, highest) = match found {
             Some(Ok(f)) => f,
             failed => {
@@ -290,7 +293,10 @@ impl Session {
             }
         };
         let key = SearchKey::And(search);
-        let found = match self.found(selected, &tag, &charset, &key, true).await? {
+        let found = match self
+            .found(selected, &tag, &charset, &key, sort::THREAD_FIELDS)
+            .await?
+        {
             None => return Ok(Transition::None),
             Some(Ok((f, _))) => f,
             Some(Err(e)) => return self.no_internal(&tag, "THREAD failed", &e).await,

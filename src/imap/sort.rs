@@ -7,7 +7,7 @@ use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use mail_parser::{Address, Message};
 
 use crate::casemap::casemap;
-use crate::store::SortKeys;
+use crate::store::{SortFields, SortKeys};
 
 /// The base subject of RFC 5256 §2.1, with whether a reply or forward marker was taken
 /// off: THREAD=REFERENCES prefers an original over a reply when merging by subject.
@@ -239,14 +239,38 @@ pub(crate) enum Value {
     Text(String),
 }
 
-/// Whether any of the keys is read from the header (the others come from the store row).
-pub(crate) fn needs_header(criteria: &[SortCriterion]) -> bool {
-    criteria
-        .iter()
-        .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size))
+/// The header fields `criteria` compare; none (the default) when they all come from
+/// the message row (ARRIVAL, SIZE).
+pub(crate) fn fields(criteria: &[SortCriterion]) -> SortFields {
+    let mut f = SortFields::default();
+    for c in criteria {
+        match c.key {
+            SortKey::Arrival | SortKey::Size => {}
+            SortKey::Date => f.sent = true,
+            SortKey::Subject => f.subject = true,
+            SortKey::From => f.from_mailbox = true,
+            SortKey::To => f.to_mailbox = true,
+            SortKey::Cc => f.cc_mailbox = true,
+            SortKey::DisplayFrom => f.display_from = true,
+            SortKey::DisplayTo => f.display_to = true,
+        }
+    }
+    f
 }
 
-/// The value of `key` for a message; `keys` may be empty when [`needs_header`] said no.
+/// What THREAD reads: the sent date, the base subject and the references.
+pub(crate) const THREAD_FIELDS: SortFields = SortFields {
+    sent: true,
+    subject: true,
+    from_mailbox: false,
+    to_mailbox: false,
+    cc_mailbox: false,
+    display_from: false,
+    display_to: false,
+    threading: true,
+};
+
+/// The value of `key` for a message; `keys` holds what [`fields`] asked for.
 /// A string is moved out of `keys`, not copied (a large SORT has a value per message): a
 /// criterion named twice compares empty strings the second time, which orders nothing
 /// differently, as the first found the two messages equal on it already.
@@ -371,14 +395,20 @@ mod tests {
             value(&SortKey::DisplayTo, &mut k.clone(), 0, 0),
             Value::Text("LISA.CUDDY@H.MSSANTE.FR".into())
         );
-        assert_eq!(value(&SortKey::Cc, &mut k.clone(), 0, 0), Value::Text(String::new()));
+        assert_eq!(
+            value(&SortKey::Cc, &mut k.clone(), 0, 0),
+            Value::Text(String::new())
+        );
         // 2007-03-24T23:00:00Z
         assert_eq!(
             value(&SortKey::Date, &mut k.clone(), 7, 0),
             Value::Number(1_174_777_200)
         );
         let undated = SortKeys::default();
-        assert_eq!(value(&SortKey::Date, &mut undated.clone(), 7, 0), Value::Number(7));
+        assert_eq!(
+            value(&SortKey::Date, &mut undated.clone(), 7, 0),
+            Value::Number(7)
+        );
     }
 
     #[test]

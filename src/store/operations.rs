@@ -19,7 +19,7 @@ use super::quota::{Quota, QuotaLimit};
 use super::search_text::{SearchText, TextScope};
 use super::types::{
     Appended, Copied, FlagOp, Flags, Folder, FolderCounts, Grant, Mailbox, MailboxKind,
-    MessageMeta, NewMailbox, NewMessage, RawMessage, SortKeys, StoreOutcome,
+    MessageMeta, NewMailbox, NewMessage, RawMessage, SortFields, SortKeys, StoreOutcome,
 };
 use super::usage::{Traffic, Usage};
 use super::{Backend, Store};
@@ -430,14 +430,16 @@ operations! {
 // ---- Sort keys ----
 
 operations! {
-    /// (uid, body id, keys) of the messages with UIDs in `from..=to`, by UID; keys are
-    /// `None` where none were stored by rules `version`.
+    /// (uid, body id, keys) of the messages with UIDs in `from..=to`, by UID, with only
+    /// the `fields` asked for filled in; keys are `None` where none were stored by rules
+    /// `version`.
     fn sort_keys_in_range(
         &self,
         folder_id: i64,
         from: u32,
         to: u32,
         version: i64,
+        fields: SortFields,
     ) -> Vec<(u32, i64, Option<SortKeys>)>;
 
     /// Stores keys computed by rules `version`, replacing older ones. A body deleted in

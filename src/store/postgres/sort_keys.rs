@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::{PostgresStore, transaction};
 use crate::store::error::StoreError;
-use crate::store::types::SortKeys;
+use crate::store::types::{SortFields, SortKeys};
 
 /// Rows per transaction: a first SORT over a large folder writes thousands.
 const ROWS_PER_TRANSACTION: usize = 8192;
@@ -16,18 +16,20 @@ impl PostgresStore {
         from: u32,
         to: u32,
         version: i64,
+        fields: SortFields,
     ) -> Result<Vec<(u32, i64, Option<SortKeys>)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT m.uid, m.body_id, k.version, k.sent, k.subject, k.reply, k.from_mailbox,
-                    k.to_mailbox, k.cc_mailbox, k.display_from, k.display_to, k.message_id, k.refs
+        let sql = format!(
+            "SELECT m.uid, m.body_id, k.version, {}
                FROM messages m LEFT JOIN sort_keys k ON k.body_id = m.body_id
               WHERE m.folder_id = $1 AND m.uid BETWEEN $2 AND $3 ORDER BY m.uid",
-        )
-        .bind(folder_id)
-        .bind(i64::from(from))
-        .bind(i64::from(to))
-        .fetch_all(self.reader())
-        .await?;
+            fields.columns("false", "NULL::bigint", "NULL::text")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(folder_id)
+            .bind(i64::from(from))
+            .bind(i64::from(to))
+            .fetch_all(self.reader())
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let Ok(uid) = u32::try_from(r.try_get::<i64, _>("uid")?) else {

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::SqliteStore;
 use crate::store::error::StoreError;
-use crate::store::types::SortKeys;
+use crate::store::types::{SortFields, SortKeys};
 
 /// Rows per multi-row insert: twelve values each, far below SQLite's bound variables.
 const INSERT_ROWS: usize = 64;
@@ -17,18 +17,20 @@ impl SqliteStore {
         from: u32,
         to: u32,
         version: i64,
+        fields: SortFields,
     ) -> Result<Vec<(u32, i64, Option<SortKeys>)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT m.uid, m.body_id, k.version, k.sent, k.subject, k.reply, k.from_mailbox,
-                    k.to_mailbox, k.cc_mailbox, k.display_from, k.display_to, k.message_id, k.refs
+        let sql = format!(
+            "SELECT m.uid, m.body_id, k.version, {}
                FROM messages m LEFT JOIN sort_keys k ON k.body_id = m.body_id
               WHERE m.folder_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid",
-        )
-        .bind(folder_id)
-        .bind(i64::from(from))
-        .bind(i64::from(to))
-        .fetch_all(self.reader())
-        .await?;
+            fields.columns("0", "NULL", "NULL")
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(folder_id)
+            .bind(i64::from(from))
+            .bind(i64::from(to))
+            .fetch_all(self.reader())
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let Ok(uid) = u32::try_from(r.try_get::<i64, _>("uid")?) else {
