@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 mod common;
 
-use common::postgres::Place;
+use common::postgres::{Backend, Place, run};
 use mssante::store::{
     BackendErrorKind, FlagOp, Flags, MailboxKind, NewMailbox, QuotaLimit, RawMessage, Store,
     StoreError, flag,
@@ -852,4 +852,73 @@ async fn a_uid_out_of_range_in_the_file_is_reported_as_corruption() {
         }) => assert!(message.contains("uid -1"), "{message}"),
         other => panic!("expected corruption, got {other:?}"),
     }
+}
+
+/// A body that another node files a message with while this one removes it as an
+/// orphan stays, and the removing transaction goes on: PostgreSQL refuses the delete
+/// (foreign key) only once the filing commits, after the removal looked.
+#[tokio::test]
+async fn an_orphan_body_filed_again_meanwhile_stays_and_the_removal_goes_on() {
+    use sqlx::Connection;
+    run(Backend::Postgres, async {
+        let (dir, store, _, folder) = one_mailbox().await;
+        let url = &dir.db.as_ref().unwrap().url;
+        let mut filer = sqlx::PgConnection::connect(url).await.unwrap();
+        let mut remover = sqlx::PgConnection::connect(url).await.unwrap();
+        let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
+        let body: i64 = sqlx::query_scalar(
+            "INSERT INTO bodies (sha256, size, header, content)
+             VALUES ('\\x01', 2, 'a', 'b') RETURNING id",
+        )
+        .fetch_one(&mut filer)
+        .await
+        .unwrap();
+        sqlx::query("BEGIN").execute(&mut filer).await.unwrap();
+        sqlx::query(
+            "INSERT INTO messages (folder_id, uid, modseq, internal_date, size, body_id)
+             VALUES ($1, 99, 99, 0, 2, $2)",
+        )
+        .bind(folder)
+        .bind(body)
+        .execute(&mut filer)
+        .await
+        .unwrap();
+        sqlx::query("BEGIN").execute(&mut remover).await.unwrap();
+        let removal = tokio::spawn(async move {
+            let removed = sqlx::query("SELECT delete_orphan_bodies(ARRAY[$1::bigint])")
+                .bind(body)
+                .execute(&mut remover)
+                .await
+                .map(|_| ());
+            (remover, removed)
+        });
+        // The removal saw no message with the body and waits for the filing's lock.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+            if waiting == 1 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the removal never waited"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        sqlx::query("COMMIT").execute(&mut filer).await.unwrap();
+        let (mut remover, removed) = removal.await.unwrap();
+        removed.expect("the refusal stays inside the removal");
+        sqlx::query("COMMIT").execute(&mut remover).await.unwrap();
+        assert_eq!(dir.count_rows("bodies").await, 1, "the body stays");
+        let filed = store.messages(folder).await.unwrap();
+        assert_eq!((filed.len(), filed[0].body_id), (1, body));
+        store.close().await;
+    })
+    .await
 }
