@@ -147,6 +147,21 @@ async fn idle_on_one_node_sees_changes_made_through_the_other_within_a_second() 
     .await
 }
 
+#[tokio::test]
+async fn a_sessions_own_writes_report_what_the_other_node_changed_before_them() {
+    run(Backend::Postgres, async {
+        let mut w = world("").await;
+        let (a, b) = two_nodes(&mut w).await;
+        let mut on_a = login_on(&w, a.imap_tls(), HOUSE_BAL, HOUSE).await;
+        let mut on_b = login_on(&w, b.imap_tls(), HOUSE_BAL, HOUSE).await;
+        common::writers::own_writes_report_the_other_sessions_changes(&mut on_a, &mut on_b).await;
+        b.stop().await;
+        a.stop().await;
+        w.stop().await;
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appenders_on_both_nodes_get_unique_gap_free_uids() {
     run(Backend::Postgres, async {

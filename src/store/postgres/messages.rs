@@ -7,7 +7,7 @@
 //! out in commit order. Rows of `mailboxes` (quota usage, by trigger) are locked after
 //! folders, never before, so the two kinds of lock are always taken in the same order.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use sqlx::{PgConnection, Row};
 use super::{PostgresStore, quota, transaction};
 use crate::store::error::{StoreError, stored};
 use crate::store::types::{
-    Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, NewMessage, RawMessage,
+    Appended, Copied, Expunged, FlagOp, Flags, FolderCounts, MessageMeta, NewMessage, RawMessage,
     StoreOutcome, flag, from_unix,
 };
 
@@ -27,7 +27,7 @@ macro_rules! meta_columns {
     };
 }
 
-fn meta_from_row(r: &PgRow) -> Result<MessageMeta, StoreError> {
+pub(super) fn meta_from_row(r: &PgRow) -> Result<MessageMeta, StoreError> {
     let keywords: String = r.try_get("keywords")?;
     Ok(MessageMeta {
         uid: stored(r.try_get("uid")?, "uid")?,
@@ -401,24 +401,6 @@ impl PostgresStore {
             .collect())
     }
 
-    pub(crate) async fn folder_keywords(
-        &self,
-        folder_id: i64,
-    ) -> Result<BTreeSet<String>, StoreError> {
-        let lists: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT keywords FROM messages WHERE folder_id = $1 AND keywords <> ''",
-        )
-        .bind(folder_id)
-        .fetch_all(self.reader())
-        .await?;
-        Ok(lists
-            .iter()
-            .flat_map(|l| l.split(' '))
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned)
-            .collect())
-    }
-
     pub(crate) async fn counts(&self, folder_id: i64) -> Result<FolderCounts, StoreError> {
         let (messages, unseen, deleted, size, deleted_size, recent): (
             i64,
@@ -556,7 +538,7 @@ impl PostgresStore {
         &self,
         folder_id: i64,
         uids: Option<Vec<u32>>,
-    ) -> Result<Vec<u32>, StoreError> {
+    ) -> Result<Expunged, StoreError> {
         let (gone, modseq) = transaction!(self, |c| {
             async {
                 let (gone, modseq) = expunge_in(c, folder_id, uids.as_deref(), true).await?;
@@ -567,7 +549,7 @@ impl PostgresStore {
         if !gone.is_empty() {
             self.notify(&[(folder_id, modseq)]).await;
         }
-        Ok(gone)
+        Ok(Expunged { uids: gone, modseq })
     }
 
     pub(crate) async fn folder_uids(&self, folder_id: i64) -> Result<Vec<u32>, StoreError> {
@@ -580,17 +562,6 @@ impl PostgresStore {
             .into_iter()
             .filter_map(|u| u32::try_from(u).ok())
             .collect())
-    }
-
-    pub(crate) async fn first_unseen(&self, folder_id: i64) -> Result<Option<u32>, StoreError> {
-        let uid: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(uid) FROM messages WHERE folder_id = $1 AND (system_flags & $2) = 0",
-        )
-        .bind(folder_id)
-        .bind(i64::from(flag::SEEN))
-        .fetch_one(self.reader())
-        .await?;
-        Ok(uid.and_then(|u| u32::try_from(u).ok()))
     }
 }
 
