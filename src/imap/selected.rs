@@ -322,7 +322,8 @@ impl Session {
     /// After the session's own APPEND of messages `appended` (in one transaction, in
     /// UID order) with `flags`: reports them to a session showing their folder, as
     /// `own_expunge` does. A read-only view needs the folder's \Recent mark, so it
-    /// reads.
+    /// reads; an APPEND to another folder says nothing of this one, which is read as
+    /// after a COPY.
     pub(crate) async fn own_append(
         &mut self,
         view: &mut View,
@@ -332,13 +333,13 @@ impl Session {
         let (Some(first), Some(last)) = (appended.first(), appended.last()) else {
             return Ok(());
         };
-        if first.folder_id != view.folder.id {
-            return Ok(());
-        }
         let newer = view.uids.last().is_none_or(|&u| first.uid > u);
         // One MODSEQ per message, taken one after the other under the folder's lock.
         let in_step = last.modseq.checked_sub(first.modseq) == Some(appended.len() as u64 - 1);
-        let own = newer && in_step && view.only_own_change(first.modseq);
+        let own = first.folder_id == view.folder.id
+            && newer
+            && in_step
+            && view.only_own_change(first.modseq);
         if !(own && (!view.read_only || self.imap4rev2)) {
             view.dirty = true;
             return Ok(());
