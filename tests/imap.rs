@@ -763,6 +763,17 @@ async fn idle_receives_exists_from_another_connection() {
 
 on_both_backends! {
 #[tokio::test]
+async fn a_sessions_own_writes_report_what_another_session_changed_before_them() {
+    let w = world("").await;
+    let mut a = w.login(HOUSE_BAL, HOUSE).await;
+    let mut b = w.login(HOUSE_BAL, HOUSE).await;
+    common::writers::own_writes_report_the_other_sessions_changes(&mut a, &mut b).await;
+    w.stop().await;
+}
+}
+
+on_both_backends! {
+#[tokio::test]
 async fn concurrent_expunges_keep_sequence_numbers_in_step() {
     let w = world("").await;
     let mut a = w.login(HOUSE_BAL, HOUSE).await;

@@ -1,12 +1,12 @@
 //! Several `serve` nodes on one PostgreSQL database: what a session on one node sees of
 //! the others, UIDs under writers on both, and the outbound queue worked by both.
 //!
-//! Each node is a server of its own (its own connection pool, notification listener,
-//! node stamp and queue runner) started from the same configuration file, as two
-//! machines behind a load balancer would be: a `serve` process of its own
-//! (`common::node`) where the test is about nodes seeing each other (IDLE, UIDs, a node
-//! killed), or a server in the test's process where the test also reads the store.
-//! Without PostgreSQL these tests say SKIPPED (and fail in CI).
+//! Each node is a `serve` process of its own (`common::node`: its own connection pool,
+//! notification listener, node stamp and queue runner) started from the same
+//! configuration file, as two machines behind a load balancer would be. A test that
+//! reads the store opens a `Store` of its own on the same database; after a node is
+//! killed, the node that takes its queue over may be a server in the test's process, on
+//! the same data. Without PostgreSQL these tests say SKIPPED (and fail in CI).
 
 mod common;
 
@@ -19,21 +19,12 @@ use tokio::time::Instant;
 use common::node::Node;
 use common::postgres::{Backend, Database, run};
 use common::smtp::{
-    Gate, IDNAT, Instance, Pki, authenticated, create_mailbox, eventually, message, operator_a,
-    operator_b, write_config,
+    Gate, IDNAT, Instance, Pki, authenticated, create_mailbox, eventually, folder_messages,
+    message, operator_a, operator_b, write_config,
 };
 use common::{CUDDY, CUDDY_BAL, Client, HOUSE, HOUSE_BAL, World, last, world};
 use mssante::config::Config;
-use mssante::server::Running;
 use mssante_conformance::psc_standin::{PscStandIn, TokenSpec};
-
-/// Another node on the database and configuration of `w`'s server.
-async fn second_node(config: &std::path::Path) -> Running {
-    let config = Config::load(config).unwrap();
-    mssante::server::start(config, mssante::clock::system())
-        .await
-        .unwrap()
-}
 
 /// Two `serve` processes on the database and configuration of `w`, whose own server
 /// stops: from then on only they serve (`w` keeps its PSC stand-in and database).
@@ -147,6 +138,21 @@ async fn idle_on_one_node_sees_changes_made_through_the_other_within_a_second() 
     .await
 }
 
+#[tokio::test]
+async fn a_sessions_own_writes_report_what_the_other_node_changed_before_them() {
+    run(Backend::Postgres, async {
+        let mut w = world("").await;
+        let (a, b) = two_nodes(&mut w).await;
+        let mut on_a = login_on(&w, a.imap_tls(), HOUSE_BAL, HOUSE).await;
+        let mut on_b = login_on(&w, b.imap_tls(), HOUSE_BAL, HOUSE).await;
+        common::writers::own_writes_report_the_other_sessions_changes(&mut on_a, &mut on_b).await;
+        b.stop().await;
+        a.stop().await;
+        w.stop().await;
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appenders_on_both_nodes_get_unique_gap_free_uids() {
     run(Backend::Postgres, async {
@@ -218,19 +224,28 @@ async fn mail_submitted_on_either_node_is_delivered_once() {
         let (remote, b_data) = operator_b_down(&pki).await;
         gate.close();
 
+        // Operator A: two nodes on one database, and the test's own store on it.
+        let db = Database::create().await;
+        let a_dir = tempfile::tempdir().unwrap();
+        let psc = PscStandIn::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let mut oa = operator_a(&pki);
         oa.routes = vec![("b.mssante.test".into(), gate.addr.to_string())];
-        let a1 = Instance::start(&pki, oa).await;
-        let a2 = second_node(&a1.dir.path().join("config.toml")).await;
-        let sender = a1.mailbox("house", common::smtp::IDNAT).await;
+        let path = write_config(&pki, a_dir.path(), &psc, &oa, &db.store_toml());
+        let config = Config::load(&path).unwrap();
+        let store = mssante::store::Store::open_configured(&config, mssante::clock::system())
+            .await
+            .unwrap();
+        let sender = create_mailbox(&store, "house@a.mssante.test", IDNAT).await;
+        let (a1, a2) = (Node::start(&path).await, Node::start(&path).await);
+        let token = psc.mint(&TokenSpec::valid(IDNAT));
         const EACH: usize = 10;
-        for (node, submission) in [
-            ("a1", a1.submission_tls()),
-            ("a2", a2.smtp.submission_tls[0]),
-        ] {
-            let mut s = authenticated(submission, pki.client(None), &sender, &a1.token()).await;
+        for (name, node) in [("a1", &a1), ("a2", &a2)] {
+            let submission = node.addr("SMTP", "submission_tls");
+            let mut s = authenticated(submission, pki.client(None), &sender, &token).await;
             for n in 0..EACH {
-                let subject = format!("from {node} #{n}");
+                let subject = format!("from {name} #{n}");
                 let (code, t) = s
                     .mail(
                         &sender,
@@ -243,11 +258,11 @@ async fn mail_submitted_on_either_node_is_delivered_once() {
         }
         // A few rounds of failed attempts (retries every second at most) on both nodes.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        assert_eq!(a1.store().queue_len().await.unwrap(), 2 * EACH as u64);
+        assert_eq!(store.queue_len().await.unwrap(), 2 * EACH as u64);
         let b = Instance::start_in(&pki, operator_b(&pki), b_data).await;
         gate.open(b.inbound());
         eventually("both nodes' queues to empty", || async {
-            a1.store().queue_len().await.unwrap() == 0
+            store.queue_len().await.unwrap() == 0
         })
         .await;
         // Longer than a queue scan of either node: a second copy would have come by now.
@@ -255,9 +270,11 @@ async fn mail_submitted_on_either_node_is_delivered_once() {
         let got = b.messages(&remote, "INBOX").await;
         assert_each_once(&got, 2 * EACH);
         // No notice of failure went back: every message was delivered, none given up.
-        assert!(a1.messages(&sender, "INBOX").await.is_empty());
+        assert!(folder_messages(&store, &sender, "INBOX").await.is_empty());
         a2.stop().await;
         a1.stop().await;
+        store.close().await;
+        psc.shutdown().await;
         b.stop().await;
     })
     .await
@@ -266,10 +283,10 @@ async fn mail_submitted_on_either_node_is_delivered_once() {
 #[tokio::test]
 async fn a_lost_notification_connection_falls_back_to_polling() {
     run(Backend::Postgres, async {
-        let w = world("").await;
-        let b = second_node(&w.dir.path().join("config.toml")).await;
-        let mut on_b = login_on(&w, b.imap.tls[0], HOUSE_BAL, HOUSE).await;
-        let mut on_a = w.login(HOUSE_BAL, HOUSE).await;
+        let mut w = world("").await;
+        let (a, b) = two_nodes(&mut w).await;
+        let mut on_b = login_on(&w, b.imap_tls(), HOUSE_BAL, HOUSE).await;
+        let mut on_a = login_on(&w, a.imap_tls(), HOUSE_BAL, HOUSE).await;
         on_b.cmd("SELECT INBOX").await;
         // Cut every node's listening connection, as a failover or a network cut would.
         let url = &w.db.as_ref().unwrap().url;
@@ -296,6 +313,7 @@ async fn a_lost_notification_connection_falls_back_to_polling() {
         on_b.send(b"DONE\r\n").await;
         on_b.until("i1").await;
         b.stop().await;
+        a.stop().await;
         w.stop().await;
     })
     .await

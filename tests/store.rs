@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 mod common;
 
-use common::postgres::Place;
+use common::postgres::{Backend, Place, run};
 use mssante::store::{
     BackendErrorKind, FlagOp, Flags, MailboxKind, NewMailbox, QuotaLimit, RawMessage, Store,
     StoreError, flag,
@@ -83,6 +83,63 @@ async fn new_mailbox_has_special_use_folders() {
 
 on_both_backends! {
 #[tokio::test]
+async fn each_change_takes_the_next_modseq_and_a_snapshot_is_of_one_moment() {
+    let (_dir, store, mb, folder) = one_mailbox().await;
+    let now = mssante::clock::SystemClock::now_utc;
+    let highest = |store: Store| async move {
+        store.folder_by_id(folder).await.unwrap().unwrap().highestmodseq
+    };
+    let empty = store.folder_snapshot(mb, "inbox").await.unwrap().unwrap();
+    assert_eq!(
+        (empty.uids.len(), empty.first_unseen, empty.keywords.len()),
+        (0, None, 0)
+    );
+    let start = empty.folder.highestmodseq;
+    let mut flagged = Flags::new(flag::SEEN);
+    flagged.keywords.insert("$Important".into());
+    let a = store.append(folder, &message(1), flagged, now()).await.unwrap();
+    assert_eq!(a.modseq, start + 1);
+    for n in 2..=3 {
+        store.append(folder, &message(n), Flags::default(), now()).await.unwrap();
+    }
+    let snapshot = store.folder_snapshot(mb, "inbox").await.unwrap().unwrap();
+    assert_eq!(snapshot.uids, [1, 2, 3]);
+    assert_eq!(snapshot.first_unseen, Some(2));
+    assert_eq!(snapshot.keywords.iter().collect::<Vec<_>>(), ["$Important"]);
+    assert_eq!(snapshot.folder.highestmodseq, start + 3);
+    assert_eq!(snapshot.folder.uidnext, 4);
+
+    let stored = store
+        .store_flags(folder, vec![2, 3], FlagOp::Add, Flags::new(flag::DELETED), None)
+        .await
+        .unwrap();
+    let modseqs: Vec<u64> = stored.changed.iter().map(|(_, m, _)| *m).collect();
+    assert_eq!(modseqs, [start + 4, start + 4], "one MODSEQ for the whole STORE");
+    assert_eq!(highest(store.clone()).await, start + 4);
+    let nothing = store.expunge(folder, Some(vec![1])).await.unwrap();
+    assert_eq!((nothing.uids.len(), nothing.modseq), (0, 0), "no change, no MODSEQ");
+    assert_eq!(highest(store.clone()).await, start + 4);
+    let gone = store.expunge(folder, None).await.unwrap();
+    assert_eq!((gone.uids, gone.modseq), (vec![2, 3], start + 5));
+    let snapshot = store.folder_snapshot(mb, "inbox").await.unwrap().unwrap();
+    assert_eq!((snapshot.uids, snapshot.first_unseen), (vec![1], None));
+
+    // Emptying a folder to a `\Noselect` name is a change too.
+    store.create_folder(mb, "INBOX/child").await.unwrap();
+    store.clear_folder(folder).await.unwrap();
+    let cleared = store.folder_snapshot(mb, "inbox").await.unwrap().unwrap();
+    assert!(cleared.folder.noselect);
+    assert_eq!(cleared.folder.highestmodseq, start + 6);
+    assert!(cleared.uids.is_empty());
+    let work = store.create_folder(mb, "Work").await.unwrap().id;
+    assert!(store.folder_snapshot(mb, "Work").await.unwrap().is_some());
+    store.delete_folder(work).await.unwrap();
+    assert_eq!(store.folder_snapshot(mb, "Work").await.unwrap(), None);
+}
+}
+
+on_both_backends! {
+#[tokio::test]
 async fn uids_increase_and_are_never_reused_after_expunge_or_restart() {
     let (dir, store, _, folder) = one_mailbox().await;
     let mut last = 0;
@@ -109,7 +166,10 @@ async fn uids_increase_and_are_never_reused_after_expunge_or_restart() {
         )
         .await
         .unwrap();
-    assert_eq!(store.expunge(folder, None).await.unwrap(), vec![4, 5]);
+    let expunged = store.expunge(folder, None).await.unwrap();
+    assert_eq!(expunged.uids, vec![4, 5]);
+    let folder_row = store.folder_by_id(folder).await.unwrap().unwrap();
+    assert_eq!(expunged.modseq, folder_row.highestmodseq, "the MODSEQ it took");
     let a = store
         .append(
             folder,
@@ -624,7 +684,7 @@ async fn quota_usage_stays_exact_across_append_expunge_copy_move_and_folder_dele
         .store_flags(inbox, vec![1], FlagOp::Add, Flags::new(flag::DELETED), None)
         .await
         .unwrap();
-    assert_eq!(store.expunge(inbox, None).await.unwrap(), vec![1]);
+    assert_eq!(store.expunge(inbox, None).await.unwrap().uids, vec![1]);
     check("expunge").await;
     let raw = Arc::new(RawMessage::new(&message(7)));
     store
@@ -852,4 +912,73 @@ async fn a_uid_out_of_range_in_the_file_is_reported_as_corruption() {
         }) => assert!(message.contains("uid -1"), "{message}"),
         other => panic!("expected corruption, got {other:?}"),
     }
+}
+
+/// A body that another node files a message with while this one removes it as an
+/// orphan stays, and the removing transaction goes on: PostgreSQL refuses the delete
+/// (foreign key) only once the filing commits, after the removal looked.
+#[tokio::test]
+async fn an_orphan_body_filed_again_meanwhile_stays_and_the_removal_goes_on() {
+    use sqlx::Connection;
+    run(Backend::Postgres, async {
+        let (dir, store, _, folder) = one_mailbox().await;
+        let url = &dir.db.as_ref().unwrap().url;
+        let mut filer = sqlx::PgConnection::connect(url).await.unwrap();
+        let mut remover = sqlx::PgConnection::connect(url).await.unwrap();
+        let mut watcher = sqlx::PgConnection::connect(url).await.unwrap();
+        let body: i64 = sqlx::query_scalar(
+            "INSERT INTO bodies (sha256, size, header, content)
+             VALUES ('\\x01', 2, 'a', 'b') RETURNING id",
+        )
+        .fetch_one(&mut filer)
+        .await
+        .unwrap();
+        sqlx::query("BEGIN").execute(&mut filer).await.unwrap();
+        sqlx::query(
+            "INSERT INTO messages (folder_id, uid, modseq, internal_date, size, body_id)
+             VALUES ($1, 99, 99, 0, 2, $2)",
+        )
+        .bind(folder)
+        .bind(body)
+        .execute(&mut filer)
+        .await
+        .unwrap();
+        sqlx::query("BEGIN").execute(&mut remover).await.unwrap();
+        let removal = tokio::spawn(async move {
+            let removed = sqlx::query("SELECT delete_orphan_bodies(ARRAY[$1::bigint])")
+                .bind(body)
+                .execute(&mut remover)
+                .await
+                .map(|_| ());
+            (remover, removed)
+        });
+        // The removal saw no message with the body and waits for the filing's lock.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+            if waiting == 1 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the removal never waited"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        sqlx::query("COMMIT").execute(&mut filer).await.unwrap();
+        let (mut remover, removed) = removal.await.unwrap();
+        removed.expect("the refusal stays inside the removal");
+        sqlx::query("COMMIT").execute(&mut remover).await.unwrap();
+        assert_eq!(dir.count_rows("bodies").await, 1, "the body stays");
+        let filed = store.messages(folder).await.unwrap();
+        assert_eq!((filed.len(), filed[0].body_id), (1, body));
+        store.close().await;
+    })
+    .await
 }

@@ -16,7 +16,7 @@ use super::session::Session;
 use super::state::{Transition, User};
 use super::text;
 use super::view::View;
-use crate::store::{NewMessage, StoreError};
+use crate::store::{Flags, NewMessage, StoreError};
 
 /// Why a message could not be put together.
 enum Refusal {
@@ -90,6 +90,7 @@ impl Session {
             });
         }
         let count = messages.len();
+        let flags: Vec<Flags> = messages.iter().map(|m| m.flags.clone()).collect();
         let appended = match store.append_many(folder.id, messages).await {
             Ok(a) => a,
             Err(StoreError::OverQuota) => return self.no_over_quota(tag).await,
@@ -107,7 +108,8 @@ impl Session {
             ))
         });
         if let Some(v) = view.as_deref_mut() {
-            v.dirty = true;
+            let flags: Vec<&Flags> = flags.iter().collect();
+            self.own_append(v, &appended, &flags).await?;
         }
         if let Some(t) = self.sync_selected(user, view, true).await? {
             return Ok(t);

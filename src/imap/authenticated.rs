@@ -26,7 +26,7 @@ use super::session::Session;
 use super::state::{Transition, User};
 use super::text;
 use super::view::View;
-use crate::store::{DEFAULT_FOLDERS, Folder, StoreError};
+use crate::store::{DEFAULT_FOLDERS, Folder, FolderSnapshot, StoreError};
 
 impl Session {
     /// A folder of the session's mailbox (`mailbox_id`), by the name the client gave. A
@@ -302,10 +302,8 @@ impl Session {
                 let when: DateTime<Utc> = date
                     .map(|d| d.as_ref().with_timezone(&Utc))
                     .unwrap_or_else(|| self.shared.context.clock.now());
-                let appended = match store
-                    .append(folder.id, bytes, store_flags(&flags), when)
-                    .await
-                {
+                let flags = store_flags(&flags);
+                let appended = match store.append(folder.id, bytes, flags.clone(), when).await {
                     Ok(a) => a,
                     Err(StoreError::OverQuota) => return self.no_over_quota(&tag).await,
                     Err(e) => return self.no_internal(&tag, "APPEND failed", &e).await,
@@ -323,7 +321,8 @@ impl Session {
                     _ => None,
                 };
                 if let Some(v) = view.as_deref_mut() {
-                    v.dirty = true;
+                    self.own_append(v, std::slice::from_ref(&appended), &[&flags])
+                        .await?;
                 }
                 if let Some(t) = self.sync_selected(user, view, true).await? {
                     return Ok(t);
@@ -481,49 +480,55 @@ impl Session {
         } else {
             Transition::None
         };
-        let folder = match self.target_folder(user.auth.mailbox.id, &mailbox).await {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                self.no_nonexistent(&tag).await?;
-                return Ok(not_selected);
-            }
-            Err(e) => {
-                self.no_internal(&tag, "cannot look a folder up", &e)
-                    .await?;
-                return Ok(not_selected);
-            }
-        };
         let store = self.shared.context.store.clone();
         // Everything is read before the first untagged response, so that a failure is a
         // plain NO and never half a SELECT.
-        let resync = qresync
-            .as_ref()
-            .filter(|(validity, ..)| validity.get() == folder.uidvalidity)
-            .map(|(_, since, _)| since.get());
-        let loaded = async {
-            let uids = store.folder_uids(folder.id).await?;
-            let unseen = store.first_unseen(folder.id).await?;
-            let keywords = store.folder_keywords(folder.id).await?;
-            let changes = match resync {
-                Some(since) => Some((
-                    store.vanished_since(folder.id, since).await?,
-                    store.changed_since(folder.id, since).await?,
-                )),
-                None => None,
-            };
-            Ok::<_, StoreError>((uids, unseen, keywords, changes))
-        }
-        .await;
-        let (uids, unseen, keywords, changes) = match loaded {
-            Ok(x) => {
-                tracing::debug!(folder = %folder.name, read_only, messages = x.0.len(), "selected");
-                x
-            }
+        let snapshot = match self.folder_name(&mailbox) {
+            Some(name) => store.folder_snapshot(user.auth.mailbox.id, &name).await,
+            None => Ok(None),
+        };
+        let snapshot = match snapshot {
+            Ok(s) => s,
             Err(e) => {
                 self.no_internal(&tag, "SELECT failed", &e).await?;
                 return Ok(not_selected);
             }
         };
+        // A `\Noselect` name is no folder to select.
+        let Some(FolderSnapshot {
+            folder,
+            uids,
+            first_unseen: unseen,
+            keywords,
+        }) = snapshot.filter(|s| !s.folder.noselect)
+        else {
+            self.no_nonexistent(&tag).await?;
+            return Ok(not_selected);
+        };
+        let resync = qresync
+            .as_ref()
+            .filter(|(validity, ..)| validity.get() == folder.uidvalidity)
+            .map(|(_, since, _)| since.get());
+        let changes = match resync {
+            Some(since) => {
+                let loaded = async {
+                    Ok::<_, StoreError>((
+                        store.vanished_since(folder.id, since).await?,
+                        store.changed_since(folder.id, since).await?,
+                    ))
+                }
+                .await;
+                match loaded {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        self.no_internal(&tag, "SELECT failed", &e).await?;
+                        return Ok(not_selected);
+                    }
+                }
+            }
+            None => None,
+        };
+        tracing::debug!(folder = %folder.name, read_only, messages = uids.len(), "selected");
         // SELECT makes what it shows \Recent for this session alone; EXAMINE changes
         // nothing and shows what no session has been told of yet.
         // A rev2 session claims nothing: \Recent is gone from RFC 9051, and what it leaves

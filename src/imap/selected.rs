@@ -23,7 +23,7 @@ use super::text;
 use super::updates;
 use super::view::View;
 use crate::incident::Incident;
-use crate::store::{FlagOp, Flags, Store, StoreError, flag};
+use crate::store::{Appended, Expunged, FlagOp, Flags, FolderChanges, Store, StoreError, flag};
 
 /// Makes the messages up to `newest` \Recent in this read-write session and in no
 /// other; returns the first UID that became so. \Recent is advisory: when the store
@@ -139,73 +139,41 @@ impl Session {
         view: &mut View,
         allow_expunge: bool,
     ) -> Result<Synced, ConnError> {
-        if user.changes.take(view.folder.id) {
+        if user.changes.take(view.folder.id, view.known_modseq) {
             view.dirty = true;
         }
         if !view.dirty {
             return Ok(Synced::Done);
         }
-        let store = &self.shared.context.store;
+        let store = &self.shared.context.store.clone();
         let failed = |e: StoreError| {
             Ok(Synced::Failed(Incident::store(
                 "cannot sync the selected folder",
                 &e,
             )))
         };
-        let folder = match store.folder_by_id(view.folder.id).await {
-            Ok(Some(f)) if !f.noselect => f,
+        // Everything is read before anything is told, at one moment.
+        let expunged_since = allow_expunge.then_some(view.expunged_modseq);
+        let read = store
+            .folder_changes(view.folder.id, view.known_modseq, expunged_since)
+            .await;
+        let FolderChanges {
+            folder,
+            vanished,
+            changed,
+        } = match read {
+            Ok(Some(c)) if !c.folder.noselect => c,
             Ok(_) => return Ok(Synced::Gone),
             Err(e) => return failed(e),
         };
         let highest = folder.highestmodseq;
         let mut still_dirty = false;
         if allow_expunge {
-            let gone = match store
-                .vanished_since(view.folder.id, view.expunged_modseq)
-                .await
-            {
-                Ok(g) => g,
-                Err(e) => return failed(e),
-            };
-            let mut positions: Vec<usize> = gone
-                .iter()
-                .filter_map(|u| view.uids.binary_search(u).ok())
-                .collect();
-            positions.sort_unstable();
-            if !positions.is_empty() {
-                let leaving: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
-                for r in updates::before_expunge(&mut view.contexts, &leaving, &view.uids) {
-                    self.conn.send_raw(&r).await?;
-                }
-                if user.qresync
-                    && let Some(set) = sequence::uid_set(&leaving)
-                {
-                    self.conn
-                        .send(&text::data(Data::Vanished {
-                            earlier: false,
-                            known_uids: set,
-                        }))
-                        .await?;
-                }
-                for p in positions.iter().rev() {
-                    let gone = view.uids.remove(*p);
-                    view.recent.remove(&gone);
-                    if !user.qresync {
-                        self.conn
-                            .send(&text::data(Data::Expunge(text::nz(*p as u32 + 1))))
-                            .await?;
-                    }
-                }
-            }
+            self.report_gone(user, view, &vanished).await?;
             view.expunged_modseq = highest;
         } else {
             still_dirty = true;
         }
-        // Expunges told so far stay told: `expunged_modseq` moved with them.
-        let changed = match store.changed_since(view.folder.id, view.known_modseq).await {
-            Ok(c) => c,
-            Err(e) => return failed(e),
-        };
         let last = view.uids.last().copied().unwrap_or(0);
         let mut added = Vec::new();
         let mut updates = Vec::new();
@@ -228,24 +196,7 @@ impl Session {
                 updates.push((p, m));
             }
         }
-        if let Some(&newest) = added.last() {
-            let recent_from = if self.imap4rev2 {
-                u32::MAX
-            } else if view.read_only {
-                folder.recent_from
-            } else {
-                claim_recent(store, view.folder.id, newest).await
-            };
-            view.recent
-                .extend(added.iter().copied().filter(|u| *u >= recent_from));
-            view.uids.extend(added);
-            let n = u32::try_from(view.uids.len()).unwrap_or(u32::MAX);
-            self.conn.send(&text::data(Data::Exists(n))).await?;
-            if !self.imap4rev2 {
-                let recent = u32::try_from(view.recent.len()).unwrap_or(u32::MAX);
-                self.conn.send(&text::data(Data::Recent(recent))).await?;
-            }
-        }
+        self.report_added(view, added, folder.recent_from).await?;
         for (p, m) in updates {
             let modseq = user.condstore.then_some(m.modseq);
             let recent = view.recent.contains(&m.uid);
@@ -274,6 +225,138 @@ impl Session {
         view.reported.clear();
         view.dirty = still_dirty;
         Ok(Synced::Done)
+    }
+
+    /// Tells the client that the messages `gone` (UIDs, ascending) were expunged; those
+    /// it never heard of are left out.
+    async fn report_gone(
+        &mut self,
+        user: &User,
+        view: &mut View,
+        gone: &[u32],
+    ) -> Result<(), ConnError> {
+        let mut positions: Vec<usize> = gone
+            .iter()
+            .filter_map(|u| view.uids.binary_search(u).ok())
+            .collect();
+        positions.sort_unstable();
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let leaving: Vec<u32> = positions.iter().map(|p| view.uids[*p]).collect();
+        for r in updates::before_expunge(&mut view.contexts, &leaving, &view.uids) {
+            self.conn.send_raw(&r).await?;
+        }
+        if user.qresync
+            && let Some(set) = sequence::uid_set(&leaving)
+        {
+            self.conn
+                .send(&text::data(Data::Vanished {
+                    earlier: false,
+                    known_uids: set,
+                }))
+                .await?;
+        }
+        for p in positions.iter().rev() {
+            let gone = view.uids.remove(*p);
+            view.recent.remove(&gone);
+            if !user.qresync {
+                self.conn
+                    .send(&text::data(Data::Expunge(text::nz(*p as u32 + 1))))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the client of new messages (UIDs above the view's, ascending): `EXISTS`,
+    /// and `RECENT` with those this session claims, or in a read-only view those from
+    /// `read_only_recent_from` (the folder's, as read).
+    async fn report_added(
+        &mut self,
+        view: &mut View,
+        added: Vec<u32>,
+        read_only_recent_from: u32,
+    ) -> Result<(), ConnError> {
+        let Some(&newest) = added.last() else {
+            return Ok(());
+        };
+        let recent_from = if self.imap4rev2 {
+            u32::MAX
+        } else if view.read_only {
+            read_only_recent_from
+        } else {
+            claim_recent(&self.shared.context.store, view.folder.id, newest).await
+        };
+        view.recent
+            .extend(added.iter().copied().filter(|u| *u >= recent_from));
+        view.uids.extend(added);
+        let n = u32::try_from(view.uids.len()).unwrap_or(u32::MAX);
+        self.conn.send(&text::data(Data::Exists(n))).await?;
+        if !self.imap4rev2 {
+            let recent = u32::try_from(view.recent.len()).unwrap_or(u32::MAX);
+            self.conn.send(&text::data(Data::Recent(recent))).await?;
+        }
+        Ok(())
+    }
+
+    /// After the session's own EXPUNGE: reports what went from what the store returned
+    /// when nothing else changed the folder since the last sync (`View::only_own_change`),
+    /// or leaves it to the sync to read. An EXPUNGE that removed nothing says nothing of
+    /// the others' changes, and promises the client an up-to-date folder: it reads.
+    async fn own_expunge(
+        &mut self,
+        user: &User,
+        view: &mut View,
+        expunged: &Expunged,
+    ) -> Result<(), ConnError> {
+        if !expunged.uids.is_empty() && view.only_own_change(expunged.modseq) {
+            self.report_gone(user, view, &expunged.uids).await?;
+            view.caught_up(expunged.modseq);
+        } else {
+            view.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// After the session's own APPEND of messages `appended` (in one transaction, in
+    /// UID order) with `flags`: reports them to a session showing their folder, as
+    /// `own_expunge` does. A read-only view needs the folder's \Recent mark, so it
+    /// reads; an APPEND to another folder says nothing of this one, which is read as
+    /// after a COPY.
+    pub(crate) async fn own_append(
+        &mut self,
+        view: &mut View,
+        appended: &[Appended],
+        flags: &[&Flags],
+    ) -> Result<(), ConnError> {
+        let (Some(first), Some(last)) = (appended.first(), appended.last()) else {
+            return Ok(());
+        };
+        let newer = view.uids.last().is_none_or(|&u| first.uid > u);
+        // One MODSEQ per message, taken one after the other under the folder's lock.
+        let in_step = last.modseq.checked_sub(first.modseq) == Some(appended.len() as u64 - 1);
+        let own = first.folder_id == view.folder.id
+            && newer
+            && in_step
+            && view.only_own_change(first.modseq);
+        if !(own && (!view.read_only || self.imap4rev2)) {
+            view.dirty = true;
+            return Ok(());
+        }
+        let mut learnt = false;
+        for f in flags {
+            learnt |= view.learn_keywords(f);
+        }
+        if learnt {
+            for r in view.flags_announcement() {
+                self.conn.send(&r).await?;
+            }
+        }
+        let added = appended.iter().map(|a| a.uid).collect();
+        self.report_added(view, added, u32::MAX).await?;
+        view.caught_up(last.modseq);
+        Ok(())
     }
 
     /// Syncs before a tagged reply that promises the client is up to date (NOOP, CHECK,
@@ -369,10 +452,11 @@ impl Session {
                     }
                     _ => None,
                 };
-                if let Err(e) = store.expunge(folder_id, only).await {
-                    return self.no_internal(&tag, "EXPUNGE failed", &e).await;
-                }
-                view.dirty = true;
+                let expunged = match store.expunge(folder_id, only).await {
+                    Ok(e) => e,
+                    Err(e) => return self.no_internal(&tag, "EXPUNGE failed", &e).await,
+                };
+                self.own_expunge(user, view, &expunged).await?;
                 if let Some(t) = self.sync_or_refuse(&tag, user, view, true).await? {
                     return Ok(t);
                 }
@@ -418,7 +502,6 @@ impl Session {
                 for (u, modseq, f) in &outcome.changed {
                     learnt |= view.learn_keywords(f);
                     view.reported.insert(*u, *modseq);
-                    view.dirty = true;
                     if response == StoreResponse::Silent && !condstore {
                         continue;
                     }
@@ -449,6 +532,15 @@ impl Session {
                 }
                 for r in responses {
                     self.conn.send(&text::data(r)).await?;
+                }
+                // Every changed message took the write's one MODSEQ, and the client has
+                // heard of each (or asked not to).
+                if let Some(&(_, modseq, _)) = outcome.changed.first() {
+                    if view.only_own_change(modseq) {
+                        view.caught_up(modseq);
+                    } else {
+                        view.dirty = true;
+                    }
                 }
                 if let Some(t) = self.sync_or_defer(user, view, uid).await? {
                     return Ok(t);

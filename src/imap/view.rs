@@ -61,6 +61,29 @@ impl View {
         }
     }
 
+    /// Whether this session's own write, which took MODSEQs `first` onwards, is the only
+    /// change to the folder since the view was brought up to date, so that the session
+    /// can report it from what the write returned, without reading the folder again.
+    ///
+    /// Every change to a folder, on any node, takes the next MODSEQ under the folder's
+    /// lock and commits before the next one is taken: a write that took the MODSEQ
+    /// right after the last one read had no other change before it. Changes after it
+    /// are heard as usual (`Subscription::take`). Expunges not yet reported, and
+    /// searches kept updated, need the read.
+    pub(crate) fn only_own_change(&self, first: u64) -> bool {
+        first == self.known_modseq.saturating_add(1)
+            && self.expunged_modseq == self.known_modseq
+            && self.contexts.is_empty()
+    }
+
+    /// The view has caught up to `modseq` through the session's own write (see
+    /// `only_own_change`).
+    pub(crate) fn caught_up(&mut self, modseq: u64) {
+        self.known_modseq = modseq;
+        self.expunged_modseq = modseq;
+        self.reported.clear();
+    }
+
     /// Adds the keywords of `flags` the client has not been told of; true when any was
     /// new, and `FLAGS` must then be announced again before the message's flags.
     pub(crate) fn learn_keywords(&mut self, flags: &Flags) -> bool {

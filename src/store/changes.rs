@@ -13,6 +13,9 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FolderChange {
     pub folder_id: i64,
+    /// The folder's HIGHESTMODSEQ once the change committed. Every change takes the next
+    /// MODSEQ under the folder's lock, so a session that has read the folder up to this
+    /// MODSEQ knows the change already.
     pub modseq: i64,
 }
 
@@ -109,11 +112,16 @@ impl Subscription {
     }
 
     /// Takes every change heard so far, without waiting: whether `folder_id` may have
-    /// changed among them.
-    pub fn take(&mut self, folder_id: i64) -> bool {
+    /// changed among them after `known_modseq`. A change at or below it was committed
+    /// before the folder was read up to it (a session's own write, heard after it
+    /// reported it): nothing to read again.
+    pub fn take(&mut self, folder_id: i64, known_modseq: u64) -> bool {
         let mut changed = false;
         loop {
             match self.rx.try_recv() {
+                Ok(Change::Folder(c))
+                    if c.folder_id == folder_id
+                        && u64::try_from(c.modseq).is_ok_and(|m| m <= known_modseq) => {}
                 Ok(c) if c.touches(folder_id) => changed = true,
                 Ok(_) => {}
                 Err(TryRecvError::Lagged(_)) => changed = true,
@@ -156,31 +164,52 @@ mod tests {
     async fn a_subscriber_hears_of_its_folder_and_of_what_it_missed() {
         let changes = Changes::new();
         let mut s = changes.subscribe();
-        assert!(!s.take(1));
+        assert!(!s.take(1, 0));
         changes.publish(change(2));
-        assert!(!s.take(1), "another folder");
+        assert!(!s.take(1, 0), "another folder");
         changes.publish(change(2));
         changes.publish(change(1));
         changes.publish(change(2));
-        assert!(s.take(1));
-        assert!(!s.take(1), "taken once");
+        assert!(s.take(1, 0));
+        assert!(!s.take(1, 0), "taken once");
         for _ in 0..=BACKLOG {
             changes.publish(change(2));
         }
-        assert!(s.take(1), "missed changes may have been to any folder");
+        assert!(s.take(1, 0), "missed changes may have been to any folder");
 
         changes.publish(change(2));
         changes.publish(change(1));
         s.wait(1).await;
-        assert!(!s.take(1));
+        assert!(!s.take(1, 0));
 
         changes.publish_any();
-        assert!(s.take(1), "a change to any folder is one to this folder");
+        assert!(s.take(1, 0), "a change to any folder is one to this folder");
         changes.publish_any();
         s.wait(7).await;
 
         changes.publish(Change::Folders { mailbox_id: 1 });
-        assert!(!s.take(1), "a folder list is no folder's messages");
+        assert!(!s.take(1, 0), "a folder list is no folder's messages");
+    }
+
+    #[test]
+    fn a_change_the_session_has_read_up_to_is_not_one_to_read_again() {
+        let changes = Changes::new();
+        let mut s = changes.subscribe();
+        let at = |modseq| {
+            Change::Folder(FolderChange {
+                folder_id: 1,
+                modseq,
+            })
+        };
+        changes.publish(at(5));
+        changes.publish(at(4));
+        assert!(!s.take(1, 5), "known up to 5");
+        changes.publish(at(5));
+        changes.publish(at(6));
+        assert!(s.take(1, 5), "6 is after what the session read");
+        changes.publish(at(6));
+        changes.publish_any();
+        assert!(s.take(1, 6), "anything may have changed");
     }
 
     #[tokio::test]

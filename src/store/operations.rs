@@ -4,7 +4,6 @@
 //! Most operations go straight to the backend (`operations!` writes them); the few that
 //! first check their arguments, or need the time, are written out after their group.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -18,8 +17,9 @@ use super::queue::{Outgoing, QueueSettlement, QueuedMessage};
 use super::quota::{Quota, QuotaLimit};
 use super::search_text::{SearchText, TextScope};
 use super::types::{
-    Appended, Copied, FlagOp, Flags, Folder, FolderCounts, Grant, Mailbox, MailboxKind,
-    MessageMeta, NewMailbox, NewMessage, RawMessage, SortFields, SortKeys, StoreOutcome,
+    Appended, Copied, Expunged, FlagOp, Flags, Folder, FolderChanges, FolderCounts, FolderSnapshot,
+    Grant, Mailbox, MailboxKind, MessageMeta, NewMailbox, NewMessage, RawMessage, SortFields,
+    SortKeys, StoreOutcome,
 };
 use super::usage::{Traffic, Usage};
 use super::{Backend, Store};
@@ -145,17 +145,36 @@ operations! {
 
 // ---- Folders and subscriptions ----
 
+/// A folder's name as stored: `INBOX` matches in any case, as IMAP requires.
+fn stored_name(name: &str) -> &str {
+    if name.eq_ignore_ascii_case("INBOX") {
+        "INBOX"
+    } else {
+        name
+    }
+}
+
 impl Store {
     /// A folder by name; `INBOX` matches in any case, as IMAP requires.
     pub async fn folder(&self, mailbox_id: i64, name: &str) -> Result<Option<Folder>, StoreError> {
-        let name = if name.eq_ignore_ascii_case("INBOX") {
-            "INBOX"
-        } else {
-            name
-        };
+        let name = stored_name(name);
         match &self.backend {
             Backend::Sqlite(b) => b.folder(mailbox_id, name).await,
             Backend::Postgres(b) => b.folder(mailbox_id, name).await,
+        }
+    }
+
+    /// What SELECT shows of the folder `name` (`INBOX` in any case), read at one moment
+    /// and in one round trip where the backend is a server; `\Noselect` names included.
+    pub async fn folder_snapshot(
+        &self,
+        mailbox_id: i64,
+        name: &str,
+    ) -> Result<Option<FolderSnapshot>, StoreError> {
+        let name = stored_name(name);
+        match &self.backend {
+            Backend::Sqlite(b) => b.folder_snapshot(mailbox_id, name).await,
+            Backend::Postgres(b) => b.folder_snapshot(mailbox_id, name).await,
         }
     }
 
@@ -381,8 +400,17 @@ operations! {
     /// UIDs expunged after `modseq` (QRESYNC VANISHED).
     fn vanished_since(&self, folder_id: i64, modseq: u64) -> Vec<u32>;
 
-    /// Every keyword set on a message of the folder, for `FLAGS` at SELECT.
-    fn folder_keywords(&self, folder_id: i64) -> BTreeSet<String>;
+    /// What a session showing the folder missed: the folder, the messages changed after
+    /// `modseq` and, with `expunged_since`, the UIDs expunged after it, read at one
+    /// moment (in one round trip where the backend is a server); `None` when the folder
+    /// is gone.
+    fn folder_changes(
+        &self,
+        folder_id: i64,
+        modseq: u64,
+        expunged_since: Option<u64>,
+    ) -> Option<FolderChanges>;
+
 
     /// Per-folder counters for STATUS and SELECT.
     fn counts(&self, folder_id: i64) -> FolderCounts;
@@ -416,15 +444,12 @@ operations! {
     /// refused with `OverQuota`.
     fn move_messages(&self, from_folder: i64, uids: Vec<u32>, to_folder: i64) -> Copied;
 
-    /// Removes messages flagged \Deleted (all, or only among `uids`); returns their UIDs.
-    fn expunge(&self, folder_id: i64, uids: Option<Vec<u32>>) -> Vec<u32>;
+    /// Removes messages flagged \Deleted (all, or only among `uids`).
+    fn expunge(&self, folder_id: i64, uids: Option<Vec<u32>>) -> Expunged;
 
     /// Every UID of a folder, ascending: a session's sequence-number map, without the
     /// rest of each row (a 100,000-message folder is 400 KB, not megabytes).
     fn folder_uids(&self, folder_id: i64) -> Vec<u32>;
-
-    /// The lowest UID without \Seen (SELECT's `[UNSEEN n]`).
-    fn first_unseen(&self, folder_id: i64) -> Option<u32>;
 }
 
 // ---- Sort keys ----

@@ -159,6 +159,61 @@ pub struct Folder {
     pub noselect: bool,
 }
 
+/// What SELECT shows of a folder, all read at one moment: the UIDs are those of the
+/// folder's HIGHESTMODSEQ, which the session then counts its changes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderSnapshot {
+    pub folder: Folder,
+    /// Every UID, ascending.
+    pub uids: Vec<u32>,
+    /// The lowest UID without \Seen (`[UNSEEN n]`).
+    pub first_unseen: Option<u32>,
+    /// Every keyword set on a message of the folder, for `FLAGS`.
+    pub keywords: BTreeSet<String>,
+}
+
+/// What a session needs to catch up with a folder, all read at one moment: nothing
+/// in `vanished` or `changed` is newer than `folder.highestmodseq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderChanges {
+    pub folder: Folder,
+    /// UIDs expunged after the MODSEQ asked for, ascending (empty when not asked).
+    pub vanished: Vec<u32>,
+    /// Messages new or changed after the session's MODSEQ, by UID.
+    pub changed: Vec<MessageMeta>,
+}
+
+impl FolderSnapshot {
+    /// From the columns both backends read: the UIDs, the lowest without \Seen, and the
+    /// messages' distinct keyword lists.
+    pub(crate) fn from_columns(
+        folder: Folder,
+        uids: Vec<i64>,
+        first_unseen: Option<i64>,
+        keyword_lists: &[String],
+    ) -> Self {
+        FolderSnapshot {
+            folder,
+            uids: uids_from(uids),
+            first_unseen: first_unseen.and_then(|u| u32::try_from(u).ok()),
+            keywords: keyword_lists
+                .iter()
+                .flat_map(|l| l.split(' '))
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+/// UIDs as read from a BIGINT column (written from `u32`, so none is left out).
+pub(crate) fn uids_from(column: Vec<i64>) -> Vec<u32> {
+    column
+        .into_iter()
+        .filter_map(|u| u32::try_from(u).ok())
+        .collect()
+}
+
 /// Per-folder counters for STATUS and SELECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FolderCounts {
@@ -271,6 +326,15 @@ pub struct Appended {
 pub struct StoreOutcome {
     pub changed: Vec<(u32, u64, Flags)>,
     pub modified: Vec<u32>,
+}
+
+/// What an EXPUNGE removed, by UID ascending, and the MODSEQ it took (0 when nothing
+/// went and nothing changed): the session that expunged reports it without reading the
+/// folder again when that MODSEQ follows the last it read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expunged {
+    pub uids: Vec<u32>,
+    pub modseq: u64,
 }
 
 /// UIDs copied or moved: (source UID, destination UID), for COPYUID.

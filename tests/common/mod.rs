@@ -20,6 +20,7 @@ pub mod node;
 pub mod postgres;
 pub mod smtp;
 pub mod tools;
+pub mod writers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,12 +4,13 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::messages::delete_orphan_bodies;
+use super::messages::{delete_orphan_bodies, meta_from_row};
 use super::usage::record_events;
 use super::{PostgresStore, transaction};
 use crate::store::error::{BackendErrorKind, StoreError, stored};
 use crate::store::types::{
-    DEFAULT_FOLDERS, DirectoryFields, Folder, Grant, Mailbox, NewMailbox, from_unix,
+    DEFAULT_FOLDERS, DirectoryFields, Folder, FolderChanges, FolderSnapshot, Grant, Mailbox,
+    NewMailbox, flag, from_unix, uids_from,
 };
 
 macro_rules! mailbox_columns {
@@ -495,6 +496,84 @@ impl PostgresStore {
         row.as_ref().map(folder_from_row).transpose()
     }
 
+    /// One statement, so the UIDs and marks are those of the folder row it returns.
+    pub(crate) async fn folder_snapshot(
+        &self,
+        mailbox_id: i64,
+        name: &str,
+    ) -> Result<Option<FolderSnapshot>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            folder_columns!(),
+            ",
+                ARRAY(SELECT uid FROM messages WHERE folder_id = f.id ORDER BY uid) AS uids,
+                (SELECT MIN(uid) FROM messages
+                  WHERE folder_id = f.id AND (system_flags & $3) = 0) AS first_unseen,
+                ARRAY(SELECT DISTINCT keywords FROM messages
+                       WHERE folder_id = f.id AND keywords <> '') AS keywords
+             FROM folders f WHERE mailbox_id = $1 AND name = $2"
+        ))
+        .bind(mailbox_id)
+        .bind(name)
+        .bind(i64::from(flag::SEEN))
+        .fetch_optional(self.reader())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let keywords: Vec<String> = row.try_get("keywords")?;
+        Ok(Some(FolderSnapshot::from_columns(
+            folder_from_row(&row)?,
+            row.try_get("uids")?,
+            row.try_get("first_unseen")?,
+            &keywords,
+        )))
+    }
+
+    /// One statement, so of one snapshot: a row per changed message, each with the
+    /// folder's columns and the expunged UIDs (as an array, read once), or one row
+    /// without a message when none changed.
+    pub(crate) async fn folder_changes(
+        &self,
+        folder_id: i64,
+        modseq: u64,
+        expunged_since: Option<u64>,
+    ) -> Result<Option<FolderChanges>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT f.*,
+                m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.size, m.body_id
+             FROM (SELECT ",
+            folder_columns!(),
+            ",
+                    ARRAY(SELECT uid FROM expunged
+                           WHERE folder_id = $1 AND $3::bigint IS NOT NULL AND modseq > $3
+                           ORDER BY uid) AS vanished
+                     FROM folders WHERE id = $1) f
+             LEFT JOIN messages m ON m.folder_id = f.id AND m.modseq > $2
+             ORDER BY m.uid"
+        ))
+        .bind(folder_id)
+        .bind(modseq as i64)
+        .bind(expunged_since.map(|m| m as i64))
+        .fetch_all(self.reader())
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let vanished: Vec<i64> = first.try_get("vanished")?;
+        let mut changed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if r.try_get::<Option<i64>, _>("uid")?.is_some() {
+                changed.push(meta_from_row(r)?);
+            }
+        }
+        Ok(Some(FolderChanges {
+            folder: folder_from_row(first)?,
+            vanished: uids_from(vanished),
+            changed,
+        }))
+    }
+
     pub(crate) async fn create_folder(
         &self,
         mailbox_id: i64,
@@ -533,23 +612,31 @@ impl PostgresStore {
         .await)
     }
 
+    /// Emptying the folder is a change like any other: it takes the next MODSEQ, so a
+    /// session that counts MODSEQs knows something besides its own write happened.
     pub(crate) async fn clear_folder(&self, folder_id: i64) -> Result<(), StoreError> {
-        transaction!(self, |c| {
+        let modseq = transaction!(self, |c| {
             async {
                 drop_folder_messages(
                     c,
                     folder_id,
                     &[
                         "DELETE FROM messages WHERE folder_id = $1",
-                        "UPDATE folders SET noselect = TRUE WHERE id = $1",
+                        "UPDATE folders SET noselect = TRUE, highestmodseq = highestmodseq + 1
+                          WHERE id = $1",
                     ],
                 )
                 .await?;
-                Ok::<_, StoreError>(())
+                let modseq: i64 =
+                    sqlx::query_scalar("SELECT highestmodseq FROM folders WHERE id = $1")
+                        .bind(folder_id)
+                        .fetch_one(&mut *c)
+                        .await?;
+                stored::<u64>(modseq, "highestmodseq")
             }
             .await
         })?;
-        self.notify(&[(folder_id, 0)]).await;
+        self.notify(&[(folder_id, modseq)]).await;
         Ok(())
     }
 

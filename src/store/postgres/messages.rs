@@ -7,7 +7,7 @@
 //! out in commit order. Rows of `mailboxes` (quota usage, by trigger) are locked after
 //! folders, never before, so the two kinds of lock are always taken in the same order.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use sqlx::{PgConnection, Row};
 use super::{PostgresStore, quota, transaction};
 use crate::store::error::{StoreError, stored};
 use crate::store::types::{
-    Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, NewMessage, RawMessage,
+    Appended, Copied, Expunged, FlagOp, Flags, FolderCounts, MessageMeta, NewMessage, RawMessage,
     StoreOutcome, flag, from_unix,
 };
 
@@ -27,7 +27,7 @@ macro_rules! meta_columns {
     };
 }
 
-fn meta_from_row(r: &PgRow) -> Result<MessageMeta, StoreError> {
+pub(super) fn meta_from_row(r: &PgRow) -> Result<MessageMeta, StoreError> {
     let keywords: String = r.try_get("keywords")?;
     Ok(MessageMeta {
         uid: stored(r.try_get("uid")?, "uid")?,
@@ -223,11 +223,9 @@ pub(super) fn changed_by(appended: &[Appended]) -> Vec<(i64, u64)> {
     appended.iter().map(|a| (a.folder_id, a.modseq)).collect()
 }
 
-/// Removes the given bodies if no message and no queued mail refers to them any more.
-///
-/// Another node may file a message with one of them between this transaction's look
-/// and its delete; PostgreSQL then refuses the delete (foreign key), and the body
-/// rightly stays. The savepoint keeps that refusal from undoing the rest.
+/// Removes the given bodies if no message and no queued mail refers to them any more
+/// (`delete_orphan_bodies` in the schema, which leaves them when another node files a
+/// message with one of them meanwhile).
 pub(super) async fn delete_orphan_bodies(
     c: &mut PgConnection,
     bodies: &[i64],
@@ -235,30 +233,11 @@ pub(super) async fn delete_orphan_bodies(
     if bodies.is_empty() {
         return Ok(());
     }
-    sqlx::query("SAVEPOINT orphans").execute(&mut *c).await?;
-    let deleted = sqlx::query(
-        "DELETE FROM bodies b WHERE b.id = ANY($1)
-           AND NOT EXISTS (SELECT 1 FROM messages WHERE body_id = b.id)
-           AND NOT EXISTS (SELECT 1 FROM queue WHERE body_id = b.id)",
-    )
-    .bind(bodies)
-    .execute(&mut *c)
-    .await;
-    match deleted {
-        Ok(_) => {
-            sqlx::query("RELEASE SAVEPOINT orphans")
-                .execute(&mut *c)
-                .await?;
-            Ok(())
-        }
-        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23503") => {
-            sqlx::query("ROLLBACK TO SAVEPOINT orphans")
-                .execute(&mut *c)
-                .await?;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
+    sqlx::query("SELECT delete_orphan_bodies($1)")
+        .bind(bodies)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
 }
 
 async fn append_in(
@@ -433,24 +412,6 @@ impl PostgresStore {
             .collect())
     }
 
-    pub(crate) async fn folder_keywords(
-        &self,
-        folder_id: i64,
-    ) -> Result<BTreeSet<String>, StoreError> {
-        let lists: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT keywords FROM messages WHERE folder_id = $1 AND keywords <> ''",
-        )
-        .bind(folder_id)
-        .fetch_all(self.reader())
-        .await?;
-        Ok(lists
-            .iter()
-            .flat_map(|l| l.split(' '))
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned)
-            .collect())
-    }
-
     pub(crate) async fn counts(&self, folder_id: i64) -> Result<FolderCounts, StoreError> {
         let (messages, unseen, deleted, size, deleted_size, recent): (
             i64,
@@ -588,7 +549,7 @@ impl PostgresStore {
         &self,
         folder_id: i64,
         uids: Option<Vec<u32>>,
-    ) -> Result<Vec<u32>, StoreError> {
+    ) -> Result<Expunged, StoreError> {
         let (gone, modseq) = transaction!(self, |c| {
             async {
                 let (gone, modseq) = expunge_in(c, folder_id, uids.as_deref(), true).await?;
@@ -599,7 +560,7 @@ impl PostgresStore {
         if !gone.is_empty() {
             self.notify(&[(folder_id, modseq)]).await;
         }
-        Ok(gone)
+        Ok(Expunged { uids: gone, modseq })
     }
 
     pub(crate) async fn folder_uids(&self, folder_id: i64) -> Result<Vec<u32>, StoreError> {
@@ -613,22 +574,12 @@ impl PostgresStore {
             .filter_map(|u| u32::try_from(u).ok())
             .collect())
     }
-
-    pub(crate) async fn first_unseen(&self, folder_id: i64) -> Result<Option<u32>, StoreError> {
-        let uid: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(uid) FROM messages WHERE folder_id = $1 AND (system_flags & $2) = 0",
-        )
-        .bind(folder_id)
-        .bind(i64::from(flag::SEEN))
-        .fetch_one(self.reader())
-        .await?;
-        Ok(uid.and_then(|u| u32::try_from(u).ok()))
-    }
 }
 
-/// Reads the listed messages' flags in one query and writes the changed ones in one
-/// more: a STORE over a range costs four round trips whatever its length, where a
-/// read and a write per message made the database the bottleneck of flag changes.
+/// Reads the listed messages' flags in one query and writes the changed ones, with
+/// the folder's new MODSEQ, in one more: a STORE over a range costs the same round
+/// trips whatever its length, where a read and a write per message made the database
+/// the bottleneck of flag changes.
 async fn store_flags_in(
     c: &mut PgConnection,
     folder_id: i64,
@@ -669,22 +620,28 @@ async fn store_flags_in(
     if changed.is_empty() {
         return Ok(outcome);
     }
-    let (_, _, modseq) = bump_folder(c, folder_id, 0).await?;
     let changed_uids: Vec<i64> = changed.iter().map(|(u, _)| i64::from(*u)).collect();
     let systems: Vec<i64> = changed.iter().map(|(_, f)| i64::from(f.system)).collect();
     let keywords: Vec<String> = changed.iter().map(|(_, f)| f.keywords_text()).collect();
-    sqlx::query(
-        "UPDATE messages m SET system_flags = n.system_flags, keywords = n.keywords, modseq = $2
-           FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS n(uid, system_flags, keywords)
-          WHERE m.folder_id = $1 AND m.uid = n.uid",
+    // The folder's next MODSEQ and the new flags in one statement.
+    let modseq: Option<i64> = sqlx::query_scalar(
+        "WITH f AS (
+            UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = $1
+            RETURNING highestmodseq),
+         u AS (
+            UPDATE messages m SET system_flags = n.system_flags, keywords = n.keywords,
+                   modseq = f.highestmodseq
+              FROM f, unnest($2::bigint[], $3::bigint[], $4::text[]) AS n(uid, system_flags, keywords)
+             WHERE m.folder_id = $1 AND m.uid = n.uid)
+         SELECT highestmodseq FROM f",
     )
     .bind(folder_id)
-    .bind(modseq as i64)
     .bind(&changed_uids)
     .bind(&systems)
     .bind(&keywords)
-    .execute(&mut *c)
+    .fetch_optional(&mut *c)
     .await?;
+    let modseq: u64 = stored(modseq.ok_or(StoreError::NoFolder)?, "highestmodseq")?;
     outcome.changed = changed.into_iter().map(|(u, f)| (u, modseq, f)).collect();
     Ok(outcome)
 }
@@ -740,6 +697,10 @@ async fn copy_in(
 
 /// Deletes messages and remembers their UIDs for QRESYNC. With `only_deleted`, only
 /// messages flagged \Deleted go (EXPUNGE); without, all listed ones (MOVE).
+///
+/// The flags are read after the folder's lock is taken, so they are those the last
+/// writer left; then the deletion, the new MODSEQ (only when something went) and its
+/// QRESYNC record are one statement.
 async fn expunge_in(
     c: &mut PgConnection,
     folder_id: i64,
@@ -747,46 +708,38 @@ async fn expunge_in(
     only_deleted: bool,
 ) -> Result<(Vec<u32>, u64), StoreError> {
     lock_folder(c, folder_id).await?;
-    let candidates: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT uid, body_id FROM messages
-          WHERE folder_id = $1 AND (NOT $2 OR (system_flags & $3) <> 0)
-          ORDER BY uid",
+    let wanted: Option<Vec<i64>> = uids.map(|list| list.iter().map(|&u| i64::from(u)).collect());
+    let (modseq, gone, bodies): (Option<i64>, Vec<i64>, Vec<i64>) = sqlx::query_as(
+        "WITH d AS (
+            DELETE FROM messages WHERE folder_id = $1
+               AND (NOT $2 OR (system_flags & $3) <> 0)
+               AND ($4::bigint[] IS NULL OR uid = ANY($4))
+            RETURNING uid, body_id),
+         f AS (
+            UPDATE folders SET highestmodseq = highestmodseq + 1
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM d)
+            RETURNING highestmodseq),
+         e AS (
+            INSERT INTO expunged (folder_id, uid, modseq) SELECT $1, d.uid, f.highestmodseq FROM d, f
+            ON CONFLICT (folder_id, uid) DO UPDATE SET modseq = excluded.modseq)
+         SELECT (SELECT highestmodseq FROM f),
+                ARRAY(SELECT uid FROM d ORDER BY uid),
+                ARRAY(SELECT DISTINCT body_id FROM d ORDER BY body_id)",
     )
     .bind(folder_id)
     .bind(only_deleted)
     .bind(i64::from(flag::DELETED))
-    .fetch_all(&mut *c)
+    .bind(wanted)
+    .fetch_one(&mut *c)
     .await?;
-    let wanted: Option<std::collections::HashSet<u32>> =
-        uids.map(|list| list.iter().copied().collect());
-    let chosen: Vec<(u32, i64)> = candidates
-        .into_iter()
-        .filter_map(|(u, b)| u32::try_from(u).ok().map(|u| (u, b)))
-        .filter(|(u, _)| wanted.as_ref().is_none_or(|set| set.contains(u)))
-        .collect();
-    if chosen.is_empty() {
+    let Some(modseq) = modseq else {
         return Ok((Vec::new(), 0));
-    }
-    let gone: Vec<i64> = chosen.iter().map(|(u, _)| i64::from(*u)).collect();
-    // The new MODSEQ, the deletion and its QRESYNC record in one statement.
-    let modseq: Option<i64> = sqlx::query_scalar(
-        "WITH f AS (
-            UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = $1
-            RETURNING highestmodseq),
-         d AS (DELETE FROM messages WHERE folder_id = $1 AND uid = ANY($2) RETURNING uid),
-         e AS (
-            INSERT INTO expunged (folder_id, uid, modseq) SELECT $1, d.uid, f.highestmodseq FROM d, f
-            ON CONFLICT (folder_id, uid) DO UPDATE SET modseq = excluded.modseq)
-         SELECT highestmodseq FROM f",
-    )
-    .bind(folder_id)
-    .bind(&gone)
-    .fetch_optional(&mut *c)
-    .await?;
-    let modseq: u64 = stored(modseq.ok_or(StoreError::NoFolder)?, "highestmodseq")?;
-    let mut bodies: Vec<i64> = chosen.iter().map(|(_, b)| *b).collect();
-    bodies.sort_unstable();
-    bodies.dedup();
+    };
+    let modseq: u64 = stored(modseq, "highestmodseq")?;
     delete_orphan_bodies(c, &bodies).await?;
-    Ok((chosen.into_iter().map(|(u, _)| u).collect(), modseq))
+    let gone = gone
+        .into_iter()
+        .map(|u| stored(u, "uid"))
+        .collect::<Result<Vec<u32>, _>>()?;
+    Ok((gone, modseq))
 }

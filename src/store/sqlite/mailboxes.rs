@@ -5,11 +5,12 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::SqliteStore;
-use super::messages::delete_orphan_bodies;
+use super::messages::{delete_orphan_bodies, meta_from_row};
 use super::usage::record_events;
 use crate::store::error::{BackendErrorKind, StoreError, stored};
 use crate::store::types::{
-    DEFAULT_FOLDERS, DirectoryFields, Folder, Grant, Mailbox, NewMailbox, from_unix,
+    DEFAULT_FOLDERS, DirectoryFields, Folder, FolderChanges, FolderSnapshot, Grant, Mailbox,
+    NewMailbox, flag, from_unix, uids_from,
 };
 
 macro_rules! mailbox_columns {
@@ -82,6 +83,43 @@ macro_rules! folder_columns {
         "id, mailbox_id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_from, \
          noselect"
     };
+}
+
+/// A folder row by id, or by mailbox and name (as stored).
+enum FolderKey<'a> {
+    Id(i64),
+    Name(i64, &'a str),
+}
+
+/// The folder `key` names, read on `c`: the pool, or a transaction reading more.
+async fn read_folder<'c, E>(c: E, key: FolderKey<'_>) -> Result<Option<Folder>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    let row = match key {
+        FolderKey::Id(id) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                folder_columns!(),
+                " FROM folders WHERE id = ?"
+            ))
+            .bind(id)
+            .fetch_optional(c)
+            .await?
+        }
+        FolderKey::Name(mailbox_id, name) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                folder_columns!(),
+                " FROM folders WHERE mailbox_id = ? AND name = ?"
+            ))
+            .bind(mailbox_id)
+            .bind(name)
+            .fetch_optional(c)
+            .await?
+        }
+    };
+    row.as_ref().map(folder_from_row).transpose()
 }
 
 /// The UIDVALIDITY of a new folder: strictly above every one issued before in this
@@ -472,28 +510,91 @@ impl SqliteStore {
         mailbox_id: i64,
         name: &str,
     ) -> Result<Option<Folder>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            folder_columns!(),
-            " FROM folders WHERE mailbox_id = ? AND name = ?"
-        ))
-        .bind(mailbox_id)
-        .bind(name)
-        .fetch_optional(self.reader())
-        .await?;
-        row.as_ref().map(folder_from_row).transpose()
+        read_folder(self.reader(), FolderKey::Name(mailbox_id, name)).await
     }
 
     pub(crate) async fn folder_by_id(&self, folder_id: i64) -> Result<Option<Folder>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            folder_columns!(),
-            " FROM folders WHERE id = ?"
-        ))
+        read_folder(self.reader(), FolderKey::Id(folder_id)).await
+    }
+
+    /// In one read transaction, so the UIDs and marks are those of the folder row read.
+    pub(crate) async fn folder_snapshot(
+        &self,
+        mailbox_id: i64,
+        name: &str,
+    ) -> Result<Option<FolderSnapshot>, StoreError> {
+        let mut tx = self.reader().begin().await?;
+        let Some(folder) = read_folder(&mut *tx, FolderKey::Name(mailbox_id, name)).await? else {
+            return Ok(None);
+        };
+        let folder_id = folder.id;
+        let uids: Vec<i64> =
+            sqlx::query_scalar("SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid")
+                .bind(folder_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let first_unseen: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(uid) FROM messages WHERE folder_id = ? AND (system_flags & ?) = 0",
+        )
         .bind(folder_id)
-        .fetch_optional(self.reader())
+        .bind(i64::from(flag::SEEN))
+        .fetch_one(&mut *tx)
         .await?;
-        row.as_ref().map(folder_from_row).transpose()
+        let keywords: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT keywords FROM messages WHERE folder_id = ? AND keywords <> ''",
+        )
+        .bind(folder_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.rollback().await?;
+        Ok(Some(FolderSnapshot::from_columns(
+            folder,
+            uids,
+            first_unseen,
+            &keywords,
+        )))
+    }
+
+    /// In one read transaction, so nothing read is newer than the folder row read.
+    pub(crate) async fn folder_changes(
+        &self,
+        folder_id: i64,
+        modseq: u64,
+        expunged_since: Option<u64>,
+    ) -> Result<Option<FolderChanges>, StoreError> {
+        let mut tx = self.reader().begin().await?;
+        let Some(folder) = read_folder(&mut *tx, FolderKey::Id(folder_id)).await? else {
+            return Ok(None);
+        };
+        let vanished: Vec<i64> = match expunged_since {
+            Some(since) => {
+                sqlx::query_scalar(
+                    "SELECT uid FROM expunged WHERE folder_id = ? AND modseq > ? ORDER BY uid",
+                )
+                .bind(folder_id)
+                .bind(since as i64)
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            None => Vec::new(),
+        };
+        let changed = sqlx::query(
+            "SELECT uid, modseq, system_flags, keywords, internal_date, size, body_id
+               FROM messages WHERE folder_id = ? AND modseq > ? ORDER BY uid",
+        )
+        .bind(folder_id)
+        .bind(modseq as i64)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(meta_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        tx.rollback().await?;
+        Ok(Some(FolderChanges {
+            folder,
+            vanished: uids_from(vanished),
+            changed,
+        }))
     }
 
     /// `now` dates the folder's UIDVALIDITY.
@@ -540,23 +641,33 @@ impl SqliteStore {
         .await
     }
 
+    /// Emptying the folder is a change like any other: it takes the next MODSEQ, so a
+    /// session that counts MODSEQs knows something besides its own write happened.
     pub(crate) async fn clear_folder(&self, folder_id: i64) -> Result<(), StoreError> {
-        let result = self
+        let modseq = self
             .write(move |c| {
-                Box::pin(drop_folder_messages(
-                    c,
-                    folder_id,
-                    &[
-                        "DELETE FROM messages WHERE folder_id = ?",
-                        "UPDATE folders SET noselect = 1 WHERE id = ?",
-                    ],
-                ))
+                Box::pin(async move {
+                    drop_folder_messages(
+                        c,
+                        folder_id,
+                        &[
+                            "DELETE FROM messages WHERE folder_id = ?",
+                            "UPDATE folders SET noselect = 1, highestmodseq = highestmodseq + 1
+                              WHERE id = ?",
+                        ],
+                    )
+                    .await?;
+                    let modseq: i64 =
+                        sqlx::query_scalar("SELECT highestmodseq FROM folders WHERE id = ?")
+                            .bind(folder_id)
+                            .fetch_one(&mut *c)
+                            .await?;
+                    Ok(modseq)
+                })
             })
-            .await;
-        if result.is_ok() {
-            self.notify(folder_id, 0);
-        }
-        result
+            .await?;
+        self.notify(folder_id, modseq);
+        Ok(())
     }
 
     pub(crate) async fn make_selectable(&self, folder_id: i64) -> Result<(), StoreError> {

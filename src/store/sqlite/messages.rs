@@ -4,7 +4,6 @@
 //! itself, and UIDs come from the folder row, so they are strictly increasing and never
 //! handed out twice, whatever crashes in between.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +14,7 @@ use super::append::{AppendFailure, NewAppend, append_rows};
 use super::{SqliteStore, quota, writer};
 use crate::store::error::{StoreError, stored};
 use crate::store::types::{
-    Appended, Copied, FlagOp, Flags, FolderCounts, MessageMeta, NewMessage, RawMessage,
+    Appended, Copied, Expunged, FlagOp, Flags, FolderCounts, MessageMeta, NewMessage, RawMessage,
     StoreOutcome, flag, from_unix,
 };
 
@@ -25,7 +24,7 @@ macro_rules! meta_columns {
     };
 }
 
-fn meta_from_row(r: &SqliteRow) -> Result<MessageMeta, StoreError> {
+pub(super) fn meta_from_row(r: &SqliteRow) -> Result<MessageMeta, StoreError> {
     let keywords: String = r.try_get("keywords")?;
     Ok(MessageMeta {
         uid: stored(r.try_get("uid")?, "uid")?,
@@ -326,24 +325,6 @@ impl SqliteStore {
             .collect())
     }
 
-    pub(crate) async fn folder_keywords(
-        &self,
-        folder_id: i64,
-    ) -> Result<BTreeSet<String>, StoreError> {
-        let lists: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT keywords FROM messages WHERE folder_id = ? AND keywords <> ''",
-        )
-        .bind(folder_id)
-        .fetch_all(self.reader())
-        .await?;
-        Ok(lists
-            .iter()
-            .flat_map(|l| l.split(' '))
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned)
-            .collect())
-    }
-
     pub(crate) async fn counts(&self, folder_id: i64) -> Result<FolderCounts, StoreError> {
         let (messages, unseen, deleted, size, deleted_size, recent): (
             i64,
@@ -524,7 +505,7 @@ impl SqliteStore {
         &self,
         folder_id: i64,
         uids: Option<Vec<u32>>,
-    ) -> Result<Vec<u32>, StoreError> {
+    ) -> Result<Expunged, StoreError> {
         let (gone, modseq) = self
             .write(move |c| {
                 Box::pin(async move { expunge_in(c, folder_id, uids.as_deref(), true).await })
@@ -533,7 +514,7 @@ impl SqliteStore {
         if !gone.is_empty() {
             self.notify(folder_id, modseq as i64);
         }
-        Ok(gone)
+        Ok(Expunged { uids: gone, modseq })
     }
 }
 
