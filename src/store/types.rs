@@ -191,26 +191,29 @@ impl FolderSnapshot {
         uids: Vec<i64>,
         first_unseen: Option<i64>,
         keyword_lists: &[String],
-    ) -> Self {
-        FolderSnapshot {
+    ) -> Result<Self, super::error::StoreError> {
+        Ok(FolderSnapshot {
             folder,
-            uids: uids_from(uids),
-            first_unseen: first_unseen.and_then(|u| u32::try_from(u).ok()),
+            uids: uids_from(uids)?,
+            first_unseen: first_unseen
+                .map(|u| super::error::stored(u, "first unseen uid"))
+                .transpose()?,
             keywords: keyword_lists
                 .iter()
                 .flat_map(|l| l.split(' '))
                 .filter(|k| !k.is_empty())
                 .map(str::to_owned)
                 .collect(),
-        }
+        })
     }
 }
 
-/// UIDs as read from a BIGINT column (written from `u32`, so none is left out).
-pub(crate) fn uids_from(column: Vec<i64>) -> Vec<u32> {
+/// UIDs as read from a BIGINT column, written from `u32`: one out of range is a corrupt
+/// store, not a UID to leave out (a session's sequence numbers would shift silently).
+pub(crate) fn uids_from(column: Vec<i64>) -> Result<Vec<u32>, super::error::StoreError> {
     column
         .into_iter()
-        .filter_map(|u| u32::try_from(u).ok())
+        .map(|u| super::error::stored(u, "uid"))
         .collect()
 }
 

@@ -527,7 +527,7 @@ impl PostgresStore {
             row.try_get("uids")?,
             row.try_get("first_unseen")?,
             &keywords,
-        )))
+        )?))
     }
 
     /// One statement, so of one snapshot: a row per changed message, each with the
@@ -569,7 +569,7 @@ impl PostgresStore {
         }
         Ok(Some(FolderChanges {
             folder: folder_from_row(first)?,
-            vanished: uids_from(vanished),
+            vanished: uids_from(vanished)?,
             changed,
         }))
     }

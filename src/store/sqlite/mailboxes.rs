@@ -552,7 +552,7 @@ impl SqliteStore {
             uids,
             first_unseen,
             &keywords,
-        )))
+        )?))
     }
 
     /// In one read transaction, so nothing read is newer than the folder row read.
@@ -592,7 +592,7 @@ impl SqliteStore {
         tx.rollback().await?;
         Ok(Some(FolderChanges {
             folder,
-            vanished: uids_from(vanished),
+            vanished: uids_from(vanished)?,
             changed,
         }))
     }
